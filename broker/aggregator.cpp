@@ -1,0 +1,101 @@
+#include "aggregator.h"
+
+#include <cmath>
+#include <stdexcept>
+
+namespace swarmlens {
+
+const char* verdict_name(Verdict v) {
+  switch (v) {
+    case Verdict::Accepted: return "accepted";
+    case Verdict::LayoutMismatch: return "layout_mismatch";
+    case Verdict::NonFinite: return "non_finite";
+    case Verdict::TooStale: return "too_stale";
+    case Verdict::FromTheFuture: return "from_the_future";
+    case Verdict::Replayed: return "replayed";
+    case Verdict::kCount: break;
+  }
+  return "?";
+}
+
+Aggregator::Aggregator(std::string model_id, uint64_t layout_hash, std::vector<float> initial,
+                       AggregatorConfig cfg, uint64_t initial_version)
+    : model_id_(std::move(model_id)),
+      layout_hash_(layout_hash),
+      w_(std::move(initial)),
+      cfg_(cfg),
+      opt_(w_.size(), cfg.server_lr, cfg.server_momentum),
+      version_(initial_version),
+      acc_(w_.size(), 0.0f),
+      is_touched_(w_.size(), 0) {
+  if (cfg_.buffer_size == 0) throw std::invalid_argument("aggregator: buffer size must be >= 1");
+  if (!(cfg_.server_lr > 0.0)) throw std::invalid_argument("aggregator: server lr must be > 0");
+}
+
+double Aggregator::staleness_weight(uint64_t tau) const {
+  const uint64_t t = tau > cfg_.staleness_grace ? tau - cfg_.staleness_grace : 0;
+  return 1.0 / (1.0 + std::sqrt(double(t)));
+}
+
+Verdict Aggregator::submit(const DecodedUpdate& u) {
+  auto verdict = [&](Verdict v) {
+    ++counts_[size_t(v)];
+    return v;
+  };
+  const UpdateHeader& h = u.header;
+  const SparseVector& s = u.update;
+  if (h.model_id != model_id_ || h.layout_hash != layout_hash_ || s.dim != w_.size() ||
+      !s.well_formed())
+    return verdict(Verdict::LayoutMismatch);
+  for (float v : s.value)
+    if (!std::isfinite(v)) return verdict(Verdict::NonFinite);
+  if (h.base_version > version_) return verdict(Verdict::FromTheFuture);
+  const uint64_t tau = version_ - h.base_version;
+  if (tau > cfg_.max_staleness) return verdict(Verdict::TooStale);
+  if (cfg_.check_sequence) {
+    auto it = last_sequence_.find(h.node_id);
+    if (it != last_sequence_.end() && h.sequence <= it->second) return verdict(Verdict::Replayed);
+    last_sequence_[h.node_id] = h.sequence;
+  }
+
+  const double norm = s.l2_norm();
+  const double clip = (cfg_.clip_norm > 0.0 && norm > cfg_.clip_norm) ? cfg_.clip_norm / norm : 1.0;
+  last_weight_ = staleness_weight(tau) * clip;
+  const auto w = float(last_weight_);
+  for (size_t i = 0; i < s.nnz(); ++i) {
+    const uint32_t j = s.index[i];
+    acc_[j] += w * s.value[i];
+    if (!is_touched_[j]) {
+      is_touched_[j] = 1;
+      touched_.push_back(j);
+    }
+  }
+  ++buffered_;
+  if (buffered_ >= cfg_.buffer_size) flush();
+  return verdict(Verdict::Accepted);
+}
+
+bool Aggregator::flush() {
+  if (buffered_ == 0) return false;
+  const float scale = cfg_.average ? 1.0f / float(buffered_) : 1.0f;
+  if (opt_.has_momentum()) {
+    // Momentum touches every coordinate: a dense step.
+    step_.resize(w_.size());
+    for (size_t i = 0; i < w_.size(); ++i) step_[i] = acc_[i] * scale;
+    opt_.step(w_.data(), step_.data());
+  } else {
+    // Plain SGD: only coordinates some update touched change (O(nnz) for sparse updates).
+    const float lr = opt_.lr() * scale;
+    for (uint32_t j : touched_) w_[j] -= lr * acc_[j];
+  }
+  for (uint32_t j : touched_) {
+    acc_[j] = 0.0f;
+    is_touched_[j] = 0;
+  }
+  touched_.clear();
+  buffered_ = 0;
+  ++version_;
+  return true;
+}
+
+}  // namespace swarmlens

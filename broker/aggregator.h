@@ -1,0 +1,76 @@
+// The aggregator core: merges decoded sparse updates into the global flat parameters.
+// FedBuff-style buffered asynchronous aggregation (Nguyen et al. 2022): each accepted update is
+// norm-clipped, weighted by its staleness tau = version - base_version as 1/(1+sqrt(tau - grace)),
+// and buffered; when `buffer_size` updates are in, the buffer is applied with the server optimizer
+// and the model version goes up by one. No NATS here: the daemon and the GStreamer element wrap it.
+//
+// Update convention: an update is a descent direction (a gradient or an accumulated DGC residual,
+// or for FedAvg the model delta base - local); the server applies w -= lr * step.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <vector>
+
+#include "codec.h"
+#include "optim.h"
+
+namespace swarmlens {
+
+struct AggregatorConfig {
+  double server_lr = 1.0;
+  double server_momentum = 0.0;  // > 0 makes every apply O(num_params)
+  uint32_t buffer_size = 1;      // K: updates per model version
+  bool average = true;           // divide the buffered sum by the number of updates in it
+  double clip_norm = 0.0;        // L2 bound per update (0 = off); larger updates are scaled down
+  uint64_t max_staleness = 1000; // reject updates whose tau exceeds this
+  uint64_t staleness_grace = 0;  // tau up to this is weighted 1 (small lags are normal with triggers)
+  bool check_sequence = true;    // reject a node's sequence number that does not increase
+};
+
+enum class Verdict {
+  Accepted,        // buffered (and applied, if it filled the buffer)
+  LayoutMismatch,  // another model id, layout hash or dimension
+  NonFinite,
+  TooStale,
+  FromTheFuture,   // base version newer than the model
+  Replayed,        // sequence not above the node's last accepted one
+  kCount
+};
+const char* verdict_name(Verdict v);
+
+class Aggregator {
+ public:
+  Aggregator(std::string model_id, uint64_t layout_hash, std::vector<float> initial_params,
+             AggregatorConfig cfg, uint64_t initial_version = 0);
+
+  Verdict submit(const DecodedUpdate& u);
+  // Applies what is buffered now (even below buffer_size). Returns true if the model changed.
+  bool flush();
+
+  const std::vector<float>& params() const { return w_; }  // [num_params]
+  uint64_t version() const { return version_; }
+  size_t buffered() const { return buffered_; }
+  uint64_t count(Verdict v) const { return counts_[size_t(v)]; }
+  double last_weight() const { return last_weight_; }
+  double staleness_weight(uint64_t tau) const;
+
+ private:
+  std::string model_id_;
+  uint64_t layout_hash_;
+  std::vector<float> w_;     // global parameters [P]
+  AggregatorConfig cfg_;
+  FlatSgd opt_;
+  uint64_t version_;
+  std::vector<float> acc_;   // weighted sum of buffered updates [P]
+  std::vector<uint32_t> touched_;  // indices of acc_ that are non-zero-able (sparse apply)
+  std::vector<uint8_t> is_touched_;
+  std::vector<float> step_;  // scratch for the momentum path [P]
+  size_t buffered_ = 0;
+  std::map<uint32_t, uint64_t> last_sequence_;  // node id -> last accepted sequence
+  std::array<uint64_t, size_t(Verdict::kCount)> counts_{};
+  double last_weight_ = 0.0;
+};
+
+}  // namespace swarmlens

@@ -1,0 +1,312 @@
+#include "bench_compression.h"
+
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <stdexcept>
+#include <thread>
+
+#include "aggregator.h"
+#include "compressor.h"
+#include "dataset.h"
+#include "metrics.h"
+#include "model.h"
+#include "optim.h"
+
+namespace swarmlens {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+struct EpochPoint {
+  uint32_t epoch;
+  double accuracy;
+  uint64_t uplink_bytes;
+  double wall_seconds;
+};
+
+struct MethodResult {
+  double accuracy = 0.0;
+  uint64_t uplink_bytes = 0;
+  uint64_t messages = 0;
+  uint64_t steps = 0;       // local steps over all nodes
+  double wall_seconds = 0.0, compress_seconds = 0.0, train_seconds = 0.0, aggregate_seconds = 0.0;
+  double last_epoch_loss = 0.0;
+  uint64_t model_versions = 0, rejected = 0;
+  std::vector<EpochPoint> curve;
+};
+
+enum class Method { Dense, TopK, TwoStep, FedAvg };
+
+Method parse_method(const std::string& m) {
+  if (m == "dense") return Method::Dense;
+  if (m == "topk") return Method::TopK;
+  if (m == "twostep") return Method::TwoStep;
+  if (m == "fedavg") return Method::FedAvg;
+  throw std::invalid_argument("unknown method '" + m + "' (dense, topk, twostep, fedavg)");
+}
+
+struct Data {
+  Dataset train, test;
+  Shards shards;
+};
+
+class Simulation {
+ public:
+  Simulation(const BenchOptions& o, const Data& d, Method m) : o_(o), d_(d), method_(m) {
+    ModelSpec spec;
+    spec.name = o.model;
+    spec.height = int(d.train.rows);
+    spec.width = int(d.train.cols);
+    model_ = Model::create(spec, o.seed);  // same seed: same initial weights for every method
+    dim_ = uint32_t(model_->num_params());
+    steps_per_epoch_ = uint32_t(std::min_element(d.shards.begin(), d.shards.end(),
+                                                 [](auto& a, auto& b) { return a.size() < b.size(); })
+                                    ->size() / o.batch);
+    if (steps_per_epoch_ == 0) throw std::invalid_argument("shards smaller than one batch");
+
+    AggregatorConfig ac;
+    ac.server_lr = o.lr;
+    ac.buffer_size = o.nodes;
+    ac.max_staleness = 1u << 20;
+    switch (m) {
+      case Method::Dense: ac.server_momentum = o.momentum; break;  // momentum SGD, fp32 gradients
+      case Method::TopK: break;  // momentum is corrected at the nodes (DGC)
+      case Method::TwoStep:
+        // Updates arrive one at a time whenever a node's trigger fires: apply each as it comes,
+        // scaled so that N nodes' updates add up like one averaged step. A lag of up to one trigger
+        // period per node is normal, not staleness.
+        ac.buffer_size = 1;
+        ac.server_lr = o.lr / o.nodes;
+        ac.staleness_grace = uint64_t(o.nodes) * std::max<uint64_t>(1, o.trigger_age);
+        break;
+      case Method::FedAvg: ac.server_lr = 1.0; break;  // average the model deltas
+    }
+    agg_ = std::make_unique<Aggregator>(model_id_, model_->layout_hash(), model_->params_copy(), ac);
+
+    const uint64_t total_steps = uint64_t(steps_per_epoch_) * o.epochs;
+    for (uint32_t n = 0; n < o.nodes; ++n) {
+      CompressorConfig cc;
+      cc.sparsify.criterion = o.criterion;
+      cc.sparsify.density = o.density;
+      cc.sparsify.momentum = o.momentum;
+      cc.sparsify.clip_norm = o.clip_norm;
+      cc.sparsify.seed = o.seed * 1000 + n;
+      const auto stages = cc.sparsify.warmup_densities.size();
+      cc.sparsify.warmup_stage_steps = uint64_t(o.warmup_fraction * double(total_steps) / double(stages));
+      if (m == Method::TwoStep) {
+        cc.trigger.max_age_steps = o.trigger_age;
+        cc.trigger.nnz_threshold = o.trigger_nnz;
+        cc.trigger.norm_threshold = o.trigger_norm;
+      }
+      cc.codec.value = o.values;
+      compressors_.emplace_back(dim_, cc, NodeIdentity{model_id_, model_->layout_hash(), n});
+    }
+    decode_opts_.layout_hash = model_->layout_hash();
+    decode_opts_.dim = dim_;
+  }
+
+  MethodResult run() {
+    const auto t0 = Clock::now();
+    std::vector<std::vector<uint32_t>> order = d_.shards;
+    std::vector<std::vector<float>> local(o_.nodes);  // FedAvg: each node's own weights [P]
+    std::vector<FlatSgd> local_opt;
+    for (uint32_t n = 0; n < o_.nodes; ++n) local_opt.emplace_back(dim_, o_.lr, o_.momentum);
+
+    for (uint32_t epoch = 1; epoch <= o_.epochs; ++epoch) {
+      std::mt19937_64 rng(o_.seed * 7919 + epoch);
+      for (auto& s : order) std::shuffle(s.begin(), s.end(), rng);
+      double loss_sum = 0.0;
+      for (uint32_t step = 0; step < steps_per_epoch_; ++step) {
+        for (uint32_t n = 0; n < o_.nodes; ++n) {
+          const uint32_t* idx = order[n].data() + size_t(step) * o_.batch;
+          make_batch(d_.train, idx, o_.batch, images_, labels_);
+          if (method_ == Method::FedAvg) {
+            if (local[n].empty()) local[n] = agg_->params();
+            model_->set_params(local[n].data());
+          } else {
+            model_->set_params(agg_->params().data());
+            if (method_ == Method::TwoStep)  // the node trains on its own not-yet-sent progress
+              compressors_[n].apply_pending(model_->params(), float(o_.lr / o_.nodes));
+          }
+          const uint64_t base = agg_->version();
+          auto t = Clock::now();
+          loss_sum += model_->compute_gradient({images_.data(), labels_.data(), o_.batch}).loss;
+          if (method_ == Method::FedAvg) local_opt[n].step(local[n].data(), model_->grad());
+          r_.train_seconds += seconds_since(t);
+          ++r_.steps;
+          if (method_ != Method::FedAvg) send(n, base);
+        }
+        const bool round_end = (step + 1) % o_.fedavg_steps == 0 || step + 1 == steps_per_epoch_;
+        if (method_ == Method::FedAvg && round_end) fedavg_round(local);
+        if (method_ == Method::Dense || method_ == Method::TopK) agg_->flush();  // synchronous
+      }
+      r_.last_epoch_loss = loss_sum / (double(steps_per_epoch_) * o_.nodes);
+      model_->set_params(agg_->params().data());
+      const double acc = evaluate_accuracy(*model_, d_.test);
+      r_.curve.push_back({epoch, acc, r_.uplink_bytes, seconds_since(t0)});
+      fmt::print(stderr, "  epoch {}/{}: test accuracy {:.4f}, loss {:.4f}, uplink {} bytes\n", epoch,
+                 o_.epochs, acc, r_.last_epoch_loss, r_.uplink_bytes);
+    }
+    r_.accuracy = r_.curve.back().accuracy;
+    r_.wall_seconds = seconds_since(t0);
+    r_.model_versions = agg_->version();
+    return r_;
+  }
+
+ private:
+  // Compress this node's gradient (dense: encode it whole) and deliver what comes out.
+  void send(uint32_t n, uint64_t base) {
+    auto t = Clock::now();
+    std::optional<std::vector<uint8_t>> msg;
+    if (method_ == Method::Dense) {
+      UpdateHeader h{model_id_, model_->layout_hash(), base, n, ++dense_seq_[n], o_.batch};
+      CodecConfig fp32{IndexCoding::Dense, ValueCoding::Fp32};
+      msg = encode_update(h, from_dense(model_->grad(), dim_), fp32);
+    } else {
+      msg = compressors_[n].step(model_->grad(), o_.batch, base);
+    }
+    r_.compress_seconds += seconds_since(t);
+    if (msg) deliver(*msg);
+  }
+
+  void fedavg_round(std::vector<std::vector<float>>& local) {
+    const std::vector<float>& global = agg_->params();
+    for (uint32_t n = 0; n < o_.nodes; ++n) {
+      auto t = Clock::now();
+      std::vector<float> delta(dim_);  // descent direction: global - local
+      for (uint32_t i = 0; i < dim_; ++i) delta[i] = global[i] - local[n][i];
+      UpdateHeader h{model_id_, model_->layout_hash(), agg_->version(), n, ++dense_seq_[n], 0};
+      CodecConfig fp32{IndexCoding::Dense, ValueCoding::Fp32};
+      auto msg = encode_update(h, from_dense(delta.data(), dim_), fp32);
+      r_.compress_seconds += seconds_since(t);
+      deliver(msg);
+    }
+    agg_->flush();
+    for (auto& l : local) l = agg_->params();
+  }
+
+  void deliver(const std::vector<uint8_t>& msg) {
+    r_.uplink_bytes += msg.size();
+    ++r_.messages;
+    auto t = Clock::now();
+    auto dec = decode_update(msg, decode_opts_);
+    if (!dec.ok() || agg_->submit(dec.value) != Verdict::Accepted) ++r_.rejected;
+    r_.aggregate_seconds += seconds_since(t);
+  }
+
+  const BenchOptions& o_;
+  const Data& d_;
+  Method method_;
+  std::string model_id_ = "bench";
+  std::unique_ptr<Model> model_;
+  uint32_t dim_ = 0;
+  uint32_t steps_per_epoch_ = 0;
+  std::unique_ptr<Aggregator> agg_;
+  std::vector<TwoStepCompressor> compressors_;
+  std::map<uint32_t, uint64_t> dense_seq_;
+  DecodeOptions decode_opts_;
+  std::vector<float> images_;
+  std::vector<int64_t> labels_;
+  MethodResult r_;
+};
+
+nlohmann::json to_json(const MethodResult& r, uint64_t dense_bytes) {
+  nlohmann::json curve = nlohmann::json::array();
+  for (const auto& p : r.curve)
+    curve.push_back({{"epoch", p.epoch}, {"accuracy", p.accuracy}, {"uplink_bytes", p.uplink_bytes},
+                     {"wall_seconds", p.wall_seconds}});
+  nlohmann::json j = {{"accuracy", r.accuracy},
+                      {"uplink_bytes", r.uplink_bytes},
+                      {"messages", r.messages},
+                      {"steps", r.steps},
+                      {"wall_seconds", r.wall_seconds},
+                      {"compress_seconds", r.compress_seconds},
+                      {"train_seconds", r.train_seconds},
+                      {"aggregate_seconds", r.aggregate_seconds},
+                      {"compress_overhead", r.train_seconds > 0 ? r.compress_seconds / r.train_seconds : 0.0},
+                      {"last_epoch_loss", r.last_epoch_loss},
+                      {"model_versions", r.model_versions},
+                      {"rejected", r.rejected},
+                      {"curve", curve}};
+  j["ratio_vs_dense"] = dense_bytes && r.uplink_bytes ? nlohmann::json(double(dense_bytes) / double(r.uplink_bytes))
+                                                      : nlohmann::json(nullptr);
+  return j;
+}
+
+}  // namespace
+
+void apply_preset(BenchOptions& o, const std::string& preset) {
+  if (preset == "quick") {
+    o.nodes = 4, o.epochs = 2, o.train_limit = 8000, o.test_limit = 2000;
+  } else if (preset == "full") {
+    o.nodes = 4, o.epochs = 3, o.train_limit = 0, o.test_limit = 0;
+  } else {
+    throw std::invalid_argument("unknown preset '" + preset + "' (quick, full)");
+  }
+  o.preset = preset;
+}
+
+int run_compression_bench(const BenchOptions& o) {
+  set_compute_threads(o.threads);
+  const std::string dir = o.data_dir.empty() ? default_fashion_mnist_dir() : o.data_dir;
+  Data d{load_fashion_mnist(dir, true), load_fashion_mnist(dir, false), {}};
+  d.train.truncate(o.train_limit ? o.train_limit : d.train.size());
+  d.test.truncate(o.test_limit ? o.test_limit : d.test.size());
+  d.shards = o.dirichlet_alpha > 0.0
+                 ? shard_dirichlet(d.train.labels, 10, o.nodes, o.dirichlet_alpha, o.seed)
+                 : shard_iid(d.train.size(), o.nodes, o.seed);
+
+  fmt::print(stderr, "swarmlens bench compression: preset {}, model {}, {} nodes, {} epochs, {} train / {} test images, batch {}/node\n",
+             o.preset, o.model, o.nodes, o.epochs, d.train.size(), d.test.size(), o.batch);
+  std::map<std::string, MethodResult> results;
+  for (const auto& name : o.methods) {
+    fmt::print(stderr, "method {}:\n", name);
+    results[name] = Simulation(o, d, parse_method(name)).run();
+  }
+
+  const uint64_t dense_bytes = results.count("dense") ? results["dense"].uplink_bytes : 0;
+  fmt::print("\n{:<8} {:>9} {:>14} {:>9} {:>10} {:>9} {:>10} {:>10} {:>9}\n", "method", "accuracy",
+             "uplink bytes", "messages", "vs dense", "wall s", "train s", "compress s", "overhead");
+  for (const auto& name : o.methods) {
+    const auto& r = results[name];
+    const std::string ratio = dense_bytes ? fmt::format("{:.1f}x", double(dense_bytes) / double(std::max<uint64_t>(1, r.uplink_bytes))) : "-";
+    fmt::print("{:<8} {:>9.4f} {:>14} {:>9} {:>10} {:>9.1f} {:>10.1f} {:>10.2f} {:>8.1f}%\n", name,
+               r.accuracy, r.uplink_bytes, r.messages, ratio, r.wall_seconds, r.train_seconds,
+               r.compress_seconds, 100.0 * r.compress_seconds / std::max(1e-9, r.train_seconds));
+  }
+
+  if (!o.json_path.empty()) {
+    nlohmann::json j;
+    j["benchmark"] = "compression";
+    j["config"] = {{"preset", o.preset}, {"model", o.model}, {"nodes", o.nodes}, {"epochs", o.epochs},
+                   {"train_images", d.train.size()}, {"test_images", d.test.size()},
+                   {"batch_per_node", o.batch}, {"lr", o.lr}, {"momentum", o.momentum},
+                   {"density", o.density}, {"warmup_fraction", o.warmup_fraction},
+                   {"criterion", criterion_name(o.criterion)}, {"values", value_coding_name(o.values)},
+                   {"trigger_age", o.trigger_age}, {"trigger_nnz", o.trigger_nnz},
+                   {"trigger_norm", o.trigger_norm}, {"fedavg_steps", o.fedavg_steps},
+                   {"dirichlet_alpha", o.dirichlet_alpha}, {"seed", o.seed},
+                   {"threads", o.threads}, {"hardware_threads", std::thread::hardware_concurrency()}};
+    for (const auto& name : o.methods) j["methods"][name] = to_json(results[name], dense_bytes);
+    std::ofstream f(o.json_path);
+    f << j.dump(2) << "\n";
+    if (!f) {
+      fmt::print(stderr, "error: cannot write {}\n", o.json_path);
+      return 1;
+    }
+    fmt::print(stderr, "wrote {}\n", o.json_path);
+  }
+  return 0;
+}
+
+}  // namespace swarmlens

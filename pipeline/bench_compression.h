@@ -1,0 +1,48 @@
+// `swarmlens bench compression`: N simulated nodes in one process train the same model on their
+// shards, each method sends its updates through the real codec into the real Aggregator, and the
+// methods are compared side by side on the same data, model, seed and epochs.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "codec.h"
+#include "sparsify.h"
+
+namespace swarmlens {
+
+struct BenchOptions {
+  std::string preset = "quick";
+  std::string model = "cnn";
+  std::string data_dir;            // empty: default_fashion_mnist_dir()
+  uint32_t nodes = 4;
+  uint32_t epochs = 2;
+  size_t train_limit = 8000;       // 0 = the whole training set
+  size_t test_limit = 2000;        // 0 = the whole test set
+  uint32_t batch = 32;             // per node
+  double lr = 0.05;
+  double momentum = 0.9;
+  double density = 0.001;          // twostep/topk after warm-up
+  double warmup_fraction = 0.05;   // share of the run spent in the four warm-up stages
+  Criterion criterion = Criterion::SampledTopK;
+  ValueCoding values = ValueCoding::Fp16;
+  double clip_norm = 0.0;          // local gradient clipping (DGC); 0 = off
+  uint64_t trigger_age = 2;        // twostep: release after this many steps...
+  uint64_t trigger_nnz = 0;        // ...or this many pending entries (0 = off)...
+  double trigger_norm = 0.0;       // ...or this pending L2 norm (0 = off)
+  uint32_t fedavg_steps = 8;       // FedAvg: local steps between model averages
+  double dirichlet_alpha = 0.0;    // 0 = IID shards
+  uint64_t seed = 1;
+  int threads = 0;
+  std::vector<std::string> methods = {"dense", "topk", "twostep", "fedavg"};
+  std::string json_path;
+};
+
+// Applies a preset's values; explicit options given afterwards override them.
+void apply_preset(BenchOptions& o, const std::string& preset);
+
+// Runs the benchmark, prints the table, writes JSON if asked. Returns a process exit code.
+int run_compression_bench(const BenchOptions& o);
+
+}  // namespace swarmlens

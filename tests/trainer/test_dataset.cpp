@@ -1,0 +1,101 @@
+#include <catch2/catch.hpp>
+
+#include <zlib.h>
+
+#include <cstdio>
+#include <fstream>
+#include <algorithm>
+#include <set>
+
+#include "dataset.h"
+#include "snapshot.h"
+
+using namespace swarmlens;
+
+TEST_CASE("Fashion-MNIST loads from Debian's gzip IDX files", "[dataset]") {
+  const auto test = load_fashion_mnist(default_fashion_mnist_dir(), false);
+  CHECK(test.size() == 10000);
+  CHECK(test.rows == 28);
+  CHECK(test.cols == 28);
+  CHECK(test.pixels.size() == 10000u * 28 * 28);
+  std::vector<int> per_class(10, 0);
+  for (auto l : test.labels) per_class.at(l)++;
+  for (int c : per_class) CHECK(c == 1000);  // the test set is balanced
+  CHECK(test.class_names.at(9) == "Ankle boot");
+}
+
+TEST_CASE("dataset_rejects_malformed_idx_files", "[dataset][reject]") {
+  const std::string dir = "dataset_rejects_tmp";
+  std::remove((dir + "-img").c_str());
+  {
+    std::ofstream f(dir + "-img", std::ios::binary);
+    const unsigned char hdr[] = {0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 28, 0, 0, 0, 28, 1, 2, 3};  // cut short
+    f.write(reinterpret_cast<const char*>(hdr), sizeof hdr);
+  }
+  {
+    std::ofstream f(dir + "-lab", std::ios::binary);
+    const unsigned char hdr[] = {0, 0, 8, 1, 0, 0, 0, 2, 1, 2};
+    f.write(reinterpret_cast<const char*>(hdr), sizeof hdr);
+  }
+  CHECK_THROWS_WITH(load_idx(dir + "-img", dir + "-lab"), Catch::Contains("does not match"));
+  CHECK_THROWS_WITH(load_idx(dir + "-lab", dir + "-lab"), Catch::Contains("not an IDX3"));
+  CHECK_THROWS_WITH(load_idx("/nonexistent/x", dir + "-lab"), Catch::Contains("cannot open"));
+}
+
+TEST_CASE("IID shards partition the data deterministically", "[dataset]") {
+  auto a = shard_iid(1003, 4, 7), b = shard_iid(1003, 4, 7), c = shard_iid(1003, 4, 8);
+  CHECK(a == b);
+  CHECK(a != c);
+  std::set<uint32_t> all;
+  for (auto& s : a) {
+    CHECK((s.size() == 250 || s.size() == 251));
+    all.insert(s.begin(), s.end());
+  }
+  CHECK(all.size() == 1003);
+}
+
+TEST_CASE("Dirichlet shards partition the data and skew with small alpha", "[dataset]") {
+  std::vector<uint8_t> labels(10000);
+  for (size_t i = 0; i < labels.size(); ++i) labels[i] = uint8_t(i % 10);
+  // Concentration: for each class, the largest share of it held by one node, averaged over classes
+  // (0.25 for an even split over 4 nodes, 1.0 when every class sits on a single node).
+  auto skew = [&](double alpha) {
+    auto shards = shard_dirichlet(labels, 10, 4, alpha, 3);
+    std::set<uint32_t> all;
+    size_t total = 0;
+    std::vector<std::vector<int>> cnt(shards.size(), std::vector<int>(10, 0));
+    for (size_t n = 0; n < shards.size(); ++n) {
+      all.insert(shards[n].begin(), shards[n].end());
+      total += shards[n].size();
+      for (auto i : shards[n]) cnt[n][labels[i]]++;
+    }
+    CHECK(all.size() == labels.size());
+    CHECK(total == labels.size());
+    double concentration = 0;
+    for (int c = 0; c < 10; ++c) {
+      int best = 0;
+      for (auto& node : cnt) best = std::max(best, node[c]);
+      concentration += best / 1000.0 / 10.0;
+    }
+    return concentration;
+  };
+  CHECK(skew(0.1) > skew(100.0) + 0.2);
+  CHECK(shard_dirichlet(labels, 10, 4, 0.5, 1) == shard_dirichlet(labels, 10, 4, 0.5, 1));
+}
+
+TEST_CASE("snapshot round trip and snapshot_rejects_corruption", "[snapshot][reject]") {
+  Snapshot s{"cnn", 0xabcdef, 17, {1.0f, -2.5f, 3.25f}};
+  save_snapshot("snap_test.swm", s);
+  auto l = load_snapshot("snap_test.swm");
+  CHECK(l.model == "cnn");
+  CHECK(l.layout_hash == 0xabcdef);
+  CHECK(l.version == 17);
+  CHECK(l.params == s.params);
+  {
+    std::fstream f("snap_test.swm", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(30);
+    f.put('\x7f');
+  }
+  CHECK_THROWS_WITH(load_snapshot("snap_test.swm"), Catch::Contains("checksum"));
+  CHECK_THROWS_WITH(load_snapshot("no_such_snapshot.swm"), Catch::Contains("cannot open"));
+}

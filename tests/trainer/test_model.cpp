@@ -1,0 +1,134 @@
+// Model tests through the torch-free Model interface (this file does not include LibTorch).
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <numeric>
+
+#include "dataset.h"
+#include "metrics.h"
+#include "model.h"
+#include "optim.h"
+#include "snapshot.h"
+
+using namespace swarmlens;
+
+namespace {
+
+const Dataset& train_data() {
+  static const Dataset d = [] {
+    auto t = load_fashion_mnist(default_fashion_mnist_dir(), true);
+    t.truncate(2048);
+    return t;
+  }();
+  return d;
+}
+
+}  // namespace
+
+TEST_CASE("the small CNN has ~0.42 M parameters and a stable layout hash", "[model]") {
+  auto a = Model::create({}, 1), b = Model::create({}, 2);
+  CHECK(a->num_params() > 380000);
+  CHECK(a->num_params() < 460000);
+  CHECK(a->layout_hash() == b->layout_hash());  // weights differ, layout does not
+  ModelSpec other;
+  other.classes = 5;
+  CHECK(Model::create(other, 1)->layout_hash() != a->layout_hash());
+}
+
+TEST_CASE("same seed gives the same weights", "[model]") {
+  auto a = Model::create({}, 5), b = Model::create({}, 5), c = Model::create({}, 6);
+  CHECK(a->params_copy() == b->params_copy());
+  CHECK(a->params_copy() != c->params_copy());
+}
+
+TEST_CASE("the flat parameter span is the live weights", "[model]") {
+  auto m = Model::create({}, 1);
+  std::vector<float> images(28 * 28, 0.5f), probs(10);
+  std::vector<int64_t> label(1);
+  m->predict(images.data(), 1, label.data(), probs.data());
+  std::fill(m->params(), m->params() + m->num_params(), 0.0f);
+  m->predict(images.data(), 1, label.data(), probs.data());
+  for (float p : probs) CHECK(p == Approx(0.1f));  // all-zero weights: uniform output
+}
+
+TEST_CASE("gradient of one batch equals the mean of its halves' gradients", "[model]") {
+  auto m = Model::create({}, 3);
+  std::vector<uint32_t> idx(64);
+  std::iota(idx.begin(), idx.end(), 0u);
+  std::vector<float> img;
+  std::vector<int64_t> lab;
+  make_batch(train_data(), idx.data(), 64, img, lab);
+  m->compute_gradient({img.data(), lab.data(), 64});
+  const std::vector<float> whole(m->grad(), m->grad() + m->num_params());
+  const size_t half = 32 * 28 * 28;
+  m->compute_gradient({img.data(), lab.data(), 32});
+  std::vector<float> mean(m->grad(), m->grad() + m->num_params());
+  m->compute_gradient({img.data() + half, lab.data() + 32, 32});
+  double max_err = 0, max_abs = 0;
+  for (size_t i = 0; i < mean.size(); ++i) {
+    mean[i] = 0.5f * (mean[i] + m->grad()[i]);
+    max_err = std::max(max_err, double(std::fabs(mean[i] - whole[i])));
+    max_abs = std::max(max_abs, double(std::fabs(whole[i])));
+  }
+  CHECK(max_abs > 0);
+  CHECK(max_err <= 1e-4 * max_abs + 1e-7);
+}
+
+TEST_CASE("a tiny training run lowers the loss and beats chance", "[model]") {
+  set_compute_threads(2);
+  auto m = Model::create({}, 1);
+  FlatSgd opt(m->num_params(), 0.05, 0.9);
+  const auto& d = train_data();
+  std::vector<uint32_t> idx(d.size());
+  std::iota(idx.begin(), idx.end(), 0u);
+  std::vector<float> img;
+  std::vector<int64_t> lab;
+  double first = 0, last = 0;
+  const int steps = 48;
+  for (int s = 0; s < steps; ++s) {
+    make_batch(d, idx.data() + (s * 32) % (d.size() - 32), 32, img, lab);
+    const double loss = m->compute_gradient({img.data(), lab.data(), 32}).loss;
+    opt.step(m->params(), m->grad());
+    if (s < 8) first += loss / 8;
+    if (s >= steps - 8) last += loss / 8;
+  }
+  INFO("mean loss first 8 steps " << first << ", last 8 " << last);
+  CHECK(last < first * 0.75);
+  auto test = load_fashion_mnist(default_fashion_mnist_dir(), false);
+  CHECK(evaluate_accuracy(*m, test, 1000) > 0.4);  // chance is 0.1
+}
+
+TEST_CASE("MobileNet-style net takes RGB frames of configurable size", "[model]") {
+  ModelSpec spec{"mobilenet", 3, 64, 48, 4};
+  auto m = Model::create(spec, 1);
+  CHECK(m->num_params() > 10000);
+  std::vector<float> img(2 * 3 * 64 * 48, 0.1f);
+  std::vector<int64_t> lab = {1, 3};
+  auto st = m->compute_gradient({img.data(), lab.data(), 2});
+  CHECK(std::isfinite(st.loss));
+  ModelSpec bigger = spec;
+  bigger.height = 96;
+  bigger.width = 96;
+  CHECK(Model::create(bigger, 1)->num_params() == m->num_params());  // global pooling
+  CHECK(Model::create(bigger, 1)->layout_hash() != m->layout_hash());  // but not the same input
+}
+
+TEST_CASE("model_rejects_unknown_names_and_bad_shapes", "[model][reject]") {
+  CHECK_THROWS_WITH(Model::create({"resnet152"}, 1), Catch::Contains("unknown model"));
+  ModelSpec wrong;
+  wrong.height = 32;
+  CHECK_THROWS_WITH(Model::create(wrong, 1), Catch::Contains("28x28"));
+  ModelSpec none{"mobilenet", 0, 32, 32, 10};
+  CHECK_THROWS_AS(Model::create(none, 1), std::invalid_argument);
+}
+
+TEST_CASE("a snapshot restores the model exactly", "[model][snapshot]") {
+  auto a = Model::create({}, 1);
+  save_snapshot("model_snap.swm", {"cnn", a->layout_hash(), 3, a->params_copy()});
+  auto b = Model::create({}, 2);
+  const auto s = load_snapshot("model_snap.swm");
+  REQUIRE(s.layout_hash == b->layout_hash());
+  REQUIRE(s.params.size() == b->num_params());
+  b->set_params(s.params.data());
+  CHECK(b->params_copy() == a->params_copy());
+}

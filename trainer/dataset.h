@@ -1,0 +1,46 @@
+// Labelled image data sets: IDX files (Fashion-MNIST as Debian installs it, read straight from .gz)
+// and their split over N nodes.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace swarmlens {
+
+struct Dataset {
+  uint32_t rows = 0, cols = 0;
+  std::vector<uint8_t> pixels;  // [n, rows, cols], row-major, 0..255
+  std::vector<uint8_t> labels;  // [n]
+  std::vector<std::string> class_names;
+
+  size_t size() const { return labels.size(); }
+  const uint8_t* image(size_t i) const { return pixels.data() + i * rows * cols; }
+  // The first n samples only (n >= size() keeps everything).
+  void truncate(size_t n);
+};
+
+// Reads an IDX3 image file and an IDX1 label file (gzip or raw). Throws std::runtime_error with the
+// path and the reason on any malformed or mismatched file.
+Dataset load_idx(const std::string& images_path, const std::string& labels_path);
+
+// $SWARMLENS_FASHION_MNIST if set, else /usr/share/datasets/fashion-mnist.
+std::string default_fashion_mnist_dir();
+Dataset load_fashion_mnist(const std::string& dir, bool train);
+const std::vector<std::string>& fashion_mnist_class_names();
+
+// Sample indices per node. IID: a seeded shuffle cut into near-equal parts. Non-IID: for each class,
+// proportions over nodes drawn from Dirichlet(alpha) (small alpha = more skew). Deterministic in
+// the seed; every sample goes to exactly one node.
+using Shards = std::vector<std::vector<uint32_t>>;
+Shards shard_iid(size_t n, uint32_t nodes, uint64_t seed);
+Shards shard_dirichlet(const std::vector<uint8_t>& labels, uint32_t classes, uint32_t nodes,
+                       double alpha, uint64_t seed);
+
+// Normalised float batch for the models: images [B, 1, rows, cols] as (x/255 - mean)/std,
+// labels [B].
+inline constexpr float kFashionMean = 0.2860f, kFashionStd = 0.3530f;
+void make_batch(const Dataset& d, const uint32_t* indices, size_t count, std::vector<float>& images,
+                std::vector<int64_t>& labels);
+
+}  // namespace swarmlens

@@ -1,0 +1,22 @@
+// Model snapshots on disk: the flat parameters with the layout they belong to and their version.
+// Written atomically (temporary file + rename), checked on load.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace swarmlens {
+
+struct Snapshot {
+  std::string model;         // registry name, e.g. "cnn"
+  uint64_t layout_hash = 0;
+  uint64_t version = 0;
+  std::vector<float> params;  // [num_params]
+};
+
+void save_snapshot(const std::string& path, const Snapshot& s);
+// Throws std::runtime_error naming the path and the problem (missing, truncated, corrupt, ...).
+Snapshot load_snapshot(const std::string& path);
+
+}  // namespace swarmlens
