@@ -20,6 +20,7 @@ class ByteWriter {
     out_.insert(out_.end(), b, b + sizeof(T));
   }
   void bytes(const void* p, size_t n) {
+    if (n == 0) return;  // p may be null (an empty vector's data())
     auto* c = static_cast<const uint8_t*>(p);
     out_.insert(out_.end(), c, c + n);
   }
@@ -48,6 +49,7 @@ class ByteReader {
   }
   bool bytes(void* dst, size_t n) {
     if (n_ - pos_ < n) return false;
+    if (n == 0) return true;  // dst may be null (an empty vector's data())
     std::memcpy(dst, p_ + pos_, n);
     pos_ += n;
     return true;
