@@ -169,14 +169,18 @@ class Simulation {
     auto t = Clock::now();
     std::optional<std::vector<uint8_t>> msg;
     if (method_ == Method::Dense) {
-      UpdateHeader h{model_id_, model_->layout_hash(), base, n, ++dense_seq_[n], o_.batch};
-      CodecConfig fp32{IndexCoding::Dense, ValueCoding::Fp32};
-      msg = encode_update(h, from_dense(model_->grad(), dim_), fp32);
+      msg = encode_dense(n, base, model_->grad(), o_.batch);
     } else {
       msg = compressors_[n].step(model_->grad(), o_.batch, base);
     }
     r_.compress_seconds += seconds_since(t);
     if (msg) deliver(*msg);
+  }
+
+  // The baselines' message: every entry as fp32, through the same codec as the sparse methods.
+  std::vector<uint8_t> encode_dense(uint32_t n, uint64_t base, const float* values, uint64_t samples) {
+    UpdateHeader h{model_id_, model_->layout_hash(), base, n, ++dense_seq_[n], samples};
+    return encode_update(h, from_dense(values, dim_), {IndexCoding::Dense, ValueCoding::Fp32});
   }
 
   void fedavg_round(std::vector<std::vector<float>>& local) {
@@ -185,9 +189,7 @@ class Simulation {
       auto t = Clock::now();
       std::vector<float> delta(dim_);  // descent direction: global - local
       for (uint32_t i = 0; i < dim_; ++i) delta[i] = global[i] - local[n][i];
-      UpdateHeader h{model_id_, model_->layout_hash(), agg_->version(), n, ++dense_seq_[n], 0};
-      CodecConfig fp32{IndexCoding::Dense, ValueCoding::Fp32};
-      auto msg = encode_update(h, from_dense(delta.data(), dim_), fp32);
+      auto msg = encode_dense(n, agg_->version(), delta.data(), uint64_t(o_.batch) * o_.fedavg_steps);
       r_.compress_seconds += seconds_since(t);
       deliver(msg);
     }
