@@ -1,0 +1,40 @@
+#include "frame.h"
+
+#include <opencv2/imgproc.hpp>
+
+#include "dataset.h"
+
+namespace swarmlens {
+
+void frame_to_input(const GstVideoFrame* frame, const ModelSpec& spec, std::vector<float>& out) {
+  const int w = GST_VIDEO_FRAME_WIDTH (frame), h = GST_VIDEO_FRAME_HEIGHT (frame);
+  const GstVideoFormat fmt = GST_VIDEO_FRAME_FORMAT (frame);
+  const int type = fmt == GST_VIDEO_FORMAT_GRAY8 ? CV_8UC1 : fmt == GST_VIDEO_FORMAT_RGB ? CV_8UC3 : CV_8UC4;
+  const cv::Mat src(h, w, type, GST_VIDEO_FRAME_PLANE_DATA (frame, 0),
+                    size_t(GST_VIDEO_FRAME_PLANE_STRIDE (frame, 0)));
+  cv::Mat conv;
+  if (spec.channels == 1) {
+    if (type == CV_8UC1) conv = src;
+    else cv::cvtColor(src, conv, type == CV_8UC3 ? cv::COLOR_RGB2GRAY : cv::COLOR_BGRA2GRAY);
+  } else {
+    if (type == CV_8UC1) cv::cvtColor(src, conv, cv::COLOR_GRAY2RGB);
+    else if (type == CV_8UC3) conv = src;
+    else cv::cvtColor(src, conv, cv::COLOR_BGRA2RGB);
+  }
+  cv::Mat small;
+  cv::resize(conv, small, cv::Size(spec.width, spec.height), 0, 0,
+             (w > spec.width || h > spec.height) ? cv::INTER_AREA : cv::INTER_LINEAR);
+  const size_t plane = size_t(spec.width) * spec.height;
+  out.resize(plane * size_t(spec.channels));
+  // Gray models use the Fashion-MNIST statistics they were trained with; RGB ones a generic 0.5/0.25.
+  const float mean = spec.channels == 1 ? kFashionMean : 0.5f, stdev = spec.channels == 1 ? kFashionStd : 0.25f;
+  for (int y = 0; y < spec.height; ++y) {
+    const uint8_t* row = small.ptr<uint8_t>(y);
+    for (int x = 0; x < spec.width; ++x)
+      for (int c = 0; c < spec.channels; ++c)
+        out[size_t(c) * plane + size_t(y) * spec.width + x] =
+            (row[x * spec.channels + c] / 255.0f - mean) / stdev;
+  }
+}
+
+}  // namespace swarmlens

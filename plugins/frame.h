@@ -1,0 +1,19 @@
+// Video frames to model input and back: thin OpenCV glue shared by the elements.
+#pragma once
+
+#include <gst/video/video.h>
+
+#include <vector>
+
+#include "model.h"
+
+namespace swarmlens {
+
+// Formats every Swarmlens element handles; as a caps string fragment.
+#define SWARMLENS_VIDEO_FORMATS "{ GRAY8, RGB, BGRx }"
+
+// The frame (GRAY8, RGB or BGRx) as model input [C, H, W]: converted to the model's channels,
+// resized to its input size, normalised as in training. out is resized to fit.
+void frame_to_input(const GstVideoFrame* frame, const ModelSpec& spec, std::vector<float>& out);
+
+}  // namespace swarmlens

@@ -1,0 +1,235 @@
+/**
+ * SECTION:element-swarmclassify
+ *
+ * Classifies each frame (or every Nth) with the current shared model, and attaches a
+ * GstSwarmClassificationMeta: label index, confidence and model version. The model comes from a
+ * snapshot file (`location`), or live from a swarmtrain in the same process with the same
+ * `model-id`. A newer model is swapped in between frames, without dropping any. Each swap emits the
+ * `model-updated` signal and posts a `swarmclassify-model` element message. A model for another layout
+ * is refused with a warning, and the old one is kept.
+ *
+ * |[
+ * gst-launch-1.0 swarmsrc set=test ! swarmclassify location=model.swm ! swarmoverlay ! autovideosink
+ * ]|
+ */
+#include "gstswarmclassify.h"
+
+#include <gst/video/video.h>
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "classifier.h"
+#include "frame.h"
+#include "gstswarmmeta.h"
+#include "model_hub.h"
+
+GST_DEBUG_CATEGORY_STATIC (swarm_classify_debug);
+#define GST_CAT_DEFAULT swarm_classify_debug
+
+enum { PROP_0, PROP_MODEL, PROP_MODEL_ID, PROP_LOCATION, PROP_INPUT_WIDTH, PROP_INPUT_HEIGHT, PROP_EVERY };
+enum { SIGNAL_MODEL_UPDATED, N_SIGNALS };
+static guint signals[N_SIGNALS];
+
+namespace {
+
+struct Settings {
+  std::string model = "cnn", model_id = "default", location;
+  gint input_width = 28, input_height = 28;
+  guint every = 1;
+};
+
+}  // namespace
+
+struct _GstSwarmClassify {
+  GstBaseTransform parent;
+  struct Private {
+    std::mutex lock;  // protects settings
+    Settings settings;
+    // Streaming state (start/stop and the streaming thread).
+    std::unique_ptr<swarmlens::Classifier> classifier;
+    std::string model_id;
+    guint every = 1;
+    guint64 frames = 0;
+    swarmlens::Classification last;
+    bool have_last = false;
+    bool warned_layout = false;
+    GstVideoInfo info;
+    std::vector<float> input;
+  } *priv;
+};
+
+G_DEFINE_TYPE (GstSwarmClassify, gst_swarm_classify, GST_TYPE_BASE_TRANSFORM);
+GST_ELEMENT_REGISTER_DEFINE (swarmclassify, "swarmclassify", GST_RANK_NONE, GST_TYPE_SWARM_CLASSIFY);
+
+static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink", GST_PAD_SINK, GST_PAD_ALWAYS,
+    GST_STATIC_CAPS (GST_VIDEO_CAPS_MAKE (SWARMLENS_VIDEO_FORMATS)));
+static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src", GST_PAD_SRC, GST_PAD_ALWAYS,
+    GST_STATIC_CAPS (GST_VIDEO_CAPS_MAKE (SWARMLENS_VIDEO_FORMATS)));
+
+static void set_property (GObject * object, guint id, const GValue * v, GParamSpec * pspec) {
+  auto *self = GST_SWARM_CLASSIFY (object);
+  std::lock_guard<std::mutex> g (self->priv->lock);
+  Settings & s = self->priv->settings;
+  auto str = [&] { return std::string (g_value_get_string (v) ? g_value_get_string (v) : ""); };
+  switch (id) {
+    case PROP_MODEL: s.model = str (); break;
+    case PROP_MODEL_ID: s.model_id = str (); break;
+    case PROP_LOCATION: s.location = str (); break;
+    case PROP_INPUT_WIDTH: s.input_width = g_value_get_int (v); break;
+    case PROP_INPUT_HEIGHT: s.input_height = g_value_get_int (v); break;
+    case PROP_EVERY: s.every = g_value_get_uint (v); break;
+    default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
+  }
+}
+
+static void get_property (GObject * object, guint id, GValue * v, GParamSpec * pspec) {
+  auto *self = GST_SWARM_CLASSIFY (object);
+  std::lock_guard<std::mutex> g (self->priv->lock);
+  const Settings & s = self->priv->settings;
+  switch (id) {
+    case PROP_MODEL: g_value_set_string (v, s.model.c_str ()); break;
+    case PROP_MODEL_ID: g_value_set_string (v, s.model_id.c_str ()); break;
+    case PROP_LOCATION: g_value_set_string (v, s.location.c_str ()); break;
+    case PROP_INPUT_WIDTH: g_value_set_int (v, s.input_width); break;
+    case PROP_INPUT_HEIGHT: g_value_set_int (v, s.input_height); break;
+    case PROP_EVERY: g_value_set_uint (v, s.every); break;
+    default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
+  }
+}
+
+static gboolean start (GstBaseTransform * trans) {
+  auto *self = GST_SWARM_CLASSIFY (trans);
+  auto & p = *self->priv;
+  Settings s;
+  {
+    std::lock_guard<std::mutex> g (p.lock);
+    s = p.settings;
+  }
+  try {
+    p.classifier = std::make_unique<swarmlens::Classifier> (
+        swarmlens::ModelSpec {s.model, s.model == "cnn" ? 1 : 3, s.input_height, s.input_width, 10}, 1);
+    if (!s.location.empty ()) p.classifier->load_file (s.location);
+  } catch (const std::exception & e) {
+    p.classifier.reset ();
+    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ, ("Cannot load the model"), ("%s", e.what ()));
+    return FALSE;
+  }
+  p.model_id = s.location.empty () ? s.model_id : std::string ();
+  p.frames = 0;
+  p.have_last = false;
+  p.warned_layout = false;
+  return TRUE;
+}
+
+static gboolean stop (GstBaseTransform * trans) {
+  GST_SWARM_CLASSIFY (trans)->priv->classifier.reset ();
+  return TRUE;
+}
+
+static gboolean set_caps (GstBaseTransform * trans, GstCaps * incaps, GstCaps *) {
+  auto *self = GST_SWARM_CLASSIFY (trans);
+  if (!gst_video_info_from_caps (&self->priv->info, incaps)) {
+    GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, ("Cannot parse caps"), ("%" GST_PTR_FORMAT, static_cast<void *> (incaps)));
+    return FALSE;
+  }
+  return TRUE;
+}
+
+// Swap in a newer live model if the hub has one (a parameter copy between two frames).
+static void maybe_swap (GstSwarmClassify * self) {
+  auto & p = *self->priv;
+  if (p.model_id.empty ()) return;
+  auto snap = swarmlens::ModelHub::instance ().latest (p.model_id);
+  if (!snap || (p.classifier->loaded () && snap->version <= p.classifier->version ())) return;
+  std::string why;
+  if (p.classifier->update (*snap, &why)) {
+    const guint64 version = p.classifier->version ();
+    g_signal_emit (self, signals[SIGNAL_MODEL_UPDATED], 0, version);
+    gst_element_post_message (GST_ELEMENT (self), gst_message_new_element (GST_OBJECT (self),
+        gst_structure_new ("swarmclassify-model", "model-version", G_TYPE_UINT64, version, nullptr)));
+  } else if (!why.empty () && !p.warned_layout) {
+    p.warned_layout = true;
+    GST_ELEMENT_WARNING (self, STREAM, WRONG_TYPE, ("Refused a model for another layout"), ("%s", why.c_str ()));
+  }
+}
+
+static GstFlowReturn transform_ip (GstBaseTransform * trans, GstBuffer * buf) {
+  auto *self = GST_SWARM_CLASSIFY (trans);
+  auto & p = *self->priv;
+  {
+    std::lock_guard<std::mutex> g (p.lock);
+    p.every = std::max (1u, p.settings.every);
+  }
+  maybe_swap (self);
+  if (!p.classifier->loaded ()) return GST_FLOW_OK;  // no model yet: pass the frame on unlabelled
+  if (p.frames++ % p.every == 0 || !p.have_last) {
+    GstVideoFrame frame;
+    if (!gst_video_frame_map (&frame, &p.info, buf, GST_MAP_READ)) {
+      GST_ELEMENT_ERROR (self, STREAM, FAILED, ("Cannot map a frame"), (nullptr));
+      return GST_FLOW_ERROR;
+    }
+    swarmlens::frame_to_input (&frame, p.classifier->spec (), p.input);
+    gst_video_frame_unmap (&frame);
+    try {
+      p.last = p.classifier->classify (p.input.data ());
+      p.have_last = true;
+    } catch (const std::exception & e) {
+      GST_ELEMENT_ERROR (self, STREAM, FAILED, ("Classification failed"), ("%s", e.what ()));
+      return GST_FLOW_ERROR;
+    }
+  }
+  gst_buffer_add_swarm_classification_meta (buf, p.last.label, p.last.confidence, p.classifier->version ());
+  return GST_FLOW_OK;
+}
+
+static void finalize (GObject * object) {
+  delete GST_SWARM_CLASSIFY (object)->priv;
+  G_OBJECT_CLASS (gst_swarm_classify_parent_class)->finalize (object);
+}
+
+static void gst_swarm_classify_class_init (GstSwarmClassifyClass * klass) {
+  auto *gobject = G_OBJECT_CLASS (klass);
+  auto *element = GST_ELEMENT_CLASS (klass);
+  auto *base = GST_BASE_TRANSFORM_CLASS (klass);
+  gobject->set_property = set_property;
+  gobject->get_property = get_property;
+  gobject->finalize = finalize;
+  const auto ready = GParamFlags (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
+  const auto playing = GParamFlags (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING);
+  g_object_class_install_property (gobject, PROP_MODEL, g_param_spec_string ("model", "Model",
+      "Model registry name: cnn or mobilenet", "cnn", ready));
+  g_object_class_install_property (gobject, PROP_MODEL_ID, g_param_spec_string ("model-id", "Model id",
+      "Take the live model of the swarmtrain sharing this id (when location is empty)", "default", ready));
+  g_object_class_install_property (gobject, PROP_LOCATION, g_param_spec_string ("location", "Location",
+      "Model snapshot file (.swm) to classify with; empty = live model by model-id", "", ready));
+  g_object_class_install_property (gobject, PROP_INPUT_WIDTH, g_param_spec_int ("input-width", "Input width",
+      "Model input width (cnn: 28)", 8, 1024, 28, ready));
+  g_object_class_install_property (gobject, PROP_INPUT_HEIGHT, g_param_spec_int ("input-height", "Input height",
+      "Model input height (cnn: 28)", 8, 1024, 28, ready));
+  g_object_class_install_property (gobject, PROP_EVERY, g_param_spec_uint ("every", "Every",
+      "Classify every Nth frame; the others carry the last result", 1, 1000, 1, playing));
+  /**
+   * GstSwarmClassify::model-updated:
+   * @version: the model version now in use
+   */
+  signals[SIGNAL_MODEL_UPDATED] = g_signal_new ("model-updated", G_TYPE_FROM_CLASS (klass),
+      G_SIGNAL_RUN_LAST, 0, nullptr, nullptr, nullptr, G_TYPE_NONE, 1, G_TYPE_UINT64);
+
+  gst_element_class_add_static_pad_template (element, &sink_template);
+  gst_element_class_add_static_pad_template (element, &src_template);
+  gst_element_class_set_static_metadata (element, "Swarmlens classifier", "Filter/Analyzer/Video",
+      "Classifies frames with the shared model (hot-swapped when a newer one arrives) and attaches a "
+      "GstSwarmClassificationMeta", "Swarmlens developers");
+  base->start = start;
+  base->stop = stop;
+  base->set_caps = set_caps;
+  base->transform_ip = transform_ip;
+  GST_DEBUG_CATEGORY_INIT (swarm_classify_debug, "swarmclassify", 0, "Swarmlens classifier");
+}
+
+static void gst_swarm_classify_init (GstSwarmClassify * self) {
+  self->priv = new _GstSwarmClassify::Private ();
+  gst_base_transform_set_in_place (GST_BASE_TRANSFORM (self), TRUE);
+}

@@ -1,0 +1,313 @@
+/**
+ * SECTION:element-swarmtrain
+ *
+ * Trains the shared classifier on the frames that pass through it, and compresses its gradients with
+ * the two-step method: sparsify with memory (DGC), then a trigger. The video passes unchanged.
+ * The label of a frame comes from its GstSwarmLabelMeta (swarmsrc, a labelled file) or, in teach
+ * mode, from the `label` property; frames without a label are not trained on. Training runs on its
+ * own thread: frames are copied into a bounded buffer and sampled when the trainer is busy, so a live
+ * source never stalls. Without a network link the node's updates are applied to its own model, which
+ * it publishes in-process under `model-id` for swarmclassify.
+ *
+ * Statistics go out as element messages named `swarmtrain-stats` every `stats-interval` ms: steps,
+ * samples, dropped, loss, train-accuracy, bytes-out, messages, compression-ratio, model-version.
+ *
+ * |[
+ * gst-launch-1.0 swarmsrc ! swarmtrain ! swarmclassify ! swarmoverlay ! fakesink
+ * gst-launch-1.0 v4l2src ! videoconvert ! videoscale ! video/x-raw,format=BGRx,width=320,height=240 ! swarmtrain label=3 ! fakesink
+ * ]|
+ */
+#include "gstswarmtrain.h"
+
+#include <gst/video/video.h>
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "frame.h"
+#include "gstswarmmeta.h"
+#include "node_trainer.h"
+
+GST_DEBUG_CATEGORY_STATIC (swarm_train_debug);
+#define GST_CAT_DEFAULT swarm_train_debug
+
+enum { PROP_0, PROP_MODEL, PROP_MODEL_ID, PROP_INPUT_WIDTH, PROP_INPUT_HEIGHT, PROP_BATCH_SIZE,
+  PROP_LEARNING_RATE, PROP_MOMENTUM, PROP_DENSITY, PROP_CRITERION, PROP_WARMUP_STEPS, PROP_TRIGGER_AGE,
+  PROP_TRIGGER_NORM, PROP_DEVICE, PROP_CHECKPOINT, PROP_LABEL, PROP_STATS_INTERVAL, PROP_SEED };
+
+namespace {
+
+struct Settings {
+  std::string model = "cnn", model_id = "default", criterion = "sampled-topk", device = "cpu", checkpoint;
+  gint input_width = 28, input_height = 28;
+  guint batch_size = 32;
+  gdouble lr = 0.05, momentum = 0.9, density = 0.001, trigger_norm = 0.0;
+  guint64 warmup_steps = 25, trigger_age = 2, seed = 1;
+  gint label = -1;
+  guint stats_interval = 1000;
+};
+
+}  // namespace
+
+struct _GstSwarmTrain {
+  GstBaseTransform parent;
+  struct Private {
+    std::mutex lock;  // protects settings; never held while training or posting
+    Settings settings;
+    // Streaming state: made in start(), dropped in stop(); used from the streaming thread.
+    std::unique_ptr<swarmlens::NodeTrainer> trainer;
+    swarmlens::ModelSpec spec;
+    GstVideoInfo info;
+    std::vector<float> input;
+    GstClockTime last_stats = GST_CLOCK_TIME_NONE;
+  } *priv;
+};
+
+G_DEFINE_TYPE (GstSwarmTrain, gst_swarm_train, GST_TYPE_BASE_TRANSFORM);
+GST_ELEMENT_REGISTER_DEFINE (swarmtrain, "swarmtrain", GST_RANK_NONE, GST_TYPE_SWARM_TRAIN);
+
+static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink", GST_PAD_SINK, GST_PAD_ALWAYS,
+    GST_STATIC_CAPS (GST_VIDEO_CAPS_MAKE (SWARMLENS_VIDEO_FORMATS)));
+static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src", GST_PAD_SRC, GST_PAD_ALWAYS,
+    GST_STATIC_CAPS (GST_VIDEO_CAPS_MAKE (SWARMLENS_VIDEO_FORMATS)));
+
+static void set_property (GObject * object, guint id, const GValue * v, GParamSpec * pspec) {
+  auto *self = GST_SWARM_TRAIN (object);
+  std::lock_guard<std::mutex> g (self->priv->lock);
+  Settings & s = self->priv->settings;
+  auto str = [&] { return std::string (g_value_get_string (v) ? g_value_get_string (v) : ""); };
+  switch (id) {
+    case PROP_MODEL: s.model = str (); break;
+    case PROP_MODEL_ID: s.model_id = str (); break;
+    case PROP_INPUT_WIDTH: s.input_width = g_value_get_int (v); break;
+    case PROP_INPUT_HEIGHT: s.input_height = g_value_get_int (v); break;
+    case PROP_BATCH_SIZE: s.batch_size = g_value_get_uint (v); break;
+    case PROP_LEARNING_RATE: s.lr = g_value_get_double (v); break;
+    case PROP_MOMENTUM: s.momentum = g_value_get_double (v); break;
+    case PROP_DENSITY: s.density = g_value_get_double (v); break;
+    case PROP_CRITERION: s.criterion = str (); break;
+    case PROP_WARMUP_STEPS: s.warmup_steps = g_value_get_uint64 (v); break;
+    case PROP_TRIGGER_AGE: s.trigger_age = g_value_get_uint64 (v); break;
+    case PROP_TRIGGER_NORM: s.trigger_norm = g_value_get_double (v); break;
+    case PROP_DEVICE: s.device = str (); break;
+    case PROP_CHECKPOINT: s.checkpoint = str (); break;
+    case PROP_LABEL: s.label = g_value_get_int (v); break;
+    case PROP_STATS_INTERVAL: s.stats_interval = g_value_get_uint (v); break;
+    case PROP_SEED: s.seed = g_value_get_uint64 (v); break;
+    default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
+  }
+}
+
+static void get_property (GObject * object, guint id, GValue * v, GParamSpec * pspec) {
+  auto *self = GST_SWARM_TRAIN (object);
+  std::lock_guard<std::mutex> g (self->priv->lock);
+  const Settings & s = self->priv->settings;
+  switch (id) {
+    case PROP_MODEL: g_value_set_string (v, s.model.c_str ()); break;
+    case PROP_MODEL_ID: g_value_set_string (v, s.model_id.c_str ()); break;
+    case PROP_INPUT_WIDTH: g_value_set_int (v, s.input_width); break;
+    case PROP_INPUT_HEIGHT: g_value_set_int (v, s.input_height); break;
+    case PROP_BATCH_SIZE: g_value_set_uint (v, s.batch_size); break;
+    case PROP_LEARNING_RATE: g_value_set_double (v, s.lr); break;
+    case PROP_MOMENTUM: g_value_set_double (v, s.momentum); break;
+    case PROP_DENSITY: g_value_set_double (v, s.density); break;
+    case PROP_CRITERION: g_value_set_string (v, s.criterion.c_str ()); break;
+    case PROP_WARMUP_STEPS: g_value_set_uint64 (v, s.warmup_steps); break;
+    case PROP_TRIGGER_AGE: g_value_set_uint64 (v, s.trigger_age); break;
+    case PROP_TRIGGER_NORM: g_value_set_double (v, s.trigger_norm); break;
+    case PROP_DEVICE: g_value_set_string (v, s.device.c_str ()); break;
+    case PROP_CHECKPOINT: g_value_set_string (v, s.checkpoint.c_str ()); break;
+    case PROP_LABEL: g_value_set_int (v, s.label); break;
+    case PROP_STATS_INTERVAL: g_value_set_uint (v, s.stats_interval); break;
+    case PROP_SEED: g_value_set_uint64 (v, s.seed); break;
+    default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
+  }
+}
+
+static gboolean start (GstBaseTransform * trans) {
+  auto *self = GST_SWARM_TRAIN (trans);
+  Settings s;
+  {
+    std::lock_guard<std::mutex> g (self->priv->lock);
+    s = self->priv->settings;
+  }
+  if (s.device != "cpu") {
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("device \"%s\" is not available", s.device.c_str ()),
+        ("This build of LibTorch runs on the CPU only; use device=cpu"));
+    return FALSE;
+  }
+  const auto criterion = swarmlens::parse_criterion (s.criterion);
+  if (!criterion) {
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("unknown criterion \"%s\"", s.criterion.c_str ()),
+        ("use topk, sampled-topk, threshold or randomk"));
+    return FALSE;
+  }
+  swarmlens::NodeTrainerConfig cfg;
+  cfg.model = {s.model, s.model == "cnn" ? 1 : 3, s.input_height, s.input_width, 10};
+  cfg.model_id = s.model_id;
+  cfg.seed = s.seed;
+  cfg.batch_size = s.batch_size;
+  cfg.lr = s.lr;
+  cfg.checkpoint = s.checkpoint;
+  cfg.compression.sparsify.momentum = s.momentum;
+  cfg.compression.sparsify.density = s.density;
+  cfg.compression.sparsify.criterion = *criterion;
+  cfg.compression.sparsify.warmup_stage_steps = s.warmup_steps;
+  cfg.compression.trigger.max_age_steps = s.trigger_age;
+  cfg.compression.trigger.norm_threshold = s.trigger_norm;
+  try {
+    self->priv->trainer = std::make_unique<swarmlens::NodeTrainer> (cfg);
+    self->priv->trainer->start ();
+  } catch (const std::exception & e) {
+    self->priv->trainer.reset ();
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("Cannot start training"), ("%s", e.what ()));
+    return FALSE;
+  }
+  self->priv->spec = cfg.model;
+  self->priv->last_stats = GST_CLOCK_TIME_NONE;
+  return TRUE;
+}
+
+static gboolean stop (GstBaseTransform * trans) {
+  auto *self = GST_SWARM_TRAIN (trans);
+  if (!self->priv->trainer) return TRUE;
+  try {
+    self->priv->trainer->stop ();
+  } catch (const std::exception & e) {
+    GST_ELEMENT_WARNING (self, RESOURCE, WRITE, ("Cannot write the checkpoint"), ("%s", e.what ()));
+  }
+  self->priv->trainer.reset ();
+  return TRUE;
+}
+
+static gboolean set_caps (GstBaseTransform * trans, GstCaps * incaps, GstCaps *) {
+  auto *self = GST_SWARM_TRAIN (trans);
+  if (!gst_video_info_from_caps (&self->priv->info, incaps)) {
+    GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, ("Cannot parse caps"), ("%" GST_PTR_FORMAT, static_cast<void *> (incaps)));
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static void post_stats (GstSwarmTrain * self, const swarmlens::TrainStats & st) {
+  GstStructure *s = gst_structure_new ("swarmtrain-stats",
+      "steps", G_TYPE_UINT64, st.steps, "samples", G_TYPE_UINT64, st.samples,
+      "dropped", G_TYPE_UINT64, st.dropped, "loss", G_TYPE_DOUBLE, st.loss,
+      "train-accuracy", G_TYPE_DOUBLE, st.train_accuracy, "bytes-out", G_TYPE_UINT64, st.bytes_out,
+      "messages", G_TYPE_UINT64, st.messages, "compression-ratio", G_TYPE_DOUBLE, st.compression_ratio (),
+      "model-version", G_TYPE_UINT64, st.model_version, nullptr);
+  gst_element_post_message (GST_ELEMENT (self), gst_message_new_element (GST_OBJECT (self), s));
+}
+
+static GstFlowReturn transform_ip (GstBaseTransform * trans, GstBuffer * buf) {
+  auto *self = GST_SWARM_TRAIN (trans);
+  auto & p = *self->priv;
+  gint label;
+  guint interval;
+  {
+    std::lock_guard<std::mutex> g (p.lock);
+    label = p.settings.label;
+    interval = p.settings.stats_interval;
+  }
+  if (label < 0) {
+    if (auto *m = gst_buffer_get_swarm_label_meta (buf)) label = m->label;
+  }
+  if (const std::string err = p.trainer->error (); !err.empty ()) {
+    GST_ELEMENT_ERROR (self, STREAM, FAILED, ("Training failed"), ("%s", err.c_str ()));
+    return GST_FLOW_ERROR;
+  }
+  if (label >= 0 && label < p.spec.classes) {  // no label: pass untouched, not trained on
+    GstVideoFrame frame;
+    if (!gst_video_frame_map (&frame, &p.info, buf, GST_MAP_READ)) {
+      GST_ELEMENT_ERROR (self, STREAM, FAILED, ("Cannot map a frame"), (nullptr));
+      return GST_FLOW_ERROR;
+    }
+    swarmlens::frame_to_input (&frame, p.spec, p.input);
+    gst_video_frame_unmap (&frame);
+    p.trainer->push (p.input.data (), label);
+  }
+  const GstClockTime now = gst_util_get_timestamp ();
+  if (interval > 0 && (!GST_CLOCK_TIME_IS_VALID (p.last_stats) || now - p.last_stats >= interval * GST_MSECOND)) {
+    p.last_stats = now;
+    post_stats (self, p.trainer->stats ());
+  }
+  return GST_FLOW_OK;
+}
+
+static gboolean sink_event (GstBaseTransform * trans, GstEvent * event) {
+  auto *self = GST_SWARM_TRAIN (trans);
+  if (GST_EVENT_TYPE (event) == GST_EVENT_EOS && self->priv->trainer)
+    post_stats (self, self->priv->trainer->stats ());  // the final figures, whatever the interval
+  return GST_BASE_TRANSFORM_CLASS (gst_swarm_train_parent_class)->sink_event (trans, event);
+}
+
+static void finalize (GObject * object) {
+  delete GST_SWARM_TRAIN (object)->priv;
+  G_OBJECT_CLASS (gst_swarm_train_parent_class)->finalize (object);
+}
+
+static void gst_swarm_train_class_init (GstSwarmTrainClass * klass) {
+  auto *gobject = G_OBJECT_CLASS (klass);
+  auto *element = GST_ELEMENT_CLASS (klass);
+  auto *base = GST_BASE_TRANSFORM_CLASS (klass);
+  gobject->set_property = set_property;
+  gobject->get_property = get_property;
+  gobject->finalize = finalize;
+  const auto ready = GParamFlags (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
+  const auto playing = GParamFlags (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING);
+  g_object_class_install_property (gobject, PROP_MODEL, g_param_spec_string ("model", "Model",
+      "Model registry name: cnn (1x28x28 small CNN) or mobilenet (RGB, input-width x input-height)", "cnn", ready));
+  g_object_class_install_property (gobject, PROP_MODEL_ID, g_param_spec_string ("model-id", "Model id",
+      "Name the model is shared under (swarmclassify model-id, NATS subjects)", "default", ready));
+  g_object_class_install_property (gobject, PROP_INPUT_WIDTH, g_param_spec_int ("input-width", "Input width",
+      "Model input width; frames are scaled to it (cnn: 28)", 8, 1024, 28, ready));
+  g_object_class_install_property (gobject, PROP_INPUT_HEIGHT, g_param_spec_int ("input-height", "Input height",
+      "Model input height; frames are scaled to it (cnn: 28)", 8, 1024, 28, ready));
+  g_object_class_install_property (gobject, PROP_BATCH_SIZE, g_param_spec_uint ("batch-size", "Batch size",
+      "Frames per training step", 1, 4096, 32, ready));
+  g_object_class_install_property (gobject, PROP_LEARNING_RATE, g_param_spec_double ("learning-rate",
+      "Learning rate", "SGD learning rate", 1e-6, 10.0, 0.05, ready));
+  g_object_class_install_property (gobject, PROP_MOMENTUM, g_param_spec_double ("momentum", "Momentum",
+      "Momentum, corrected locally (DGC)", 0.0, 0.999, 0.9, ready));
+  g_object_class_install_property (gobject, PROP_DENSITY, g_param_spec_double ("density", "Density",
+      "Share of gradient entries sent per step after warm-up (0.001 = 99.9% sparsity)", 1e-6, 1.0, 0.001, ready));
+  g_object_class_install_property (gobject, PROP_CRITERION, g_param_spec_string ("criterion", "Criterion",
+      "Selection criterion: topk, sampled-topk, threshold or randomk", "sampled-topk", ready));
+  g_object_class_install_property (gobject, PROP_WARMUP_STEPS, g_param_spec_uint64 ("warmup-steps",
+      "Warm-up steps", "Steps per sparsity warm-up stage (75%, 93.75%, 98.4%, 99.6%); 0 = none", 0,
+      G_MAXUINT64, 25, ready));
+  g_object_class_install_property (gobject, PROP_TRIGGER_AGE, g_param_spec_uint64 ("trigger-age",
+      "Trigger age", "Release the pending update after this many steps (0 = off)", 0, G_MAXUINT64, 2, ready));
+  g_object_class_install_property (gobject, PROP_TRIGGER_NORM, g_param_spec_double ("trigger-norm",
+      "Trigger norm", "Release the pending update when its L2 norm reaches this (0 = off)", 0.0, G_MAXDOUBLE, 0.0, ready));
+  g_object_class_install_property (gobject, PROP_DEVICE, g_param_spec_string ("device", "Device",
+      "Compute device: cpu (cuda where LibTorch was built with it)", "cpu", ready));
+  g_object_class_install_property (gobject, PROP_CHECKPOINT, g_param_spec_string ("checkpoint", "Checkpoint",
+      "Snapshot file: resumed from at start, written at stop (empty = none)", "", ready));
+  g_object_class_install_property (gobject, PROP_LABEL, g_param_spec_int ("label", "Label",
+      "Teach mode: train every frame as this class (-1 = use the frames' label metas)", -1, 9, -1, playing));
+  g_object_class_install_property (gobject, PROP_STATS_INTERVAL, g_param_spec_uint ("stats-interval",
+      "Stats interval", "Milliseconds between swarmtrain-stats bus messages (0 = none)", 0, 3600000, 1000, playing));
+  g_object_class_install_property (gobject, PROP_SEED, g_param_spec_uint64 ("seed", "Seed",
+      "Seed of the initial weights and sampling", 0, G_MAXUINT64, 1, ready));
+
+  gst_element_class_add_static_pad_template (element, &sink_template);
+  gst_element_class_add_static_pad_template (element, &src_template);
+  gst_element_class_set_static_metadata (element, "Swarmlens trainer", "Filter/Analyzer/Video",
+      "Trains the shared classifier on labelled frames and compresses its gradients (sparsify + trigger); "
+      "the video passes unchanged", "Swarmlens developers");
+  base->start = start;
+  base->stop = stop;
+  base->set_caps = set_caps;
+  base->transform_ip = transform_ip;
+  base->sink_event = sink_event;
+  base->passthrough_on_same_caps = TRUE;
+  base->transform_ip_on_passthrough = TRUE;
+  GST_DEBUG_CATEGORY_INIT (swarm_train_debug, "swarmtrain", 0, "Swarmlens trainer");
+}
+
+static void gst_swarm_train_init (GstSwarmTrain * self) {
+  self->priv = new _GstSwarmTrain::Private ();
+  gst_base_transform_set_passthrough (GST_BASE_TRANSFORM (self), TRUE);
+}

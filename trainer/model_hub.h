@@ -1,0 +1,44 @@
+// In-process exchange of live models and training statistics by model id: a swarmtrain publishes,
+// a swarmclassify or swarmoverlay in the same process reads. Thread-safe; readers get immutable
+// shared snapshots, so a publisher never waits on a reader.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "snapshot.h"
+
+namespace swarmlens {
+
+struct TrainStats {
+  uint64_t steps = 0;
+  uint64_t samples = 0;        // frames trained on
+  uint64_t dropped = 0;        // frames sampled away while the trainer was busy
+  double loss = 0.0;           // moving average of the batch loss
+  double train_accuracy = 0.0; // moving average of batch accuracy
+  uint64_t bytes_out = 0;      // encoded update bytes (sent, or that would be sent)
+  uint64_t messages = 0;
+  uint64_t dense_bytes = 0;    // what dense fp32 gradients every step would have cost
+  uint64_t model_version = 0;
+  double compression_ratio() const { return bytes_out ? double(dense_bytes) / double(bytes_out) : 0.0; }
+};
+
+class ModelHub {
+ public:
+  static ModelHub& instance();
+
+  void publish(const std::string& id, std::shared_ptr<const Snapshot> model);
+  std::shared_ptr<const Snapshot> latest(const std::string& id) const;  // null if none yet
+  void publish_stats(const std::string& id, const TrainStats& s);
+  bool stats(const std::string& id, TrainStats& out) const;
+
+ private:
+  mutable std::mutex mutex_;  // protects both maps; held only to copy a pointer or a struct
+  std::map<std::string, std::shared_ptr<const Snapshot>> models_;
+  std::map<std::string, TrainStats> stats_;
+};
+
+}  // namespace swarmlens

@@ -1,0 +1,169 @@
+#include "node_trainer.h"
+
+#include <algorithm>
+#include <fstream>
+#include <stdexcept>
+
+#include "codec.h"
+
+namespace swarmlens {
+
+NodeTrainer::NodeTrainer(NodeTrainerConfig cfg)
+    : cfg_(std::move(cfg)),
+      model_(Model::create(cfg_.model, cfg_.seed)),
+      global_(model_->params_copy()),
+      frame_size_(size_t(cfg_.model.channels) * cfg_.model.height * cfg_.model.width),
+      rng_(cfg_.seed) {
+  if (cfg_.batch_size == 0) throw std::invalid_argument("batch size must be >= 1");
+  if (!(cfg_.lr > 0.0)) throw std::invalid_argument("learning rate must be > 0");
+  cfg_.buffer_frames = std::max<size_t>(cfg_.buffer_frames, cfg_.batch_size);
+  compressor_ = std::make_unique<TwoStepCompressor>(
+      uint32_t(model_->num_params()), cfg_.compression,
+      NodeIdentity{cfg_.model_id, model_->layout_hash(), 0});
+  frames_.resize(cfg_.buffer_frames * frame_size_);
+  labels_.resize(cfg_.buffer_frames);
+}
+
+NodeTrainer::~NodeTrainer() {
+  try {
+    stop();
+  } catch (...) {  // a destructor must not throw; stop() reports through error()
+  }
+}
+
+bool NodeTrainer::push(const float* chw, int label) {
+  if (label < 0 || label >= cfg_.model.classes) return false;
+  std::lock_guard<std::mutex> lock(mutex_);
+  size_t slot = buffered_;
+  bool kept = true;
+  if (buffered_ == cfg_.buffer_frames) {  // busy: keep a uniform sample of what arrives
+    slot = std::uniform_int_distribution<size_t>(0, buffered_ - 1)(rng_);
+    ++stats_.dropped;
+    kept = false;
+  } else {
+    ++buffered_;
+  }
+  std::copy(chw, chw + frame_size_, frames_.begin() + long(slot * frame_size_));
+  labels_[slot] = label;
+  if (buffered_ >= cfg_.batch_size) wake_.notify_one();
+  return kept;
+}
+
+void NodeTrainer::start() {
+  if (!cfg_.checkpoint.empty() && std::ifstream(cfg_.checkpoint).good()) {
+    Snapshot s = load_snapshot(cfg_.checkpoint);
+    if (s.layout_hash != model_->layout_hash() || s.params.size() != global_.size())
+      throw std::runtime_error(cfg_.checkpoint + ": checkpoint is for another model layout");
+    global_ = std::move(s.params);
+    version_ = s.version;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (running_) return;
+    running_ = true;
+    error_.clear();
+    stats_.model_version = version_;
+  }
+  publish();
+  thread_ = std::thread([this] { run(); });
+}
+
+void NodeTrainer::stop() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!running_ && !thread_.joinable()) return;
+    running_ = false;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  // Nothing accepted is lost: what is pending is applied before the checkpoint.
+  if (auto msg = compressor_->flush()) {
+    auto d = decode_update(*msg);
+    scatter_add(d.value.update, -float(cfg_.lr), global_.data());
+    ++version_;
+  }
+  publish();
+  if (!cfg_.checkpoint.empty())
+    save_snapshot(cfg_.checkpoint, {cfg_.model.name, model_->layout_hash(), version_, global_});
+}
+
+TrainStats NodeTrainer::stats() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return stats_;
+}
+
+std::string NodeTrainer::error() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return error_;
+}
+
+void NodeTrainer::run() {
+  std::vector<float> images;
+  std::vector<int64_t> labels;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      wake_.wait(lock, [&] { return !running_ || buffered_ >= cfg_.batch_size; });
+      if (!running_) return;
+      // Take the newest batch_size frames; older ones stay for the next batch.
+      const size_t first = buffered_ - cfg_.batch_size;
+      images.assign(frames_.begin() + long(first * frame_size_),
+                    frames_.begin() + long(buffered_ * frame_size_));
+      labels.assign(labels_.begin() + long(first), labels_.begin() + long(buffered_));
+      buffered_ = first;
+    }
+    try {
+      train_batch(images, labels);
+    } catch (const std::exception& e) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      error_ = e.what();
+      running_ = false;
+      return;
+    }
+  }
+}
+
+void NodeTrainer::train_batch(std::vector<float>& images, std::vector<int64_t>& labels) {
+  model_->set_params(global_.data());
+  compressor_->apply_pending(model_->params(), float(cfg_.lr));  // train on own unsent progress
+  const StepStats st = model_->compute_gradient({images.data(), labels.data(), labels.size()});
+  std::optional<std::vector<uint8_t>> msg;
+  try {
+    msg = compressor_->step(model_->grad(), labels.size(), version_);
+  } catch (const std::invalid_argument&) {
+    return;  // NaN/Inf gradient: this batch is skipped, the residual stays intact
+  }
+  if (msg) {  // standalone: the update is applied to this node's own model
+    auto d = decode_update(*msg);
+    scatter_add(d.value.update, -float(cfg_.lr), global_.data());
+    ++version_;
+  }
+  bool do_publish = false;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    TrainStats& s = stats_;
+    const double a = s.steps == 0 ? 1.0 : 0.1;  // moving averages over ~10 steps
+    s.loss = (1 - a) * s.loss + a * st.loss;
+    s.train_accuracy = (1 - a) * s.train_accuracy + a * double(st.correct) / double(labels.size());
+    ++s.steps;
+    s.samples += labels.size();
+    s.bytes_out = compressor_->bytes_out();
+    s.messages = compressor_->messages();
+    s.dense_bytes += model_->num_params() * sizeof(float);
+    s.model_version = version_;
+    do_publish = s.steps % cfg_.publish_every == 0;
+  }
+  if (do_publish) publish();
+}
+
+void NodeTrainer::publish() {
+  auto snap = std::make_shared<Snapshot>();
+  snap->model = cfg_.model.name;
+  snap->layout_hash = model_->layout_hash();
+  snap->version = version_;
+  snap->params = global_;
+  ModelHub::instance().publish(cfg_.model_id, std::move(snap));
+  ModelHub::instance().publish_stats(cfg_.model_id, stats());
+}
+
+}  // namespace swarmlens

@@ -1,0 +1,79 @@
+// A camera node's trainer: takes labelled frames from a live stream, trains on its own thread, and
+// compresses its gradients with the two-step method. Without a link its released updates are applied
+// to its own model (standalone); the model and statistics are published on the ModelHub under the
+// model id. Frames are copied into a bounded buffer; when the trainer is busy and the buffer is full,
+// new frames replace random buffered ones (a uniform sample), so the caller never blocks.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "compressor.h"
+#include "model.h"
+#include "model_hub.h"
+
+namespace swarmlens {
+
+struct NodeTrainerConfig {
+  ModelSpec model;
+  std::string model_id = "default";
+  uint64_t seed = 1;
+  uint32_t batch_size = 32;
+  double lr = 0.05;
+  CompressorConfig compression;   // compression.sparsify.momentum is the momentum
+  size_t buffer_frames = 256;     // bounded frame buffer
+  std::string checkpoint;         // snapshot path: resumed at start, written at stop ("" = none)
+  uint64_t publish_every = 8;     // publish the model to the hub every N steps
+};
+
+class NodeTrainer {
+ public:
+  explicit NodeTrainer(NodeTrainerConfig cfg);  // builds the model; throws on a bad config
+  ~NodeTrainer();                               // stops the thread
+  NodeTrainer(const NodeTrainer&) = delete;
+  NodeTrainer& operator=(const NodeTrainer&) = delete;
+
+  // Thread: any (the streaming thread). Copies one frame, shape [C, H, W] of the model spec,
+  // normalised. Never blocks on training. Returns false if the frame replaced a buffered one.
+  bool push(const float* chw, int label);
+
+  void start();  // resumes from the checkpoint if there is one; starts the training thread
+  void stop();   // drains nothing: joins the thread, writes the checkpoint, publishes
+  TrainStats stats() const;
+  const NodeTrainerConfig& config() const { return cfg_; }
+  size_t frame_size() const { return frame_size_; }
+  // The last error from the training thread ("" if none); the thread stops on an error.
+  std::string error() const;
+
+ private:
+  void run();
+  void train_batch(std::vector<float>& images, std::vector<int64_t>& labels);
+  void publish();
+
+  NodeTrainerConfig cfg_;
+  std::unique_ptr<Model> model_;  // used by the training thread only (and start/stop)
+  std::unique_ptr<TwoStepCompressor> compressor_;
+  std::vector<float> global_;     // the node's model without its pending update [P]
+  size_t frame_size_;
+  uint64_t version_ = 0;
+
+  // mutex_ protects everything below it. Lock order: mutex_ only (the hub's lock is taken without it).
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::vector<float> frames_;     // [buffer_frames, C, H, W]
+  std::vector<int64_t> labels_;   // [buffered]
+  size_t buffered_ = 0;
+  bool running_ = false;
+  std::string error_;
+  TrainStats stats_;
+  std::mt19937_64 rng_;
+  std::thread thread_;
+};
+
+}  // namespace swarmlens
