@@ -29,7 +29,9 @@ gboolean classification_transform (GstBuffer * dest, GstMeta * meta, GstBuffer *
   return TRUE;
 }
 
-const GstMetaInfo *label_info () {
+}  // namespace
+
+const GstMetaInfo *gst_swarm_label_meta_get_info (void) {
   static const GstMetaInfo *info = nullptr;
   if (g_once_init_enter (&info)) {
     const GstMetaInfo *i = gst_meta_register (gst_swarm_label_meta_api_get_type (),
@@ -39,7 +41,7 @@ const GstMetaInfo *label_info () {
   return info;
 }
 
-const GstMetaInfo *classification_info () {
+const GstMetaInfo *gst_swarm_classification_meta_get_info (void) {
   static const GstMetaInfo *info = nullptr;
   if (g_once_init_enter (&info)) {
     const GstMetaInfo *i = gst_meta_register (gst_swarm_classification_meta_api_get_type (),
@@ -49,8 +51,6 @@ const GstMetaInfo *classification_info () {
   }
   return info;
 }
-
-}  // namespace
 
 GType gst_swarm_label_meta_api_get_type (void) {
   static GType type = 0;
@@ -71,7 +71,7 @@ GType gst_swarm_classification_meta_api_get_type (void) {
 }
 
 GstSwarmLabelMeta *gst_buffer_add_swarm_label_meta (GstBuffer * buffer, gint label) {
-  auto *m = reinterpret_cast<GstSwarmLabelMeta *>(gst_buffer_add_meta (buffer, label_info (), nullptr));
+  auto *m = reinterpret_cast<GstSwarmLabelMeta *>(gst_buffer_add_meta (buffer, gst_swarm_label_meta_get_info (), nullptr));
   if (m) m->label = label;
   return m;
 }
@@ -84,7 +84,7 @@ GstSwarmLabelMeta *gst_buffer_get_swarm_label_meta (GstBuffer * buffer) {
 GstSwarmClassificationMeta *gst_buffer_add_swarm_classification_meta (GstBuffer * buffer,
     gint label, gfloat confidence, guint64 model_version) {
   auto *m = reinterpret_cast<GstSwarmClassificationMeta *>(
-      gst_buffer_add_meta (buffer, classification_info (), nullptr));
+      gst_buffer_add_meta (buffer, gst_swarm_classification_meta_get_info (), nullptr));
   if (m) {
     m->label = label;
     m->confidence = confidence;

@@ -24,6 +24,8 @@ typedef struct {
 #define GST_SWARM_CLASSIFICATION_META_API_NAME "GstSwarmClassificationMetaAPI"
 
 GType gst_swarm_label_meta_api_get_type (void);
+const GstMetaInfo *gst_swarm_label_meta_get_info (void);
+const GstMetaInfo *gst_swarm_classification_meta_get_info (void);
 GType gst_swarm_classification_meta_api_get_type (void);
 
 GstSwarmLabelMeta *gst_buffer_add_swarm_label_meta (GstBuffer * buffer, gint label);

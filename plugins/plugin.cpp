@@ -2,11 +2,15 @@
 #include <gst/gst.h>
 
 #include "gstswarmclassify.h"
+#include "gstswarmmeta.h"
 #include "gstswarmoverlay.h"
 #include "gstswarmsrc.h"
 #include "gstswarmtrain.h"
 
 static gboolean plugin_init (GstPlugin * plugin) {
+  /* The metas exist as soon as the plugin loads, for applications that add or read them. */
+  gst_swarm_label_meta_get_info ();
+  gst_swarm_classification_meta_get_info ();
   gboolean ok = FALSE;
   ok |= GST_ELEMENT_REGISTER (swarmsrc, plugin);
   ok |= GST_ELEMENT_REGISTER (swarmtrain, plugin);

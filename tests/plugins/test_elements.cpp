@@ -1,0 +1,323 @@
+// Element tests through GstHarness and real pipelines, driven from Catch2. The plugin is loaded from
+// the build folder (GST_PLUGIN_PATH) with a registry of this test's own (GST_REGISTRY).
+#include <catch2/catch.hpp>
+#include <gst/check/gstharness.h>
+#include <gst/gst.h>
+#include <gst/video/video.h>
+
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "dataset.h"
+#include "gstswarmmeta.h"  // struct layouts only; the API types are looked up by name
+#include "model.h"
+#include "snapshot.h"
+
+using namespace swarmlens;
+
+namespace {
+
+struct GstInit {
+  GstInit() { gst_init(nullptr, nullptr); }
+};
+const GstInit gst_once;
+
+const GstSwarmLabelMeta* label_meta(GstBuffer* b) {
+  return reinterpret_cast<const GstSwarmLabelMeta*>(
+      gst_buffer_get_meta(b, g_type_from_name(GST_SWARM_LABEL_META_API_NAME)));
+}
+const GstSwarmClassificationMeta* class_meta(GstBuffer* b) {
+  return reinterpret_cast<const GstSwarmClassificationMeta*>(
+      gst_buffer_get_meta(b, g_type_from_name(GST_SWARM_CLASSIFICATION_META_API_NAME)));
+}
+
+GstBuffer* gray_frame(int w, int h, uint8_t value) {
+  GstBuffer* b = gst_buffer_new_allocate(nullptr, size_t(GST_ROUND_UP_4(w)) * h, nullptr);
+  gst_buffer_memset(b, 0, value, gst_buffer_get_size(b));
+  return b;
+}
+
+// Pops element messages named `name` from a bus; returns the last one's structure copy (or null).
+GstStructure* last_message(GstBus* bus, const char* name) {
+  GstStructure* last = nullptr;
+  while (GstMessage* m = gst_bus_pop_filtered(bus, GST_MESSAGE_ELEMENT)) {
+    const GstStructure* s = gst_message_get_structure(m);
+    if (s && gst_structure_has_name(s, name)) {
+      if (last) gst_structure_free(last);
+      last = gst_structure_copy(s);
+    }
+    gst_message_unref(m);
+  }
+  return last;
+}
+
+guint64 field_u64(const GstStructure* s, const char* f) {
+  guint64 v = 0;
+  gst_structure_get_uint64(s, f, &v);
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("the plugin registers four elements with documented properties", "[elements]") {
+  for (const char* name : {"swarmsrc", "swarmtrain", "swarmclassify", "swarmoverlay"}) {
+    GstElement* e = gst_element_factory_make(name, nullptr);
+    INFO(name);
+    REQUIRE(e);
+    guint n = 0;
+    GParamSpec** props = g_object_class_list_properties(G_OBJECT_GET_CLASS(e), &n);
+    for (guint i = 0; i < n; ++i) {
+      if (props[i]->owner_type != G_OBJECT_TYPE(e)) continue;  // ours, not the base classes'
+      INFO(g_param_spec_get_name(props[i]));
+      CHECK(g_param_spec_get_blurb(props[i]) != nullptr);
+      CHECK(std::string(g_param_spec_get_blurb(props[i])).size() > 10);
+    }
+    g_free(props);
+    gst_object_unref(e);
+  }
+}
+
+TEST_CASE("swarmtrain property ranges, defaults and mutability", "[elements][swarmtrain]") {
+  GstElement* e = gst_element_factory_make("swarmtrain", nullptr);
+  REQUIRE(e);
+  auto* cls = G_OBJECT_GET_CLASS(e);
+  auto* density = G_PARAM_SPEC_DOUBLE(g_object_class_find_property(cls, "density"));
+  CHECK(density->minimum > 0.0);
+  CHECK(density->maximum == 1.0);
+  CHECK(density->default_value == Approx(0.001));
+  auto* label = G_PARAM_SPEC_INT(g_object_class_find_property(cls, "label"));
+  CHECK(label->minimum == -1);
+  CHECK(label->default_value == -1);
+  CHECK((G_PARAM_SPEC(label)->flags & GST_PARAM_MUTABLE_PLAYING));
+  CHECK((g_object_class_find_property(cls, "model")->flags & GST_PARAM_MUTABLE_READY));
+  g_object_set(e, "batch-size", 8u, "learning-rate", 0.01, nullptr);
+  guint batch = 0;
+  gdouble lr = 0;
+  g_object_get(e, "batch-size", &batch, "learning-rate", &lr, nullptr);
+  CHECK(batch == 8);
+  CHECK(lr == 0.01);
+  gst_object_unref(e);
+}
+
+TEST_CASE("swarmsrc negotiates its caps and labels survive videoconvert and videoscale", "[elements][swarmsrc]") {
+  GstHarness* h = gst_harness_new_parse(
+      "swarmsrc fps-n=0 num-buffers=3 width=56 height=56 format=RGB ! videoconvert ! videoscale ! "
+      "capsfilter caps=video/x-raw,format=BGRx,width=100,height=60");
+  gst_harness_play(h);
+  // The dataset order for shard 0 of 1 is the seeded IID shuffle: the labels are known.
+  auto train = load_fashion_mnist(default_fashion_mnist_dir(), true);
+  const auto order = shard_iid(train.size(), 1, 1)[0];
+  for (int i = 0; i < 3; ++i) {
+    GstBuffer* b = gst_harness_pull(h);
+    REQUIRE(b);
+    const auto* m = label_meta(b);
+    REQUIRE(m);
+    CHECK(m->label == train.labels[order[size_t(i)]]);
+    CHECK(gst_buffer_get_size(b) == 100u * 60 * 4);
+    gst_buffer_unref(b);
+  }
+  GstCaps* caps = gst_pad_get_current_caps(h->sinkpad);
+  GstVideoInfo info;
+  REQUIRE(gst_video_info_from_caps(&info, caps));
+  CHECK(GST_VIDEO_INFO_WIDTH(&info) == 100);
+  CHECK(GST_VIDEO_INFO_FORMAT(&info) == GST_VIDEO_FORMAT_BGRx);
+  gst_caps_unref(caps);
+  gst_harness_teardown(h);
+}
+
+TEST_CASE("swarmsrc_rejects_a_shard_index_out_of_range with a bus error", "[elements][swarmsrc][reject]") {
+  GError* err = nullptr;
+  GstElement* p = gst_parse_launch("swarmsrc shard-index=4 shard-count=4 ! fakesink", &err);
+  REQUIRE(p);
+  gst_element_set_state(p, GST_STATE_PLAYING);
+  GstBus* bus = gst_element_get_bus(p);
+  GstMessage* m = gst_bus_timed_pop_filtered(bus, 10 * GST_SECOND, GstMessageType(GST_MESSAGE_ERROR | GST_MESSAGE_EOS));
+  REQUIRE(m);
+  CHECK(GST_MESSAGE_TYPE(m) == GST_MESSAGE_ERROR);
+  GError* e = nullptr;
+  gst_message_parse_error(m, &e, nullptr);
+  CHECK(std::string(e->message).find("shard-index") != std::string::npos);
+  g_error_free(e);
+  gst_message_unref(m);
+  gst_object_unref(bus);
+  gst_element_set_state(p, GST_STATE_NULL);
+  gst_object_unref(p);
+}
+
+TEST_CASE("swarmtrain_rejects_caps_it_cannot_read", "[elements][swarmtrain][reject]") {
+  GstHarness* h = gst_harness_new("swarmtrain");
+  gst_harness_set_src_caps_str(h, "audio/x-raw,format=S16LE,rate=8000,channels=1,layout=interleaved");
+  CHECK(gst_harness_push(h, gst_buffer_new_allocate(nullptr, 64, nullptr)) == GST_FLOW_NOT_NEGOTIATED);
+  gst_harness_teardown(h);
+  h = gst_harness_new("swarmtrain");
+  gst_harness_set_src_caps_str(h, "video/x-raw,format=I420,width=28,height=28,framerate=0/1");
+  CHECK(gst_harness_push(h, gst_buffer_new_allocate(nullptr, 28 * 28 * 3 / 2, nullptr)) == GST_FLOW_NOT_NEGOTIATED);
+  gst_harness_teardown(h);
+}
+
+namespace {
+
+// Pushes `frames` grey 28x28 frames through a swarmtrain configured by `props`, waits for the
+// trainer, sends EOS and returns the final swarmtrain-stats samples count.
+guint64 trained_samples(const char* props, int frames, bool with_meta) {
+  GstHarness* h = gst_harness_new_parse((std::string("swarmtrain batch-size=4 stats-interval=0 ") + props).c_str());
+  GstBus* bus = gst_bus_new();
+  gst_element_set_bus(h->element, bus);
+  gst_harness_set_src_caps_str(h, "video/x-raw,format=GRAY8,width=28,height=28,framerate=30/1");
+  for (int i = 0; i < frames; ++i) {
+    GstBuffer* b = gray_frame(28, 28, uint8_t(i * 7));
+    if (with_meta) {
+      const GstMetaInfo* info = gst_meta_get_info("GstSwarmLabelMeta");
+      REQUIRE(info);
+      auto* m = reinterpret_cast<GstSwarmLabelMeta*>(gst_buffer_add_meta(b, info, nullptr));
+      m->label = i % 10;
+    }
+    REQUIRE(gst_harness_push(h, b) == GST_FLOW_OK);
+    gst_buffer_unref(gst_harness_pull(h));  // passes through
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // let the training thread catch up
+  gst_harness_push_event(h, gst_event_new_eos());
+  GstStructure* s = last_message(bus, "swarmtrain-stats");
+  const guint64 samples = s ? field_u64(s, "samples") : 9999999;
+  if (s) gst_structure_free(s);
+  gst_harness_teardown(h);
+  gst_object_unref(bus);
+  return samples;
+}
+
+}  // namespace
+
+TEST_CASE("swarmtrain trains on labelled frames, in teach mode, and never on unlabelled ones", "[elements][swarmtrain]") {
+  gst_object_unref(gst_element_factory_make("swarmtrain", nullptr));  // loads the plugin and its metas
+  CHECK(trained_samples("", 40, false) == 0);            // no label anywhere: passes untouched
+  CHECK(trained_samples("label=3", 40, false) >= 8);     // teach mode
+  CHECK(trained_samples("", 40, true) >= 8);             // labels from the meta
+}
+
+TEST_CASE("swarmclassify classifies with a snapshot file and attaches its meta", "[elements][swarmclassify]") {
+  auto model = Model::create({}, 1);
+  save_snapshot("classify_test.swm", {"cnn", model->layout_hash(), 7, model->params_copy()});
+  GstHarness* h = gst_harness_new_parse("swarmclassify location=classify_test.swm");
+  gst_harness_set_src_caps_str(h, "video/x-raw,format=GRAY8,width=56,height=56,framerate=30/1");
+  GstBuffer* out = gst_harness_push_and_pull(h, gray_frame(56, 56, 128));
+  REQUIRE(out);
+  const auto* m = class_meta(out);
+  REQUIRE(m);
+  CHECK(m->label >= 0);
+  CHECK(m->label < 10);
+  CHECK(m->confidence > 0.0f);
+  CHECK(m->confidence <= 1.0f);
+  CHECK(m->model_version == 7);
+  gst_buffer_unref(out);
+  gst_harness_teardown(h);
+}
+
+TEST_CASE("swarmclassify_rejects_a_corrupt_snapshot with a bus error", "[elements][swarmclassify][reject]") {
+  GError* err = nullptr;
+  GstElement* p = gst_parse_launch("videotestsrc num-buffers=2 ! video/x-raw,format=GRAY8 ! "
+                                   "swarmclassify location=/nonexistent/model.swm ! fakesink", &err);
+  REQUIRE(p);
+  gst_element_set_state(p, GST_STATE_PLAYING);
+  GstBus* bus = gst_element_get_bus(p);
+  GstMessage* m = gst_bus_timed_pop_filtered(bus, 10 * GST_SECOND, GstMessageType(GST_MESSAGE_ERROR | GST_MESSAGE_EOS));
+  REQUIRE(m);
+  CHECK(GST_MESSAGE_TYPE(m) == GST_MESSAGE_ERROR);
+  gchar* debug = nullptr;
+  GError* e = nullptr;
+  gst_message_parse_error(m, &e, &debug);
+  CHECK(std::string(debug).find("cannot open") != std::string::npos);
+  g_error_free(e);
+  g_free(debug);
+  gst_message_unref(m);
+  gst_object_unref(bus);
+  gst_element_set_state(p, GST_STATE_NULL);
+  gst_object_unref(p);
+}
+
+TEST_CASE("swarmoverlay draws its panel top-left and leaves the rest of the frame", "[elements][swarmoverlay]") {
+  GstHarness* h = gst_harness_new("swarmoverlay");
+  gst_harness_set_src_caps_str(h, "video/x-raw,format=BGRx,width=280,height=280,framerate=30/1");
+  GstBuffer* in = gst_buffer_new_allocate(nullptr, 280 * 280 * 4, nullptr);
+  gst_buffer_memset(in, 0, 200, 280 * 280 * 4);
+  GstBuffer* out = gst_harness_push_and_pull(h, in);
+  REQUIRE(out);
+  GstMapInfo map;
+  REQUIRE(gst_buffer_map(out, &map, GST_MAP_READ));
+  auto px = [&](int x, int y) { return map.data[(size_t(y) * 280 + size_t(x)) * 4]; };
+  int changed_panel = 0, changed_rest = 0;
+  for (int y = 0; y < 280; ++y)
+    for (int x = 0; x < 280; ++x) {
+      const bool panel = x < 40 && y < 20;
+      const bool far = x > 200 && y > 200;
+      if (panel) changed_panel += px(x, y) != 200;
+      if (far) changed_rest += px(x, y) != 200;
+    }
+  gst_buffer_unmap(out, &map);
+  CHECK(changed_panel > 40 * 20 / 2);  // darkened panel with text
+  CHECK(changed_rest == 0);
+  gst_buffer_unref(out);
+  gst_harness_teardown(h);
+}
+
+TEST_CASE("swarmtrain survives its label property changing from another thread while buffers flow", "[elements][swarmtrain][stress]") {
+  GstHarness* h = gst_harness_new("swarmtrain");
+  g_object_set(h->element, "batch-size", 8u, "stats-interval", 1u, nullptr);
+  gst_harness_set_src_caps_str(h, "video/x-raw,format=GRAY8,width=28,height=28,framerate=30/1");
+  std::atomic<bool> done{false};
+  std::atomic<int> flips{0};
+  std::thread flipper([&] {
+    for (int i = 0; !done; ++i, ++flips) g_object_set(h->element, "label", (i % 11) - 1, nullptr);
+  });
+  for (int i = 0; i < 1000; ++i) {
+    REQUIRE(gst_harness_push(h, gray_frame(28, 28, uint8_t(i))) == GST_FLOW_OK);
+    gst_buffer_unref(gst_harness_pull(h));
+  }
+  done = true;
+  flipper.join();
+  CHECK(flips > 100);
+  gint label = -2;
+  g_object_get(h->element, "label", &label, nullptr);
+  CHECK(label >= -1);
+  CHECK(label <= 9);
+  gst_harness_teardown(h);
+}
+
+TEST_CASE("end to end: swarmsrc ! swarmtrain ! swarmclassify ! swarmoverlay ! fakesink learns", "[pipeline]") {
+  GError* err = nullptr;
+  GstElement* p = gst_parse_launch(
+      "swarmsrc is-live=true fps-n=500 num-buffers=5000 ! swarmtrain model-id=e2e ! "
+      "swarmclassify model-id=e2e ! swarmoverlay model-id=e2e ! fakesink name=sink signal-handoffs=true sync=false",
+      &err);
+  REQUIRE(p);
+  struct Tally {
+    int frames = 0, scored = 0, correct = 0;
+  } tally;
+  GstElement* sink = gst_bin_get_by_name(GST_BIN(p), "sink");
+  g_signal_connect(sink, "handoff", G_CALLBACK(+[](GstElement*, GstBuffer* b, GstPad*, gpointer data) {
+    auto* t = static_cast<Tally*>(data);
+    const auto* truth = label_meta(b);
+    const auto* cls = class_meta(b);
+    if (++t->frames > 4000 && truth && cls) {  // the last 1000 frames
+      ++t->scored;
+      t->correct += truth->label == cls->label;
+    }
+  }), &tally);
+  gst_element_set_state(p, GST_STATE_PLAYING);
+  GstBus* bus = gst_element_get_bus(p);
+  GstMessage* m = gst_bus_timed_pop_filtered(bus, 60 * GST_SECOND, GstMessageType(GST_MESSAGE_ERROR | GST_MESSAGE_EOS));
+  REQUIRE(m);
+  CHECK(GST_MESSAGE_TYPE(m) == GST_MESSAGE_EOS);
+  gst_message_unref(m);
+  gst_element_set_state(p, GST_STATE_NULL);
+  const double acc = tally.scored ? double(tally.correct) / tally.scored : 0.0;
+  INFO("accuracy of the classify meta over the last " << tally.scored << " frames: " << acc);
+  CHECK(tally.frames == 5000);
+  CHECK(tally.scored == 1000);
+  CHECK(acc > 0.5);  // chance is 0.1
+  gst_object_unref(sink);
+  gst_object_unref(bus);
+  gst_object_unref(p);
+}
