@@ -13,6 +13,8 @@
 
 #include <gst/video/video.h>
 
+#include <cstdio>
+#include <memory>
 #include <mutex>
 #include <opencv2/imgproc.hpp>
 #include <string>
@@ -25,7 +27,7 @@ GST_DEBUG_CATEGORY_STATIC (swarm_src_debug);
 #define GST_CAT_DEFAULT swarm_src_debug
 
 enum { PROP_0, PROP_LOCATION, PROP_SET, PROP_SHARD_INDEX, PROP_SHARD_COUNT, PROP_ALPHA, PROP_SEED,
-  PROP_WIDTH, PROP_HEIGHT, PROP_FORMAT, PROP_FPS_N, PROP_FPS_D, PROP_IS_LIVE, PROP_LOOP };
+  PROP_WIDTH, PROP_HEIGHT, PROP_FORMAT, PROP_FPS_N, PROP_FPS_D, PROP_IS_LIVE, PROP_LOOP, PROP_LABELS_OUT };
 
 #define DEFAULT_SIZE 28
 #define DEFAULT_FPS 30
@@ -43,6 +45,7 @@ struct Settings {
   gint fps_n = DEFAULT_FPS, fps_d = 1;
   bool is_live = false;
   bool loop = false;
+  std::string labels_out;
 };
 
 struct State {
@@ -51,6 +54,7 @@ struct State {
   size_t next = 0;
   guint64 frames = 0;
   GstVideoInfo info;
+  std::unique_ptr<FILE, int (*)(FILE *)> labels_out {nullptr, fclose};  // sidecar, "pts_ns,label" lines
 };
 
 }  // namespace
@@ -103,6 +107,7 @@ static void set_property (GObject * object, guint id, const GValue * v, GParamSp
       gst_base_src_set_live (GST_BASE_SRC (object), s.is_live);
       break;
     case PROP_LOOP: s.loop = g_value_get_boolean (v); break;
+    case PROP_LABELS_OUT: s.labels_out = g_value_get_string (v) ? g_value_get_string (v) : ""; break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
   }
 }
@@ -125,6 +130,7 @@ static void get_property (GObject * object, guint id, GValue * v, GParamSpec * p
     case PROP_FPS_D: g_value_set_int (v, s.fps_d); break;
     case PROP_IS_LIVE: g_value_set_boolean (v, s.is_live); break;
     case PROP_LOOP: g_value_set_boolean (v, s.loop); break;
+    case PROP_LABELS_OUT: g_value_set_string (v, s.labels_out.c_str ()); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
   }
 }
@@ -152,6 +158,15 @@ static gboolean start (GstBaseSrc * bsrc) {
       ? swarmlens::shard_dirichlet (st.data.labels, 10, s.shard_count, s.alpha, s.seed)
       : swarmlens::shard_iid (st.data.size (), s.shard_count, s.seed);
   st.order = shards[s.shard_index];
+  st.labels_out.reset ();
+  if (!s.labels_out.empty ()) {
+    st.labels_out.reset (fopen (s.labels_out.c_str (), "w"));
+    if (!st.labels_out) {
+      GST_ELEMENT_ERROR (self, RESOURCE, OPEN_WRITE, ("Cannot write the labels file"), ("%s", s.labels_out.c_str ()));
+      return FALSE;
+    }
+    fputs ("# swarmlens labels: pts_ns,label\n", st.labels_out.get ());
+  }
   st.next = 0;
   st.frames = 0;
   gst_video_info_set_format (&st.info, s.format, guint (s.width), guint (s.height));
@@ -230,8 +245,15 @@ static GstFlowReturn create (GstPushSrc * psrc, GstBuffer ** out) {
   GST_BUFFER_DURATION (buf) = dur;
   GST_BUFFER_OFFSET (buf) = st.frames++;
   gst_buffer_add_swarm_label_meta (buf, st.data.labels[idx]);
+  if (st.labels_out)
+    fprintf (st.labels_out.get (), "%" G_GUINT64_FORMAT ",%d\n", guint64 (GST_BUFFER_PTS (buf)), int (st.data.labels[idx]));
   *out = buf;
   return GST_FLOW_OK;
+}
+
+static gboolean stop (GstBaseSrc * bsrc) {
+  GST_SWARM_SRC (bsrc)->priv->state.labels_out.reset ();  // flushes and closes the sidecar
+  return TRUE;
 }
 
 static void finalize (GObject * object) {
@@ -276,12 +298,17 @@ static void gst_swarm_src_class_init (GstSwarmSrcClass * klass) {
   g_object_class_install_property (gobject, PROP_LOOP, g_param_spec_boolean ("loop", "Loop",
       "Start over at the end of the shard instead of sending EOS", FALSE, playing));
 
+  g_object_class_install_property (gobject, PROP_LABELS_OUT, g_param_spec_string ("labels-out",
+      "Labels out", "Also write each frame's label to this sidecar file (\"pts_ns,label\" lines), for "
+      "swarmlabel to restore after encoding", "", ready));
+
   gst_element_class_add_static_pad_template (element, &src_template);
   gst_element_class_set_static_metadata (element, "Swarmlens labelled dataset source",
       "Source/Video", "Plays a shard of a labelled dataset (Fashion-MNIST) as video, with each "
       "frame's label in a GstSwarmLabelMeta", "Swarmlens developers");
   gst_type_mark_as_plugin_api (GST_TYPE_SWARM_SRC_FORMAT, GstPluginAPIFlags (0));
   base->start = start;
+  base->stop = stop;
   base->get_caps = get_caps;
   base->get_times = get_times;
   GST_PUSH_SRC_CLASS (klass)->create = create;

@@ -34,7 +34,8 @@ GST_DEBUG_CATEGORY_STATIC (swarm_train_debug);
 
 enum { PROP_0, PROP_MODEL, PROP_MODEL_ID, PROP_INPUT_WIDTH, PROP_INPUT_HEIGHT, PROP_BATCH_SIZE,
   PROP_LEARNING_RATE, PROP_MOMENTUM, PROP_DENSITY, PROP_CRITERION, PROP_WARMUP_STEPS, PROP_TRIGGER_AGE,
-  PROP_TRIGGER_NORM, PROP_DEVICE, PROP_CHECKPOINT, PROP_LABEL, PROP_STATS_INTERVAL, PROP_SEED };
+  PROP_TRIGGER_NORM, PROP_DEVICE, PROP_CHECKPOINT, PROP_LABEL, PROP_STATS_INTERVAL, PROP_SEED,
+  PROP_DROP_WHEN_BUSY };
 
 namespace {
 
@@ -46,6 +47,7 @@ struct Settings {
   guint64 warmup_steps = 25, trigger_age = 2, seed = 1;
   gint label = -1;
   guint stats_interval = 1000;
+  bool drop_when_busy = true;
 };
 
 }  // namespace
@@ -95,6 +97,7 @@ static void set_property (GObject * object, guint id, const GValue * v, GParamSp
     case PROP_LABEL: s.label = g_value_get_int (v); break;
     case PROP_STATS_INTERVAL: s.stats_interval = g_value_get_uint (v); break;
     case PROP_SEED: s.seed = g_value_get_uint64 (v); break;
+    case PROP_DROP_WHEN_BUSY: s.drop_when_busy = g_value_get_boolean (v); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
   }
 }
@@ -121,6 +124,7 @@ static void get_property (GObject * object, guint id, GValue * v, GParamSpec * p
     case PROP_LABEL: g_value_set_int (v, s.label); break;
     case PROP_STATS_INTERVAL: g_value_set_uint (v, s.stats_interval); break;
     case PROP_SEED: g_value_set_uint64 (v, s.seed); break;
+    case PROP_DROP_WHEN_BUSY: g_value_set_boolean (v, s.drop_when_busy); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
   }
 }
@@ -205,10 +209,12 @@ static GstFlowReturn transform_ip (GstBaseTransform * trans, GstBuffer * buf) {
   auto & p = *self->priv;
   gint label;
   guint interval;
+  bool drop;
   {
     std::lock_guard<std::mutex> g (p.lock);
     label = p.settings.label;
     interval = p.settings.stats_interval;
+    drop = p.settings.drop_when_busy;
   }
   if (label < 0) {
     if (auto *m = gst_buffer_get_swarm_label_meta (buf)) label = m->label;
@@ -225,7 +231,7 @@ static GstFlowReturn transform_ip (GstBaseTransform * trans, GstBuffer * buf) {
     }
     swarmlens::frame_to_input (&frame, p.spec, p.input);
     gst_video_frame_unmap (&frame);
-    p.trainer->push (p.input.data (), label);
+    p.trainer->push (p.input.data (), label, !drop);
   }
   const GstClockTime now = gst_util_get_timestamp ();
   if (interval > 0 && (!GST_CLOCK_TIME_IS_VALID (p.last_stats) || now - p.last_stats >= interval * GST_MSECOND)) {
@@ -291,6 +297,10 @@ static void gst_swarm_train_class_init (GstSwarmTrainClass * klass) {
       "Stats interval", "Milliseconds between swarmtrain-stats bus messages (0 = none)", 0, 3600000, 1000, playing));
   g_object_class_install_property (gobject, PROP_SEED, g_param_spec_uint64 ("seed", "Seed",
       "Seed of the initial weights and sampling", 0, G_MAXUINT64, 1, ready));
+
+  g_object_class_install_property (gobject, PROP_DROP_WHEN_BUSY, g_param_spec_boolean ("drop-when-busy",
+      "Drop when busy", "Sample frames when the trainer is busy so the stream never waits (live sources); "
+      "false = hold the stream until there is room, training on every labelled frame (files)", TRUE, playing));
 
   gst_element_class_add_static_pad_template (element, &sink_template);
   gst_element_class_add_static_pad_template (element, &src_template);

@@ -2,6 +2,7 @@
 #include <gst/gst.h>
 
 #include "gstswarmclassify.h"
+#include "gstswarmlabel.h"
 #include "gstswarmmeta.h"
 #include "gstswarmoverlay.h"
 #include "gstswarmsrc.h"
@@ -16,6 +17,7 @@ static gboolean plugin_init (GstPlugin * plugin) {
   ok |= GST_ELEMENT_REGISTER (swarmtrain, plugin);
   ok |= GST_ELEMENT_REGISTER (swarmclassify, plugin);
   ok |= GST_ELEMENT_REGISTER (swarmoverlay, plugin);
+  ok |= GST_ELEMENT_REGISTER (swarmlabel, plugin);
   return ok;
 }
 

@@ -31,9 +31,10 @@ NodeTrainer::~NodeTrainer() {
   }
 }
 
-bool NodeTrainer::push(const float* chw, int label) {
+bool NodeTrainer::push(const float* chw, int label, bool block) {
   if (label < 0 || label >= cfg_.model.classes) return false;
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (block) room_.wait(lock, [&] { return !running_ || buffered_ < cfg_.buffer_frames; });
   size_t slot = buffered_;
   bool kept = true;
   if (buffered_ == cfg_.buffer_frames) {  // busy: keep a uniform sample of what arrives
@@ -75,6 +76,7 @@ void NodeTrainer::stop() {
     running_ = false;
   }
   wake_.notify_all();
+  room_.notify_all();
   if (thread_.joinable()) thread_.join();
   // Nothing accepted is lost: what is pending is applied before the checkpoint.
   if (auto msg = compressor_->flush()) {
@@ -112,12 +114,14 @@ void NodeTrainer::run() {
       labels.assign(labels_.begin() + long(first), labels_.begin() + long(buffered_));
       buffered_ = first;
     }
+    room_.notify_all();
     try {
       train_batch(images, labels);
     } catch (const std::exception& e) {
       std::lock_guard<std::mutex> lock(mutex_);
       error_ = e.what();
       running_ = false;
+      room_.notify_all();
       return;
     }
   }

@@ -40,8 +40,10 @@ class NodeTrainer {
   NodeTrainer& operator=(const NodeTrainer&) = delete;
 
   // Thread: any (the streaming thread). Copies one frame, shape [C, H, W] of the model spec,
-  // normalised. Never blocks on training. Returns false if the frame replaced a buffered one.
-  bool push(const float* chw, int label);
+  // normalised. With block = false it never waits on training: when the buffer is full the frame
+  // replaces a random buffered one (returns false). With block = true it waits for room (offline
+  // sources such as files, where every frame should be trained on).
+  bool push(const float* chw, int label, bool block = false);
 
   void start();  // resumes from the checkpoint if there is one; starts the training thread
   void stop();   // drains nothing: joins the thread, writes the checkpoint, publishes
@@ -65,7 +67,8 @@ class NodeTrainer {
 
   // mutex_ protects everything below it. Lock order: mutex_ only (the hub's lock is taken without it).
   mutable std::mutex mutex_;
-  std::condition_variable wake_;
+  std::condition_variable wake_;  // frames ready, or stop
+  std::condition_variable room_;  // a batch was taken, or stop
   std::vector<float> frames_;     // [buffer_frames, C, H, W]
   std::vector<int64_t> labels_;   // [buffered]
   size_t buffered_ = 0;
