@@ -1,12 +1,13 @@
-// The swarmlens command. Subcommands: bench compression (more arrive with the plugin and federation
-// work).
+// The swarmlens command. Subcommands: bench compression, bench elements.
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include <cstdlib>
 #include <exception>
 #include <string>
 
 #include "bench_compression.h"
+#include "bench_elements.h"
 
 namespace {
 
@@ -69,7 +70,17 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"dense", "topk", "twostep", "fedavg"}))->delimiter(',')->capture_default_str();
   comp->add_option("--json", bo.json_path, "write results as JSON to this file");
 
+  ElementsBenchOptions eo;
+  auto* elements = bench->add_subcommand(
+      "elements", "GStreamer elements vs the bare library loops they wrap; peak RSS of a node pipeline");
+  elements->add_option("--train-frames", eo.train_frames, "frames for the training comparison")->check(CLI::Range(64, 1000000))->capture_default_str();
+  elements->add_option("--classify-frames", eo.classify_frames, "frames for the classification comparison")->check(CLI::Range(10, 1000000))->capture_default_str();
+  elements->add_option("--batch", eo.batch, "batch size")->check(CLI::Range(1, 4096))->capture_default_str();
+  elements->add_option("--json", eo.json_path, "write results as JSON to this file");
+
   CLI11_PARSE(app, argc, argv);
+  // Run from the build tree, find the plugin built beside this binary unless told otherwise.
+  if (!std::getenv("GST_PLUGIN_PATH")) setenv("GST_PLUGIN_PATH", SWARMLENS_BUILD_PLUGIN_DIR, 0);
 
   try {
     if (comp->parsed()) {
@@ -77,6 +88,7 @@ int main(int argc, char** argv) {
       bo.values = *parse_value_coding(values);
       return run_compression_bench(bo);
     }
+    if (elements->parsed()) return run_elements_bench(eo);
   } catch (const std::exception& e) {
     fmt::print(stderr, "error: {}\n", e.what());
     return 1;

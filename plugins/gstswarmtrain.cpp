@@ -243,8 +243,15 @@ static GstFlowReturn transform_ip (GstBaseTransform * trans, GstBuffer * buf) {
 
 static gboolean sink_event (GstBaseTransform * trans, GstEvent * event) {
   auto *self = GST_SWARM_TRAIN (trans);
-  if (GST_EVENT_TYPE (event) == GST_EVENT_EOS && self->priv->trainer)
+  if (GST_EVENT_TYPE (event) == GST_EVENT_EOS && self->priv->trainer) {
+    bool drop;
+    {
+      std::lock_guard<std::mutex> g (self->priv->lock);
+      drop = self->priv->settings.drop_when_busy;
+    }
+    if (!drop) self->priv->trainer->drain ();  // an offline stream is trained to its last full batch
     post_stats (self, self->priv->trainer->stats ());  // the final figures, whatever the interval
+  }
   return GST_BASE_TRANSFORM_CLASS (gst_swarm_train_parent_class)->sink_event (trans, event);
 }
 

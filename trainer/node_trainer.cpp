@@ -89,6 +89,11 @@ void NodeTrainer::stop() {
     save_snapshot(cfg_.checkpoint, {cfg_.model.name, model_->layout_hash(), version_, global_});
 }
 
+void NodeTrainer::drain() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  room_.wait(lock, [&] { return !running_ || (buffered_ < cfg_.batch_size && !training_); });
+}
+
 TrainStats NodeTrainer::stats() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return stats_;
@@ -113,6 +118,7 @@ void NodeTrainer::run() {
                     frames_.begin() + long(buffered_ * frame_size_));
       labels.assign(labels_.begin() + long(first), labels_.begin() + long(buffered_));
       buffered_ = first;
+      training_ = true;
     }
     room_.notify_all();
     try {
@@ -121,9 +127,15 @@ void NodeTrainer::run() {
       std::lock_guard<std::mutex> lock(mutex_);
       error_ = e.what();
       running_ = false;
+      training_ = false;
       room_.notify_all();
       return;
     }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      training_ = false;
+    }
+    room_.notify_all();
   }
 }
 

@@ -45,6 +45,10 @@ class NodeTrainer {
   // sources such as files, where every frame should be trained on).
   bool push(const float* chw, int label, bool block = false);
 
+  // Blocks until every full batch in the buffer has been trained (fewer than batch_size frames
+  // remain), or the trainer stopped. For the end of an offline stream.
+  void drain();
+
   void start();  // resumes from the checkpoint if there is one; starts the training thread
   void stop();   // drains nothing: joins the thread, writes the checkpoint, publishes
   TrainStats stats() const;
@@ -68,7 +72,8 @@ class NodeTrainer {
   // mutex_ protects everything below it. Lock order: mutex_ only (the hub's lock is taken without it).
   mutable std::mutex mutex_;
   std::condition_variable wake_;  // frames ready, or stop
-  std::condition_variable room_;  // a batch was taken, or stop
+  std::condition_variable room_;  // a batch was trained, or stop
+  bool training_ = false;          // a batch is taken and being trained
   std::vector<float> frames_;     // [buffer_frames, C, H, W]
   std::vector<int64_t> labels_;   // [buffered]
   size_t buffered_ = 0;

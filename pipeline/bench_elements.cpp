@@ -1,0 +1,174 @@
+#include "bench_elements.h"
+
+#include <fmt/core.h>
+#include <gst/gst.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <numeric>
+#include <stdexcept>
+
+#include "classifier.h"
+#include "compressor.h"
+#include "dataset.h"
+#include "model.h"
+#include "snapshot.h"
+
+namespace swarmlens {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// Runs a pipeline that ends in "fakesink name=sink" to EOS. Returns the seconds from the first buffer
+// at the sink to EOS, so that start-up (loading the data set, the model) is not counted, as the bare
+// loops load theirs before their clock starts. `frames_out` gets the frames that reached the sink
+// after the first, and `samples` (if asked) the last swarmtrain-stats' trained samples.
+double run_pipeline(const std::string& desc, guint64* frames_out, guint64* samples = nullptr) {
+  GError* err = nullptr;
+  GstElement* p = gst_parse_launch(desc.c_str(), &err);
+  if (!p) throw std::runtime_error("pipeline: " + std::string(err ? err->message : "?"));
+  GstBus* bus = gst_element_get_bus(p);
+  struct Timing {
+    Clock::time_point first;
+    guint64 frames = 0;
+  } timing;
+  GstElement* sink = gst_bin_get_by_name(GST_BIN(p), "sink");
+  GstPad* pad = gst_element_get_static_pad(sink, "sink");
+  gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, +[](GstPad*, GstPadProbeInfo*, gpointer data) {
+    auto* t = static_cast<Timing*>(data);
+    if (t->frames++ == 0) t->first = Clock::now();
+    return GST_PAD_PROBE_OK;
+  }, &timing, nullptr);
+  gst_object_unref(pad);
+  gst_object_unref(sink);
+  gst_element_set_state(p, GST_STATE_PLAYING);
+  double seconds = 0.0;
+  for (;;) {
+    GstMessage* m = gst_bus_timed_pop_filtered(
+        bus, 600 * GST_SECOND, GstMessageType(GST_MESSAGE_ERROR | GST_MESSAGE_EOS | GST_MESSAGE_ELEMENT));
+    if (!m) throw std::runtime_error("pipeline timed out: " + desc);
+    const auto type = GST_MESSAGE_TYPE(m);
+    if (type == GST_MESSAGE_ELEMENT && samples) {
+      const GstStructure* s = gst_message_get_structure(m);
+      if (gst_structure_has_name(s, "swarmtrain-stats")) gst_structure_get_uint64(s, "samples", samples);
+    }
+    gst_message_unref(m);
+    if (type == GST_MESSAGE_ERROR) throw std::runtime_error("pipeline error: " + desc);
+    if (type == GST_MESSAGE_EOS) {
+      seconds = since(timing.first);
+      break;
+    }
+  }
+  gst_element_set_state(p, GST_STATE_NULL);
+  gst_object_unref(bus);
+  gst_object_unref(p);
+  *frames_out = timing.frames > 0 ? timing.frames - 1 : 0;
+  return seconds;
+}
+
+// Peak resident set of a gst-launch-1.0 child running `desc`, in MiB.
+double peak_rss_mib(const std::string& desc) {
+  const pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    execlp("sh", "sh", "-c", ("exec gst-launch-1.0 -q " + desc + " >/dev/null").c_str(), nullptr);
+    _exit(127);
+  }
+  int status = 0;
+  struct rusage ru {};
+  wait4(pid, &status, 0, &ru);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) throw std::runtime_error("gst-launch-1.0 failed: " + desc);
+  return double(ru.ru_maxrss) / 1024.0;
+}
+
+}  // namespace
+
+int run_elements_bench(const ElementsBenchOptions& o) {
+  gst_init(nullptr, nullptr);
+  const auto train = load_fashion_mnist(default_fashion_mnist_dir(), true);
+  const auto order = shard_iid(train.size(), 1, 1)[0];  // swarmsrc's frame order
+  nlohmann::json j;
+
+  // 1. Training: the bare loop (batch, gradient, two-step compression, local apply) vs swarmtrain.
+  {
+    auto model = Model::create({}, 1);
+    CompressorConfig cc;
+    cc.sparsify.warmup_stage_steps = 25;
+    cc.trigger.max_age_steps = 2;
+    TwoStepCompressor comp(uint32_t(model->num_params()), cc, {"bench", model->layout_hash(), 0});
+    std::vector<float> global = model->params_copy(), images;
+    std::vector<int64_t> labels;
+    const int steps = o.train_frames / int(o.batch);
+    const auto t0 = Clock::now();
+    for (int s = 0; s < steps; ++s) {
+      make_batch(train, order.data() + size_t(s) * o.batch, o.batch, images, labels);
+      model->set_params(global.data());
+      comp.apply_pending(model->params(), 0.05f);
+      model->compute_gradient({images.data(), labels.data(), o.batch});
+      if (auto msg = comp.step(model->grad(), o.batch, 0))
+        scatter_add(decode_update(*msg).value.update, -0.05f, global.data());
+    }
+    const double bare_fps = double(steps) * o.batch / since(t0);
+    // drop-when-busy=false: the element trains on every frame (and drains at EOS), as the bare loop does.
+    guint64 samples = 0, frames = 0;
+    const double secs = run_pipeline(fmt::format(
+        "swarmsrc fps-n=0 num-buffers={} ! swarmtrain batch-size={} drop-when-busy=false stats-interval=0 ! "
+        "fakesink name=sink", o.train_frames, o.batch), &frames, &samples);
+    const double element_fps = double(frames) / secs;
+    if (samples < guint64(steps) * o.batch) throw std::runtime_error("swarmtrain trained fewer frames than it saw");
+    fmt::print("train     bare loop {:8.1f} frames/s   swarmtrain in a pipeline {:8.1f} frames/s   ratio {:.3f}\n",
+               bare_fps, element_fps, element_fps / bare_fps);
+    j["train"] = {{"bare_frames_per_second", bare_fps}, {"element_frames_per_second", element_fps},
+                  {"ratio", element_fps / bare_fps}, {"frames", o.train_frames}, {"element_trained", samples},
+                  {"batch", o.batch}};
+  }
+
+  // 2. Classification: bare forward passes (one frame at a time) vs swarmclassify.
+  {
+    auto model = Model::create({}, 1);
+    const std::string snap = "bench-elements-model.swm";
+    save_snapshot(snap, {"cnn", model->layout_hash(), 1, model->params_copy()});
+    Classifier cls({}, 1);
+    cls.load_file(snap);
+    std::vector<float> images;
+    std::vector<int64_t> labels;
+    const auto t0 = Clock::now();
+    for (int i = 0; i < o.classify_frames; ++i) {
+      make_batch(train, order.data() + i, 1, images, labels);
+      cls.classify(images.data());
+    }
+    const double bare_fps = o.classify_frames / since(t0);
+    guint64 frames = 0;
+    const double secs = run_pipeline(fmt::format(
+        "swarmsrc fps-n=0 num-buffers={} ! swarmclassify location={} ! fakesink name=sink", o.classify_frames, snap),
+        &frames);
+    const double element_fps = double(frames) / secs;
+    std::remove(snap.c_str());
+    fmt::print("classify  bare loop {:8.1f} frames/s   swarmclassify in a pipeline {:8.1f} frames/s   ratio {:.3f}\n",
+               bare_fps, element_fps, element_fps / bare_fps);
+    j["classify"] = {{"bare_frames_per_second", bare_fps}, {"element_frames_per_second", element_fps},
+                     {"ratio", element_fps / bare_fps}, {"frames", o.classify_frames}};
+  }
+
+  // 3. Peak RSS of a whole node pipeline in its own process.
+  {
+    const std::string desc =
+        "swarmsrc fps-n=0 num-buffers=3000 width=280 height=280 format=BGRx ! swarmtrain ! swarmclassify ! "
+        "swarmoverlay ! fakesink";
+    const double mib = peak_rss_mib(desc);
+    fmt::print("node pipeline peak RSS {:.1f} MiB   ({})\n", mib, desc);
+    j["node_pipeline"] = {{"peak_rss_mib", mib}, {"pipeline", desc}};
+  }
+  if (!o.json_path.empty()) std::ofstream(o.json_path) << j.dump(2) << "\n";
+  return 0;
+}
+
+}  // namespace swarmlens

@@ -1,0 +1,18 @@
+// `swarmlens bench elements`: the GStreamer elements against the bare library loops they wrap, side
+// by side in one run, and the peak RSS of a node pipeline.
+#pragma once
+
+#include <string>
+
+namespace swarmlens {
+
+struct ElementsBenchOptions {
+  int train_frames = 4096;
+  int classify_frames = 2000;
+  unsigned batch = 32;
+  std::string json_path;
+};
+
+int run_elements_bench(const ElementsBenchOptions& o);
+
+}  // namespace swarmlens
