@@ -290,12 +290,17 @@ TEST_CASE("end to end: swarmsrc ! swarmtrain ! swarmclassify ! swarmoverlay ! fa
   GError* err = nullptr;
   GstElement* p = gst_parse_launch(
       "swarmsrc is-live=true fps-n=500 num-buffers=5000 ! swarmtrain model-id=e2e ! "
-      "swarmclassify model-id=e2e ! swarmoverlay model-id=e2e ! fakesink name=sink signal-handoffs=true sync=false",
+      "swarmclassify name=classify model-id=e2e ! swarmoverlay model-id=e2e ! fakesink name=sink signal-handoffs=true sync=false",
       &err);
   REQUIRE(p);
   struct Tally {
-    int frames = 0, scored = 0, correct = 0;
+    int frames = 0, scored = 0, correct = 0, swaps = 0;
   } tally;
+  GstElement* classify = gst_bin_get_by_name(GST_BIN(p), "classify");
+  g_signal_connect(classify, "model-updated", G_CALLBACK(+[](GstElement*, guint64, gpointer data) {
+    static_cast<Tally*>(data)->swaps++;
+  }), &tally);
+  gst_object_unref(classify);
   GstElement* sink = gst_bin_get_by_name(GST_BIN(p), "sink");
   g_signal_connect(sink, "handoff", G_CALLBACK(+[](GstElement*, GstBuffer* b, GstPad*, gpointer data) {
     auto* t = static_cast<Tally*>(data);
@@ -318,6 +323,7 @@ TEST_CASE("end to end: swarmsrc ! swarmtrain ! swarmclassify ! swarmoverlay ! fa
   CHECK(tally.frames == 5000);
   CHECK(tally.scored == 1000);
   CHECK(acc > 0.5);  // chance is 0.1
+  CHECK(tally.swaps > 5);  // the live model was hot-swapped in as it trained
   gst_object_unref(sink);
   gst_object_unref(bus);
   gst_object_unref(p);

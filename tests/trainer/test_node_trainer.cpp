@@ -1,0 +1,110 @@
+// NodeTrainer: the training thread behind swarmtrain, tested without GStreamer.
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+#include "dataset.h"
+#include "node_trainer.h"
+
+using namespace swarmlens;
+
+namespace {
+
+const Dataset& data() {
+  static const Dataset d = [] {
+    auto t = load_fashion_mnist(default_fashion_mnist_dir(), true);
+    t.truncate(1024);
+    return t;
+  }();
+  return d;
+}
+
+void push_all(NodeTrainer& t, size_t n, bool block) {
+  std::vector<float> img;
+  std::vector<int64_t> lab;
+  for (uint32_t i = 0; i < n; ++i) {
+    const uint32_t idx = i % uint32_t(data().size());
+    make_batch(data(), &idx, 1, img, lab);
+    t.push(img.data(), int(lab[0]), block);
+  }
+}
+
+NodeTrainerConfig small_config() {
+  NodeTrainerConfig cfg;
+  cfg.model_id = "node-test";
+  cfg.batch_size = 16;
+  cfg.buffer_frames = 64;
+  cfg.compression.sparsify.warmup_stage_steps = 2;
+  cfg.compression.trigger.max_age_steps = 2;  // as swarmtrain's default
+  return cfg;
+}
+
+}  // namespace
+
+TEST_CASE("node trainer trains every frame when pushing blocks, and drains", "[node]") {
+  NodeTrainer t(small_config());
+  t.start();
+  push_all(t, 480, true);
+  t.drain();
+  const auto s = t.stats();
+  CHECK(s.samples == 480);
+  CHECK(s.steps == 30);
+  CHECK(s.dropped == 0);
+  CHECK(s.messages == 15);  // trigger age 2
+  CHECK(s.model_version == 15);  // standalone: every update applied locally
+  CHECK(s.bytes_out > 0);
+  CHECK(s.compression_ratio() > 1.0);
+  CHECK(t.error().empty());
+  // The model is published in-process under its id.
+  auto snap = ModelHub::instance().latest("node-test");
+  REQUIRE(snap);
+  t.stop();
+  CHECK(ModelHub::instance().latest("node-test")->version >= 15);
+}
+
+TEST_CASE("node trainer samples frames instead of blocking when busy", "[node]") {
+  auto cfg = small_config();
+  cfg.buffer_frames = 16;
+  NodeTrainer t(cfg);
+  t.start();
+  const auto t0 = std::chrono::steady_clock::now();
+  push_all(t, 2000, false);  // far faster than it can train
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  t.stop();
+  const auto s = t.stats();
+  CHECK(s.dropped > 0);
+  CHECK(s.samples + s.dropped <= 2000);
+  INFO("pushing 2000 frames took " << secs << " s");
+  CHECK(s.samples < 2000);
+}
+
+TEST_CASE("node trainer resumes from its checkpoint", "[node]") {
+  const std::string path = "node_trainer_ckpt.swm";
+  std::remove(path.c_str());
+  auto cfg = small_config();
+  cfg.checkpoint = path;
+  uint64_t version = 0;
+  {
+    NodeTrainer t(cfg);
+    t.start();
+    push_all(t, 160, true);
+    t.drain();
+    t.stop();  // writes the checkpoint, pending update applied first
+    version = ModelHub::instance().latest("node-test")->version;
+    CHECK(version >= 5);
+  }
+  NodeTrainer again(cfg);
+  again.start();
+  CHECK(again.stats().model_version == version);
+  again.stop();
+  // node_trainer_rejects a checkpoint of another layout
+  ModelSpec other;
+  other.name = "mobilenet";
+  other.channels = 3;
+  auto bad = cfg;
+  bad.model = other;
+  NodeTrainer wrong(bad);
+  CHECK_THROWS_WITH(wrong.start(), Catch::Contains("another model layout"));
+}
