@@ -1,8 +1,9 @@
 /**
  * SECTION:element-swarmsrc
  *
- * Plays a labelled dataset (Fashion-MNIST IDX files) as a video stream. Each buffer carries its true
- * label in a GstSwarmLabelMeta. The shard properties split the data over camera nodes exactly as
+ * Plays a labelled dataset as a video stream: the Fashion-MNIST IDX files, or a folder of images with
+ * one sub-folder per class (class index = the sub-folder's place in sorted order). Each buffer
+ * carries its true label in a GstSwarmLabelMeta. The shard properties split the data over camera nodes exactly as
  * `swarmlens bench compression` does (IID, or non-IID with Dirichlet alpha).
  *
  * |[
@@ -13,6 +14,7 @@
 
 #include <gst/video/video.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <mutex>
@@ -22,6 +24,7 @@
 #include "dataset.h"
 #include "frame.h"
 #include "gstswarmmeta.h"
+#include "image_folder.h"
 
 GST_DEBUG_CATEGORY_STATIC (swarm_src_debug);
 #define GST_CAT_DEFAULT swarm_src_debug
@@ -149,13 +152,17 @@ static gboolean start (GstBaseSrc * bsrc) {
   }
   State & st = self->priv->state;
   try {
-    st.data = swarmlens::load_fashion_mnist (s.location, s.train);
+    if (swarmlens::is_image_folder (s.location))  // one sub-folder per class, kept in colour unless GRAY8
+      st.data = swarmlens::load_image_folder (s.location, s.width, s.height, s.format == GST_VIDEO_FORMAT_GRAY8 ? 1 : 3);
+    else
+      st.data = swarmlens::load_fashion_mnist (s.location, s.train);
   } catch (const std::exception & e) {
     GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ, ("Cannot read the dataset"), ("%s", e.what ()));
     return FALSE;
   }
   const auto shards = s.alpha > 0.0
-      ? swarmlens::shard_dirichlet (st.data.labels, 10, s.shard_count, s.alpha, s.seed)
+      ? swarmlens::shard_dirichlet (st.data.labels, uint32_t (std::max<size_t> (1, st.data.class_names.size ())),
+          s.shard_count, s.alpha, s.seed)
       : swarmlens::shard_iid (st.data.size (), s.shard_count, s.seed);
   st.order = shards[s.shard_index];
   st.labels_out.reset ();
@@ -227,7 +234,9 @@ static GstFlowReturn create (GstPushSrc * psrc, GstBuffer ** out) {
     GST_ELEMENT_ERROR (self, RESOURCE, FAILED, ("Cannot map an output buffer"), (nullptr));
     return GST_FLOW_ERROR;
   }
-  const cv::Mat img (int (st.data.rows), int (st.data.cols), CV_8UC1, const_cast<uint8_t *>(st.data.image (idx)));
+  const bool rgb = st.data.channels == 3;
+  const cv::Mat img (int (st.data.rows), int (st.data.cols), rgb ? CV_8UC3 : CV_8UC1,
+      const_cast<uint8_t *>(st.data.image (idx)));
   cv::Mat scaled;
   cv::resize (img, scaled, cv::Size (GST_VIDEO_INFO_WIDTH (&info), GST_VIDEO_INFO_HEIGHT (&info)), 0, 0,
       cv::INTER_LINEAR);
@@ -235,8 +244,10 @@ static GstFlowReturn create (GstPushSrc * psrc, GstBuffer ** out) {
   const int type = f == GST_VIDEO_FORMAT_GRAY8 ? CV_8UC1 : f == GST_VIDEO_FORMAT_RGB ? CV_8UC3 : CV_8UC4;
   cv::Mat dst (scaled.rows, scaled.cols, type, GST_VIDEO_FRAME_PLANE_DATA (&frame, 0),
       size_t (GST_VIDEO_FRAME_PLANE_STRIDE (&frame, 0)));
-  if (type == CV_8UC1) scaled.copyTo (dst);
-  else cv::cvtColor (scaled, dst, type == CV_8UC3 ? cv::COLOR_GRAY2RGB : cv::COLOR_GRAY2BGRA);
+  if (scaled.type () == type) scaled.copyTo (dst);
+  else if (type == CV_8UC1) cv::cvtColor (scaled, dst, cv::COLOR_RGB2GRAY);
+  else if (type == CV_8UC3) cv::cvtColor (scaled, dst, cv::COLOR_GRAY2RGB);
+  else cv::cvtColor (scaled, dst, rgb ? cv::COLOR_RGB2BGRA : cv::COLOR_GRAY2BGRA);
   gst_video_frame_unmap (&frame);
 
   const GstClockTime dur = info.fps_n > 0
@@ -271,7 +282,7 @@ static void gst_swarm_src_class_init (GstSwarmSrcClass * klass) {
   const auto ready = GParamFlags (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
   const auto playing = GParamFlags (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING);
   g_object_class_install_property (gobject, PROP_LOCATION, g_param_spec_string ("location", "Location",
-      "Folder with the Fashion-MNIST IDX files (train-*/t10k-*-ubyte.gz)",
+      "Fashion-MNIST IDX folder (train-*/t10k-*-ubyte.gz), or a folder of images with one sub-folder per class",
       swarmlens::default_fashion_mnist_dir ().c_str (), ready));
   g_object_class_install_property (gobject, PROP_SET, g_param_spec_string ("set", "Set",
       "Which split to play: \"train\" or \"test\"", "train", ready));

@@ -42,7 +42,7 @@ uint32_t be32(const std::vector<uint8_t>& b, size_t off) {
 void Dataset::truncate(size_t n) {
   if (n >= size()) return;
   labels.resize(n);
-  pixels.resize(n * rows * cols);
+  pixels.resize(n * image_size());
 }
 
 Dataset load_idx(const std::string& images_path, const std::string& labels_path) {
@@ -133,6 +133,7 @@ Shards shard_dirichlet(const std::vector<uint8_t>& labels, uint32_t classes, uin
 
 void make_batch(const Dataset& d, const uint32_t* indices, size_t count, std::vector<float>& images,
                 std::vector<int64_t>& labels) {
+  if (d.channels != 1) throw std::invalid_argument("make_batch: grey data sets only");
   const size_t px = size_t(d.rows) * d.cols;
   images.resize(count * px);
   labels.resize(count);

@@ -10,12 +10,14 @@ namespace swarmlens {
 
 struct Dataset {
   uint32_t rows = 0, cols = 0;
-  std::vector<uint8_t> pixels;  // [n, rows, cols], row-major, 0..255
+  uint32_t channels = 1;        // 1 (grey) or 3 (RGB, interleaved)
+  std::vector<uint8_t> pixels;  // [n, rows, cols, channels], row-major, 0..255
   std::vector<uint8_t> labels;  // [n]
   std::vector<std::string> class_names;
 
   size_t size() const { return labels.size(); }
-  const uint8_t* image(size_t i) const { return pixels.data() + i * rows * cols; }
+  size_t image_size() const { return size_t(rows) * cols * channels; }
+  const uint8_t* image(size_t i) const { return pixels.data() + i * image_size(); }
   // The first n samples only (n >= size() keeps everything).
   void truncate(size_t n);
 };
@@ -38,7 +40,7 @@ Shards shard_dirichlet(const std::vector<uint8_t>& labels, uint32_t classes, uin
                        double alpha, uint64_t seed);
 
 // Normalised float batch for the models: images [B, 1, rows, cols] as (x/255 - mean)/std,
-// labels [B].
+// labels [B]. Grey data sets only (throws std::invalid_argument otherwise).
 inline constexpr float kFashionMean = 0.2860f, kFashionStd = 0.3530f;
 void make_batch(const Dataset& d, const uint32_t* indices, size_t count, std::vector<float>& images,
                 std::vector<int64_t>& labels);

@@ -5,9 +5,13 @@
 #include <gst/gst.h>
 #include <gst/video/video.h>
 
+#include <opencv2/imgcodecs.hpp>
+
 #include <atomic>
+#include <filesystem>
 #include <chrono>
 #include <string>
+#include <fstream>
 #include <thread>
 #include <vector>
 
@@ -125,6 +129,46 @@ TEST_CASE("swarmsrc negotiates its caps and labels survive videoconvert and vide
   CHECK(GST_VIDEO_INFO_WIDTH(&info) == 100);
   CHECK(GST_VIDEO_INFO_FORMAT(&info) == GST_VIDEO_FORMAT_BGRx);
   gst_caps_unref(caps);
+  gst_harness_teardown(h);
+}
+
+TEST_CASE("swarmsrc plays a folder of images, one sub-folder per class, in colour", "[elements][swarmsrc]") {
+  namespace fs = std::filesystem;
+  const fs::path dir = "folder_dataset";
+  fs::remove_all(dir);
+  // Class 0 "apple" images are red, class 1 "pear" images green (sorted sub-folder order).
+  for (auto [name, bgr] : {std::pair<const char*, cv::Scalar>{"apple", {0, 0, 255}}, {"pear", {0, 255, 0}}}) {
+    fs::create_directories(dir / name);
+    for (int i = 0; i < 3; ++i)
+      cv::imwrite((dir / name / ("img" + std::to_string(i) + ".png")).string(), cv::Mat(40, 50, CV_8UC3, bgr));
+  }
+  std::ofstream(dir / "pear" / "notes.txt") << "not an image";
+  GstHarness* h = gst_harness_new_parse("swarmsrc location=folder_dataset fps-n=0 width=16 height=16 format=RGB");
+  gst_harness_play(h);
+  int per_class[2] = {0, 0};
+  for (int i = 0; i < 6; ++i) {
+    GstBuffer* b = gst_harness_pull(h);
+    REQUIRE(b);
+    const auto* m = label_meta(b);
+    REQUIRE(m);
+    REQUIRE((m->label == 0 || m->label == 1));
+    per_class[m->label]++;
+    GstMapInfo map;
+    REQUIRE(gst_buffer_map(b, &map, GST_MAP_READ));
+    const int r = map.data[0], g = map.data[1];
+    CHECK((m->label == 0 ? r > 200 && g < 50 : g > 200 && r < 50));  // RGB order, colours kept
+    gst_buffer_unmap(b, &map);
+    gst_buffer_unref(b);
+  }
+  CHECK(per_class[0] == 3);
+  CHECK(per_class[1] == 3);
+  GstEvent* e = gst_harness_pull_event(h);  // stream-start, caps, segment ... then EOS
+  while (e && GST_EVENT_TYPE(e) != GST_EVENT_EOS) {
+    gst_event_unref(e);
+    e = gst_harness_pull_event(h);
+  }
+  CHECK(e != nullptr);
+  if (e) gst_event_unref(e);
   gst_harness_teardown(h);
 }
 

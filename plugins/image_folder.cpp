@@ -1,0 +1,52 @@
+#include "image_folder.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <stdexcept>
+
+namespace fs = std::filesystem;
+
+namespace swarmlens {
+
+bool is_image_folder(const std::string& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec) || fs::exists(fs::path(dir) / "train-images-idx3-ubyte.gz", ec)) return false;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (e.is_directory()) return true;
+  return false;
+}
+
+Dataset load_image_folder(const std::string& dir, int width, int height, int channels) {
+  std::vector<fs::path> classes;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (e.is_directory()) classes.push_back(e.path());
+  if (ec || classes.empty()) throw std::runtime_error(dir + ": no class sub-folders");
+  if (classes.size() > 255) throw std::runtime_error(dir + ": more than 255 classes");
+  std::sort(classes.begin(), classes.end());
+  Dataset d;
+  d.rows = uint32_t(height);
+  d.cols = uint32_t(width);
+  d.channels = uint32_t(channels);
+  for (size_t c = 0; c < classes.size(); ++c) {
+    d.class_names.push_back(classes[c].filename().string());
+    std::vector<fs::path> files;
+    for (const auto& e : fs::directory_iterator(classes[c]))
+      if (e.is_regular_file()) files.push_back(e.path());
+    std::sort(files.begin(), files.end());
+    for (const auto& f : files) {
+      cv::Mat img = cv::imread(f.string(), channels == 1 ? cv::IMREAD_GRAYSCALE : cv::IMREAD_COLOR);
+      if (img.empty()) continue;  // not an image (a README, a thumbnail database): skip it
+      if (channels == 3) cv::cvtColor(img, img, cv::COLOR_BGR2RGB);
+      cv::resize(img, img, cv::Size(width, height), 0, 0, cv::INTER_AREA);
+      d.pixels.insert(d.pixels.end(), img.data, img.data + img.total() * img.elemSize());
+      d.labels.push_back(uint8_t(c));
+    }
+  }
+  if (d.labels.empty()) throw std::runtime_error(dir + ": no readable images in its class sub-folders");
+  return d;
+}
+
+}  // namespace swarmlens
