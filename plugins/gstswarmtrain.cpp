@@ -272,7 +272,7 @@ static void gst_swarm_train_class_init (GstSwarmTrainClass * klass) {
   g_object_class_install_property (gobject, PROP_MODEL, g_param_spec_string ("model", "Model",
       "Model registry name: cnn (1x28x28 small CNN) or mobilenet (RGB, input-width x input-height)", "cnn", ready));
   g_object_class_install_property (gobject, PROP_MODEL_ID, g_param_spec_string ("model-id", "Model id",
-      "Name the model is shared under (swarmclassify model-id, NATS subjects)", "default", ready));
+      "Name the model and its statistics are shared under in this process (swarmclassify, swarmoverlay)", "default", ready));
   g_object_class_install_property (gobject, PROP_INPUT_WIDTH, g_param_spec_int ("input-width", "Input width",
       "Model input width; frames are scaled to it (cnn: 28)", 8, 1024, 28, ready));
   g_object_class_install_property (gobject, PROP_INPUT_HEIGHT, g_param_spec_int ("input-height", "Input height",
@@ -295,7 +295,7 @@ static void gst_swarm_train_class_init (GstSwarmTrainClass * klass) {
   g_object_class_install_property (gobject, PROP_TRIGGER_NORM, g_param_spec_double ("trigger-norm",
       "Trigger norm", "Release the pending update when its L2 norm reaches this (0 = off)", 0.0, G_MAXDOUBLE, 0.0, ready));
   g_object_class_install_property (gobject, PROP_DEVICE, g_param_spec_string ("device", "Device",
-      "Compute device: cpu (cuda where LibTorch was built with it)", "cpu", ready));
+      "Compute device; only cpu is supported so far, anything else is a clear error at start", "cpu", ready));
   g_object_class_install_property (gobject, PROP_CHECKPOINT, g_param_spec_string ("checkpoint", "Checkpoint",
       "Snapshot file: resumed from at start, written at stop (empty = none)", "", ready));
   g_object_class_install_property (gobject, PROP_LABEL, g_param_spec_int ("label", "Label",
