@@ -6,10 +6,19 @@
 
 namespace swarmlens {
 
+int cv_type_of(GstVideoFormat format) {
+  return format == GST_VIDEO_FORMAT_GRAY8 ? CV_8UC1 : format == GST_VIDEO_FORMAT_RGB ? CV_8UC3 : CV_8UC4;
+}
+
+bool video_info_from_caps(GstElement* element, GstCaps* caps, GstVideoInfo* info) {
+  if (gst_video_info_from_caps(info, caps)) return true;
+  GST_ELEMENT_ERROR(element, CORE, NEGOTIATION, ("Cannot parse caps"), ("%" GST_PTR_FORMAT, static_cast<void*>(caps)));
+  return false;
+}
+
 void frame_to_input(const GstVideoFrame* frame, const ModelSpec& spec, std::vector<float>& out) {
   const int w = GST_VIDEO_FRAME_WIDTH (frame), h = GST_VIDEO_FRAME_HEIGHT (frame);
-  const GstVideoFormat fmt = GST_VIDEO_FRAME_FORMAT (frame);
-  const int type = fmt == GST_VIDEO_FORMAT_GRAY8 ? CV_8UC1 : fmt == GST_VIDEO_FORMAT_RGB ? CV_8UC3 : CV_8UC4;
+  const int type = cv_type_of(GST_VIDEO_FRAME_FORMAT (frame));
   const cv::Mat src(h, w, type, GST_VIDEO_FRAME_PLANE_DATA (frame, 0),
                     size_t(GST_VIDEO_FRAME_PLANE_STRIDE (frame, 0)));
   cv::Mat conv;

@@ -130,11 +130,7 @@ static gboolean stop (GstBaseTransform * trans) {
 
 static gboolean set_caps (GstBaseTransform * trans, GstCaps * incaps, GstCaps *) {
   auto *self = GST_SWARM_CLASSIFY (trans);
-  if (!gst_video_info_from_caps (&self->priv->info, incaps)) {
-    GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, ("Cannot parse caps"), ("%" GST_PTR_FORMAT, static_cast<void *> (incaps)));
-    return FALSE;
-  }
-  return TRUE;
+  return swarmlens::video_info_from_caps (GST_ELEMENT (self), incaps, &self->priv->info);
 }
 
 // Swap in a newer live model if the hub has one (a parameter copy between two frames).

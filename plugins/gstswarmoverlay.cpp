@@ -165,8 +165,7 @@ static GstFlowReturn transform_frame_ip (GstVideoFilter * filter, GstVideoFrame 
   lines.push_back (fps);
 
   const int w = GST_VIDEO_FRAME_WIDTH (frame), h = GST_VIDEO_FRAME_HEIGHT (frame);
-  const GstVideoFormat fmt = GST_VIDEO_FRAME_FORMAT (frame);
-  const int type = fmt == GST_VIDEO_FORMAT_GRAY8 ? CV_8UC1 : fmt == GST_VIDEO_FORMAT_RGB ? CV_8UC3 : CV_8UC4;
+  const int type = swarmlens::cv_type_of (GST_VIDEO_FRAME_FORMAT (frame));
   cv::Mat img (h, w, type, GST_VIDEO_FRAME_PLANE_DATA (frame, 0), size_t (GST_VIDEO_FRAME_PLANE_STRIDE (frame, 0)));
 
   // Fonts scale with the frame: readable on a 280x280 upscaled digit and on 1080p.

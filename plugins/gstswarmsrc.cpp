@@ -240,8 +240,7 @@ static GstFlowReturn create (GstPushSrc * psrc, GstBuffer ** out) {
   cv::Mat scaled;
   cv::resize (img, scaled, cv::Size (GST_VIDEO_INFO_WIDTH (&info), GST_VIDEO_INFO_HEIGHT (&info)), 0, 0,
       cv::INTER_LINEAR);
-  const GstVideoFormat f = GST_VIDEO_INFO_FORMAT (&info);
-  const int type = f == GST_VIDEO_FORMAT_GRAY8 ? CV_8UC1 : f == GST_VIDEO_FORMAT_RGB ? CV_8UC3 : CV_8UC4;
+  const int type = swarmlens::cv_type_of (GST_VIDEO_INFO_FORMAT (&info));
   cv::Mat dst (scaled.rows, scaled.cols, type, GST_VIDEO_FRAME_PLANE_DATA (&frame, 0),
       size_t (GST_VIDEO_FRAME_PLANE_STRIDE (&frame, 0)));
   if (scaled.type () == type) scaled.copyTo (dst);

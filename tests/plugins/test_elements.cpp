@@ -58,6 +58,29 @@ GstStructure* last_message(GstBus* bus, const char* name) {
   return last;
 }
 
+// Runs a pipeline that must fail; returns the error message and its debug text.
+std::pair<std::string, std::string> bus_error_of(const char* desc) {
+  GError* err = nullptr;
+  GstElement* p = gst_parse_launch(desc, &err);
+  REQUIRE(p);
+  gst_element_set_state(p, GST_STATE_PLAYING);
+  GstBus* bus = gst_element_get_bus(p);
+  GstMessage* m = gst_bus_timed_pop_filtered(bus, 10 * GST_SECOND, GstMessageType(GST_MESSAGE_ERROR | GST_MESSAGE_EOS));
+  REQUIRE(m);
+  REQUIRE(GST_MESSAGE_TYPE(m) == GST_MESSAGE_ERROR);
+  GError* e = nullptr;
+  gchar* debug = nullptr;
+  gst_message_parse_error(m, &e, &debug);
+  std::pair<std::string, std::string> out{e->message, debug ? debug : ""};
+  g_error_free(e);
+  g_free(debug);
+  gst_message_unref(m);
+  gst_object_unref(bus);
+  gst_element_set_state(p, GST_STATE_NULL);
+  gst_object_unref(p);
+  return out;
+}
+
 guint64 field_u64(const GstStructure* s, const char* f) {
   guint64 v = 0;
   gst_structure_get_uint64(s, f, &v);
@@ -173,22 +196,7 @@ TEST_CASE("swarmsrc plays a folder of images, one sub-folder per class, in colou
 }
 
 TEST_CASE("swarmsrc_rejects_a_shard_index_out_of_range with a bus error", "[elements][swarmsrc][reject]") {
-  GError* err = nullptr;
-  GstElement* p = gst_parse_launch("swarmsrc shard-index=4 shard-count=4 ! fakesink", &err);
-  REQUIRE(p);
-  gst_element_set_state(p, GST_STATE_PLAYING);
-  GstBus* bus = gst_element_get_bus(p);
-  GstMessage* m = gst_bus_timed_pop_filtered(bus, 10 * GST_SECOND, GstMessageType(GST_MESSAGE_ERROR | GST_MESSAGE_EOS));
-  REQUIRE(m);
-  CHECK(GST_MESSAGE_TYPE(m) == GST_MESSAGE_ERROR);
-  GError* e = nullptr;
-  gst_message_parse_error(m, &e, nullptr);
-  CHECK(std::string(e->message).find("shard-index") != std::string::npos);
-  g_error_free(e);
-  gst_message_unref(m);
-  gst_object_unref(bus);
-  gst_element_set_state(p, GST_STATE_NULL);
-  gst_object_unref(p);
+  CHECK(bus_error_of("swarmsrc shard-index=4 shard-count=4 ! fakesink").first.find("shard-index") != std::string::npos);
 }
 
 TEST_CASE("swarmtrain_rejects_caps_it_cannot_read", "[elements][swarmtrain][reject]") {
@@ -259,26 +267,16 @@ TEST_CASE("swarmclassify classifies with a snapshot file and attaches its meta",
   gst_harness_teardown(h);
 }
 
+TEST_CASE("swarmclassify_rejects_a_missing_snapshot with a bus error", "[elements][swarmclassify][reject]") {
+  const auto [message, debug] = bus_error_of(
+      "videotestsrc num-buffers=2 ! video/x-raw,format=GRAY8 ! swarmclassify location=/nonexistent/model.swm ! fakesink");
+  CHECK(debug.find("cannot open") != std::string::npos);
+}
+
 TEST_CASE("swarmclassify_rejects_a_corrupt_snapshot with a bus error", "[elements][swarmclassify][reject]") {
-  GError* err = nullptr;
-  GstElement* p = gst_parse_launch("videotestsrc num-buffers=2 ! video/x-raw,format=GRAY8 ! "
-                                   "swarmclassify location=/nonexistent/model.swm ! fakesink", &err);
-  REQUIRE(p);
-  gst_element_set_state(p, GST_STATE_PLAYING);
-  GstBus* bus = gst_element_get_bus(p);
-  GstMessage* m = gst_bus_timed_pop_filtered(bus, 10 * GST_SECOND, GstMessageType(GST_MESSAGE_ERROR | GST_MESSAGE_EOS));
-  REQUIRE(m);
-  CHECK(GST_MESSAGE_TYPE(m) == GST_MESSAGE_ERROR);
-  gchar* debug = nullptr;
-  GError* e = nullptr;
-  gst_message_parse_error(m, &e, &debug);
-  CHECK(std::string(debug).find("cannot open") != std::string::npos);
-  g_error_free(e);
-  g_free(debug);
-  gst_message_unref(m);
-  gst_object_unref(bus);
-  gst_element_set_state(p, GST_STATE_NULL);
-  gst_object_unref(p);
+  std::ofstream("corrupt.swm") << "SWLM this is not a snapshot";
+  CHECK(bus_error_of("videotestsrc num-buffers=2 ! video/x-raw,format=GRAY8 ! swarmclassify location=corrupt.swm ! "
+                     "fakesink").second.find("corrupt.swm") != std::string::npos);
 }
 
 TEST_CASE("swarmoverlay draws its panel top-left and leaves the rest of the frame", "[elements][swarmoverlay]") {
