@@ -1,0 +1,213 @@
+#include "nats_link.h"
+
+#include <nats/nats.h>
+
+#include <atomic>
+#include <list>
+#include <mutex>
+#include <random>
+
+#include "chunks.h"
+
+namespace swarmlens {
+
+namespace {
+
+struct OptionsDeleter {
+  void operator()(natsOptions* o) const { natsOptions_Destroy(o); }
+};
+struct ConnectionDeleter {
+  void operator()(natsConnection* c) const { natsConnection_Destroy(c); }
+};
+struct SubscriptionDeleter {
+  void operator()(natsSubscription* s) const { natsSubscription_Destroy(s); }
+};
+struct MsgDeleter {
+  void operator()(natsMsg* m) const { natsMsg_Destroy(m); }
+};
+using OptionsPtr = std::unique_ptr<natsOptions, OptionsDeleter>;
+using ConnectionPtr = std::unique_ptr<natsConnection, ConnectionDeleter>;
+using SubscriptionPtr = std::unique_ptr<natsSubscription, SubscriptionDeleter>;
+using MsgPtr = std::unique_ptr<natsMsg, MsgDeleter>;
+
+void check(natsStatus s, const std::string& what) {
+  if (s != NATS_OK) {
+    const char* last = nats_GetLastError(nullptr);
+    throw NatsError(what + ": " + natsStatus_GetText(s) + (last && *last ? std::string(" (") + last + ")" : ""));
+  }
+}
+
+// Headroom under max_payload for the protocol line and our header.
+constexpr int64_t kChunkHeadroom = 4096;
+
+}  // namespace
+
+const char* link_state_name(LinkState s) {
+  switch (s) {
+    case LinkState::Disconnected: return "disconnected";
+    case LinkState::Reconnected: return "reconnected";
+    case LinkState::Closed: return "closed";
+  }
+  return "?";
+}
+
+struct NatsLink::Impl {
+  struct Subscription {
+    NatsLink::Impl* link = nullptr;
+    MessageHandler on_message;
+    ErrorHandler on_error;
+    std::mutex lock;  // protects assembler: nats.c may deliver from its own thread per subscription
+    ChunkAssembler assembler;
+    SubscriptionPtr sub;
+  };
+
+  OptionsPtr opts;
+  ConnectionPtr conn;
+  StateHandler on_state;
+  std::mutex subs_lock;  // protects subs (the list; each entry is used by its own callback)
+  std::list<std::unique_ptr<Subscription>> subs;
+  std::atomic<uint64_t> next_chunk_id{0};
+
+  void report(LinkState s) {
+    if (!on_state) return;
+    try {
+      on_state(s);
+    } catch (...) {  // never into nats.c
+    }
+  }
+
+  static void on_disconnected(natsConnection*, void* self) { static_cast<Impl*>(self)->report(LinkState::Disconnected); }
+  static void on_reconnected(natsConnection*, void* self) { static_cast<Impl*>(self)->report(LinkState::Reconnected); }
+  static void on_closed(natsConnection*, void* self) { static_cast<Impl*>(self)->report(LinkState::Closed); }
+
+  // nats.c's message callback: never throws, always destroys the message.
+  static void on_msg(natsConnection*, natsSubscription*, natsMsg* raw, void* closure) {
+    MsgPtr msg(raw);
+    auto* s = static_cast<Subscription*>(closure);
+    try {
+      const char* subject = natsMsg_GetSubject(msg.get());
+      const auto* data = reinterpret_cast<const uint8_t*>(natsMsg_GetData(msg.get()));
+      const size_t size = size_t(natsMsg_GetDataLength(msg.get()));
+      const char* chunk = nullptr;
+      if (natsMsgHeader_Get(msg.get(), kChunkHeader, &chunk) != NATS_OK || !chunk) {
+        s->on_message(subject, std::vector<uint8_t>(data, data + size));
+        return;
+      }
+      const auto info = ChunkInfo::parse(chunk);
+      if (!info) {
+        if (s->on_error) s->on_error(std::string("malformed chunk header: ") + chunk);
+        return;
+      }
+      ChunkAssembler::Result r;
+      {
+        std::lock_guard<std::mutex> g(s->lock);
+        r = s->assembler.add(*info, data, size);
+      }
+      if (!r.error.empty() && s->on_error) s->on_error(r.error);
+      if (r.payload) s->on_message(subject, std::move(*r.payload));
+    } catch (const std::exception& e) {
+      if (s->on_error) {
+        try {
+          s->on_error(std::string("message handler failed: ") + e.what());
+        } catch (...) {
+        }
+      }
+    } catch (...) {
+    }
+  }
+};
+
+NatsLink::NatsLink(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+NatsLink::~NatsLink() {
+  // Close first so that no callback runs while the subscriptions and handlers go away.
+  if (impl_->conn) natsConnection_Close(impl_->conn.get());
+  {
+    std::lock_guard<std::mutex> g(impl_->subs_lock);
+    impl_->subs.clear();
+  }
+  impl_->conn.reset();
+}
+
+std::unique_ptr<NatsLink> NatsLink::connect(const NatsOptions& o, StateHandler on_state) {
+  auto impl = std::make_unique<Impl>();
+  impl->on_state = std::move(on_state);
+  natsOptions* raw = nullptr;
+  check(natsOptions_Create(&raw), "nats options");
+  impl->opts.reset(raw);
+  natsOptions* opts = impl->opts.get();
+  std::vector<const char*> urls;
+  for (const auto& u : o.urls) urls.push_back(u.c_str());
+  if (urls.empty()) throw NatsError("no NATS server URL given");
+  check(natsOptions_SetServers(opts, urls.data(), int(urls.size())), "server URLs");
+  check(natsOptions_SetName(opts, o.name.c_str()), "connection name");
+  if (!o.user.empty()) check(natsOptions_SetUserInfo(opts, o.user.c_str(), o.password.c_str()), "user/password");
+  if (!o.token.empty()) check(natsOptions_SetToken(opts, o.token.c_str()), "token");
+  if (!o.creds_file.empty())
+    check(natsOptions_SetUserCredentialsFromFiles(opts, o.creds_file.c_str(), nullptr), "credentials " + o.creds_file);
+  if (!o.tls_ca.empty()) {
+    check(natsOptions_SetSecure(opts, true), "TLS");
+    check(natsOptions_LoadCATrustedCertificates(opts, o.tls_ca.c_str()), "TLS CA " + o.tls_ca);
+  }
+  if (!o.tls_cert.empty())
+    check(natsOptions_LoadCertificatesChain(opts, o.tls_cert.c_str(), o.tls_key.c_str()), "TLS client certificate");
+  check(natsOptions_SetMaxReconnect(opts, -1), "reconnect forever");
+  check(natsOptions_SetReconnectWait(opts, o.reconnect_wait_ms), "reconnect wait");
+  check(natsOptions_SetReconnectBufSize(opts, o.reconnect_buffer_bytes), "reconnect buffer");
+  check(natsOptions_SetTimeout(opts, o.connect_timeout_ms), "connect timeout");
+  check(natsOptions_SetDisconnectedCB(opts, &Impl::on_disconnected, impl.get()), "callbacks");
+  check(natsOptions_SetReconnectedCB(opts, &Impl::on_reconnected, impl.get()), "callbacks");
+  check(natsOptions_SetClosedCB(opts, &Impl::on_closed, impl.get()), "callbacks");
+  natsConnection* conn = nullptr;
+  std::string list;
+  for (const auto& u : o.urls) list += (list.empty() ? "" : ",") + u;
+  check(natsConnection_Connect(&conn, opts), "cannot connect to NATS at " + list);
+  impl->conn.reset(conn);
+  impl->next_chunk_id = std::random_device{}() * 0x100000000ull;
+  return std::unique_ptr<NatsLink>(new NatsLink(std::move(impl)));
+}
+
+void NatsLink::publish(const std::string& subject, const std::vector<uint8_t>& payload) {
+  const int64_t limit = max_payload();
+  if (int64_t(payload.size()) <= limit) {
+    check(natsConnection_Publish(impl_->conn.get(), subject.c_str(), payload.data(), int(payload.size())),
+          "publish on " + subject);
+    return;
+  }
+  const size_t chunk = size_t(std::max<int64_t>(1024, limit - kChunkHeadroom));
+  ChunkInfo info;
+  info.id = impl_->next_chunk_id++;
+  info.count = uint32_t((payload.size() + chunk - 1) / chunk);
+  info.total = payload.size();
+  for (uint32_t i = 0; i < info.count; ++i) {
+    info.index = i;
+    const size_t off = size_t(i) * chunk, len = std::min(chunk, payload.size() - off);
+    natsMsg* raw = nullptr;
+    check(natsMsg_Create(&raw, subject.c_str(), nullptr, reinterpret_cast<const char*>(payload.data() + off), int(len)),
+          "chunk message");
+    MsgPtr msg(raw);
+    check(natsMsgHeader_Set(msg.get(), kChunkHeader, info.to_header().c_str()), "chunk header");
+    check(natsConnection_PublishMsg(impl_->conn.get(), msg.get()), "publish chunk on " + subject);
+  }
+}
+
+void NatsLink::subscribe(const std::string& subject, MessageHandler on_message, ErrorHandler on_error) {
+  auto s = std::make_unique<Impl::Subscription>();
+  s->link = impl_.get();
+  s->on_message = std::move(on_message);
+  s->on_error = std::move(on_error);
+  natsSubscription* raw = nullptr;
+  check(natsConnection_Subscribe(&raw, impl_->conn.get(), subject.c_str(), &Impl::on_msg, s.get()),
+        "subscribe to " + subject);
+  s->sub.reset(raw);
+  std::lock_guard<std::mutex> g(impl_->subs_lock);
+  impl_->subs.push_back(std::move(s));
+}
+
+void NatsLink::flush(int timeout_ms) { check(natsConnection_FlushTimeout(impl_->conn.get(), timeout_ms), "flush"); }
+
+bool NatsLink::connected() const { return natsConnection_Status(impl_->conn.get()) == NATS_CONN_STATUS_CONNECTED; }
+
+int64_t NatsLink::max_payload() const { return natsConnection_GetMaxPayload(impl_->conn.get()); }
+
+}  // namespace swarmlens

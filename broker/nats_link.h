@@ -1,0 +1,69 @@
+// The NATS link: RAII over nats.c 3.4, the only place that touches its handles. Connection from a
+// URL list with the options users expect (user/password, token, .creds file, TLS CA and client
+// certificate, name, reconnect forever with a reconnect buffer), state changes reported to the
+// caller, and payloads over the server's max_payload chunked and reassembled.
+//
+// Threads: message and state handlers run on nats.c's threads; they must not block for long.
+// Handlers never see an exception escape into nats.c: the link catches and reports it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace swarmlens {
+
+struct NatsOptions {
+  std::vector<std::string> urls = {"nats://127.0.0.1:4222"};
+  std::string name = "swarmlens";
+  std::string user, password;         // user/password authentication
+  std::string token;                  // token authentication
+  std::string creds_file;             // JWT + nkey seed (.creds)
+  std::string tls_ca;                 // CA bundle: verify the server (turns TLS on)
+  std::string tls_cert, tls_key;      // client certificate (mutual TLS)
+  int reconnect_buffer_bytes = 8 << 20;
+  int reconnect_wait_ms = 250;
+  int connect_timeout_ms = 2000;
+};
+
+class NatsError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+enum class LinkState { Disconnected, Reconnected, Closed };
+const char* link_state_name(LinkState s);
+
+class NatsLink {
+ public:
+  using StateHandler = std::function<void(LinkState)>;
+  using MessageHandler = std::function<void(const std::string& subject, std::vector<uint8_t> payload)>;
+  using ErrorHandler = std::function<void(const std::string& what)>;
+
+  // Throws NatsError with the server URLs and nats.c's reason if no server can be reached.
+  static std::unique_ptr<NatsLink> connect(const NatsOptions& opts, StateHandler on_state = {});
+  ~NatsLink();
+  NatsLink(const NatsLink&) = delete;
+  NatsLink& operator=(const NatsLink&) = delete;
+
+  // Publishes; a payload over max_payload goes as chunks. While disconnected, nats.c buffers up to
+  // reconnect_buffer_bytes; past that this throws NatsError and the caller keeps its data.
+  void publish(const std::string& subject, const std::vector<uint8_t>& payload);
+  // Handler gets whole payloads (chunks reassembled); on_error gets chunk and handler failures.
+  void subscribe(const std::string& subject, MessageHandler on_message, ErrorHandler on_error = {});
+  // Waits until the server has processed everything published so far. Throws on timeout.
+  void flush(int timeout_ms = 5000);
+
+  bool connected() const;
+  int64_t max_payload() const;
+
+ private:
+  struct Impl;
+  explicit NatsLink(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace swarmlens

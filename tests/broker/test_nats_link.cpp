@@ -1,0 +1,117 @@
+// The NATS link against a real nats-server on a free loopback port.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <numeric>
+#include <thread>
+
+#include "nats_link.h"
+#include "nats_server.h"
+
+using namespace swarmlens;
+using swarmlens::testing::NatsServer;
+
+namespace {
+
+// Collects what a subscription delivers, and waits for it.
+struct Inbox {
+  std::mutex m;
+  std::condition_variable cv;
+  std::vector<std::vector<uint8_t>> payloads;
+  std::vector<std::string> errors;
+
+  NatsLink::MessageHandler handler() {
+    return [this](const std::string&, std::vector<uint8_t> p) {
+      std::lock_guard<std::mutex> g(m);
+      payloads.push_back(std::move(p));
+      cv.notify_all();
+    };
+  }
+  bool wait_for(size_t n, int ms = 5000) {
+    std::unique_lock<std::mutex> l(m);
+    return cv.wait_for(l, std::chrono::milliseconds(ms), [&] { return payloads.size() >= n; });
+  }
+};
+
+NatsOptions options(const NatsServer& s) {
+  NatsOptions o;
+  o.urls = {s.url()};
+  o.reconnect_wait_ms = 100;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("nats link publishes and subscribes through a real server", "[nats]") {
+  NatsServer server;
+  auto link = NatsLink::connect(options(server));
+  CHECK(link->connected());
+  CHECK(link->max_payload() == 1024 * 1024);
+  Inbox inbox;
+  link->subscribe("swarmlens.test.update", inbox.handler());
+  link->flush();
+  link->publish("swarmlens.test.update", {1, 2, 3});
+  REQUIRE(inbox.wait_for(1));
+  CHECK(inbox.payloads[0] == std::vector<uint8_t>{1, 2, 3});
+}
+
+TEST_CASE("nats link chunks a payload over max_payload and reassembles it", "[nats]") {
+  NatsServer server;
+  auto pub = NatsLink::connect(options(server));
+  auto sub = NatsLink::connect(options(server));
+  Inbox inbox;
+  sub->subscribe("swarmlens.test.model", inbox.handler(), [&](const std::string& e) {
+    std::lock_guard<std::mutex> g(inbox.m);
+    inbox.errors.push_back(e);
+  });
+  sub->flush();
+  std::vector<uint8_t> big(3 * 1024 * 1024 + 17);
+  std::iota(big.begin(), big.end(), uint8_t(3));
+  pub->publish("swarmlens.test.model", big);
+  pub->publish("swarmlens.test.model", {9});
+  pub->flush();
+  REQUIRE(inbox.wait_for(2));
+  CHECK(inbox.payloads[0] == big);
+  CHECK(inbox.payloads[1] == std::vector<uint8_t>{9});
+  CHECK(inbox.errors.empty());
+}
+
+TEST_CASE("nats_link_rejects_a_dead_server with a clear error", "[nats][reject]") {
+  NatsOptions o;
+  o.urls = {"nats://127.0.0.1:" + std::to_string(swarmlens::testing::free_loopback_port())};
+  o.connect_timeout_ms = 500;
+  CHECK_THROWS_WITH(NatsLink::connect(o), Catch::Contains("cannot connect to NATS at nats://127.0.0.1:"));
+}
+
+TEST_CASE("nats link reconnects by itself after a server restart and delivers what was buffered", "[nats]") {
+  NatsServer server;
+  std::mutex m;
+  std::vector<LinkState> states;
+  auto link = NatsLink::connect(options(server), [&](LinkState s) {
+    std::lock_guard<std::mutex> g(m);
+    states.push_back(s);
+  });
+  server.stop();
+  for (int i = 0; i < 100 && link->connected(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  CHECK_FALSE(link->connected());
+  link->publish("swarmlens.test.update", {4, 5, 6});  // buffered by nats.c while disconnected
+  server.start();  // same port
+  auto watcher = NatsLink::connect(options(server));
+  Inbox inbox;
+  watcher->subscribe("swarmlens.test.update", inbox.handler());
+  watcher->flush();
+  for (int i = 0; i < 250 && !link->connected(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  REQUIRE(link->connected());
+  link->flush();
+  // The buffered publish may reach the server before the watcher subscribed; publish once more so
+  // that the test proves delivery after reconnect without depending on that race.
+  link->publish("swarmlens.test.update", {7});
+  REQUIRE(inbox.wait_for(1));
+  std::lock_guard<std::mutex> g(m);
+  REQUIRE(states.size() >= 2);
+  CHECK(states[0] == LinkState::Disconnected);
+  CHECK(std::find(states.begin(), states.end(), LinkState::Reconnected) != states.end());
+}
