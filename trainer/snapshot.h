@@ -15,6 +15,11 @@ struct Snapshot {
   std::vector<float> params;  // [num_params]
 };
 
+// The snapshot format (docs/wire-format.md) as bytes: for files and for the model subject on NATS.
+std::vector<uint8_t> encode_snapshot(const Snapshot& s);
+// Throws std::runtime_error starting with `what` (a path, a subject) and naming the problem.
+Snapshot decode_snapshot(const uint8_t* data, size_t size, const std::string& what);
+
 void save_snapshot(const std::string& path, const Snapshot& s);
 // Throws std::runtime_error naming the path and the problem (missing, truncated, corrupt, ...).
 Snapshot load_snapshot(const std::string& path);
