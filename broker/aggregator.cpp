@@ -71,6 +71,7 @@ Verdict Aggregator::submit(const DecodedUpdate& u) {
     }
   }
   ++buffered_;
+  buffered_sequence_[h.node_id] = std::max(buffered_sequence_[h.node_id], h.sequence);
   if (buffered_ >= cfg_.buffer_size) flush();
   return verdict(Verdict::Accepted);
 }
@@ -94,6 +95,8 @@ bool Aggregator::flush() {
   }
   touched_.clear();
   buffered_ = 0;
+  for (const auto& [node, seq] : buffered_sequence_) applied_[node] = std::max(applied_[node], seq);
+  buffered_sequence_.clear();
   ++version_;
   return true;
 }

@@ -54,6 +54,8 @@ class Aggregator {
   size_t buffered() const { return buffered_; }
   uint64_t count(Verdict v) const { return counts_[size_t(v)]; }
   double last_weight() const { return last_weight_; }
+  // Per node, the highest sequence number whose update is in params() (buffered ones are not yet).
+  const std::map<uint32_t, uint64_t>& applied_sequences() const { return applied_; }
   double staleness_weight(uint64_t tau) const;
 
  private:
@@ -69,6 +71,7 @@ class Aggregator {
   std::vector<float> step_;  // scratch for the momentum path [P]
   size_t buffered_ = 0;
   std::map<uint32_t, uint64_t> last_sequence_;  // node id -> last accepted sequence
+  std::map<uint32_t, uint64_t> buffered_sequence_, applied_;  // node id -> sequence in the buffer / in w_
   std::array<uint64_t, size_t(Verdict::kCount)> counts_{};
   double last_weight_ = 0.0;
 };

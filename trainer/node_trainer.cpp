@@ -19,7 +19,7 @@ NodeTrainer::NodeTrainer(NodeTrainerConfig cfg)
   cfg_.buffer_frames = std::max<size_t>(cfg_.buffer_frames, cfg_.batch_size);
   compressor_ = std::make_unique<TwoStepCompressor>(
       uint32_t(model_->num_params()), cfg_.compression,
-      NodeIdentity{cfg_.model_id, model_->layout_hash(), 0});
+      NodeIdentity{cfg_.model_id, model_->layout_hash(), cfg_.node_id});
   frames_.resize(cfg_.buffer_frames * frame_size_);
   labels_.resize(cfg_.buffer_frames);
 }
@@ -78,15 +78,33 @@ void NodeTrainer::stop() {
   wake_.notify_all();
   room_.notify_all();
   if (thread_.joinable()) thread_.join();
-  // Nothing accepted is lost: what is pending is applied before the checkpoint.
+  // Nothing accepted is lost: what is pending is sent (federated) or applied (standalone).
   if (auto msg = compressor_->flush()) {
-    auto d = decode_update(*msg);
-    scatter_add(d.value.update, -float(cfg_.lr), global_.data());
-    ++version_;
+    if (uplink_) {
+      if (!uplink_(*msg)) compressor_->requeue(*msg);
+    } else {
+      auto d = decode_update(*msg);
+      scatter_add(d.value.update, -float(cfg_.lr), global_.data());
+      ++version_;
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);  // the last update counts too
+    stats_.bytes_out = compressor_->bytes_out();
+    stats_.messages = compressor_->messages();
+    stats_.model_version = version_;
   }
   publish();
   if (!cfg_.checkpoint.empty())
     save_snapshot(cfg_.checkpoint, {cfg_.model.name, model_->layout_hash(), version_, global_});
+}
+
+void NodeTrainer::set_uplink(Uplink send) { uplink_ = std::move(send); }
+
+void NodeTrainer::offer_model(std::shared_ptr<const Snapshot> model) {
+  if (!model || model->layout_hash != model_->layout_hash() || model->params.size() != global_.size()) return;
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!offered_ || offered_->version < model->version) offered_ = std::move(model);
 }
 
 void NodeTrainer::drain() {
@@ -140,6 +158,21 @@ void NodeTrainer::run() {
 }
 
 void NodeTrainer::train_batch(std::vector<float>& images, std::vector<int64_t>& labels) {
+  std::shared_ptr<const Snapshot> offered;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    offered.swap(offered_);
+  }
+  if (offered && offered->version > version_) {  // the aggregator's newer model replaces our view
+    global_ = offered->params;
+    version_ = offered->version;
+    // ...plus our own updates it does not include yet (still in flight), so none is lost from the
+    // view or learnt twice.
+    const auto it = offered->applied.find(cfg_.node_id);
+    const uint64_t applied = it == offered->applied.end() ? 0 : it->second;
+    in_flight_.erase(in_flight_.begin(), in_flight_.upper_bound(applied));
+    for (const auto& [seq, update] : in_flight_) scatter_add(update, -float(cfg_.lr), global_.data());
+  }
   model_->set_params(global_.data());
   compressor_->apply_pending(model_->params(), float(cfg_.lr));  // train on own unsent progress
   const StepStats st = model_->compute_gradient({images.data(), labels.data(), labels.size()});
@@ -149,10 +182,16 @@ void NodeTrainer::train_batch(std::vector<float>& images, std::vector<int64_t>& 
   } catch (const std::invalid_argument&) {
     return;  // NaN/Inf gradient: this batch is skipped, the residual stays intact
   }
-  if (msg) {  // standalone: the update is applied to this node's own model
+  if (msg && uplink_ && !uplink_(*msg)) {
+    compressor_->requeue(*msg);  // link down: merged back into the pending update, sent with the next
+  } else if (msg) {
+    // Standalone, the update is this node's model step. Federated, it is applied to the node's own
+    // view at once as well, so the node does not train on a model missing its own progress until the
+    // aggregator's next model (which replaces this view) arrives.
     auto d = decode_update(*msg);
     scatter_add(d.value.update, -float(cfg_.lr), global_.data());
-    ++version_;
+    if (!uplink_) ++version_;
+    else if (in_flight_.size() < 4096) in_flight_.emplace(d.value.header.sequence, std::move(d.value.update));
   }
   bool do_publish = false;
   {

@@ -6,6 +6,8 @@
 #pragma once
 
 #include <condition_variable>
+#include <functional>
+#include <map>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -23,6 +25,7 @@ namespace swarmlens {
 struct NodeTrainerConfig {
   ModelSpec model;
   std::string model_id = "default";
+  uint32_t node_id = 0;           // unique per node in a federation (the aggregator orders by it)
   uint64_t seed = 1;
   uint32_t batch_size = 32;
   double lr = 0.05;
@@ -48,6 +51,15 @@ class NodeTrainer {
   // Blocks until every full batch in the buffer has been trained (fewer than batch_size frames
   // remain), or the trainer stopped. For the end of an offline stream.
   void drain();
+
+  // Federated mode (call before start): released updates go to `send` instead of the local model;
+  // when send returns false (link down, buffer full) the update is merged back into the pending
+  // one and goes out with the next, so nothing is lost. Thread: the training thread calls send.
+  using Uplink = std::function<bool(const std::vector<uint8_t>&)>;
+  void set_uplink(Uplink send);
+  // A newer global model (from the aggregator); adopted before the next batch if its layout fits.
+  // Thread: any (a NATS callback).
+  void offer_model(std::shared_ptr<const Snapshot> model);
 
   void start();  // resumes from the checkpoint if there is one; starts the training thread
   void stop();   // drains nothing: joins the thread, writes the checkpoint, publishes
@@ -81,6 +93,10 @@ class NodeTrainer {
   std::string error_;
   TrainStats stats_;
   std::mt19937_64 rng_;
+  std::shared_ptr<const Snapshot> offered_;  // newest model offered, not yet adopted
+  // Training thread only: updates sent but not yet known to be in an adopted model, by sequence.
+  std::map<uint64_t, SparseVector> in_flight_;
+  Uplink uplink_;                            // set before start; read by the training thread
   std::thread thread_;
 };
 

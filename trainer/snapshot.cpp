@@ -31,6 +31,11 @@ std::vector<uint8_t> encode_snapshot(const Snapshot& s) {
   w.put<uint64_t>(s.version);
   w.put<uint64_t>(s.params.size());
   w.bytes(s.params.data(), s.params.size() * sizeof(float));
+  w.put<uint32_t>(uint32_t(s.applied.size()));
+  for (const auto& [node, seq] : s.applied) {
+    w.put<uint32_t>(node);
+    w.put<uint64_t>(seq);
+  }
   w.put<uint32_t>(uint32_t(crc32(crc32(0L, Z_NULL, 0), buf.data(), uInt(buf.size()))));
   return buf;
 }
@@ -51,10 +56,18 @@ Snapshot decode_snapshot(const uint8_t* data, size_t size, const std::string& wh
   s.model.resize(name_len);
   if (!r.bytes(s.model.data(), name_len) || !r.get(s.layout_hash) || !r.get(s.version) || !r.get(count))
     throw bad("truncated");
-  if (count != r.remaining() / sizeof(float) || r.remaining() % sizeof(float) != 0)
-    throw bad("parameter count does not match the size");
+  if (count > r.remaining() / sizeof(float)) throw bad("parameter count does not match the size");
   s.params.resize(count);
   r.bytes(s.params.data(), count * sizeof(float));
+  uint32_t nodes = 0;
+  if (!r.get(nodes) || uint64_t(nodes) * 12 != r.remaining()) throw bad("applied-sequence section does not match the size");
+  for (uint32_t i = 0; i < nodes; ++i) {
+    uint32_t node = 0;
+    uint64_t seq = 0;
+    r.get(node);
+    r.get(seq);
+    s.applied[node] = seq;
+  }
   for (float v : s.params)
     if (!std::isfinite(v)) throw bad("parameters hold NaN or Inf");
   return s;

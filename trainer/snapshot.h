@@ -3,16 +3,26 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
 namespace swarmlens {
 
 struct Snapshot {
+  Snapshot() = default;
+  Snapshot(std::string model_name, uint64_t hash, uint64_t ver, std::vector<float> p,
+           std::map<uint32_t, uint64_t> applied_seqs = {})
+      : model(std::move(model_name)), layout_hash(hash), version(ver), params(std::move(p)),
+        applied(std::move(applied_seqs)) {}
+
   std::string model;         // registry name, e.g. "cnn"
   uint64_t layout_hash = 0;
   uint64_t version = 0;
   std::vector<float> params;  // [num_params]
+  // Per node id, the last update sequence these parameters include (set by the aggregator, so a
+  // node can re-apply its own updates that are still in flight). Empty for a local snapshot.
+  std::map<uint32_t, uint64_t> applied;
 };
 
 // The snapshot format (docs/wire-format.md) as bytes: for files and for the model subject on NATS.

@@ -1,0 +1,62 @@
+// The aggregator served over NATS: takes updates on swarmlens.<model>.update, validates and merges
+// them (Aggregator), and publishes the model as a snapshot on swarmlens.<model>.model whenever its
+// version moved (at most once per call of publish_if_changed, which the owner calls on a timer).
+// The same class runs in the swarmlens-broker daemon and in tests.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "aggregator.h"
+#include "model.h"
+#include "nats_link.h"
+#include "snapshot.h"
+
+namespace swarmlens {
+
+inline std::string update_subject(const std::string& model_id) { return "swarmlens." + model_id + ".update"; }
+inline std::string model_subject(const std::string& model_id) { return "swarmlens." + model_id + ".model"; }
+inline std::string metrics_subject(const std::string& model_id) { return "swarmlens." + model_id + ".metrics"; }
+
+struct BrokerConfig {
+  std::string model_id = "default";
+  ModelSpec model;
+  uint64_t seed = 1;              // initial weights, as the nodes' seed
+  AggregatorConfig aggregation;
+  std::string snapshot_path;      // resume from it at start; rewritten (atomically) on each publish
+};
+
+struct BrokerStats {
+  uint64_t updates_in = 0, bytes_in = 0, accepted = 0;
+  std::map<std::string, uint64_t> rejected;  // by reason (decode error or aggregator verdict)
+  uint64_t models_out = 0, bytes_out = 0;
+  uint64_t version = 0;
+};
+
+class BrokerService {
+ public:
+  // Builds the initial model (or resumes the snapshot) and subscribes. Throws on a bad snapshot.
+  BrokerService(BrokerConfig cfg, NatsLink& link);
+
+  // Publishes the model if its version changed since the last publish. Thread: the owner's.
+  bool publish_if_changed();
+  BrokerStats stats() const;
+  Snapshot snapshot() const;
+
+ private:
+  void on_update(const std::vector<uint8_t>& payload);  // nats.c's thread
+
+  BrokerConfig cfg_;
+  NatsLink& link_;
+  uint64_t layout_hash_ = 0;
+  uint32_t dim_ = 0;
+  mutable std::mutex lock_;  // protects aggregator_ and stats_; taken by the NATS callback and the owner
+  std::unique_ptr<Aggregator> aggregator_;
+  BrokerStats stats_;
+  uint64_t published_version_ = UINT64_MAX;
+};
+
+}  // namespace swarmlens

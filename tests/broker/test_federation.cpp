@@ -1,0 +1,152 @@
+// Three nodes and a broker train one model together over a real nats-server.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "broker_service.h"
+#include "dataset.h"
+#include "metrics.h"
+#include "nats_server.h"
+#include "node_trainer.h"
+
+using namespace swarmlens;
+using swarmlens::testing::NatsServer;
+
+TEST_CASE("three nodes and a broker train one model over NATS", "[federation]") {
+  set_compute_threads(1);
+  NatsServer server;
+  NatsOptions opts;
+  opts.urls = {server.url()};
+  const uint32_t nodes = 3;
+  const double lr = 0.05;
+
+  auto broker_link = NatsLink::connect(opts);
+  BrokerConfig bc;
+  bc.model_id = "fed";
+  bc.aggregation.server_lr = lr / nodes;  // each update on arrival, N of them add up to one step
+  bc.aggregation.buffer_size = 1;
+  bc.aggregation.staleness_grace = 4 * nodes;
+  bc.aggregation.max_staleness = 1000;
+  BrokerService broker(bc, *broker_link);
+  std::atomic<bool> done{false};
+  std::thread publisher([&] {
+    while (!done) {
+      broker.publish_if_changed();
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
+
+  auto train = load_fashion_mnist(default_fashion_mnist_dir(), true);
+  const auto shards = shard_iid(9000, nodes, 3);
+  std::vector<std::unique_ptr<NatsLink>> links;
+  std::vector<std::unique_ptr<NodeTrainer>> trainers;
+  for (uint32_t n = 0; n < nodes; ++n) {
+    links.push_back(NatsLink::connect(opts));
+    NodeTrainerConfig cfg;
+    cfg.model_id = "fed";  // the model id on the wire: the broker accepts only its own
+    cfg.node_id = n;
+    cfg.lr = lr / nodes;  // the scale the broker applies this node's updates with
+    cfg.batch_size = 32;
+    cfg.compression.sparsify.warmup_stage_steps = 4;
+    // Asynchronous nodes see each other's updates a few steps late, and asynchrony acts as extra
+    // momentum (docs/benchmarks.md, trigger study): less explicit momentum, no hold in the trigger.
+    cfg.compression.sparsify.momentum = 0.6;
+    cfg.compression.trigger.max_age_steps = 1;
+    auto t = std::make_unique<NodeTrainer>(cfg);
+    NatsLink* link = links.back().get();
+    t->set_uplink([link](const std::vector<uint8_t>& msg) {
+      try {
+        link->publish(update_subject("fed"), msg);
+        return true;
+      } catch (const NatsError&) {
+        return false;
+      }
+    });
+    NodeTrainer* raw = t.get();
+    link->subscribe(model_subject("fed"), [raw](const std::string& subject, std::vector<uint8_t> payload) {
+      raw->offer_model(std::make_shared<Snapshot>(decode_snapshot(payload.data(), payload.size(), subject)));
+    });
+    t->start();
+    trainers.push_back(std::move(t));
+  }
+  // Each node plays its shard (every frame trained) on its own thread, as camera pipelines would.
+  std::vector<std::thread> cameras;
+  for (uint32_t n = 0; n < nodes; ++n)
+    cameras.emplace_back([&, n] {
+      std::vector<float> img;
+      std::vector<int64_t> lab;
+      for (uint32_t idx : shards[n]) {
+        make_batch(train, &idx, 1, img, lab);
+        trainers[n]->push(img.data(), int(lab[0]), true);
+      }
+      trainers[n]->drain();
+    });
+  for (auto& c : cameras) c.join();
+  uint64_t sent_bytes = 0, sent_messages = 0;
+  for (auto& t : trainers) {
+    t->stop();  // sends what is still pending
+    CHECK(t->error().empty());
+    sent_bytes += t->stats().bytes_out;
+    sent_messages += t->stats().messages;
+  }
+  for (auto& l : links) l->flush();
+  for (int i = 0; i < 200 && broker.stats().updates_in < sent_messages; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  done = true;
+  publisher.join();
+
+  const BrokerStats bs = broker.stats();
+  CHECK(bs.updates_in == sent_messages);
+  CHECK(bs.bytes_in == sent_bytes);  // what the nodes counted is what the broker received
+  CHECK(bs.accepted == sent_messages);
+  CHECK(bs.rejected.empty());
+  CHECK(bs.models_out > 3);
+  CHECK(bs.version == sent_messages);
+
+  auto model = Model::create({}, 1);
+  const Snapshot s = broker.snapshot();
+  model->set_params(s.params.data());
+  auto test = load_fashion_mnist(default_fashion_mnist_dir(), false);
+  const double acc = evaluate_accuracy(*model, test, 2000);
+  INFO("global test accuracy after one pass over 9000 images on 3 nodes: " << acc);
+  CHECK(acc > 0.5);  // chance is 0.1
+}
+
+TEST_CASE("broker_rejects_malformed_wrong_layout_and_nan_updates and the model stays finite", "[federation][reject]") {
+  NatsServer server;
+  NatsOptions opts;
+  opts.urls = {server.url()};
+  auto link = NatsLink::connect(opts);
+  BrokerConfig bc;
+  bc.model_id = "bad";
+  BrokerService broker(bc, *link);
+  auto peer = NatsLink::connect(opts);
+  const auto model = Model::create({}, 1);
+  UpdateHeader h{"bad", model->layout_hash(), 0, 9, 1, 32};
+  SparseVector s;
+  s.dim = uint32_t(model->num_params());
+  s.index = {5, 17};
+  s.value = {0.5f, -0.25f};
+  auto good = encode_update(h, s, {});
+  peer->publish(update_subject("bad"), {1, 2, 3});                    // garbage
+  auto wrong = good;
+  wrong[0] = 'X';
+  peer->publish(update_subject("bad"), wrong);                        // bad magic
+  UpdateHeader other = h;
+  other.layout_hash ^= 1;
+  peer->publish(update_subject("bad"), encode_update(other, s, {}));  // another layout
+  peer->publish(update_subject("bad"), good);                         // fine
+  peer->publish(update_subject("bad"), good);                         // replayed
+  peer->flush();
+  for (int i = 0; i < 100 && broker.stats().updates_in < 5; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const auto st = broker.stats();
+  CHECK(st.updates_in == 5);
+  CHECK(st.accepted == 1);
+  CHECK(st.rejected.at("truncated") == 1);
+  CHECK(st.rejected.at("bad_magic") == 1);
+  CHECK(st.rejected.at("layout_mismatch") == 1);
+  CHECK(st.rejected.at("replayed") == 1);
+  for (float v : broker.snapshot().params) REQUIRE(std::isfinite(v));
+}
