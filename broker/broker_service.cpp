@@ -4,7 +4,8 @@
 
 namespace swarmlens {
 
-BrokerService::BrokerService(BrokerConfig cfg, NatsLink& link) : cfg_(std::move(cfg)), link_(link) {
+BrokerService::BrokerService(BrokerConfig cfg, std::unique_ptr<NatsLink> link)
+    : cfg_(std::move(cfg)), link_(std::move(link)) {
   auto model = Model::create(cfg_.model, cfg_.seed);
   layout_hash_ = model->layout_hash();
   dim_ = uint32_t(model->num_params());
@@ -19,14 +20,16 @@ BrokerService::BrokerService(BrokerConfig cfg, NatsLink& link) : cfg_(std::move(
   }
   aggregator_ = std::make_unique<Aggregator>(cfg_.model_id, layout_hash_, std::move(params), cfg_.aggregation, version);
   stats_.version = version;
-  link_.subscribe(update_subject(cfg_.model_id),
+  link_->subscribe(update_subject(cfg_.model_id),
                   [this](const std::string&, std::vector<uint8_t> payload) { on_update(payload); },
                   [this](const std::string&) {
                     std::lock_guard<std::mutex> g(lock_);
                     ++stats_.rejected["bad_chunks"];
                   });
-  link_.flush();
+  link_->flush();
 }
+
+BrokerService::~BrokerService() { link_.reset(); }  // no update callback after this
 
 void BrokerService::on_update(const std::vector<uint8_t>& payload) {
   DecodeOptions opts;
@@ -54,7 +57,7 @@ bool BrokerService::publish_if_changed() {
     s = {cfg_.model.name, layout_hash_, aggregator_->version(), aggregator_->params(), aggregator_->applied_sequences()};
   }
   const auto bytes = encode_snapshot(s);
-  link_.publish(model_subject(cfg_.model_id), bytes);
+  link_->publish(model_subject(cfg_.model_id), bytes);
   if (!cfg_.snapshot_path.empty()) save_snapshot(cfg_.snapshot_path, s);
   std::lock_guard<std::mutex> g(lock_);
   published_version_ = s.version;

@@ -39,7 +39,9 @@ struct BrokerStats {
 class BrokerService {
  public:
   // Builds the initial model (or resumes the snapshot) and subscribes. Throws on a bad snapshot.
-  BrokerService(BrokerConfig cfg, NatsLink& link);
+  // Owns the link: it is closed first on destruction, so no callback outlives the service.
+  BrokerService(BrokerConfig cfg, std::unique_ptr<NatsLink> link);
+  ~BrokerService();
 
   // Publishes the model if its version changed since the last publish. Thread: the owner's.
   bool publish_if_changed();
@@ -50,13 +52,13 @@ class BrokerService {
   void on_update(const std::vector<uint8_t>& payload);  // nats.c's thread
 
   BrokerConfig cfg_;
-  NatsLink& link_;
   uint64_t layout_hash_ = 0;
   uint32_t dim_ = 0;
   mutable std::mutex lock_;  // protects aggregator_ and stats_; taken by the NATS callback and the owner
   std::unique_ptr<Aggregator> aggregator_;
   BrokerStats stats_;
   uint64_t published_version_ = UINT64_MAX;
+  std::unique_ptr<NatsLink> link_;  // last member: destroyed (closed) first
 };
 
 }  // namespace swarmlens

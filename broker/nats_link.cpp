@@ -3,6 +3,8 @@
 #include <nats/nats.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <list>
 #include <mutex>
 #include <random>
@@ -63,16 +65,28 @@ struct NatsLink::Impl {
 
   OptionsPtr opts;
   ConnectionPtr conn;
+  // State callbacks arrive on nats.c's threads, the closed one even after natsConnection_Close
+  // returns. state_lock protects on_state and closed; the destructor disarms on_state, closes, and
+  // waits for `closed` before anything a callback can reach is destroyed.
+  std::mutex state_lock;
+  std::condition_variable closed_cv;
+  bool closed = false;
   StateHandler on_state;
   std::mutex subs_lock;  // protects subs (the list; each entry is used by its own callback)
   std::list<std::unique_ptr<Subscription>> subs;
   std::atomic<uint64_t> next_chunk_id{0};
 
   void report(LinkState s) {
-    if (!on_state) return;
-    try {
-      on_state(s);
-    } catch (...) {  // never into nats.c
+    std::lock_guard<std::mutex> g(state_lock);
+    if (on_state) {
+      try {
+        on_state(s);
+      } catch (...) {  // never into nats.c
+      }
+    }
+    if (s == LinkState::Closed) {
+      closed = true;
+      closed_cv.notify_all();
     }
   }
 
@@ -120,8 +134,17 @@ struct NatsLink::Impl {
 NatsLink::NatsLink(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 NatsLink::~NatsLink() {
-  // Close first so that no callback runs while the subscriptions and handlers go away.
-  if (impl_->conn) natsConnection_Close(impl_->conn.get());
+  {
+    std::lock_guard<std::mutex> g(impl_->state_lock);
+    impl_->on_state = nullptr;  // disarmed: the owner may already be gone
+  }
+  // Close first so that no message callback runs while the subscriptions and handlers go away, and
+  // wait for nats.c's closed callback, which it delivers on its own thread.
+  if (impl_->conn) {
+    natsConnection_Close(impl_->conn.get());
+    std::unique_lock<std::mutex> l(impl_->state_lock);
+    impl_->closed_cv.wait_for(l, std::chrono::seconds(5), [&] { return impl_->closed; });
+  }
   {
     std::lock_guard<std::mutex> g(impl_->subs_lock);
     impl_->subs.clear();

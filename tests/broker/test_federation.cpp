@@ -22,14 +22,13 @@ TEST_CASE("three nodes and a broker train one model over NATS", "[federation]") 
   const uint32_t nodes = 3;
   const double lr = 0.05;
 
-  auto broker_link = NatsLink::connect(opts);
   BrokerConfig bc;
   bc.model_id = "fed";
   bc.aggregation.server_lr = lr / nodes;  // each update on arrival, N of them add up to one step
   bc.aggregation.buffer_size = 1;
   bc.aggregation.staleness_grace = 4 * nodes;
   bc.aggregation.max_staleness = 1000;
-  BrokerService broker(bc, *broker_link);
+  BrokerService broker(bc, NatsLink::connect(opts));
   std::atomic<bool> done{false};
   std::thread publisher([&] {
     while (!done) {
@@ -40,8 +39,9 @@ TEST_CASE("three nodes and a broker train one model over NATS", "[federation]") 
 
   auto train = load_fashion_mnist(default_fashion_mnist_dir(), true);
   const auto shards = shard_iid(9000, nodes, 3);
-  std::vector<std::unique_ptr<NatsLink>> links;
+  // Links after trainers: destroyed first, so no model callback reaches a destroyed trainer.
   std::vector<std::unique_ptr<NodeTrainer>> trainers;
+  std::vector<std::unique_ptr<NatsLink>> links;
   for (uint32_t n = 0; n < nodes; ++n) {
     links.push_back(NatsLink::connect(opts));
     NodeTrainerConfig cfg;
@@ -118,10 +118,9 @@ TEST_CASE("broker_rejects_malformed_wrong_layout_and_nan_updates and the model s
   NatsServer server;
   NatsOptions opts;
   opts.urls = {server.url()};
-  auto link = NatsLink::connect(opts);
   BrokerConfig bc;
   bc.model_id = "bad";
-  BrokerService broker(bc, *link);
+  BrokerService broker(bc, NatsLink::connect(opts));
   auto peer = NatsLink::connect(opts);
   const auto model = Model::create({}, 1);
   UpdateHeader h{"bad", model->layout_hash(), 0, 9, 1, 32};
