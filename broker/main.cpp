@@ -1,0 +1,105 @@
+// swarmlens-broker: the aggregator as a daemon. Subscribes to swarmlens.<model>.update, merges the
+// updates, publishes the model on swarmlens.<model>.model and, with --test-data, the global model's
+// test accuracy as JSON on swarmlens.<model>.metrics. Ctrl-C / SIGTERM: publishes, writes the
+// snapshot and exits 0.
+#include <CLI/CLI.hpp>
+#include <fmt/core.h>
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "broker_service.h"
+#include "dataset.h"
+#include "metrics.h"
+
+namespace {
+std::atomic<bool> g_stop{false};
+void on_signal(int) { g_stop = true; }
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace swarmlens;
+  CLI::App app{"swarmlens-broker: merges compressed updates from camera nodes into the shared model"};
+  NatsOptions nats;
+  BrokerConfig cfg;
+  std::string url = "nats://127.0.0.1:4222", test_data;
+  int publish_ms = 500, stats_s = 10;
+  size_t test_limit = 2000;
+  app.add_option("--nats", url, "NATS server URL(s), comma-separated")->capture_default_str();
+  app.add_option("--user", nats.user, "NATS user");
+  app.add_option("--password", nats.password, "NATS password");
+  app.add_option("--token", nats.token, "NATS token");
+  app.add_option("--creds", nats.creds_file, "NATS .creds file (JWT + nkey seed)");
+  app.add_option("--tls-ca", nats.tls_ca, "CA bundle to verify the server (turns TLS on)");
+  app.add_option("--tls-cert", nats.tls_cert, "client certificate (mutual TLS)");
+  app.add_option("--tls-key", nats.tls_key, "client key (mutual TLS)");
+  app.add_option("--model-id", cfg.model_id, "model id (subjects swarmlens.<id>.*)")->capture_default_str();
+  app.add_option("--model", cfg.model.name, "model registry name")->check(CLI::IsMember({"cnn"}))->capture_default_str();
+  app.add_option("--seed", cfg.seed, "seed of the initial weights (as the nodes')")->capture_default_str();
+  app.add_option("--snapshot", cfg.snapshot_path, "resume from and keep writing this snapshot file");
+  app.add_option("--server-lr", cfg.aggregation.server_lr, "server learning rate")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--buffer-size", cfg.aggregation.buffer_size, "updates per model version (FedBuff K)")->check(CLI::Range(1, 100000))->capture_default_str();
+  app.add_option("--clip-norm", cfg.aggregation.clip_norm, "L2 bound per update (0 = off)")->check(CLI::NonNegativeNumber)->capture_default_str();
+  app.add_option("--max-staleness", cfg.aggregation.max_staleness, "reject updates this many versions behind")->capture_default_str();
+  app.add_option("--staleness-grace", cfg.aggregation.staleness_grace, "versions behind still weighted 1")->capture_default_str();
+  app.add_option("--publish-interval-ms", publish_ms, "at most one model per interval")->check(CLI::Range(10, 3600000))->capture_default_str();
+  app.add_option("--stats", stats_s, "seconds between stats lines (0 = none)")->capture_default_str();
+  app.add_option("--test-data", test_data, "Fashion-MNIST folder: evaluate the model and publish metrics");
+  app.add_option("--test-limit", test_limit, "test images evaluated")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  nats.urls = CLI::detail::split(url, ',');
+  nats.name = "swarmlens-broker";
+
+  signal(SIGINT, on_signal);
+  signal(SIGTERM, on_signal);
+  try {
+    BrokerService broker(cfg, NatsLink::connect(nats, [](LinkState s) {
+      fmt::print(stderr, "swarmlens-broker: NATS link {}\n", link_state_name(s));
+    }));
+    std::unique_ptr<Model> eval;
+    Dataset test;
+    if (!test_data.empty()) {
+      eval = Model::create(cfg.model, cfg.seed);
+      test = load_fashion_mnist(test_data, false);
+      test.truncate(test_limit);
+    }
+    auto metrics_link = NatsLink::connect(nats);
+    fmt::print(stderr, "swarmlens-broker: serving model '{}' on {} (version {})\n", cfg.model_id, url, broker.stats().version);
+    auto last_stats = std::chrono::steady_clock::now();
+    BrokerStats prev = broker.stats();
+    double accuracy = -1.0;
+    while (!g_stop) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(publish_ms));
+      if (broker.publish_if_changed() && eval) {
+        const Snapshot s = broker.snapshot();
+        eval->set_params(s.params.data());
+        accuracy = evaluate_accuracy(*eval, test);
+        const nlohmann::json m = {{"model_version", s.version}, {"test_accuracy", accuracy}, {"test_images", test.size()}};
+        const std::string text = m.dump();
+        metrics_link->publish(metrics_subject(cfg.model_id), std::vector<uint8_t>(text.begin(), text.end()));
+      }
+      const auto now = std::chrono::steady_clock::now();
+      if (stats_s > 0 && now - last_stats >= std::chrono::seconds(stats_s)) {
+        const BrokerStats st = broker.stats();
+        const double secs = std::chrono::duration<double>(now - last_stats).count();
+        std::string rejected;
+        for (const auto& [why, n] : st.rejected) rejected += fmt::format(" {}={}", why, n);
+        fmt::print("stats: {:.1f} updates/s, in {} B, out {} B, model v{}, accuracy {}, rejected:{}\n",
+                   double(st.updates_in - prev.updates_in) / secs, st.bytes_in, st.bytes_out, st.version,
+                   accuracy < 0 ? std::string("-") : fmt::format("{:.4f}", accuracy), rejected.empty() ? " none" : rejected);
+        std::fflush(stdout);
+        prev = st;
+        last_stats = now;
+      }
+    }
+    broker.publish_if_changed();  // the last version goes out (and into the snapshot) before exit
+    fmt::print(stderr, "swarmlens-broker: stopped at model version {}\n", broker.stats().version);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "swarmlens-broker: error: {}\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,103 @@
+// The swarmlens-broker daemon as a process: real nats-server, real update in, model and metrics out,
+// SIGTERM, restart from its snapshot without losing the published version.
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+
+#include "broker_service.h"
+#include "nats_server.h"
+
+using namespace swarmlens;
+using swarmlens::testing::NatsServer;
+
+namespace {
+
+pid_t spawn_broker(const std::string& url, const std::string& snapshot) {
+  const char* exe = std::getenv("SWARMLENS_BROKER_EXE");
+  REQUIRE(exe);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    execl(exe, exe, "--nats", url.c_str(), "--model-id", "daemon", "--snapshot", snapshot.c_str(),
+          "--publish-interval-ms", "50", "--test-data", "/usr/share/datasets/fashion-mnist", "--test-limit", "200",
+          "--stats", "0", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  return pid;
+}
+
+int stop(pid_t pid) {
+  kill(pid, SIGTERM);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+struct Latest {
+  std::mutex m;
+  std::condition_variable cv;
+  uint64_t version = 0;
+  bool metrics = false;
+  bool wait(std::function<bool()> pred) {
+    std::unique_lock<std::mutex> l(m);
+    return cv.wait_for(l, std::chrono::seconds(20), pred);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("swarmlens-broker serves the model, publishes metrics, and resumes from its snapshot", "[daemon]") {
+  NatsServer server;
+  NatsOptions opts;
+  opts.urls = {server.url()};
+  const std::string snap = "daemon_test.swm";
+  std::remove(snap.c_str());
+  auto node = NatsLink::connect(opts);
+  Latest latest;
+  node->subscribe(model_subject("daemon"), [&](const std::string& s, std::vector<uint8_t> p) {
+    const Snapshot snapshot = decode_snapshot(p.data(), p.size(), s);
+    std::lock_guard<std::mutex> g(latest.m);
+    latest.version = snapshot.version;
+    latest.cv.notify_all();
+  });
+  node->subscribe(metrics_subject("daemon"), [&](const std::string&, std::vector<uint8_t> p) {
+    std::lock_guard<std::mutex> g(latest.m);
+    latest.metrics = std::string(p.begin(), p.end()).find("\"test_accuracy\"") != std::string::npos;
+    latest.cv.notify_all();
+  });
+  node->flush();
+
+  pid_t broker = spawn_broker(server.url(), snap);
+  const auto model = Model::create({}, 1);
+  SparseVector s;
+  s.dim = uint32_t(model->num_params());
+  s.index = {1, 2, 3};
+  s.value = {0.1f, 0.2f, 0.3f};
+  // Keep sending (sequence increasing) until the daemon is up and has published a merged model.
+  uint64_t seq = 0;
+  for (int i = 0; i < 200; ++i) {
+    node->publish(update_subject("daemon"), encode_update({"daemon", model->layout_hash(), 0, 1, ++seq, 32}, s, {}));
+    std::unique_lock<std::mutex> l(latest.m);
+    if (latest.cv.wait_for(l, std::chrono::milliseconds(100), [&] { return latest.version >= 1 && latest.metrics; })) break;
+  }
+  REQUIRE(latest.wait([&] { return latest.version >= 1 && latest.metrics; }));
+  CHECK(stop(broker) == 0);
+  const uint64_t published = load_snapshot(snap).version;
+  CHECK(published >= 1);
+
+  // A restarted broker starts from the version it had published, not from zero.
+  {
+    std::lock_guard<std::mutex> g(latest.m);
+    latest.version = 0;
+  }
+  broker = spawn_broker(server.url(), snap);
+  REQUIRE(latest.wait([&] { return latest.version >= published; }));
+  CHECK(stop(broker) == 0);
+}
