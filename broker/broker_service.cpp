@@ -54,7 +54,7 @@ bool BrokerService::publish_if_changed() {
   {
     std::lock_guard<std::mutex> g(lock_);
     if (aggregator_->version() == published_version_) return false;
-    s = {cfg_.model.name, layout_hash_, aggregator_->version(), aggregator_->params(), aggregator_->applied_sequences()};
+    s = snapshot_locked();
   }
   const auto bytes = encode_snapshot(s);
   link_->publish(model_subject(cfg_.model_id), bytes);
@@ -73,6 +73,10 @@ BrokerStats BrokerService::stats() const {
 
 Snapshot BrokerService::snapshot() const {
   std::lock_guard<std::mutex> g(lock_);
+  return snapshot_locked();
+}
+
+Snapshot BrokerService::snapshot_locked() const {
   return {cfg_.model.name, layout_hash_, aggregator_->version(), aggregator_->params(), aggregator_->applied_sequences()};
 }
 

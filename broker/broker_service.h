@@ -50,6 +50,7 @@ class BrokerService {
 
  private:
   void on_update(const std::vector<uint8_t>& payload);  // nats.c's thread
+  Snapshot snapshot_locked() const;                     // caller holds lock_
 
   BrokerConfig cfg_;
   uint64_t layout_hash_ = 0;

@@ -46,4 +46,16 @@ void frame_to_input(const GstVideoFrame* frame, const ModelSpec& spec, std::vect
   }
 }
 
+bool buffer_to_input(GstElement* element, const GstVideoInfo* info, GstBuffer* buf, const ModelSpec& spec,
+                     std::vector<float>& out) {
+  GstVideoFrame frame;
+  if (!gst_video_frame_map(&frame, const_cast<GstVideoInfo*>(info), buf, GST_MAP_READ)) {
+    GST_ELEMENT_ERROR(element, STREAM, FAILED, ("Cannot map a frame"), (nullptr));
+    return false;
+  }
+  frame_to_input(&frame, spec, out);
+  gst_video_frame_unmap(&frame);
+  return true;
+}
+
 }  // namespace swarmlens

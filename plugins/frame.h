@@ -23,4 +23,9 @@ bool video_info_from_caps(GstElement* element, GstCaps* caps, GstVideoInfo* info
 // resized to its input size, normalised as in training. out is resized to fit.
 void frame_to_input(const GstVideoFrame* frame, const ModelSpec& spec, std::vector<float>& out);
 
+// Maps `buf` (described by `info`), converts it with frame_to_input and unmaps it. On a mapping
+// failure posts a stream error from `element` and returns false.
+bool buffer_to_input(GstElement* element, const GstVideoInfo* info, GstBuffer* buf, const ModelSpec& spec,
+                     std::vector<float>& out);
+
 }  // namespace swarmlens

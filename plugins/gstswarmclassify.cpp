@@ -161,13 +161,8 @@ static GstFlowReturn transform_ip (GstBaseTransform * trans, GstBuffer * buf) {
   maybe_swap (self);
   if (!p.classifier->loaded ()) return GST_FLOW_OK;  // no model yet: pass the frame on unlabelled
   if (p.frames++ % p.every == 0 || !p.have_last) {
-    GstVideoFrame frame;
-    if (!gst_video_frame_map (&frame, &p.info, buf, GST_MAP_READ)) {
-      GST_ELEMENT_ERROR (self, STREAM, FAILED, ("Cannot map a frame"), (nullptr));
+    if (!swarmlens::buffer_to_input (GST_ELEMENT (self), &p.info, buf, p.classifier->spec (), p.input))
       return GST_FLOW_ERROR;
-    }
-    swarmlens::frame_to_input (&frame, p.classifier->spec (), p.input);
-    gst_video_frame_unmap (&frame);
     try {
       p.last = p.classifier->classify (p.input.data ());
       p.have_last = true;

@@ -220,13 +220,7 @@ static GstFlowReturn transform_ip (GstBaseTransform * trans, GstBuffer * buf) {
     return GST_FLOW_ERROR;
   }
   if (label >= 0 && label < p.spec.classes) {  // no label: pass untouched, not trained on
-    GstVideoFrame frame;
-    if (!gst_video_frame_map (&frame, &p.info, buf, GST_MAP_READ)) {
-      GST_ELEMENT_ERROR (self, STREAM, FAILED, ("Cannot map a frame"), (nullptr));
-      return GST_FLOW_ERROR;
-    }
-    swarmlens::frame_to_input (&frame, p.spec, p.input);
-    gst_video_frame_unmap (&frame);
+    if (!swarmlens::buffer_to_input (GST_ELEMENT (self), &p.info, buf, p.spec, p.input)) return GST_FLOW_ERROR;
     p.trainer->push (p.input.data (), label, !drop);
   }
   const GstClockTime now = gst_util_get_timestamp ();
