@@ -73,6 +73,110 @@ Snapshot decode_snapshot(const uint8_t* data, size_t size, const std::string& wh
   return s;
 }
 
+namespace {
+constexpr uint8_t kDeltaMagic[4] = {'S', 'W', 'L', 'D'};
+uint32_t crc_of(const uint8_t* p, size_t n) { return uint32_t(crc32(crc32(0L, Z_NULL, 0), p, uInt(n))); }
+}  // namespace
+
+ModelDelta make_delta(const Snapshot& base, const Snapshot& next) {
+  if (base.layout_hash != next.layout_hash || base.params.size() != next.params.size())
+    throw std::invalid_argument("delta: snapshots of different layouts");
+  ModelDelta d;
+  d.layout_hash = next.layout_hash;
+  d.base_version = base.version;
+  d.version = next.version;
+  d.dim = uint32_t(next.params.size());
+  for (uint32_t i = 0; i < d.dim; ++i) {
+    // Bitwise comparison: a changed sign of zero or any changed bit is sent, so the result is exact.
+    if (std::memcmp(&base.params[i], &next.params[i], sizeof(float)) != 0) {
+      d.index.push_back(i);
+      d.value.push_back(next.params[i]);
+    }
+  }
+  d.applied = next.applied;
+  return d;
+}
+
+std::vector<uint8_t> encode_delta(const ModelDelta& d) {
+  std::vector<uint8_t> buf;
+  ByteWriter w(buf);
+  w.bytes(kDeltaMagic, 4);
+  w.put<uint8_t>(kVersion);
+  w.put<uint64_t>(d.layout_hash);
+  w.put<uint64_t>(d.base_version);
+  w.put<uint64_t>(d.version);
+  w.put<uint32_t>(d.dim);
+  w.varint(d.index.size());
+  uint32_t prev = 0;
+  for (size_t k = 0; k < d.index.size(); ++k) {  // ascending: gaps as varints
+    w.varint(k == 0 ? d.index[0] : d.index[k] - prev - 1);
+    prev = d.index[k];
+  }
+  w.bytes(d.value.data(), d.value.size() * sizeof(float));
+  w.varint(d.applied.size());
+  for (const auto& [node, seq] : d.applied) {
+    w.varint(node);
+    w.varint(seq);
+  }
+  w.put<uint32_t>(crc_of(buf.data(), buf.size()));
+  return buf;
+}
+
+ModelDelta decode_delta(const uint8_t* data, size_t size, const std::string& what) {
+  auto bad = [&](const char* why) { return std::runtime_error(what + ": " + why); };
+  if (size < 4 + 1 + 28 + 4 || !std::equal(kDeltaMagic, kDeltaMagic + 4, data)) throw bad("not a Swarmlens model delta");
+  if (data[4] != kVersion) throw bad("unsupported model delta version");
+  uint32_t crc = 0;
+  std::memcpy(&crc, data + size - 4, 4);
+  if (crc != crc_of(data, size - 4)) throw bad("checksum mismatch (corrupt or truncated)");
+  ByteReader r(data + 5, size - 9);
+  ModelDelta d;
+  uint64_t count = 0;
+  if (!r.get(d.layout_hash) || !r.get(d.base_version) || !r.get(d.version) || !r.get(d.dim) || !r.varint(count))
+    throw bad("truncated");
+  if (d.version <= d.base_version) throw bad("version does not follow its base");
+  if (count > d.dim || count > r.remaining()) throw bad("more entries than parameters");
+  d.index.resize(count);
+  uint64_t pos = 0;
+  for (uint64_t k = 0; k < count; ++k) {
+    uint64_t gap = 0;
+    if (!r.varint(gap)) throw bad("truncated indices");
+    pos = k == 0 ? gap : pos + gap + 1;
+    if (pos >= d.dim) throw bad("index out of range");
+    d.index[k] = uint32_t(pos);
+  }
+  d.value.resize(count);
+  if (!r.bytes(d.value.data(), count * sizeof(float))) throw bad("truncated values");
+  for (float v : d.value)
+    if (!std::isfinite(v)) throw bad("values hold NaN or Inf");
+  uint64_t nodes = 0;
+  if (!r.varint(nodes) || nodes > r.remaining()) throw bad("truncated applied-sequence section");
+  for (uint64_t i = 0; i < nodes; ++i) {
+    uint64_t node = 0, seq = 0;
+    if (!r.varint(node) || !r.varint(seq) || node > UINT32_MAX) throw bad("truncated applied-sequence section");
+    d.applied[uint32_t(node)] = seq;
+  }
+  if (r.remaining() != 0) throw bad("trailing bytes");
+  return d;
+}
+
+Snapshot apply_delta(const Snapshot& base, const ModelDelta& d) {
+  if (base.layout_hash != d.layout_hash || base.params.size() != d.dim)
+    throw std::runtime_error("model delta is for another model layout");
+  if (base.version != d.base_version)
+    throw std::runtime_error("model delta is from version " + std::to_string(d.base_version) + ", the model is at " +
+                             std::to_string(base.version));
+  Snapshot s(base.model, base.layout_hash, d.version, base.params, d.applied);
+  for (size_t k = 0; k < d.index.size(); ++k) s.params[d.index[k]] = d.value[k];
+  return s;
+}
+
+ModelMessage model_message_kind(const uint8_t* data, size_t size) {
+  if (size >= 4 && std::equal(kMagic, kMagic + 4, data)) return ModelMessage::Snapshot;
+  if (size >= 4 && std::equal(kDeltaMagic, kDeltaMagic + 4, data)) return ModelMessage::Delta;
+  return ModelMessage::Unknown;
+}
+
 void save_snapshot(const std::string& path, const Snapshot& s) {
   const auto buf = encode_snapshot(s);
   const std::string tmp = path + ".tmp";

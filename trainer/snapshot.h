@@ -30,6 +30,31 @@ std::vector<uint8_t> encode_snapshot(const Snapshot& s);
 // Throws std::runtime_error starting with `what` (a path, a subject) and naming the problem.
 Snapshot decode_snapshot(const uint8_t* data, size_t size, const std::string& what);
 
+// A model delta: the parameters that changed from one version to a later one, carried as their new
+// values (so applying it reproduces the later snapshot bit for bit), with the later version's
+// applied-sequence map. The aggregator sends these between full snapshots so the downlink is
+// compressed too. Wire format "SWLD" (docs/wire-format.md).
+struct ModelDelta {
+  uint64_t layout_hash = 0;
+  uint64_t base_version = 0, version = 0;
+  uint32_t dim = 0;
+  std::vector<uint32_t> index;  // ascending, < dim
+  std::vector<float> value;     // the new values
+  std::map<uint32_t, uint64_t> applied;
+};
+
+// Throws std::invalid_argument if the two snapshots are not of one layout.
+ModelDelta make_delta(const Snapshot& base, const Snapshot& next);
+std::vector<uint8_t> encode_delta(const ModelDelta& d);
+// Throws std::runtime_error starting with `what` and naming the problem.
+ModelDelta decode_delta(const uint8_t* data, size_t size, const std::string& what);
+// The snapshot the delta leads to. Throws std::runtime_error if base is not the delta's base
+// (another layout, size or version).
+Snapshot apply_delta(const Snapshot& base, const ModelDelta& d);
+// What a model-subject payload holds, by its magic.
+enum class ModelMessage { Snapshot, Delta, Unknown };
+ModelMessage model_message_kind(const uint8_t* data, size_t size);
+
 void save_snapshot(const std::string& path, const Snapshot& s);
 // Throws std::runtime_error naming the path and the problem (missing, truncated, corrupt, ...).
 Snapshot load_snapshot(const std::string& path);
