@@ -37,6 +37,11 @@ double Aggregator::staleness_weight(uint64_t tau) const {
   return 1.0 / (1.0 + std::sqrt(double(t)));
 }
 
+void Aggregator::resume_sequences(const std::map<uint32_t, uint64_t>& applied) {
+  applied_ = applied;
+  last_sequence_ = applied;
+}
+
 Verdict Aggregator::submit(const DecodedUpdate& u) {
   auto verdict = [&](Verdict v) {
     ++counts_[size_t(v)];

@@ -44,6 +44,9 @@ class Aggregator {
  public:
   Aggregator(std::string model_id, uint64_t layout_hash, std::vector<float> initial_params,
              AggregatorConfig cfg, uint64_t initial_version = 0);
+  // Resuming from a snapshot: its per-node sequences count as accepted and applied, so a replay of
+  // an update the snapshot holds is still rejected after a restart.
+  void resume_sequences(const std::map<uint32_t, uint64_t>& applied);
 
   Verdict submit(const DecodedUpdate& u);
   // Applies what is buffered now (even below buffer_size). Returns true if the model changed.

@@ -9,16 +9,27 @@ BrokerService::BrokerService(BrokerConfig cfg, std::unique_ptr<NatsLink> link)
   auto model = Model::create(cfg_.model, cfg_.seed);
   layout_hash_ = model->layout_hash();
   dim_ = uint32_t(model->num_params());
-  std::vector<float> params = model->params_copy();
-  uint64_t version = 0;
-  if (!cfg_.snapshot_path.empty() && std::ifstream(cfg_.snapshot_path).good()) {
-    Snapshot s = load_snapshot(cfg_.snapshot_path);
+  // Resume from the newest of the snapshot file and the model kept in JetStream.
+  std::optional<Snapshot> resume;
+  auto consider = [&](Snapshot s, const char* from, const std::string& what) {
     if (s.layout_hash != layout_hash_ || s.params.size() != dim_)
-      throw std::runtime_error(cfg_.snapshot_path + ": snapshot is for another model layout");
-    params = std::move(s.params);
-    version = s.version;
+      throw std::runtime_error(what + ": snapshot is for another model layout");
+    if (!resume || s.version > resume->version) {
+      resume = std::move(s);
+      stats_.resumed_from = from;
+    }
+  };
+  if (!cfg_.snapshot_path.empty() && std::ifstream(cfg_.snapshot_path).good())
+    consider(load_snapshot(cfg_.snapshot_path), "snapshot file", cfg_.snapshot_path);
+  if (cfg_.retain) {
+    link_->ensure_retention_stream(retention_stream(cfg_.model_id), "swarmlens." + cfg_.model_id + ".retained.>");
+    if (auto kept = fetch_retained_model(*link_, cfg_.model_id))
+      consider(std::move(*kept), "JetStream", retention_stream(cfg_.model_id));
   }
+  std::vector<float> params = resume ? std::move(resume->params) : model->params_copy();
+  const uint64_t version = resume ? resume->version : 0;
   aggregator_ = std::make_unique<Aggregator>(cfg_.model_id, layout_hash_, std::move(params), cfg_.aggregation, version);
+  if (resume) aggregator_->resume_sequences(resume->applied);
   stats_.version = version;
   link_->subscribe(update_subject(cfg_.model_id),
                   [this](const std::string&, std::vector<uint8_t> payload) { on_update(payload); },
@@ -50,18 +61,32 @@ void BrokerService::on_update(const std::vector<uint8_t>& payload) {
 }
 
 bool BrokerService::publish_if_changed() {
-  Snapshot s;
+  auto s = std::make_shared<Snapshot>();
   {
     std::lock_guard<std::mutex> g(lock_);
     if (aggregator_->version() == published_version_) return false;
-    s = snapshot_locked();
+    *s = snapshot_locked();
   }
-  const auto bytes = encode_snapshot(s);
+  std::vector<uint8_t> bytes;
+  bool full = !base_ || since_full_ + 1 >= cfg_.full_every;
+  if (!full) {
+    bytes = encode_delta(make_delta(*base_, *s));
+    full = bytes.size() * 2 > s->params.size() * sizeof(float);  // a delta that big: a snapshot is worth it
+  }
+  if (full) bytes = encode_snapshot(*s);
+  if (cfg_.retain) link_->retain(retained_prefix(cfg_.model_id, full ? "full" : "delta"), bytes);
   link_->publish(model_subject(cfg_.model_id), bytes);
-  if (!cfg_.snapshot_path.empty()) save_snapshot(cfg_.snapshot_path, s);
+  if (!cfg_.snapshot_path.empty()) save_snapshot(cfg_.snapshot_path, *s);
+  if (full) {
+    base_ = s;
+    since_full_ = 0;
+  } else {
+    ++since_full_;
+  }
   std::lock_guard<std::mutex> g(lock_);
-  published_version_ = s.version;
+  published_version_ = s->version;
   ++stats_.models_out;
+  ++(full ? stats_.snapshots_out : stats_.deltas_out);
   stats_.bytes_out += bytes.size();
   return true;
 }

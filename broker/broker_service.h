@@ -1,7 +1,10 @@
 // The aggregator served over NATS: takes updates on swarmlens.<model>.update, validates and merges
-// them (Aggregator), and publishes the model as a snapshot on swarmlens.<model>.model whenever its
-// version moved (at most once per call of publish_if_changed, which the owner calls on a timer).
-// The same class runs in the swarmlens-broker daemon and in tests.
+// them (Aggregator), and publishes the model on swarmlens.<model>.model whenever its version moved
+// (at most once per call of publish_if_changed, which the owner calls on a timer): a full snapshot
+// every `full_every` publishes, cumulative deltas from it in between (model_channel.h). Each
+// published model is kept in JetStream before it goes out, and in the snapshot file, so a restarted
+// broker resumes from the newest model it published and a late node starts from it.
+// The same class runs in the swarmlens-broker daemon, the demo and tests.
 #pragma once
 
 #include <cstdint>
@@ -12,14 +15,11 @@
 
 #include "aggregator.h"
 #include "model.h"
+#include "model_channel.h"
 #include "nats_link.h"
 #include "snapshot.h"
 
 namespace swarmlens {
-
-inline std::string update_subject(const std::string& model_id) { return "swarmlens." + model_id + ".update"; }
-inline std::string model_subject(const std::string& model_id) { return "swarmlens." + model_id + ".model"; }
-inline std::string metrics_subject(const std::string& model_id) { return "swarmlens." + model_id + ".metrics"; }
 
 struct BrokerConfig {
   std::string model_id = "default";
@@ -27,13 +27,17 @@ struct BrokerConfig {
   uint64_t seed = 1;              // initial weights, as the nodes' seed
   AggregatorConfig aggregation;
   std::string snapshot_path;      // resume from it at start; rewritten (atomically) on each publish
+  bool retain = true;             // keep the published model in JetStream (the server needs -js)
+  uint32_t full_every = 10;       // a full snapshot every N publishes, cumulative deltas in between
 };
 
 struct BrokerStats {
   uint64_t updates_in = 0, bytes_in = 0, accepted = 0;
   std::map<std::string, uint64_t> rejected;  // by reason (decode error or aggregator verdict)
-  uint64_t models_out = 0, bytes_out = 0;
+  uint64_t models_out = 0, bytes_out = 0;  // on the model subject, full snapshots and deltas
+  uint64_t snapshots_out = 0, deltas_out = 0;
   uint64_t version = 0;
+  std::string resumed_from;       // "snapshot file", "JetStream" or "" (fresh weights)
 };
 
 class BrokerService {
@@ -43,7 +47,9 @@ class BrokerService {
   BrokerService(BrokerConfig cfg, std::unique_ptr<NatsLink> link);
   ~BrokerService();
 
-  // Publishes the model if its version changed since the last publish. Thread: the owner's.
+  // Publishes the model if its version changed since the last publish: retained first, then on the
+  // model subject, then the snapshot file. Throws NatsError when the link cannot take it (the
+  // next call tries again). Thread: the owner's.
   bool publish_if_changed();
   BrokerStats stats() const;
   Snapshot snapshot() const;
@@ -59,6 +65,9 @@ class BrokerService {
   std::unique_ptr<Aggregator> aggregator_;
   BrokerStats stats_;
   uint64_t published_version_ = UINT64_MAX;
+  // Owner's thread only: the last full snapshot published (deltas are from it) and publishes since.
+  std::shared_ptr<const Snapshot> base_;
+  uint32_t since_full_ = 0;
   std::unique_ptr<NatsLink> link_;  // last member: destroyed (closed) first
 };
 

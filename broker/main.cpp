@@ -1,7 +1,7 @@
 // swarmlens-broker: the aggregator as a daemon. Subscribes to swarmlens.<model>.update, merges the
-// updates, publishes the model on swarmlens.<model>.model and, with --test-data, the global model's
-// test accuracy as JSON on swarmlens.<model>.metrics. Ctrl-C / SIGTERM: publishes, writes the
-// snapshot and exits 0.
+// updates, publishes the model on swarmlens.<model>.model (snapshots and deltas, kept in JetStream)
+// and, as JSON on swarmlens.<model>.metrics, its counters and (with --test-data) the global model's
+// test accuracy. Ctrl-C / SIGTERM: publishes, writes the snapshot and exits 0.
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 #include <signal.h>
@@ -26,7 +26,7 @@ int main(int argc, char** argv) {
   NatsOptions nats;
   BrokerConfig cfg;
   std::string url = "nats://127.0.0.1:4222", test_data;
-  int publish_ms = 500, stats_s = 10;
+  int publish_ms = 500, stats_s = 10, eval_ms = 2000;
   size_t test_limit = 2000;
   app.add_option("--nats", url, "NATS server URL(s), comma-separated")->capture_default_str();
   app.add_option("--user", nats.user, "NATS user");
@@ -46,12 +46,17 @@ int main(int argc, char** argv) {
   app.add_option("--max-staleness", cfg.aggregation.max_staleness, "reject updates this many versions behind")->capture_default_str();
   app.add_option("--staleness-grace", cfg.aggregation.staleness_grace, "versions behind still weighted 1")->capture_default_str();
   app.add_option("--publish-interval-ms", publish_ms, "at most one model per interval")->check(CLI::Range(10, 3600000))->capture_default_str();
+  app.add_option("--full-every", cfg.full_every, "a full snapshot every N model publishes, deltas between")->check(CLI::Range(1, 1000000))->capture_default_str();
+  bool no_retain = false;
+  app.add_flag("--no-retain", no_retain, "do not keep the model in JetStream (for a server without -js)");
+  app.add_option("--eval-interval-ms", eval_ms, "at most one test evaluation per interval")->check(CLI::Range(10, 3600000))->capture_default_str();
   app.add_option("--stats", stats_s, "seconds between stats lines (0 = none)")->capture_default_str();
   app.add_option("--test-data", test_data, "Fashion-MNIST folder: evaluate the model and publish metrics");
   app.add_option("--test-limit", test_limit, "test images evaluated")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   nats.urls = CLI::detail::split(url, ',');
   nats.name = "swarmlens-broker";
+  cfg.retain = !no_retain;
 
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
@@ -67,28 +72,54 @@ int main(int argc, char** argv) {
       test.truncate(test_limit);
     }
     auto metrics_link = NatsLink::connect(nats);
-    fmt::print(stderr, "swarmlens-broker: serving model '{}' on {} (version {})\n", cfg.model_id, url, broker.stats().version);
-    auto last_stats = std::chrono::steady_clock::now();
-    BrokerStats prev = broker.stats();
+    const BrokerStats first = broker.stats();
+    fmt::print(stderr, "swarmlens-broker: serving model '{}' on {} (version {}{})\n", cfg.model_id, url, first.version,
+               first.resumed_from.empty() ? ", fresh weights" : ", resumed from the " + first.resumed_from);
+    auto last_stats = std::chrono::steady_clock::now(), last_eval = last_stats - std::chrono::hours(1);
+    BrokerStats prev = first;
     double accuracy = -1.0;
+    uint64_t evaluated = UINT64_MAX;
     while (!g_stop) {
       std::this_thread::sleep_for(std::chrono::milliseconds(publish_ms));
-      if (broker.publish_if_changed() && eval) {
-        const Snapshot s = broker.snapshot();
-        eval->set_params(s.params.data());
-        accuracy = evaluate_accuracy(*eval, test);
-        const nlohmann::json m = {{"model_version", s.version}, {"test_accuracy", accuracy}, {"test_images", test.size()}};
-        const std::string text = m.dump();
-        metrics_link->publish(metrics_subject(cfg.model_id), std::vector<uint8_t>(text.begin(), text.end()));
+      try {
+        broker.publish_if_changed();
+      } catch (const std::exception& e) {  // link down: the next round tries again
+        fmt::print(stderr, "swarmlens-broker: cannot publish the model: {}\n", e.what());
       }
-      const auto now = std::chrono::steady_clock::now();
+      auto now = std::chrono::steady_clock::now();
+      if (now - last_eval >= std::chrono::milliseconds(eval_ms)) {
+        last_eval = now;
+        const BrokerStats st = broker.stats();
+        nlohmann::json m = {{"source", "broker"}, {"model_version", st.version}, {"updates_in", st.updates_in},
+                            {"bytes_in", st.bytes_in}, {"accepted", st.accepted}, {"rejected", st.rejected},
+                            {"models_out", st.models_out}, {"bytes_out", st.bytes_out}};
+        if (eval && st.version != evaluated) {
+          const Snapshot s = broker.snapshot();
+          eval->set_params(s.params.data());
+          accuracy = evaluate_accuracy(*eval, test);
+          evaluated = s.version;
+          m["model_version"] = s.version;
+        }
+        if (accuracy >= 0) {
+          m["test_accuracy"] = accuracy;
+          m["test_images"] = test.size();
+        }
+        const std::string text = m.dump();
+        try {
+          metrics_link->publish(metrics_subject(cfg.model_id), std::vector<uint8_t>(text.begin(), text.end()));
+        } catch (const std::exception& e) {
+          fmt::print(stderr, "swarmlens-broker: cannot publish metrics: {}\n", e.what());
+        }
+      }
+      now = std::chrono::steady_clock::now();
       if (stats_s > 0 && now - last_stats >= std::chrono::seconds(stats_s)) {
         const BrokerStats st = broker.stats();
         const double secs = std::chrono::duration<double>(now - last_stats).count();
         std::string rejected;
         for (const auto& [why, n] : st.rejected) rejected += fmt::format(" {}={}", why, n);
-        fmt::print("stats: {:.1f} updates/s, in {} B, out {} B, model v{}, accuracy {}, rejected:{}\n",
-                   double(st.updates_in - prev.updates_in) / secs, st.bytes_in, st.bytes_out, st.version,
+        fmt::print("stats: {:.1f} updates/s, in {} B, out {} B ({} snapshots, {} deltas), model v{}, accuracy {}, rejected:{}\n",
+                   double(st.updates_in - prev.updates_in) / secs, st.bytes_in, st.bytes_out, st.snapshots_out,
+                   st.deltas_out, st.version,
                    accuracy < 0 ? std::string("-") : fmt::format("{:.4f}", accuracy), rejected.empty() ? " none" : rejected);
         std::fflush(stdout);
         prev = st;

@@ -8,6 +8,7 @@
 #include <list>
 #include <mutex>
 #include <random>
+#include <thread>
 
 #include "chunks.h"
 
@@ -31,6 +32,19 @@ using OptionsPtr = std::unique_ptr<natsOptions, OptionsDeleter>;
 using ConnectionPtr = std::unique_ptr<natsConnection, ConnectionDeleter>;
 using SubscriptionPtr = std::unique_ptr<natsSubscription, SubscriptionDeleter>;
 using MsgPtr = std::unique_ptr<natsMsg, MsgDeleter>;
+struct JsDeleter {
+  void operator()(jsCtx* j) const { jsCtx_Destroy(j); }
+};
+using JsPtr = std::unique_ptr<jsCtx, JsDeleter>;
+
+void check_js(natsStatus s, jsErrCode jerr, const std::string& what) {
+  if (s != NATS_OK) {
+    const char* last = nats_GetLastError(nullptr);
+    throw NatsError(what + ": " + natsStatus_GetText(s) + (jerr ? " (JetStream error " + std::to_string(int(jerr)) + ")" : "") +
+                    (last && *last ? std::string(" (") + last + ")" : "") +
+                    (s == NATS_NO_RESPONDERS || s == NATS_TIMEOUT ? "; is JetStream enabled on the server (nats-server -js)?" : ""));
+  }
+}
 
 void check(natsStatus s, const std::string& what) {
   if (s != NATS_OK) {
@@ -65,6 +79,17 @@ struct NatsLink::Impl {
 
   OptionsPtr opts;
   ConnectionPtr conn;
+  std::mutex js_lock;  // protects js (made on first use)
+  JsPtr js;
+
+  jsCtx* jetstream() {  // caller holds js_lock
+    if (!js) {
+      jsCtx* raw = nullptr;
+      check(natsConnection_JetStream(&raw, conn.get(), nullptr), "JetStream context");
+      js.reset(raw);
+    }
+    return js.get();
+  }
   // State callbacks arrive on nats.c's threads, the closed one even after natsConnection_Close
   // returns. state_lock protects on_state and closed; the destructor disarms on_state, closes, and
   // waits for `closed` before anything a callback can reach is destroyed.
@@ -149,6 +174,7 @@ NatsLink::~NatsLink() {
     std::lock_guard<std::mutex> g(impl_->subs_lock);
     impl_->subs.clear();
   }
+  impl_->js.reset();
   impl_->conn.reset();
 }
 
@@ -228,6 +254,100 @@ void NatsLink::subscribe(const std::string& subject, MessageHandler on_message, 
 }
 
 void NatsLink::flush(int timeout_ms) { check(natsConnection_FlushTimeout(impl_->conn.get(), timeout_ms), "flush"); }
+
+void NatsLink::ensure_retention_stream(const std::string& stream, const std::string& subjects) {
+  std::lock_guard<std::mutex> g(impl_->js_lock);
+  jsCtx* js = impl_->jetstream();
+  jsStreamInfo* info = nullptr;
+  jsErrCode jerr = jsErrCode(0);
+  natsStatus s = js_GetStreamInfo(&info, js, stream.c_str(), nullptr, &jerr);
+  if (s == NATS_OK) {
+    const bool same = info->Config->SubjectsLen == 1 && subjects == info->Config->Subjects[0];
+    jsStreamInfo_Destroy(info);
+    if (!same) throw NatsError("JetStream stream " + stream + " exists for other subjects than " + subjects);
+    return;
+  }
+  if (s != NATS_NOT_FOUND) check_js(s, jerr, "JetStream stream " + stream);
+  jsStreamConfig cfg;
+  jsStreamConfig_Init(&cfg);
+  const char* subj = subjects.c_str();
+  cfg.Name = stream.c_str();
+  cfg.Subjects = &subj;
+  cfg.SubjectsLen = 1;
+  cfg.MaxMsgsPerSubject = 1;  // the latest value per subject, as a KV bucket keeps it
+  cfg.Storage = js_FileStorage;
+  cfg.Discard = js_DiscardOld;
+  jerr = jsErrCode(0);
+  s = js_AddStream(&info, js, &cfg, nullptr, &jerr);
+  if (s == NATS_OK) jsStreamInfo_Destroy(info);
+  else if (jerr != JSStreamNameExistErr) check_js(s, jerr, "create JetStream stream " + stream);  // else: a peer won the race
+}
+
+void NatsLink::retain(const std::string& prefix, const std::vector<uint8_t>& payload) {
+  const size_t chunk = size_t(std::max<int64_t>(1024, max_payload() - kChunkHeadroom));
+  ChunkInfo info;
+  info.id = impl_->next_chunk_id++;
+  info.count = uint32_t(std::max<size_t>(1, (payload.size() + chunk - 1) / chunk));
+  info.total = payload.size();
+  std::lock_guard<std::mutex> g(impl_->js_lock);
+  jsCtx* js = impl_->jetstream();
+  for (uint32_t i = 0; i < info.count; ++i) {
+    info.index = i;
+    const size_t off = size_t(i) * chunk, len = std::min(chunk, payload.size() - off);
+    const std::string subject = prefix + "." + std::to_string(i);
+    natsMsg* raw = nullptr;
+    check(natsMsg_Create(&raw, subject.c_str(), nullptr, reinterpret_cast<const char*>(payload.data() + off), int(len)),
+          "retained message");
+    MsgPtr msg(raw);
+    check(natsMsgHeader_Set(msg.get(), kChunkHeader, info.to_header().c_str()), "chunk header");
+    jsPubAck* ack = nullptr;
+    jsErrCode jerr = jsErrCode(0);
+    const natsStatus s = js_PublishMsg(&ack, js, msg.get(), nullptr, &jerr);
+    jsPubAck_Destroy(ack);
+    check_js(s, jerr, "JetStream publish on " + subject);
+  }
+}
+
+std::optional<std::vector<uint8_t>> NatsLink::fetch_retained(const std::string& stream, const std::string& prefix) {
+  std::lock_guard<std::mutex> g(impl_->js_lock);
+  jsCtx* js = impl_->jetstream();
+  std::string last_error;
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    if (attempt) std::this_thread::sleep_for(std::chrono::milliseconds(50 * attempt));
+    ChunkAssembler assembler;
+    std::optional<ChunkInfo> first;
+    for (uint32_t i = 0; !first || i < first->count; ++i) {
+      const std::string subject = prefix + "." + std::to_string(i);
+      natsMsg* raw = nullptr;
+      jsErrCode jerr = jsErrCode(0);
+      const natsStatus s = js_GetLastMsg(&raw, js, stream.c_str(), subject.c_str(), nullptr, &jerr);
+      MsgPtr msg(raw);
+      if (s == NATS_NOT_FOUND && i == 0) return std::nullopt;  // no stream, or nothing retained yet
+      if (s == NATS_NOT_FOUND) {
+        last_error = "chunk " + subject + " is missing";
+        break;
+      }
+      check_js(s, jerr, "JetStream read of " + subject);
+      const char* header = nullptr;
+      std::optional<ChunkInfo> info;
+      if (natsMsgHeader_Get(msg.get(), kChunkHeader, &header) == NATS_OK && header) info = ChunkInfo::parse(header);
+      if (!info || info->index != i) throw NatsError(subject + ": retained message without a valid chunk header");
+      if (!first) first = info;
+      if (info->id != first->id) {  // a newer payload is being written over the one we started on
+        last_error = "retained chunks of two payloads";
+        break;
+      }
+      auto r = assembler.add(*info, reinterpret_cast<const uint8_t*>(natsMsg_GetData(msg.get())),
+                             size_t(natsMsg_GetDataLength(msg.get())));
+      if (!r.error.empty()) {
+        last_error = r.error;
+        break;
+      }
+      if (r.payload) return std::move(*r.payload);
+    }
+  }
+  throw NatsError("cannot read the payload retained under " + prefix + ": " + last_error);
+}
 
 bool NatsLink::connected() const { return natsConnection_Status(impl_->conn.get()) == NATS_CONN_STATUS_CONNECTED; }
 

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -56,6 +57,18 @@ class NatsLink {
   void subscribe(const std::string& subject, MessageHandler on_message, ErrorHandler on_error = {});
   // Waits until the server has processed everything published so far. Throws on timeout.
   void flush(int timeout_ms = 5000);
+
+  // JetStream retention (the server must run with JetStream). A stream keeping only the last
+  // message of each subject matching `subjects` (e.g. "swarmlens.m.snapshot.*"), on file storage;
+  // created if missing. Throws NatsError (no JetStream, a stream of that name with other subjects).
+  void ensure_retention_stream(const std::string& stream, const std::string& subjects);
+  // Stores payload as chunks on <prefix>.0, <prefix>.1, ..., each with the chunk header and each
+  // acknowledged by the server before the next. Throws NatsError.
+  void retain(const std::string& prefix, const std::vector<uint8_t>& payload);
+  // The payload last retained under prefix in stream, or nullopt if there is none (no stream, no
+  // message). Throws NatsError if JetStream does not answer, or if the chunks stay inconsistent
+  // (a writer racing this read) after a few tries.
+  std::optional<std::vector<uint8_t>> fetch_retained(const std::string& stream, const std::string& prefix);
 
   bool connected() const;
   int64_t max_payload() const;

@@ -1,4 +1,5 @@
-// A real nats-server for tests: started on a free loopback port, stopped (and reaped) on destruction.
+// A real nats-server for tests: started on a free loopback port with JetStream on a store folder of
+// its own (kept across stop()/start(), removed on destruction), stopped and reaped on destruction.
 #pragma once
 
 #include <arpa/inet.h>
@@ -11,6 +12,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -34,9 +36,17 @@ class NatsServer {
  public:
   explicit NatsServer(std::vector<std::string> extra = {}, int port = 0)
       : port_(port ? port : free_loopback_port()), extra_(std::move(extra)) {
+    const char* tmp = getenv("TMPDIR");
+    std::string dir = std::string(tmp && *tmp ? tmp : "/tmp") + "/swarmlens-js-XXXXXX";
+    if (!mkdtemp(dir.data())) throw std::runtime_error("mkdtemp failed");
+    store_ = dir;
     start();
   }
-  ~NatsServer() { stop(); }
+  ~NatsServer() {
+    stop();
+    std::error_code ec;
+    std::filesystem::remove_all(store_, ec);
+  }
   NatsServer(const NatsServer&) = delete;
   NatsServer& operator=(const NatsServer&) = delete;
 
@@ -44,7 +54,7 @@ class NatsServer {
     pid_ = fork();
     if (pid_ < 0) throw std::runtime_error("fork failed");
     if (pid_ == 0) {
-      std::vector<std::string> args = {"nats-server", "-a", "127.0.0.1", "-p", std::to_string(port_)};
+      std::vector<std::string> args = {"nats-server", "-a", "127.0.0.1", "-p", std::to_string(port_), "-js", "-sd", store_};
       args.insert(args.end(), extra_.begin(), extra_.end());
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());
@@ -87,6 +97,7 @@ class NatsServer {
  private:
   int port_;
   std::vector<std::string> extra_;
+  std::string store_;
   pid_t pid_ = -1;
 };
 

@@ -1,7 +1,12 @@
 // Three nodes and a broker train one model together over a real nats-server.
 #include <catch2/catch.hpp>
 
+#include <zlib.h>
+
+#include <algorithm>
 #include <atomic>
+#include <cstring>
+#include <limits>
 #include <chrono>
 #include <thread>
 
@@ -9,6 +14,7 @@
 #include "dataset.h"
 #include "metrics.h"
 #include "nats_server.h"
+#include "node_link.h"
 #include "node_trainer.h"
 
 using namespace swarmlens;
@@ -41,9 +47,8 @@ TEST_CASE("three nodes and a broker train one model over NATS", "[federation]") 
   const auto shards = shard_iid(9000, nodes, 3);
   // Links after trainers: destroyed first, so no model callback reaches a destroyed trainer.
   std::vector<std::unique_ptr<NodeTrainer>> trainers;
-  std::vector<std::unique_ptr<NatsLink>> links;
+  std::vector<std::unique_ptr<NodeLink>> links;
   for (uint32_t n = 0; n < nodes; ++n) {
-    links.push_back(NatsLink::connect(opts));
     NodeTrainerConfig cfg;
     cfg.model_id = "fed";  // the model id on the wire: the broker accepts only its own
     cfg.node_id = n;
@@ -55,19 +60,10 @@ TEST_CASE("three nodes and a broker train one model over NATS", "[federation]") 
     cfg.compression.sparsify.momentum = 0.6;
     cfg.compression.trigger.max_age_steps = 1;
     auto t = std::make_unique<NodeTrainer>(cfg);
-    NatsLink* link = links.back().get();
-    t->set_uplink([link](const std::vector<uint8_t>& msg) {
-      try {
-        link->publish(update_subject("fed"), msg);
-        return true;
-      } catch (const NatsError&) {
-        return false;
-      }
-    });
     NodeTrainer* raw = t.get();
-    link->subscribe(model_subject("fed"), [raw](const std::string& subject, std::vector<uint8_t> payload) {
-      raw->offer_model(std::make_shared<Snapshot>(decode_snapshot(payload.data(), payload.size(), subject)));
-    });
+    links.push_back(std::make_unique<NodeLink>(opts, "fed", [raw](std::shared_ptr<const Snapshot> m) { raw->offer_model(m); }));
+    NodeLink* link = links.back().get();
+    t->set_uplink([link](const std::vector<uint8_t>& msg) { return link->send_update(msg); });
     t->start();
     trainers.push_back(std::move(t));
   }
@@ -84,13 +80,19 @@ TEST_CASE("three nodes and a broker train one model over NATS", "[federation]") 
       trainers[n]->drain();
     });
   for (auto& c : cameras) c.join();
-  uint64_t sent_bytes = 0, sent_messages = 0;
+  uint64_t sent_bytes = 0, sent_messages = 0, link_bytes = 0;
   for (auto& t : trainers) {
     t->stop();  // sends what is still pending
     CHECK(t->error().empty());
     sent_bytes += t->stats().bytes_out;
     sent_messages += t->stats().messages;
   }
+  for (auto& l : links) {
+    CHECK(l->stats().updates_refused == 0);
+    CHECK(l->stats().models_in > 0);  // models came down (snapshots and deltas)
+    link_bytes += l->stats().bytes_sent;
+  }
+  CHECK(link_bytes == sent_bytes);
   for (auto& l : links) l->flush();
   for (int i = 0; i < 200 && broker.stats().updates_in < sent_messages; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -103,6 +105,8 @@ TEST_CASE("three nodes and a broker train one model over NATS", "[federation]") 
   CHECK(bs.accepted == sent_messages);
   CHECK(bs.rejected.empty());
   CHECK(bs.models_out > 3);
+  CHECK(bs.snapshots_out >= 1);
+  CHECK(bs.deltas_out >= 1);
   CHECK(bs.version == sent_messages);
 
   auto model = Model::create({}, 1);
@@ -138,14 +142,88 @@ TEST_CASE("broker_rejects_malformed_wrong_layout_and_nan_updates and the model s
   peer->publish(update_subject("bad"), encode_update(other, s, {}));  // another layout
   peer->publish(update_subject("bad"), good);                         // fine
   peer->publish(update_subject("bad"), good);                         // replayed
+  // NaN on the wire, with a checksum that matches: caught by the value check, not the CRC.
+  UpdateHeader next = h;
+  next.sequence = 2;
+  CodecConfig fp32;
+  fp32.value = ValueCoding::Fp32;
+  auto nan = encode_update(next, s, fp32);
+  const float half = 0.5f, qnan = std::numeric_limits<float>::quiet_NaN();
+  auto at = std::search(nan.begin(), nan.end(), reinterpret_cast<const uint8_t*>(&half), reinterpret_cast<const uint8_t*>(&half) + 4);
+  REQUIRE(at != nan.end());
+  std::memcpy(&*at, &qnan, 4);
+  const uint32_t crc = uint32_t(crc32(crc32(0L, Z_NULL, 0), nan.data(), uInt(nan.size() - 4)));
+  std::memcpy(nan.data() + nan.size() - 4, &crc, 4);
+  peer->publish(update_subject("bad"), nan);
+  // Oversized: 3 MB, over max_payload, so it travels in chunks, is reassembled, then rejected.
+  peer->publish(update_subject("bad"), std::vector<uint8_t>(3 << 20, 0x5a));
   peer->flush();
-  for (int i = 0; i < 100 && broker.stats().updates_in < 5; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  for (int i = 0; i < 100 && broker.stats().updates_in < 7; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   const auto st = broker.stats();
-  CHECK(st.updates_in == 5);
+  CHECK(st.updates_in == 7);
   CHECK(st.accepted == 1);
   CHECK(st.rejected.at("truncated") == 1);
-  CHECK(st.rejected.at("bad_magic") == 1);
+  CHECK(st.rejected.at("bad_magic") == 2);
+  CHECK(st.rejected.at("non_finite") == 1);
   CHECK(st.rejected.at("layout_mismatch") == 1);
   CHECK(st.rejected.at("replayed") == 1);
   for (float v : broker.snapshot().params) REQUIRE(std::isfinite(v));
+}
+
+TEST_CASE("a node that starts late receives the latest model before it trains", "[federation][late]") {
+  set_compute_threads(1);
+  NatsServer server;
+  NatsOptions opts;
+  opts.urls = {server.url()};
+  BrokerConfig bc;
+  bc.model_id = "late";
+  bc.full_every = 3;  // full, delta, delta, full, delta: the kept model is a snapshot plus a delta
+  BrokerService broker(bc, NatsLink::connect(opts));
+  auto peer = NatsLink::connect(opts);
+  const auto model = Model::create({}, 1);
+  SparseVector s;
+  s.dim = uint32_t(model->num_params());
+  for (uint64_t seq = 1; seq <= 5; ++seq) {
+    s.index = {uint32_t(seq * 1000), uint32_t(seq * 1000 + 7)};
+    s.value = {0.5f, -0.25f};
+    peer->publish(update_subject("late"), encode_update({"late", model->layout_hash(), seq - 1, 4, seq, 32}, s, {}));
+    peer->flush();
+    for (int i = 0; i < 100 && broker.stats().version < seq; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    REQUIRE(broker.publish_if_changed());
+  }
+  const BrokerStats bs = broker.stats();
+  CHECK(bs.version == 5);
+  CHECK(bs.snapshots_out == 2);
+  CHECK(bs.deltas_out == 3);
+
+  NodeTrainerConfig cfg;
+  cfg.model_id = "late";
+  cfg.node_id = 9;
+  cfg.batch_size = 16;
+  NodeTrainer trainer(cfg);
+  std::shared_ptr<const Snapshot> first;
+  NodeLink link(opts, "late", [&](std::shared_ptr<const Snapshot> m) {
+    if (!first) first = m;
+    trainer.offer_model(m);
+  });
+  // Before any new model is published, the node already holds the latest one, bit for bit.
+  REQUIRE(first);
+  CHECK(first->version == 5);
+  CHECK(first->applied.at(4) == 5);
+  const Snapshot want = broker.snapshot();
+  CHECK(std::memcmp(first->params.data(), want.params.data(), want.params.size() * sizeof(float)) == 0);
+
+  trainer.set_uplink([&](const std::vector<uint8_t>& m) { return link.send_update(m); });
+  trainer.start();
+  auto train = load_fashion_mnist(default_fashion_mnist_dir(), true);
+  std::vector<float> img;
+  std::vector<int64_t> lab;
+  for (uint32_t idx = 0; idx < 16; ++idx) {
+    make_batch(train, &idx, 1, img, lab);
+    trainer.push(img.data(), int(lab[0]), true);
+  }
+  trainer.drain();
+  trainer.stop();
+  CHECK(trainer.error().empty());
+  CHECK(trainer.stats().model_version == 5);  // it trained on the global model, not on its seed
 }

@@ -1,0 +1,98 @@
+#include "node_link.h"
+
+namespace swarmlens {
+
+NodeLink::NodeLink(const NatsOptions& opts, std::string model_id, ModelHandler on_model, EventHandler on_event)
+    : model_id_(std::move(model_id)), on_model_(std::move(on_model)), on_event_(std::move(on_event)) {
+  link_ = NatsLink::connect(opts, [this](LinkState s) { report(std::string("NATS link ") + link_state_name(s)); });
+  // Subscribe first, then fetch: a model published in between is not missed (the receiver keeps
+  // whichever is newer).
+  link_->subscribe(model_subject(model_id_),
+                   [this](const std::string& subject, std::vector<uint8_t> payload) { on_model_message(subject, payload); },
+                   [this](const std::string& what) { report(model_subject(model_id_) + ": " + what); });
+  link_->flush();
+  try {
+    if (auto kept = fetch_retained_model(*link_, model_id_)) {
+      auto model = std::make_shared<const Snapshot>(std::move(*kept));
+      receiver_.seed(model);
+      if (receiver_.latest() == model) {
+        {
+          std::lock_guard<std::mutex> g(lock_);
+          ++stats_.models_in;
+          stats_.model_version = model->version;
+        }
+        if (on_model_) on_model_(model);
+      }
+    }
+  } catch (const std::exception& e) {  // no JetStream: the node starts from its seed and the live models
+    report(std::string("no retained model: ") + e.what());
+  }
+}
+
+NodeLink::~NodeLink() { link_.reset(); }
+
+void NodeLink::on_model_message(const std::string& subject, const std::vector<uint8_t>& payload) {
+  std::shared_ptr<const Snapshot> model;
+  try {
+    model = receiver_.receive(payload.data(), payload.size(), subject);
+  } catch (const std::exception& e) {
+    report(std::string("model rejected: ") + e.what());
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> g(lock_);
+    stats_.bytes_in += payload.size();
+    if (model) {
+      ++stats_.models_in;
+      stats_.model_version = model->version;
+    }
+  }
+  if (model && on_model_) on_model_(model);
+}
+
+bool NodeLink::send_update(const std::vector<uint8_t>& msg) {
+  bool sent = false;
+  if (link_->connected()) {
+    try {
+      link_->publish(update_subject(model_id_), msg);
+      sent = true;
+    } catch (const NatsError& e) {
+      report(e.what());
+    }
+  }
+  std::lock_guard<std::mutex> g(lock_);
+  if (sent) {
+    ++stats_.updates_sent;
+    stats_.bytes_sent += msg.size();
+  } else {
+    ++stats_.updates_refused;
+  }
+  return sent;
+}
+
+void NodeLink::publish_metrics(const std::string& json) {
+  try {
+    link_->publish(metrics_subject(model_id_), std::vector<uint8_t>(json.begin(), json.end()));
+  } catch (const NatsError& e) {
+    report(std::string("metrics: ") + e.what());
+  }
+}
+
+void NodeLink::flush(int timeout_ms) { link_->flush(timeout_ms); }
+
+NodeLinkStats NodeLink::stats() const {
+  std::lock_guard<std::mutex> g(lock_);
+  NodeLinkStats s = stats_;
+  s.connected = link_->connected();
+  return s;
+}
+
+void NodeLink::report(const std::string& what) {
+  if (!on_event_) return;
+  try {
+    on_event_(what);
+  } catch (...) {  // never into nats.c
+  }
+}
+
+}  // namespace swarmlens

@@ -1,0 +1,67 @@
+// A camera node's side of the federation: its NATS link, the model coming down and the updates going
+// up. Used by swarmtrain (updates up, models into its trainer), swarmclassify (models only) and the
+// demo. Without GStreamer, so it is tested as plain C++.
+//
+// At construction it fetches the model kept in JetStream, so a node that joins late starts from the
+// latest published model, not from its seed; then it follows the model subject (full snapshots and
+// deltas). send_update() refuses while the link is down, so the trainer merges the update into its
+// pending one instead of queueing it (nothing accepted is lost, memory stays bounded).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "model_channel.h"
+#include "nats_link.h"
+
+namespace swarmlens {
+
+struct NodeLinkStats {
+  uint64_t updates_sent = 0, bytes_sent = 0;
+  uint64_t updates_refused = 0;  // link down or publish failed: merged back by the trainer
+  uint64_t models_in = 0, bytes_in = 0;
+  uint64_t model_version = 0;    // newest model received (0 = none)
+  bool connected = false;
+};
+
+class NodeLink {
+ public:
+  using ModelHandler = std::function<void(std::shared_ptr<const Snapshot>)>;
+  using EventHandler = std::function<void(const std::string&)>;  // link state, bad messages, warnings
+
+  // Connects (throws NatsError), fetches the retained model and subscribes. on_model gets every newer
+  // model, on nats.c's thread (and once on the caller's thread for the retained model).
+  NodeLink(const NatsOptions& opts, std::string model_id, ModelHandler on_model, EventHandler on_event = {});
+  ~NodeLink();
+  NodeLink(const NodeLink&) = delete;
+  NodeLink& operator=(const NodeLink&) = delete;
+
+  // Publishes an update on the update subject; false (and nothing sent) while the link is down or
+  // when the publish fails. Thread: any (the trainer's).
+  bool send_update(const std::vector<uint8_t>& msg);
+  // Publishes a JSON text on the metrics subject; failures are reported to on_event only.
+  void publish_metrics(const std::string& json);
+  void flush(int timeout_ms = 5000);
+
+  NodeLinkStats stats() const;
+  std::shared_ptr<const Snapshot> latest() const { return receiver_.latest(); }
+
+ private:
+  void on_model_message(const std::string& subject, const std::vector<uint8_t>& payload);
+  void report(const std::string& what);
+
+  std::string model_id_;
+  ModelHandler on_model_;
+  EventHandler on_event_;
+  ModelReceiver receiver_;
+  mutable std::mutex lock_;  // protects stats_
+  NodeLinkStats stats_;
+  std::unique_ptr<NatsLink> link_;  // last: closed first, so no callback runs into a dead member
+};
+
+}  // namespace swarmlens
