@@ -4,12 +4,14 @@
  * Classifies each frame (or every Nth) with the current shared model, and attaches a
  * GstSwarmClassificationMeta: label index, confidence and model version. The model comes from a
  * snapshot file (`location`), or live from a swarmtrain in the same process with the same
- * `model-id`. A newer model is swapped in between frames, without dropping any. Each swap emits the
+ * `model-id`, or with `nats-url` the global model from the aggregator (subject
+ * `swarmlens.<model-id>.model`, starting from the one kept in JetStream). A newer model is swapped in between frames, without dropping any. Each swap emits the
  * `model-updated` signal and posts a `swarmclassify-model` element message. A model for another layout
  * is refused with a warning, and the old one is kept.
  *
  * |[
  * gst-launch-1.0 swarmsrc set=test ! swarmclassify location=model.swm ! swarmoverlay ! autovideosink
+ * gst-launch-1.0 v4l2src ! videoconvert ! swarmclassify nats-url=nats://gateway:4222 ! swarmoverlay ! autovideosink
  * ]|
  */
 #include "gstswarmclassify.h"
@@ -24,11 +26,13 @@
 #include "frame.h"
 #include "gstswarmmeta.h"
 #include "model_hub.h"
+#include "natsprops.h"
 
 GST_DEBUG_CATEGORY_STATIC (swarm_classify_debug);
 #define GST_CAT_DEFAULT swarm_classify_debug
 
-enum { PROP_0, PROP_MODEL, PROP_MODEL_ID, PROP_LOCATION, PROP_INPUT_WIDTH, PROP_INPUT_HEIGHT, PROP_EVERY };
+enum { PROP_0, PROP_MODEL, PROP_MODEL_ID, PROP_LOCATION, PROP_INPUT_WIDTH, PROP_INPUT_HEIGHT, PROP_EVERY,
+  PROP_NATS_URL /* and the two after it: natsprops.h */ };
 enum { SIGNAL_MODEL_UPDATED, N_SIGNALS };
 static guint signals[N_SIGNALS];
 
@@ -38,6 +42,7 @@ struct Settings {
   std::string model = "cnn", model_id = "default", location;
   gint input_width = 28, input_height = 28;
   guint every = 1;
+  swarmlens::NatsSettings nats;
 };
 
 }  // namespace
@@ -50,6 +55,7 @@ struct _GstSwarmClassify {
     // Streaming state (start/stop and the streaming thread).
     std::unique_ptr<swarmlens::Classifier> classifier;
     std::string model_id;
+    std::unique_ptr<swarmlens::NodeLink> link;  // with nats-url: the model from the aggregator
     guint every = 1;
     guint64 frames = 0;
     swarmlens::Classification last;
@@ -80,7 +86,8 @@ static void set_property (GObject * object, guint id, const GValue * v, GParamSp
     case PROP_INPUT_WIDTH: s.input_width = g_value_get_int (v); break;
     case PROP_INPUT_HEIGHT: s.input_height = g_value_get_int (v); break;
     case PROP_EVERY: s.every = g_value_get_uint (v); break;
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
+    default:
+      if (!swarmlens::nats_set_property (s.nats, PROP_NATS_URL, id, v)) G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
   }
 }
 
@@ -95,7 +102,8 @@ static void get_property (GObject * object, guint id, GValue * v, GParamSpec * p
     case PROP_INPUT_WIDTH: g_value_set_int (v, s.input_width); break;
     case PROP_INPUT_HEIGHT: g_value_set_int (v, s.input_height); break;
     case PROP_EVERY: g_value_set_uint (v, s.every); break;
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
+    default:
+      if (!swarmlens::nats_get_property (s.nats, PROP_NATS_URL, id, v)) G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
   }
 }
 
@@ -117,6 +125,13 @@ static gboolean start (GstBaseTransform * trans) {
     return FALSE;
   }
   p.model_id = s.location.empty () ? s.model_id : std::string ();
+  if (!s.nats.url.empty () && s.location.empty ()) {
+    p.link = swarmlens::nats_open_link (GST_ELEMENT (self), s.nats, s.model_id, {});
+    if (!p.link) {
+      p.classifier.reset ();
+      return FALSE;
+    }
+  }
   p.frames = 0;
   p.have_last = false;
   p.warned_layout = false;
@@ -124,6 +139,7 @@ static gboolean start (GstBaseTransform * trans) {
 }
 
 static gboolean stop (GstBaseTransform * trans) {
+  GST_SWARM_CLASSIFY (trans)->priv->link.reset ();
   GST_SWARM_CLASSIFY (trans)->priv->classifier.reset ();
   return TRUE;
 }
@@ -133,11 +149,11 @@ static gboolean set_caps (GstBaseTransform * trans, GstCaps * incaps, GstCaps *)
   return swarmlens::video_info_from_caps (GST_ELEMENT (self), incaps, &self->priv->info);
 }
 
-// Swap in a newer live model if the hub has one (a parameter copy between two frames).
+// Swap in a newer live model if the link or the hub has one (a parameter copy between two frames).
 static void maybe_swap (GstSwarmClassify * self) {
   auto & p = *self->priv;
   if (p.model_id.empty ()) return;
-  auto snap = swarmlens::ModelHub::instance ().latest (p.model_id);
+  auto snap = p.link ? p.link->latest () : swarmlens::ModelHub::instance ().latest (p.model_id);
   if (!snap || (p.classifier->loaded () && snap->version <= p.classifier->version ())) return;
   std::string why;
   if (p.classifier->update (*snap, &why)) {
@@ -192,13 +208,14 @@ static void gst_swarm_classify_class_init (GstSwarmClassifyClass * klass) {
   g_object_class_install_property (gobject, PROP_MODEL, g_param_spec_string ("model", "Model",
       "Model registry name: cnn or mobilenet", "cnn", ready));
   g_object_class_install_property (gobject, PROP_MODEL_ID, g_param_spec_string ("model-id", "Model id",
-      "Take the live model of the swarmtrain sharing this id (when location is empty)", "default", ready));
+      "Take the live model of the swarmtrain sharing this id in this process, or with nats-url the global model of this id (when location is empty)", "default", ready));
   g_object_class_install_property (gobject, PROP_LOCATION, g_param_spec_string ("location", "Location",
       "Model snapshot file (.swm) to classify with; empty = live model by model-id", "", ready));
   g_object_class_install_property (gobject, PROP_INPUT_WIDTH, g_param_spec_int ("input-width", "Input width",
       "Model input width (cnn: 28)", 8, 1024, 28, ready));
   g_object_class_install_property (gobject, PROP_INPUT_HEIGHT, g_param_spec_int ("input-height", "Input height",
       "Model input height (cnn: 28)", 8, 1024, 28, ready));
+  swarmlens::nats_install_properties (gobject, PROP_NATS_URL);
   g_object_class_install_property (gobject, PROP_EVERY, g_param_spec_uint ("every", "Every",
       "Classify every Nth frame; the others carry the last result", 1, 1000, 1, playing));
   /**

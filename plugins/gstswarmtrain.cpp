@@ -9,11 +9,21 @@
  * source never stalls. Without a network link the node's updates are applied to its own model, which
  * it publishes in-process under `model-id` for swarmclassify.
  *
+ * With `nats-url` the node joins a federation: its compressed updates go to the aggregator
+ * (swarmlens-broker or swarmaggregate) on `swarmlens.<model-id>.update`, and the global model comes
+ * back on `swarmlens.<model-id>.model` and replaces the node's own before its next step. A node that
+ * starts late first takes the model kept in JetStream. While the link is down the update keeps
+ * accumulating in the trigger and goes out after the reconnect. `node-id` must differ between the
+ * nodes of one model (-1 picks a random one).
+ *
  * Statistics go out as element messages named `swarmtrain-stats` every `stats-interval` ms: steps,
- * samples, dropped, loss, train-accuracy, bytes-out, messages, compression-ratio, model-version.
+ * samples, dropped, loss, train-accuracy, bytes-out, messages, compression-ratio, model-version,
+ * node-id, and with NATS bytes-sent, models-received; federated, the same figures also go out as
+ * JSON on `swarmlens.<model-id>.metrics`.
  *
  * |[
  * gst-launch-1.0 swarmsrc ! swarmtrain ! swarmclassify ! swarmoverlay ! fakesink
+ * gst-launch-1.0 swarmsrc shard=0/4 ! swarmtrain nats-url=nats://127.0.0.1:4222 node-id=0 ! fakesink
  * gst-launch-1.0 v4l2src ! videoconvert ! videoscale ! video/x-raw,format=BGRx,width=320,height=240 ! swarmtrain label=3 ! fakesink
  * ]|
  */
@@ -23,10 +33,14 @@
 
 #include <memory>
 #include <mutex>
+#include <random>
 #include <string>
+
+#include <nlohmann/json.hpp>
 
 #include "frame.h"
 #include "gstswarmmeta.h"
+#include "natsprops.h"
 #include "node_trainer.h"
 
 GST_DEBUG_CATEGORY_STATIC (swarm_train_debug);
@@ -35,7 +49,7 @@ GST_DEBUG_CATEGORY_STATIC (swarm_train_debug);
 enum { PROP_0, PROP_MODEL, PROP_MODEL_ID, PROP_INPUT_WIDTH, PROP_INPUT_HEIGHT, PROP_BATCH_SIZE,
   PROP_LEARNING_RATE, PROP_MOMENTUM, PROP_DENSITY, PROP_CRITERION, PROP_WARMUP_STEPS, PROP_TRIGGER_AGE,
   PROP_TRIGGER_NORM, PROP_DEVICE, PROP_CHECKPOINT, PROP_LABEL, PROP_STATS_INTERVAL, PROP_SEED,
-  PROP_DROP_WHEN_BUSY };
+  PROP_DROP_WHEN_BUSY, PROP_NODE_ID, PROP_NATS_URL /* and the two after it: natsprops.h */ };
 
 namespace {
 
@@ -48,6 +62,8 @@ struct Settings {
   gint label = -1;
   guint stats_interval = 1000;
   bool drop_when_busy = true;
+  gint64 node_id = -1;
+  swarmlens::NatsSettings nats;
 };
 
 }  // namespace
@@ -59,6 +75,8 @@ struct _GstSwarmTrain {
     Settings settings;
     // Streaming state: made in start(), dropped in stop(); used from the streaming thread.
     std::unique_ptr<swarmlens::NodeTrainer> trainer;
+    std::unique_ptr<swarmlens::NodeLink> link;  // with nats-url; closed before the trainer goes
+    guint32 node_id = 0;
     swarmlens::ModelSpec spec;
     GstVideoInfo info;
     std::vector<float> input;
@@ -98,7 +116,9 @@ static void set_property (GObject * object, guint id, const GValue * v, GParamSp
     case PROP_STATS_INTERVAL: s.stats_interval = g_value_get_uint (v); break;
     case PROP_SEED: s.seed = g_value_get_uint64 (v); break;
     case PROP_DROP_WHEN_BUSY: s.drop_when_busy = g_value_get_boolean (v); break;
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
+    case PROP_NODE_ID: s.node_id = g_value_get_int64 (v); break;
+    default:
+      if (!swarmlens::nats_set_property (s.nats, PROP_NATS_URL, id, v)) G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
   }
 }
 
@@ -125,7 +145,9 @@ static void get_property (GObject * object, guint id, GValue * v, GParamSpec * p
     case PROP_STATS_INTERVAL: g_value_set_uint (v, s.stats_interval); break;
     case PROP_SEED: g_value_set_uint64 (v, s.seed); break;
     case PROP_DROP_WHEN_BUSY: g_value_set_boolean (v, s.drop_when_busy); break;
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
+    case PROP_NODE_ID: g_value_set_int64 (v, s.node_id); break;
+    default:
+      if (!swarmlens::nats_get_property (s.nats, PROP_NATS_URL, id, v)) G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
   }
 }
 
@@ -160,14 +182,35 @@ static gboolean start (GstBaseTransform * trans) {
   cfg.compression.sparsify.warmup_stage_steps = s.warmup_steps;
   cfg.compression.trigger.max_age_steps = s.trigger_age;
   cfg.compression.trigger.norm_threshold = s.trigger_norm;
+  cfg.node_id = s.node_id >= 0 ? guint32 (s.node_id) : guint32 (std::random_device {} () & 0x7fffffff);
+  auto & p = *self->priv;
   try {
-    self->priv->trainer = std::make_unique<swarmlens::NodeTrainer> (cfg);
-    self->priv->trainer->start ();
+    p.trainer = std::make_unique<swarmlens::NodeTrainer> (cfg);
   } catch (const std::exception & e) {
-    self->priv->trainer.reset ();
     GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("Cannot start training"), ("%s", e.what ()));
     return FALSE;
   }
+  if (!s.nats.url.empty ()) {
+    swarmlens::NodeTrainer *trainer = p.trainer.get ();
+    p.link = swarmlens::nats_open_link (GST_ELEMENT (self), s.nats, s.model_id,
+        [trainer] (std::shared_ptr<const swarmlens::Snapshot> m) { trainer->offer_model (std::move (m)); });
+    if (!p.link) {
+      p.trainer.reset ();
+      return FALSE;
+    }
+    swarmlens::NodeLink *link = p.link.get ();
+    p.trainer->set_uplink ([link] (const std::vector<uint8_t> & m) { return link->send_update (m); });
+    GST_INFO_OBJECT (self, "node %u of model '%s' on %s", cfg.node_id, s.model_id.c_str (), s.nats.url.c_str ());
+  }
+  try {
+    p.trainer->start ();
+  } catch (const std::exception & e) {
+    p.link.reset ();
+    p.trainer.reset ();
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("Cannot start training"), ("%s", e.what ()));
+    return FALSE;
+  }
+  p.node_id = cfg.node_id;
   self->priv->spec = cfg.model;
   self->priv->last_stats = GST_CLOCK_TIME_NONE;
   return TRUE;
@@ -177,10 +220,18 @@ static gboolean stop (GstBaseTransform * trans) {
   auto *self = GST_SWARM_TRAIN (trans);
   if (!self->priv->trainer) return TRUE;
   try {
-    self->priv->trainer->stop ();
+    self->priv->trainer->stop ();  // federated: sends what is pending through the link
   } catch (const std::exception & e) {
     GST_ELEMENT_WARNING (self, RESOURCE, WRITE, ("Cannot write the checkpoint"), ("%s", e.what ()));
   }
+  if (self->priv->link) {
+    try {
+      self->priv->link->flush (2000);
+    } catch (const std::exception & e) {
+      GST_ELEMENT_WARNING (self, RESOURCE, WRITE, ("The last update may not have reached the server"), ("%s", e.what ()));
+    }
+  }
+  self->priv->link.reset ();  // no model callback into the trainer after this
   self->priv->trainer.reset ();
   return TRUE;
 }
@@ -190,13 +241,26 @@ static gboolean set_caps (GstBaseTransform * trans, GstCaps * incaps, GstCaps *)
   return swarmlens::video_info_from_caps (GST_ELEMENT (self), incaps, &self->priv->info);
 }
 
-static void post_stats (GstSwarmTrain * self, const swarmlens::TrainStats & st) {
+static void post_stats (GstSwarmTrain * self) {
+  auto & p = *self->priv;
+  const swarmlens::TrainStats st = p.trainer->stats ();
   GstStructure *s = gst_structure_new ("swarmtrain-stats",
       "steps", G_TYPE_UINT64, st.steps, "samples", G_TYPE_UINT64, st.samples,
       "dropped", G_TYPE_UINT64, st.dropped, "loss", G_TYPE_DOUBLE, st.loss,
       "train-accuracy", G_TYPE_DOUBLE, st.train_accuracy, "bytes-out", G_TYPE_UINT64, st.bytes_out,
       "messages", G_TYPE_UINT64, st.messages, "compression-ratio", G_TYPE_DOUBLE, st.compression_ratio (),
-      "model-version", G_TYPE_UINT64, st.model_version, nullptr);
+      "model-version", G_TYPE_UINT64, st.model_version, "node-id", G_TYPE_UINT, p.node_id, nullptr);
+  if (p.link) {
+    const swarmlens::NodeLinkStats ls = p.link->stats ();
+    gst_structure_set (s, "bytes-sent", G_TYPE_UINT64, ls.bytes_sent, "models-received", G_TYPE_UINT64, ls.models_in,
+        "connected", G_TYPE_BOOLEAN, gboolean (ls.connected), nullptr);
+    const nlohmann::json m = {{"source", "node"}, {"node", p.node_id}, {"steps", st.steps}, {"samples", st.samples},
+        {"dropped", st.dropped}, {"loss", st.loss}, {"train_accuracy", st.train_accuracy},
+        {"bytes_out", st.bytes_out}, {"bytes_sent", ls.bytes_sent}, {"messages", st.messages},
+        {"dense_bytes", st.dense_bytes}, {"model_version", st.model_version}, {"models_in", ls.models_in},
+        {"bytes_in", ls.bytes_in}};
+    p.link->publish_metrics (m.dump ());
+  }
   gst_element_post_message (GST_ELEMENT (self), gst_message_new_element (GST_OBJECT (self), s));
 }
 
@@ -226,7 +290,7 @@ static GstFlowReturn transform_ip (GstBaseTransform * trans, GstBuffer * buf) {
   const GstClockTime now = gst_util_get_timestamp ();
   if (interval > 0 && (!GST_CLOCK_TIME_IS_VALID (p.last_stats) || now - p.last_stats >= interval * GST_MSECOND)) {
     p.last_stats = now;
-    post_stats (self, p.trainer->stats ());
+    post_stats (self);
   }
   return GST_FLOW_OK;
 }
@@ -240,7 +304,7 @@ static gboolean sink_event (GstBaseTransform * trans, GstEvent * event) {
       drop = self->priv->settings.drop_when_busy;
     }
     if (!drop) self->priv->trainer->drain ();  // an offline stream is trained to its last full batch
-    post_stats (self, self->priv->trainer->stats ());  // the final figures, whatever the interval
+    post_stats (self);  // the final figures, whatever the interval
   }
   return GST_BASE_TRANSFORM_CLASS (gst_swarm_train_parent_class)->sink_event (trans, event);
 }
@@ -262,7 +326,7 @@ static void gst_swarm_train_class_init (GstSwarmTrainClass * klass) {
   g_object_class_install_property (gobject, PROP_MODEL, g_param_spec_string ("model", "Model",
       "Model registry name: cnn (1x28x28 small CNN) or mobilenet (RGB, input-width x input-height)", "cnn", ready));
   g_object_class_install_property (gobject, PROP_MODEL_ID, g_param_spec_string ("model-id", "Model id",
-      "Name the model and its statistics are shared under in this process (swarmclassify, swarmoverlay)", "default", ready));
+      "Name the model and its statistics are shared under in this process (swarmclassify, swarmoverlay) and, with nats-url, on the network (subjects swarmlens.<model-id>.*)", "default", ready));
   g_object_class_install_property (gobject, PROP_INPUT_WIDTH, g_param_spec_int ("input-width", "Input width",
       "Model input width; frames are scaled to it (cnn: 28)", 8, 1024, 28, ready));
   g_object_class_install_property (gobject, PROP_INPUT_HEIGHT, g_param_spec_int ("input-height", "Input height",
@@ -298,6 +362,10 @@ static void gst_swarm_train_class_init (GstSwarmTrainClass * klass) {
   g_object_class_install_property (gobject, PROP_DROP_WHEN_BUSY, g_param_spec_boolean ("drop-when-busy",
       "Drop when busy", "Sample frames when the trainer is busy so the stream never waits (live sources); "
       "false = hold the stream until there is room, training on every labelled frame (files)", TRUE, playing));
+
+  g_object_class_install_property (gobject, PROP_NODE_ID, g_param_spec_int64 ("node-id", "Node id",
+      "This node's id in the federation, unique per model (-1 = a random one at start)", -1, G_MAXUINT32, -1, ready));
+  swarmlens::nats_install_properties (gobject, PROP_NATS_URL);
 
   gst_element_class_add_static_pad_template (element, &sink_template);
   gst_element_class_add_static_pad_template (element, &src_template);

@@ -15,9 +15,11 @@
 #include <thread>
 #include <vector>
 
+#include "broker_service.h"
 #include "dataset.h"
 #include "gstswarmmeta.h"  // struct layouts only; the API types are looked up by name
 #include "model.h"
+#include "nats_server.h"
 #include "snapshot.h"
 
 using namespace swarmlens;
@@ -369,4 +371,94 @@ TEST_CASE("end to end: swarmsrc ! swarmtrain ! swarmclassify ! swarmoverlay ! fa
   gst_object_unref(sink);
   gst_object_unref(bus);
   gst_object_unref(p);
+}
+
+TEST_CASE("swarmtrain and swarmclassify federate over NATS with a broker", "[elements][nats]") {
+  set_compute_threads(1);
+  testing::NatsServer server;
+  NatsOptions opts;
+  opts.urls = {server.url()};
+  BrokerConfig bc;
+  bc.model_id = "gst";
+  bc.aggregation.server_lr = 0.05;
+  BrokerService broker(bc, NatsLink::connect(opts));
+  std::atomic<bool> done{false};
+  std::thread publisher([&] {
+    while (!done) {
+      broker.publish_if_changed();
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
+
+  // Every frame is trained (drop-when-busy=false): 1500 frames, 46 steps of 32.
+  const std::string desc = "swarmsrc num-buffers=1500 shard-index=0 shard-count=2 ! swarmtrain name=train model-id=gst node-id=3 "
+                           "drop-when-busy=false trigger-age=1 nats-url=" + server.url() + " ! fakesink";
+  GError* err = nullptr;
+  GstElement* p = gst_parse_launch(desc.c_str(), &err);
+  REQUIRE(p);
+  gst_element_set_state(p, GST_STATE_PLAYING);
+  GstBus* bus = gst_element_get_bus(p);
+  // Collect the stats messages on the way (a filtered pop would discard them).
+  GstStructure* st = nullptr;
+  GstMessageType end = GST_MESSAGE_UNKNOWN;
+  while (end == GST_MESSAGE_UNKNOWN) {
+    GstMessage* m = gst_bus_timed_pop(bus, 120 * GST_SECOND);
+    REQUIRE(m);
+    const GstStructure* ms = gst_message_get_structure(m);
+    if (GST_MESSAGE_TYPE(m) == GST_MESSAGE_ELEMENT && gst_structure_has_name(ms, "swarmtrain-stats")) {
+      if (st) gst_structure_free(st);
+      st = gst_structure_copy(ms);
+    } else if (GST_MESSAGE_TYPE(m) == GST_MESSAGE_EOS || GST_MESSAGE_TYPE(m) == GST_MESSAGE_ERROR) {
+      end = GST_MESSAGE_TYPE(m);
+    }
+    gst_message_unref(m);
+  }
+  CHECK(end == GST_MESSAGE_EOS);
+  REQUIRE(st);
+  gst_element_set_state(p, GST_STATE_NULL);  // stop(): the last pending update goes out too
+  CHECK(field_u64(st, "steps") == 1500 / 32);
+  CHECK(field_u64(st, "bytes-sent") > 0);
+  CHECK(field_u64(st, "models-received") > 0);  // the global model came back while it trained
+  gst_structure_free(st);
+  gst_object_unref(bus);
+  gst_object_unref(p);
+
+  for (int i = 0; i < 100 && broker.stats().version == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const BrokerStats bs = broker.stats();
+  CHECK(bs.accepted > 0);
+  CHECK(bs.rejected.empty());
+
+  // A classifier elsewhere takes the global model over NATS (the one kept in JetStream first).
+  for (int i = 0; i < 100 && broker.stats().models_out == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const std::string cdesc = "swarmsrc num-buffers=20 set=test ! swarmclassify name=classify model-id=gst nats-url=" +
+                            server.url() + " ! fakesink name=sink signal-handoffs=true";
+  GstElement* c = gst_parse_launch(cdesc.c_str(), &err);
+  REQUIRE(c);
+  guint64 version_seen = 0;
+  GstElement* sink = gst_bin_get_by_name(GST_BIN(c), "sink");
+  g_signal_connect(sink, "handoff", G_CALLBACK(+[](GstElement*, GstBuffer* b, GstPad*, gpointer data) {
+    if (const auto* cls = class_meta(b)) *static_cast<guint64*>(data) = cls->model_version;
+  }), &version_seen);
+  gst_object_unref(sink);
+  gst_element_set_state(c, GST_STATE_PLAYING);
+  bus = gst_element_get_bus(c);
+  GstMessage* m = gst_bus_timed_pop_filtered(bus, 30 * GST_SECOND, GstMessageType(GST_MESSAGE_ERROR | GST_MESSAGE_EOS));
+  REQUIRE(m);
+  CHECK(GST_MESSAGE_TYPE(m) == GST_MESSAGE_EOS);
+  gst_message_unref(m);
+  gst_element_set_state(c, GST_STATE_NULL);
+  gst_object_unref(bus);
+  gst_object_unref(c);
+  done = true;
+  publisher.join();
+  CHECK(version_seen > 0);
+  CHECK(version_seen <= broker.stats().version);
+}
+
+TEST_CASE("swarmtrain_rejects_an_unreachable_nats_server with a bus error", "[elements][nats][reject]") {
+  const int port = testing::free_loopback_port();  // nothing listens there
+  const std::string desc = "swarmsrc num-buffers=10 ! swarmtrain nats-url=nats://127.0.0.1:" + std::to_string(port) + " ! fakesink";
+  const auto [message, debug] = bus_error_of(desc.c_str());
+  CHECK_THAT(message, Catch::Contains("Cannot connect to NATS"));
+  CHECK_THAT(debug, Catch::Contains(std::to_string(port)));
 }

@@ -1,0 +1,58 @@
+#include "natsprops.h"
+
+#include <sstream>
+
+namespace swarmlens {
+
+void nats_install_properties (GObjectClass * klass, guint first) {
+  const auto ready = GParamFlags (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
+  g_object_class_install_property (klass, first, g_param_spec_string ("nats-url", "NATS URL",
+      "NATS server URL(s), comma-separated (nats://[user:password@]host:port, tls://...); empty = no "
+      "network, the model stays in this process", "", ready));
+  g_object_class_install_property (klass, first + 1, g_param_spec_string ("nats-credentials", "NATS credentials",
+      "NATS .creds file (JWT and nkey seed); user/password or a token go in nats-url", "", ready));
+  g_object_class_install_property (klass, first + 2, g_param_spec_string ("nats-tls-ca", "NATS TLS CA",
+      "CA bundle to verify the NATS server (turns TLS on)", "", ready));
+}
+
+bool nats_set_property (NatsSettings & s, guint first, guint id, const GValue * v) {
+  if (id < first || id >= first + 3) return false;
+  const char *text = g_value_get_string (v);
+  std::string &field = id == first ? s.url : id == first + 1 ? s.credentials : s.tls_ca;
+  field = text ? text : "";
+  return true;
+}
+
+bool nats_get_property (const NatsSettings & s, guint first, guint id, GValue * v) {
+  if (id < first || id >= first + 3) return false;
+  g_value_set_string (v, (id == first ? s.url : id == first + 1 ? s.credentials : s.tls_ca).c_str ());
+  return true;
+}
+
+std::unique_ptr<NodeLink> nats_open_link (GstElement * element, const NatsSettings & s, const std::string & model_id,
+    NodeLink::ModelHandler on_model) {
+  NatsOptions opts;
+  opts.urls.clear ();
+  std::stringstream list (s.url);
+  for (std::string u; std::getline (list, u, ',');)
+    if (!u.empty ()) opts.urls.push_back (u);
+  opts.name = std::string ("swarmlens-") + GST_OBJECT_NAME (element);
+  opts.creds_file = s.credentials;
+  opts.tls_ca = s.tls_ca;
+  // The element outlives the link (the element closes it in stop()), so the raw pointer is safe.
+  auto on_event = [element] (const std::string & what) {
+    if (what.find ("reconnected") != std::string::npos)
+      GST_ELEMENT_INFO (element, RESOURCE, READ, ("NATS link reconnected"), ("%s", what.c_str ()));
+    else
+      GST_ELEMENT_WARNING (element, RESOURCE, READ, ("NATS: %s", what.c_str ()), (nullptr));
+  };
+  try {
+    return std::make_unique<NodeLink> (opts, model_id, std::move (on_model), on_event);
+  } catch (const std::exception & e) {
+    GST_ELEMENT_ERROR (element, RESOURCE, OPEN_READ_WRITE, ("Cannot connect to NATS at %s", s.url.c_str ()),
+        ("%s", e.what ()));
+    return nullptr;
+  }
+}
+
+}  // namespace swarmlens

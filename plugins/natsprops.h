@@ -1,0 +1,29 @@
+// The NATS properties swarmtrain and swarmclassify share (nats-url, nats-credentials, nats-tls-ca),
+// and a NodeLink whose events end up on the element's bus. No LibTorch here.
+#pragma once
+
+#include <gst/gst.h>
+
+#include <memory>
+#include <string>
+
+#include "node_link.h"
+
+namespace swarmlens {
+
+struct NatsSettings {
+  std::string url, credentials, tls_ca;
+};
+
+// Installs the three properties with ids first, first + 1, first + 2 (mutable in READY).
+void nats_install_properties (GObjectClass * klass, guint first);
+// Set/get for ids in [first, first + 3); false if the id is not one of them.
+bool nats_set_property (NatsSettings & s, guint first, guint id, const GValue * v);
+bool nats_get_property (const NatsSettings & s, guint first, guint id, GValue * v);
+
+// Connects for `element` (posts GST_ELEMENT_ERROR and returns null if it cannot). Link events go to
+// the bus: a reconnect as info, everything else (disconnect, a rejected model) as a warning.
+std::unique_ptr<NodeLink> nats_open_link (GstElement * element, const NatsSettings & s, const std::string & model_id,
+    NodeLink::ModelHandler on_model);
+
+}  // namespace swarmlens
