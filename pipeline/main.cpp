@@ -1,4 +1,4 @@
-// The swarmlens command. Subcommands: bench compression, bench elements.
+// The swarmlens command. Subcommands: demo, node, bench compression, bench elements.
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
@@ -8,6 +8,7 @@
 
 #include "bench_compression.h"
 #include "bench_elements.h"
+#include "demo.h"
 
 namespace {
 
@@ -20,6 +21,17 @@ std::string find_preset(int argc, char** argv) {
     if (a.rfind("--preset=", 0) == 0) return a.substr(9);
   }
   return "quick";
+}
+
+void add_federation_options(CLI::App* app, swarmlens::FederationSettings& f) {
+  app->add_option("--model-id", f.model_id, "model id (NATS subjects swarmlens.<id>.*)")->capture_default_str();
+  app->add_option("--lr", f.lr, "learning rate of one node's update")->check(CLI::PositiveNumber)->capture_default_str();
+  app->add_option("--momentum", f.momentum, "momentum, corrected locally")->check(CLI::Range(0.0, 0.999))->capture_default_str();
+  app->add_option("--density", f.density, "share of gradient entries sent after warm-up")->check(CLI::Range(1e-6, 1.0))->capture_default_str();
+  app->add_option("--trigger-age", f.trigger_age, "release the pending update after this many steps")->check(CLI::Range(1, 1000000))->capture_default_str();
+  app->add_option("--warmup-steps", f.warmup_steps, "steps per sparsity warm-up stage")->capture_default_str();
+  app->add_option("--batch", f.batch, "frames per training step")->check(CLI::Range(1, 4096))->capture_default_str();
+  app->add_flag("--dense", f.dense, "no compression: every gradient entry every step (the baseline)");
 }
 
 }  // namespace
@@ -36,6 +48,34 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "error: {}\n", e.what());
     return 2;
   }
+  DemoOptions dm;
+  auto* demo = app.add_subcommand(
+      "demo", "The federation on this machine: nats-server (JetStream), swarmlens-broker and N camera-node "
+              "pipelines on Fashion-MNIST shards; live progress, then a report folder");
+  demo->add_option("--nodes", dm.nodes, "camera nodes, each its own process and pipeline")->check(CLI::Range(1, 64))->capture_default_str();
+  demo->add_option("--duration", dm.duration, "seconds per run")->check(CLI::Range(3.0, 86400.0))->capture_default_str();
+  demo->add_option("--report", dm.report, "report folder (accuracy.csv/png, overlay.png, summary)")->capture_default_str();
+  demo->add_option("--nats", dm.nats, "use this NATS server (with JetStream) instead of starting one");
+  demo->add_option("--data", dm.data, "Fashion-MNIST folder (default: the Debian package's)");
+  demo->add_option("--fps", dm.fps, "frames per second each node plays")->check(CLI::Range(1, 10000))->capture_default_str();
+  demo->add_flag("--baseline", dm.baseline, "then run dense (no compression) for as long, and compare");
+  demo->add_flag("--view", dm.view, "show node 0's overlay in a window (needs a display)");
+  demo->add_flag("--quiet", dm.quiet, "no live progress lines");
+  add_federation_options(demo, dm.fed);
+
+  NodeOptions nd;
+  auto* node = app.add_subcommand("node", "One camera node: plays its Fashion-MNIST shard as live video into "
+                                          "swarmtrain, federated over NATS (what the demo starts N of)");
+  node->add_option("--nats", nd.nats, "NATS server URL(s)")->capture_default_str();
+  node->add_option("--data", nd.data, "Fashion-MNIST folder");
+  node->add_option("--node-id", nd.node_id, "this node's id and shard index")->capture_default_str();
+  node->add_option("--nodes", nd.nodes, "number of shards")->check(CLI::Range(1, 100000))->capture_default_str();
+  node->add_option("--fps", nd.fps, "frames per second played")->check(CLI::Range(1, 10000))->capture_default_str();
+  node->add_option("--duration", nd.duration, "seconds (0 = until Ctrl-C / SIGTERM)")->capture_default_str();
+  node->add_option("--overlay-png", nd.overlay_png, "also classify and draw the overlay; a PNG of it here each second");
+  node->add_flag("--view", nd.view, "also show the overlay in a window");
+  add_federation_options(node, nd.fed);
+
   auto* bench = app.add_subcommand("bench", "Benchmarks");
   bench->require_subcommand(1);
   auto* comp = bench->add_subcommand(
@@ -83,6 +123,17 @@ int main(int argc, char** argv) {
   if (!std::getenv("GST_PLUGIN_PATH")) setenv("GST_PLUGIN_PATH", SWARMLENS_BUILD_PLUGIN_DIR, 0);
 
   try {
+    if (demo->parsed()) {
+      if (dm.view && !std::getenv("DISPLAY") && !std::getenv("WAYLAND_DISPLAY")) {
+        fmt::print(stderr, "swarmlens demo: --view needs a display (DISPLAY or WAYLAND_DISPLAY); running without the window\n");
+        dm.view = false;
+      }
+      return run_demo(dm);
+    }
+    if (node->parsed()) {
+      if (nd.node_id >= nd.nodes) throw std::invalid_argument("--node-id must be below --nodes");
+      return run_node(nd);
+    }
     if (comp->parsed()) {
       bo.criterion = *parse_criterion(criterion);
       bo.values = *parse_value_coding(values);

@@ -216,31 +216,6 @@ static gboolean start (GstBaseTransform * trans) {
   return TRUE;
 }
 
-static gboolean stop (GstBaseTransform * trans) {
-  auto *self = GST_SWARM_TRAIN (trans);
-  if (!self->priv->trainer) return TRUE;
-  try {
-    self->priv->trainer->stop ();  // federated: sends what is pending through the link
-  } catch (const std::exception & e) {
-    GST_ELEMENT_WARNING (self, RESOURCE, WRITE, ("Cannot write the checkpoint"), ("%s", e.what ()));
-  }
-  if (self->priv->link) {
-    try {
-      self->priv->link->flush (2000);
-    } catch (const std::exception & e) {
-      GST_ELEMENT_WARNING (self, RESOURCE, WRITE, ("The last update may not have reached the server"), ("%s", e.what ()));
-    }
-  }
-  self->priv->link.reset ();  // no model callback into the trainer after this
-  self->priv->trainer.reset ();
-  return TRUE;
-}
-
-static gboolean set_caps (GstBaseTransform * trans, GstCaps * incaps, GstCaps *) {
-  auto *self = GST_SWARM_TRAIN (trans);
-  return swarmlens::video_info_from_caps (GST_ELEMENT (self), incaps, &self->priv->info);
-}
-
 static void post_stats (GstSwarmTrain * self) {
   auto & p = *self->priv;
   const swarmlens::TrainStats st = p.trainer->stats ();
@@ -262,6 +237,32 @@ static void post_stats (GstSwarmTrain * self) {
     p.link->publish_metrics (m.dump ());
   }
   gst_element_post_message (GST_ELEMENT (self), gst_message_new_element (GST_OBJECT (self), s));
+}
+
+static gboolean stop (GstBaseTransform * trans) {
+  auto *self = GST_SWARM_TRAIN (trans);
+  if (!self->priv->trainer) return TRUE;
+  try {
+    self->priv->trainer->stop ();  // federated: sends what is pending through the link
+  } catch (const std::exception & e) {
+    GST_ELEMENT_WARNING (self, RESOURCE, WRITE, ("Cannot write the checkpoint"), ("%s", e.what ()));
+  }
+  if (self->priv->link) {
+    try {
+      self->priv->link->flush (2000);
+    } catch (const std::exception & e) {
+      GST_ELEMENT_WARNING (self, RESOURCE, WRITE, ("The last update may not have reached the server"), ("%s", e.what ()));
+    }
+  }
+  post_stats (self);  // the final figures, the last update included (and on the metrics subject)
+  self->priv->link.reset ();  // no model callback into the trainer after this
+  self->priv->trainer.reset ();
+  return TRUE;
+}
+
+static gboolean set_caps (GstBaseTransform * trans, GstCaps * incaps, GstCaps *) {
+  auto *self = GST_SWARM_TRAIN (trans);
+  return swarmlens::video_info_from_caps (GST_ELEMENT (self), incaps, &self->priv->info);
 }
 
 static GstFlowReturn transform_ip (GstBaseTransform * trans, GstBuffer * buf) {

@@ -1,0 +1,406 @@
+#include "demo.h"
+
+#include <fmt/core.h>
+#include <gst/gst.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+#include <vector>
+
+#include "dataset.h"
+#include "model_channel.h"
+#include "nats_link.h"
+#include "process.h"
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace swarmlens {
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+extern "C" void on_stop_signal(int) { g_stop = true; }
+
+void catch_stop_signals() {
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+std::string human_bytes(double b) {
+  if (b >= 1e9) return fmt::format("{:.2f} GB", b / 1e9);
+  if (b >= 1e6) return fmt::format("{:.2f} MB", b / 1e6);
+  if (b >= 1e3) return fmt::format("{:.1f} kB", b / 1e3);
+  return fmt::format("{:.0f} B", b);
+}
+
+// The node pipeline as a gst-launch description. Frames are played live at `fps`; swarmtrain samples
+// them when it is busy, as it would a camera.
+std::string node_pipeline(const NodeOptions& o, const std::string& data) {
+  const FederationSettings& f = o.fed;
+  const bool overlay = !o.overlay_png.empty() || o.view;
+  std::string d = fmt::format(
+      "swarmsrc location=\"{}\" shard-index={} shard-count={} loop=true is-live=true fps-n={} {} ! "
+      "swarmtrain name=train model-id={} node-id={} nats-url=\"{}\" learning-rate={} momentum={} "
+      "density={} trigger-age={} warmup-steps={} batch-size={} stats-interval=1000",
+      data, o.node_id, o.nodes, o.fps, overlay ? "width=280 height=280 format=BGRx" : "", f.model_id, o.node_id,
+      o.nats, f.lr / o.nodes, f.momentum, f.dense ? 1.0 : f.density, f.dense ? 1 : f.trigger_age,
+      f.dense ? 0 : f.warmup_steps, f.batch);
+  if (!overlay) return d + " ! fakesink sync=false";
+  // Classify with the global model from the aggregator, a couple of frames a second.
+  d += fmt::format(
+      " ! tee name=t t. ! queue ! fakesink sync=false "
+      "t. ! queue leaky=downstream max-size-buffers=4 ! videorate drop-only=true ! video/x-raw,framerate=2/1 ! "
+      "swarmclassify model-id={} nats-url=\"{}\" ! swarmoverlay model-id={} ! videoconvert ! tee name=o",
+      f.model_id, o.nats, f.model_id);
+  if (!o.overlay_png.empty()) d += fmt::format(" o. ! queue ! pngenc ! multifilesink location=\"{}\"", o.overlay_png);
+  if (o.view) d += " o. ! queue ! videoconvert ! autovideosink sync=false";
+  return d;
+}
+
+}  // namespace
+
+int run_node(const NodeOptions& o) {
+  catch_stop_signals();
+  const std::string data = o.data.empty() ? default_fashion_mnist_dir() : o.data;
+  gst_init(nullptr, nullptr);
+  const std::string desc = node_pipeline(o, data);
+  GError* err = nullptr;
+  GstElement* pipeline = gst_parse_launch(desc.c_str(), &err);
+  if (!pipeline || err) {
+    fmt::print(stderr, "swarmlens node {}: bad pipeline: {}\n  {}\n", o.node_id, err ? err->message : "?", desc);
+    if (err) g_error_free(err);
+    if (pipeline) gst_object_unref(pipeline);
+    return 2;
+  }
+  GstBus* bus = gst_element_get_bus(pipeline);
+  int rc = 0;
+  if (gst_element_set_state(pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) rc = 1;
+  const auto t0 = Clock::now();
+  bool eos_sent = false;
+  Clock::time_point eos_at;
+  while (rc == 0) {
+    if (!eos_sent && (g_stop || (o.duration > 0 && seconds_since(t0) >= o.duration))) {
+      gst_element_send_event(pipeline, gst_event_new_eos());  // the end of the stream, as a camera unplugged
+      eos_sent = true;
+      eos_at = Clock::now();
+    }
+    if (eos_sent && seconds_since(eos_at) > 10) break;  // EOS did not come through: stop anyway
+    GstMessage* m = gst_bus_timed_pop_filtered(bus, 100 * GST_MSECOND,
+                                               GstMessageType(GST_MESSAGE_ERROR | GST_MESSAGE_EOS | GST_MESSAGE_WARNING));
+    if (!m) continue;
+    if (GST_MESSAGE_TYPE(m) == GST_MESSAGE_EOS) {
+      gst_message_unref(m);
+      break;
+    }
+    GError* e = nullptr;
+    gchar* dbg = nullptr;
+    const bool error = GST_MESSAGE_TYPE(m) == GST_MESSAGE_ERROR;
+    if (error) gst_message_parse_error(m, &e, &dbg);
+    else gst_message_parse_warning(m, &e, &dbg);
+    fmt::print(stderr, "swarmlens node {}: {} from {}: {}{}{}\n", o.node_id, error ? "error" : "warning",
+               GST_OBJECT_NAME(GST_MESSAGE_SRC(m)), e->message, dbg ? "\n  " : "", dbg ? dbg : "");
+    g_error_free(e);
+    g_free(dbg);
+    gst_message_unref(m);
+    if (error) rc = 1;
+  }
+  gst_element_set_state(pipeline, GST_STATE_NULL);  // swarmtrain sends what is still pending
+  gst_object_unref(bus);
+  gst_object_unref(pipeline);
+  return rc;
+}
+
+namespace {
+
+// What the demo hears on the metrics subject.
+struct Sample {
+  double seconds = 0;
+  uint64_t version = 0;
+  double accuracy = -1;
+  uint64_t bytes_in = 0, updates_in = 0;
+};
+
+class MetricsWatch {
+ public:
+  MetricsWatch(NatsLink& link, const std::string& model_id, Clock::time_point t0) : t0_(t0) {
+    link.subscribe(metrics_subject(model_id), [this](const std::string&, std::vector<uint8_t> p) { on(p); });
+    link.flush();
+  }
+  // Waits for `count` broker messages after now; false on timeout or stop.
+  bool wait_broker(int count, std::chrono::seconds timeout) {
+    std::unique_lock<std::mutex> l(m_);
+    const uint64_t want = broker_messages_ + uint64_t(count);
+    return cv_.wait_for(l, timeout, [&] { return broker_messages_ >= want; });
+  }
+  std::vector<Sample> samples() const {
+    std::lock_guard<std::mutex> g(m_);
+    return samples_;
+  }
+  json broker() const {
+    std::lock_guard<std::mutex> g(m_);
+    return broker_;
+  }
+  std::map<uint32_t, json> nodes() const {
+    std::lock_guard<std::mutex> g(m_);
+    return nodes_;
+  }
+
+ private:
+  void on(const std::vector<uint8_t>& p) {
+    const json m = json::parse(p.begin(), p.end(), nullptr, false);
+    if (m.is_discarded() || !m.is_object()) return;
+    std::lock_guard<std::mutex> g(m_);
+    if (m.value("source", "") == "node" && m.contains("node")) {
+      nodes_[m["node"].get<uint32_t>()] = m;
+    } else if (m.value("source", "") == "broker") {
+      broker_ = m;
+      ++broker_messages_;
+      if (m.contains("test_accuracy"))
+        samples_.push_back({seconds_since(t0_), m.value("model_version", uint64_t(0)), m.value("test_accuracy", -1.0),
+                            m.value("bytes_in", uint64_t(0)), m.value("updates_in", uint64_t(0))});
+    }
+    cv_.notify_all();
+  }
+  Clock::time_point t0_;
+  mutable std::mutex m_;
+  std::condition_variable cv_;
+  std::vector<Sample> samples_;
+  json broker_ = json::object();
+  std::map<uint32_t, json> nodes_;
+  uint64_t broker_messages_ = 0;
+};
+
+struct RunResult {
+  std::string method;
+  double seconds = 0;
+  std::vector<Sample> samples;
+  json broker = json::object();
+  std::map<uint32_t, json> nodes;
+  bool interrupted = false;
+  uint64_t sum(const char* field) const {
+    uint64_t s = 0;
+    for (const auto& [id, n] : nodes) s += n.value(field, uint64_t(0));
+    return s;
+  }
+};
+
+std::string find_broker() {
+  for (const std::string& p : {self_dir() + "/swarmlens-broker", self_dir() + "/../broker/swarmlens-broker"})
+    if (access(p.c_str(), X_OK) == 0) return p;
+  return "swarmlens-broker";  // from PATH
+}
+
+std::string log_tail(const std::string& path) {
+  std::ifstream f(path);
+  std::string line, out;
+  std::vector<std::string> lines;
+  while (std::getline(f, line)) lines.push_back(line);
+  for (size_t i = lines.size() > 5 ? lines.size() - 5 : 0; i < lines.size(); ++i) out += "    " + lines[i] + "\n";
+  return out;
+}
+
+RunResult run_federation(const DemoOptions& o, FederationSettings fed, const std::string& method, const std::string& url,
+                         const std::string& data) {
+  RunResult r;
+  r.method = method;
+  fed.model_id = o.fed.model_id + "-" + method;
+  const std::string logs = o.report + "/logs";
+  auto link = NatsLink::connect([&] {
+    NatsOptions n;
+    n.urls = {url};
+    n.name = "swarmlens-demo";
+    return n;
+  }());
+  const auto t0 = Clock::now();
+  MetricsWatch watch(*link, fed.model_id, t0);
+
+  const std::string broker_log = logs + "/broker-" + method + ".log";
+  Process broker({find_broker(), "--nats", url, "--model-id", fed.model_id, "--server-lr", fmt::format("{}", fed.lr / o.nodes),
+                  "--buffer-size", "1", "--staleness-grace", std::to_string(4 * o.nodes), "--max-staleness", "1000",
+                  "--publish-interval-ms", "200", "--eval-interval-ms", "1000", "--test-data", data, "--test-limit",
+                  "1000", "--stats", "5"},
+                 broker_log);
+  if (!watch.wait_broker(1, std::chrono::seconds(30)))
+    throw std::runtime_error("swarmlens-broker did not come up; its log (" + broker_log + "):\n" + log_tail(broker_log));
+
+  std::vector<std::unique_ptr<Process>> nodes;
+  for (uint32_t i = 0; i < o.nodes; ++i) {
+    std::vector<std::string> argv = {self_dir() + "/swarmlens", "node", "--nats", url, "--data", data,
+                                     "--node-id", std::to_string(i), "--nodes", std::to_string(o.nodes),
+                                     "--fps", std::to_string(o.fps), "--model-id", fed.model_id,
+                                     "--lr", fmt::format("{}", fed.lr), "--momentum", fmt::format("{}", fed.momentum),
+                                     "--density", fmt::format("{}", fed.density), "--trigger-age", std::to_string(fed.trigger_age),
+                                     "--warmup-steps", std::to_string(fed.warmup_steps), "--batch", std::to_string(fed.batch)};
+    if (fed.dense) argv.push_back("--dense");
+    if (i == 0 && method == "twostep") {
+      argv.insert(argv.end(), {"--overlay-png", o.report + "/overlay.png"});
+      if (o.view) argv.push_back("--view");
+    }
+    nodes.push_back(std::make_unique<Process>(argv, logs + "/node-" + std::to_string(i) + "-" + method + ".log"));
+  }
+
+  if (!o.quiet) fmt::print("{}: {} nodes on {}, for {:.0f} s\n", method, o.nodes, url, o.duration);
+  auto last_line = Clock::now();
+  while (seconds_since(t0) < o.duration && !g_stop) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    for (auto& n : nodes)
+      if (!n->running() && n->exit_status() != 0)
+        throw std::runtime_error(fmt::format("a node exited with status {}; see {}/", n->exit_status(), logs));
+    if (!broker.running())
+      throw std::runtime_error("swarmlens-broker exited; its log (" + broker_log + "):\n" + log_tail(broker_log));
+    if (!o.quiet && std::chrono::duration<double>(Clock::now() - last_line).count() >= 2.0) {
+      last_line = Clock::now();
+      const json b = watch.broker();
+      std::string steps;
+      uint64_t up = 0;
+      for (const auto& [id, n] : watch.nodes()) {
+        steps += fmt::format(" {}", n.value("steps", uint64_t(0)));
+        up += n.value("bytes_sent", uint64_t(0));
+      }
+      const double acc = b.value("test_accuracy", -1.0);
+      fmt::print("[{:4.0f}s] model v{:<5} test accuracy {}  uplink {:>9}  updates {:<6} steps per node:{}\n",
+                 seconds_since(t0), b.value("model_version", uint64_t(0)), acc < 0 ? "  -  " : fmt::format("{:.3f}", acc),
+                 human_bytes(double(up)), b.value("updates_in", uint64_t(0)), steps);
+      std::fflush(stdout);
+    }
+  }
+  r.interrupted = g_stop;
+  // Stop the nodes first (each sends what it still holds), let the broker merge and evaluate the
+  // last updates, then stop it.
+  for (auto& n : nodes) n->stop(SIGTERM, std::chrono::seconds(20));
+  r.seconds = seconds_since(t0);
+  watch.wait_broker(2, std::chrono::seconds(10));
+  broker.stop(SIGTERM, std::chrono::seconds(10));
+  r.samples = watch.samples();
+  r.broker = watch.broker();
+  r.nodes = watch.nodes();
+  return r;
+}
+
+void write_report(const DemoOptions& o, const std::vector<RunResult>& runs) {
+  {
+    std::ofstream csv(o.report + "/accuracy.csv");
+    csv << "method,seconds,model_version,test_accuracy,uplink_bytes,updates\n";
+    for (const auto& r : runs)
+      for (const auto& s : r.samples)
+        csv << fmt::format("{},{:.2f},{},{:.4f},{},{}\n", r.method, s.seconds, s.version, s.accuracy, s.bytes_in, s.updates_in);
+  }
+  {
+    std::ofstream gp(o.report + "/accuracy.gp");
+    gp << "# gnuplot accuracy.gp (run in the report folder): accuracy.png from accuracy.csv\n"
+          "set terminal pngcairo size 1200,480 font ',11'\n"
+          "set output 'accuracy.png'\n"
+          "set datafile separator ','\n"
+          "set multiplot layout 1,2 title 'Swarmlens demo: global test accuracy'\n"
+          "set grid; set yrange [0:1]; set key bottom right\n"
+          "set xlabel 'seconds'; set ylabel 'test accuracy'\n";
+    std::string plot_t = "plot ", plot_b = "plot ";
+    for (size_t i = 0; i < runs.size(); ++i) {
+      const std::string sel = fmt::format("(strcol(1) eq '{}' ? $4 : NaN)", runs[i].method);
+      plot_t += fmt::format("{}'accuracy.csv' every ::1 using 2:{} with linespoints title '{}'", i ? ", " : "", sel, runs[i].method);
+      plot_b += fmt::format("{}'accuracy.csv' every ::1 using ($5/1e6):{} with linespoints title '{}'", i ? ", " : "", sel, runs[i].method);
+    }
+    gp << plot_t << "\n"
+       << "set xlabel 'uplink MB received by the aggregator'; set logscale x\n"
+       << plot_b << "\n"
+       << "unset multiplot\n";
+  }
+  const std::string cmd = "cd '" + o.report + "' && gnuplot accuracy.gp 2>gnuplot.log";
+  if (std::system(cmd.c_str()) != 0)
+    fmt::print(stderr, "swarmlens demo: gnuplot failed (see {}/gnuplot.log); the CSV is there\n", o.report);
+
+  json summary = {{"nodes", o.nodes}, {"seconds_per_run", o.duration}, {"fps_per_node", o.fps}, {"runs", json::array()}};
+  std::string text = fmt::format("Swarmlens demo: {} camera nodes on Fashion-MNIST shards, {:.0f} s per run\n\n", o.nodes, o.duration);
+  for (const auto& r : runs) {
+    const uint64_t sent = r.sum("bytes_sent"), dense = r.sum("dense_bytes"), steps = r.sum("steps");
+    const double acc = r.samples.empty() ? -1.0 : r.samples.back().accuracy;
+    const double ratio = sent ? double(dense) / double(sent) : 0.0;
+    const uint64_t received = r.broker.value("bytes_in", uint64_t(0));
+    json j = {{"method", r.method}, {"seconds", r.seconds}, {"test_accuracy", acc},
+              {"model_version", r.broker.value("model_version", uint64_t(0))}, {"steps", steps},
+              {"uplink_bytes_sent", sent}, {"uplink_bytes_received", received},
+              {"updates", r.broker.value("updates_in", uint64_t(0))}, {"rejected", r.broker.value("rejected", json::object())},
+              {"dense_equivalent_bytes", dense}, {"ratio_vs_dense", ratio},
+              {"uplink_bytes_per_step", steps ? double(sent) / double(steps) : 0.0}, {"interrupted", r.interrupted}};
+    text += fmt::format("{:8} test accuracy {:.3f} at model v{}; {} steps; uplink {} in {} updates ({:.1f}x less than "
+                        "dense fp32 gradients every step){}\n",
+                        r.method, acc, j["model_version"].get<uint64_t>(), steps, human_bytes(double(sent)),
+                        j["updates"].get<uint64_t>(), ratio, r.interrupted ? " [interrupted]" : "");
+    summary["runs"].push_back(j);
+  }
+  if (runs.size() == 2 && runs[0].sum("steps") && runs[1].sum("steps") && runs[0].sum("bytes_sent")) {
+    const double a = double(runs[0].sum("bytes_sent")) / double(runs[0].sum("steps"));
+    const double b = double(runs[1].sum("bytes_sent")) / double(runs[1].sum("steps"));
+    summary["measured_ratio_vs_dense_run"] = b / a;
+    text += fmt::format("\nPer training step, the {} run sent {:.1f}x fewer uplink bytes than the {} run.\n", runs[0].method,
+                        b / a, runs[1].method);
+  }
+  text += "\nFiles: accuracy.csv, accuracy.png (gnuplot accuracy.gp), overlay.png (node 0), summary.json, logs/\n";
+  std::ofstream(o.report + "/summary.json") << summary.dump(2) << "\n";
+  std::ofstream(o.report + "/summary.txt") << text;
+  if (!o.quiet) fmt::print("\n{}", text);
+}
+
+}  // namespace
+
+int run_demo(const DemoOptions& o) {
+  catch_stop_signals();
+  const std::string data = o.data.empty() ? default_fashion_mnist_dir() : o.data;
+  fs::create_directories(o.report + "/logs");
+  std::unique_ptr<Process> server;
+  std::string url = o.nats, store;
+  if (url.empty()) {  // embedded: our own nats-server with JetStream, on loopback, its store removed after
+    const int port = free_loopback_port();
+    std::string tmpl = (fs::temp_directory_path() / "swarmlens-demo-XXXXXX").string();
+    if (!mkdtemp(tmpl.data())) throw std::runtime_error("cannot create a JetStream store folder");
+    store = tmpl;
+    server = std::make_unique<Process>(
+        std::vector<std::string>{"nats-server", "-a", "127.0.0.1", "-p", std::to_string(port), "-js", "-sd", store},
+        o.report + "/logs/nats-server.log");
+    if (!wait_for_port(port, std::chrono::seconds(10)))
+      throw std::runtime_error("nats-server did not start (is it installed? scripts/setup-deps); see " + o.report +
+                               "/logs/nats-server.log");
+    url = "nats://127.0.0.1:" + std::to_string(port);
+  }
+  std::vector<RunResult> runs;
+  int rc = 0;
+  try {
+    runs.push_back(run_federation(o, o.fed, o.fed.dense ? "dense" : "twostep", url, data));
+    if (o.baseline && !o.fed.dense && !g_stop) {
+      FederationSettings dense = o.fed;
+      dense.dense = true;
+      runs.push_back(run_federation(o, dense, "dense", url, data));
+    }
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "swarmlens demo: {}\n", e.what());
+    rc = 1;
+  }
+  if (server) server->stop(SIGTERM, std::chrono::seconds(5));
+  if (!store.empty()) {
+    std::error_code ec;
+    fs::remove_all(store, ec);
+  }
+  if (!runs.empty()) write_report(o, runs);
+  if (g_stop && rc == 0) fmt::print("swarmlens demo: interrupted; every process stopped, report written\n");
+  return rc;
+}
+
+}  // namespace swarmlens

@@ -1,0 +1,50 @@
+// `swarmlens node`: one camera node, a GStreamer pipeline that plays its shard of Fashion-MNIST as live
+// video and trains with swarmtrain over NATS (optionally classifying and drawing the overlay).
+// `swarmlens demo`: nats-server (embedded, JetStream), swarmlens-broker and N node processes, live
+// progress in the terminal, and a report folder at the end.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace swarmlens {
+
+// What a node trains with; the demo passes the same to every node and derives the broker's settings.
+struct FederationSettings {
+  std::string model_id = "demo";
+  double lr = 0.05;          // the step of one node's update; the broker applies each at lr / nodes
+  double momentum = 0.6;     // asynchronous nodes add momentum of their own (docs/benchmarks.md)
+  double density = 0.01;     // share of gradient entries sent after warm-up
+  uint64_t trigger_age = 1;  // release the pending update after this many steps
+  uint64_t warmup_steps = 10;
+  uint32_t batch = 32;
+  bool dense = false;        // baseline: every entry every step (density 1, no warm-up)
+};
+
+struct NodeOptions {
+  std::string nats = "nats://127.0.0.1:4222";
+  std::string data;          // Fashion-MNIST folder ("" = the default)
+  uint32_t node_id = 0, nodes = 1;  // shard node_id of nodes
+  int fps = 300;             // frames per second played
+  double duration = 0;       // seconds (0 = until SIGINT/SIGTERM)
+  std::string overlay_png;   // also classify + overlay, a PNG of it each second to this path
+  bool view = false;         // also show the overlay in a window
+  FederationSettings fed;
+};
+int run_node(const NodeOptions& o);
+
+struct DemoOptions {
+  std::string nats;          // "" = start nats-server with JetStream on a free loopback port
+  std::string data;
+  std::string report = "report";
+  uint32_t nodes = 4;
+  double duration = 60;      // seconds per run
+  int fps = 300;
+  bool baseline = false;     // also run dense, for the same time, and compare
+  bool view = false;
+  bool quiet = false;        // no live progress lines
+  FederationSettings fed;
+};
+int run_demo(const DemoOptions& o);
+
+}  // namespace swarmlens

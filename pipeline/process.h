@@ -1,0 +1,40 @@
+// Child processes for the demo: started in a process group of their own (a terminal's Ctrl-C goes to
+// the demo, which stops them in order), bound to die with the demo (PR_SET_PDEATHSIG), stopped with a
+// signal and a deadline, and always reaped.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace swarmlens {
+
+class Process {
+ public:
+  // Starts argv[0] (looked up in PATH when it has no '/'); stdout and stderr go to log_path
+  // (appended), or stay the demo's when log_path is empty. Throws std::runtime_error.
+  Process(const std::vector<std::string>& argv, const std::string& log_path);
+  ~Process();  // stops it (SIGTERM, then SIGKILL) if it still runs
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  // Sends `sig`, waits up to `grace`, then SIGKILL. Returns the exit status (128 + signal if killed).
+  int stop(int sig, std::chrono::milliseconds grace);
+  bool running();  // reaps it if it has exited
+  int exit_status() const { return status_; }
+  const std::string& name() const { return name_; }
+
+ private:
+  int pid_ = -1;
+  int status_ = -1;
+  std::string name_;
+};
+
+// The directory of this executable, for finding its siblings (swarmlens-broker) in a build or install.
+std::string self_dir();
+// A free TCP port on 127.0.0.1 (bound and released; the caller binds it right away).
+int free_loopback_port();
+// Waits until something accepts TCP connections on 127.0.0.1:port; false on timeout.
+bool wait_for_port(int port, std::chrono::milliseconds timeout);
+
+}  // namespace swarmlens
