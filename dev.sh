@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Swarmlens developer entry point. Installs what is missing (Debian packages), builds, then:
-#   ./dev.sh demo    the main job (for now: the compression benchmark, quick preset)
+#   ./dev.sh demo    the main job: `swarmlens demo` (nats-server, broker and 4 camera nodes, 60 s,
+#                    report in report/)
 #   ./dev.sh test    the whole test suite; ends with a "N passed, N failed" line
 #   ./dev.sh build   just install and build
-# Extra arguments after `demo` go to `swarmlens bench compression` (e.g. --preset full).
+# Extra arguments after `demo` go to `swarmlens demo` (e.g. --nodes 8 --duration 300 --baseline).
 set -euo pipefail
 cd "$(dirname "$0")"
 BUILD=${SWARMLENS_BUILD:-build}
@@ -22,8 +23,7 @@ case "$cmd" in
   build) ensure_built ;;
   demo)
     ensure_built
-    mkdir -p report
-    exec "$BUILD/pipeline/swarmlens" bench compression --preset quick --json report/compression.json "$@"
+    exec "$BUILD/pipeline/swarmlens" demo --report report "$@"
     ;;
   test)
     ensure_built

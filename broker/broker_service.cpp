@@ -1,5 +1,6 @@
 #include "broker_service.h"
 
+#include <chrono>
 #include <fstream>
 
 namespace swarmlens {
@@ -36,18 +37,27 @@ BrokerService::BrokerService(BrokerConfig cfg, std::unique_ptr<NatsLink> link)
                   [this](const std::string&) {
                     std::lock_guard<std::mutex> g(lock_);
                     ++stats_.rejected["bad_chunks"];
-                  });
+                  },
+                  cfg_.max_pending_bytes);
   link_->flush();
 }
 
 BrokerService::~BrokerService() { link_.reset(); }  // no update callback after this
 
 void BrokerService::on_update(const std::vector<uint8_t>& payload) {
+  const auto start = std::chrono::steady_clock::now();
+  struct Busy {  // adds the time spent here on every way out
+    BrokerService* self;
+    std::chrono::steady_clock::time_point start;
+    ~Busy() { self->stats_.busy_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); }
+  };
   DecodeOptions opts;
   opts.layout_hash = layout_hash_;
   opts.dim = dim_;
   const DecodeResult d = decode_update(payload, opts);  // outside the lock: decoding is the heavy part
   std::lock_guard<std::mutex> g(lock_);
+  const Busy busy{this, start};  // destroyed before the lock is released
+  ++received_;
   ++stats_.updates_in;
   stats_.bytes_in += payload.size();
   if (!d.ok()) {

@@ -7,6 +7,7 @@
 // The same class runs in the swarmlens-broker daemon, the demo and tests.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -29,6 +30,7 @@ struct BrokerConfig {
   std::string snapshot_path;      // resume from it at start; rewritten (atomically) on each publish
   bool retain = true;             // keep the published model in JetStream (the server needs -js)
   uint32_t full_every = 10;       // a full snapshot every N publishes, cumulative deltas in between
+  int64_t max_pending_bytes = 256ll << 20;  // updates waiting to be taken before NATS drops them
 };
 
 struct BrokerStats {
@@ -37,6 +39,7 @@ struct BrokerStats {
   uint64_t models_out = 0, bytes_out = 0;  // on the model subject, full snapshots and deltas
   uint64_t snapshots_out = 0, deltas_out = 0;
   uint64_t version = 0;
+  double busy_seconds = 0;        // time spent taking updates (decode, validate, merge)
   std::string resumed_from;       // "snapshot file", "JetStream" or "" (fresh weights)
 };
 
@@ -52,6 +55,7 @@ class BrokerService {
   // next call tries again). Thread: the owner's.
   bool publish_if_changed();
   BrokerStats stats() const;
+  uint64_t updates_received() const { return received_.load(); }  // lock-free, for pacing
   Snapshot snapshot() const;
 
  private:
@@ -61,6 +65,7 @@ class BrokerService {
   BrokerConfig cfg_;
   uint64_t layout_hash_ = 0;
   uint32_t dim_ = 0;
+  std::atomic<uint64_t> received_{0};
   mutable std::mutex lock_;  // protects aggregator_ and stats_; taken by the NATS callback and the owner
   std::unique_ptr<Aggregator> aggregator_;
   BrokerStats stats_;

@@ -68,12 +68,15 @@ const char* link_state_name(LinkState s) {
 }
 
 struct NatsLink::Impl {
+  struct SharedAssembler {
+    std::mutex lock;  // protects assembler against a delivery thread racing teardown
+    ChunkAssembler assembler;
+  };
   struct Subscription {
     NatsLink::Impl* link = nullptr;
     MessageHandler on_message;
     ErrorHandler on_error;
-    std::mutex lock;  // protects assembler: nats.c may deliver from its own thread per subscription
-    ChunkAssembler assembler;
+    std::shared_ptr<SharedAssembler> chunks;
     SubscriptionPtr sub;
   };
 
@@ -139,8 +142,8 @@ struct NatsLink::Impl {
       }
       ChunkAssembler::Result r;
       {
-        std::lock_guard<std::mutex> g(s->lock);
-        r = s->assembler.add(*info, data, size);
+        std::lock_guard<std::mutex> g(s->chunks->lock);
+        r = s->chunks->assembler.add(*info, data, size);
       }
       if (!r.error.empty() && s->on_error) s->on_error(r.error);
       if (r.payload) s->on_message(subject, std::move(*r.payload));
@@ -240,15 +243,19 @@ void NatsLink::publish(const std::string& subject, const std::vector<uint8_t>& p
   }
 }
 
-void NatsLink::subscribe(const std::string& subject, MessageHandler on_message, ErrorHandler on_error) {
+void NatsLink::subscribe(const std::string& subject, MessageHandler on_message, ErrorHandler on_error,
+                         int64_t pending_bytes) {
   auto s = std::make_unique<Impl::Subscription>();
   s->link = impl_.get();
   s->on_message = std::move(on_message);
   s->on_error = std::move(on_error);
+  s->chunks = std::make_shared<Impl::SharedAssembler>();
   natsSubscription* raw = nullptr;
   check(natsConnection_Subscribe(&raw, impl_->conn.get(), subject.c_str(), &Impl::on_msg, s.get()),
         "subscribe to " + subject);
   s->sub.reset(raw);
+  check(natsSubscription_SetPendingLimits(raw, -1, int(std::min<int64_t>(pending_bytes, INT32_MAX))),
+        "pending limits on " + subject);
   std::lock_guard<std::mutex> g(impl_->subs_lock);
   impl_->subs.push_back(std::move(s));
 }

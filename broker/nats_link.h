@@ -53,8 +53,11 @@ class NatsLink {
   // Publishes; a payload over max_payload goes as chunks. While disconnected, nats.c buffers up to
   // reconnect_buffer_bytes; past that this throws NatsError and the caller keeps its data.
   void publish(const std::string& subject, const std::vector<uint8_t>& payload);
-  // Handler gets whole payloads (chunks reassembled); on_error gets chunk and handler failures.
-  void subscribe(const std::string& subject, MessageHandler on_message, ErrorHandler on_error = {});
+  // Handler gets whole payloads (chunks reassembled), in order, on one nats.c thread; on_error gets
+  // chunk and handler failures. pending_bytes bounds what may wait undelivered before nats.c drops
+  // messages (a slow consumer).
+  void subscribe(const std::string& subject, MessageHandler on_message, ErrorHandler on_error = {},
+                 int64_t pending_bytes = 64ll << 20);
   // Waits until the server has processed everything published so far. Throws on timeout.
   void flush(int timeout_ms = 5000);
 

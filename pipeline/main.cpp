@@ -6,6 +6,7 @@
 #include <exception>
 #include <string>
 
+#include "bench_broker.h"
 #include "bench_compression.h"
 #include "bench_elements.h"
 #include "demo.h"
@@ -118,6 +119,18 @@ int main(int argc, char** argv) {
   elements->add_option("--batch", eo.batch, "batch size")->check(CLI::Range(1, 4096))->capture_default_str();
   elements->add_option("--json", eo.json_path, "write results as JSON to this file");
 
+  BrokerBenchOptions bb;
+  auto* bbroker = bench->add_subcommand(
+      "broker", "Sparse updates merged per second, bare and served over NATS by many publishers; update-to-model latency");
+  bbroker->add_option("--publishers", bb.publishers, "concurrent publishers, each its own connection")->check(CLI::Range(1, 1024))->capture_default_str();
+  bbroker->add_option("--updates", bb.updates, "updates per publisher")->check(CLI::Range(1, 10000000))->capture_default_str();
+  bbroker->add_option("--density", bb.density, "share of the model's entries in each update")->check(CLI::Range(1e-6, 1.0))->capture_default_str();
+  bbroker->add_option("--buffer-size", bb.buffer_size, "FedBuff K: updates per model version")->check(CLI::Range(1, 100000))->capture_default_str();
+  bbroker->add_option("--window", bb.window, "updates in flight at most")->check(CLI::Range(1, 10000000))->capture_default_str();
+  bbroker->add_option("--publish-interval-ms", bb.publish_interval_ms, "the broker's model publish timer")->check(CLI::Range(1, 60000))->capture_default_str();
+  bbroker->add_option("--latency-samples", bb.latency_samples, "updates timed for latency")->check(CLI::Range(1, 100000))->capture_default_str();
+  bbroker->add_option("--json", bb.json_path, "write results as JSON to this file");
+
   CLI11_PARSE(app, argc, argv);
   // Run from the build tree, find the plugin built beside this binary unless told otherwise.
   if (!std::getenv("GST_PLUGIN_PATH")) setenv("GST_PLUGIN_PATH", SWARMLENS_BUILD_PLUGIN_DIR, 0);
@@ -140,6 +153,7 @@ int main(int argc, char** argv) {
       return run_compression_bench(bo);
     }
     if (elements->parsed()) return run_elements_bench(eo);
+    if (bbroker->parsed()) return run_broker_bench(bb);
   } catch (const std::exception& e) {
     fmt::print(stderr, "error: {}\n", e.what());
     return 1;

@@ -2,6 +2,7 @@
 // of reading past the end, so decoders can treat each byte as hostile.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -75,6 +76,7 @@ class ByteReader {
   }
   size_t pos() const { return pos_; }
   size_t remaining() const { return n_ - pos_; }
+  const uint8_t* data() const { return p_ + pos_; }  // the unread bytes
 
  private:
   const uint8_t* p_;
@@ -102,23 +104,59 @@ class BitWriter {
 
 class BitReader {
  public:
-  BitReader(const uint8_t* p, size_t n) : p_(p), nbits_(uint64_t(n) * 8) {}
+  BitReader(const uint8_t* p, size_t n) : p_(p), nbytes_(n), nbits_(uint64_t(n) * 8) {}
   bool bit(unsigned& b) {
     if (pos_ >= nbits_) return false;
     b = (p_[pos_ >> 3] >> (pos_ & 7u)) & 1u;
     ++pos_;
     return true;
   }
+  // `bits` (<= 64) bits, LSB first. Reads a 64-bit window at a time.
   bool get(uint64_t& v, unsigned bits) {
     if (nbits_ - pos_ < bits) return false;
-    v = 0;
-    for (unsigned i = 0; i < bits; ++i, ++pos_) v |= uint64_t((p_[pos_ >> 3] >> (pos_ & 7u)) & 1u) << i;
+    const unsigned shift = unsigned(pos_ & 7u);
+    if (bits + shift <= 64) {
+      const uint64_t w = window() >> shift;
+      v = bits == 64 ? w : w & ((uint64_t(1) << bits) - 1);
+    } else {
+      v = 0;
+      for (unsigned i = 0; i < bits; ++i) v |= uint64_t((p_[(pos_ + i) >> 3] >> ((pos_ + i) & 7u)) & 1u) << i;
+    }
+    pos_ += bits;
     return true;
+  }
+  // A unary count: the number of 1 bits before the next 0 (which is consumed). False if the stream
+  // ends first or the count passes max.
+  bool unary(uint64_t& q, uint64_t max) {
+    q = 0;
+    for (;;) {
+      if (pos_ >= nbits_) return false;
+      const unsigned shift = unsigned(pos_ & 7u);
+      const uint64_t valid = std::min<uint64_t>(64 - shift, nbits_ - pos_);
+      const uint64_t zeros = ~(window() >> shift);  // a 1 where the stream has a 0
+      const uint64_t ones = zeros ? uint64_t(__builtin_ctzll(zeros)) : 64;
+      if (ones < valid) {
+        q += ones;
+        pos_ += ones + 1;
+        return q <= max;
+      }
+      q += valid;
+      pos_ += valid;
+      if (q > max) return false;
+    }
   }
   uint64_t remaining() const { return nbits_ - pos_; }
 
  private:
+  uint64_t window() const {  // the 8 bytes from pos_'s byte, zero past the end
+    const size_t at = size_t(pos_ >> 3);
+    uint64_t w = 0;
+    if (nbytes_ - at >= 8) std::memcpy(&w, p_ + at, 8);  // one load
+    else std::memcpy(&w, p_ + at, nbytes_ - at);
+    return w;
+  }
   const uint8_t* p_;
+  size_t nbytes_;
   uint64_t nbits_;
   uint64_t pos_ = 0;
 };

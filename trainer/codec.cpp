@@ -124,20 +124,11 @@ DecodeError decode_indices(ByteReader r, IndexCoding coding, unsigned rice_k, ui
       }
       break;
     case IndexCoding::Rice: {
-      ByteReader all = r;
-      const size_t n = all.remaining();
-      std::vector<uint8_t> bytes(n);
-      all.bytes(bytes.data(), n);
-      BitReader b(bytes.data(), n);
+      BitReader b(r.data(), r.remaining());
       const uint64_t max_q = (uint64_t(dim) >> rice_k) + 1;
       for (size_t i = 0; i < nnz; ++i) {
         uint64_t q = 0;
-        unsigned bit = 0;
-        for (;;) {
-          if (!b.bit(bit)) return DecodeError::Truncated;
-          if (!bit) break;
-          if (++q > max_q) return DecodeError::IndexOutOfRange;
-        }
+        if (!b.unary(q, max_q)) return q > max_q ? DecodeError::IndexOutOfRange : DecodeError::Truncated;
         uint64_t low = 0;
         if (!b.get(low, rice_k)) return DecodeError::Truncated;
         if (auto e = accept(i, (q << rice_k) | low); e != DecodeError::None) return e;

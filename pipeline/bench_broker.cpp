@@ -1,0 +1,209 @@
+#include "bench_broker.h"
+
+#include <fmt/core.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
+
+#include "broker_service.h"
+#include "codec.h"
+#include "model.h"
+#include "process.h"
+
+namespace swarmlens {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double secs(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+// One node's stream of sparse updates: `density` of the entries, random positions, gradient-like
+// values, fp16 on the wire as the nodes send them.
+std::vector<std::vector<uint8_t>> make_updates(const std::string& model_id, uint64_t hash, uint32_t dim, double density,
+                                               uint32_t node, uint64_t count, uint64_t first_seq) {
+  std::mt19937 rng(node * 7919 + 1);
+  std::normal_distribution<float> value(0.0f, 0.01f);
+  const size_t k = std::max<size_t>(1, size_t(dim * density));
+  std::vector<std::vector<uint8_t>> out;
+  std::vector<uint32_t> all(dim);
+  for (uint32_t i = 0; i < dim; ++i) all[i] = i;
+  for (uint64_t s = 0; s < count; ++s) {
+    SparseVector v;
+    v.dim = dim;
+    // A random k-subset, ascending.
+    for (size_t i = 0; i < k; ++i) std::swap(all[i], all[i + rng() % (dim - i)]);
+    v.index.assign(all.begin(), all.begin() + long(k));
+    std::sort(v.index.begin(), v.index.end());
+    for (size_t i = 0; i < k; ++i) v.value.push_back(value(rng));
+    out.push_back(encode_update({model_id, hash, 0, node, first_seq + s, 32}, v, {}));
+  }
+  return out;
+}
+
+}  // namespace
+
+int run_broker_bench(const BrokerBenchOptions& o) {
+  const auto model = Model::create({}, 1);
+  const uint64_t hash = model->layout_hash();
+  const uint32_t dim = uint32_t(model->num_params());
+  const std::string id = "bench";
+
+  AggregatorConfig agg;
+  agg.buffer_size = o.buffer_size;
+  agg.max_staleness = UINT64_MAX / 2;  // the bench measures merging; staleness policy is not under test
+  agg.staleness_grace = UINT64_MAX / 4;
+
+  fmt::print("encoding {} updates per publisher x {} publishers ({}% of {} entries)...\n", o.updates, o.publishers,
+             o.density * 100, dim);
+  std::vector<std::vector<std::vector<uint8_t>>> streams;
+  for (uint32_t p = 0; p < o.publishers; ++p) streams.push_back(make_updates(id, hash, dim, o.density, p, o.updates, 1));
+  const size_t update_bytes = streams[0][0].size();
+
+  // Bare: the same updates decoded and merged in one loop, no NATS.
+  double bare_per_s = 0;
+  {
+    Aggregator a(id, hash, model->params_copy(), agg);
+    DecodeOptions d;
+    d.layout_hash = hash;
+    d.dim = dim;
+    const auto t0 = Clock::now();
+    uint64_t n = 0;
+    for (uint64_t s = 0; s < o.updates; ++s)
+      for (uint32_t p = 0; p < o.publishers; ++p) {
+        const DecodeResult r = decode_update(streams[p][s], d);
+        if (r.ok() && a.submit(r.value) == Verdict::Accepted) ++n;
+      }
+    bare_per_s = double(n) / secs(Clock::now() - t0);
+    if (n != o.updates * o.publishers) throw std::runtime_error("bare loop rejected updates");
+  }
+
+  // Served: a real nats-server with JetStream, BrokerService publishing the model on its timer, and
+  // P publishers each on its own connection. Publishers keep at most `window` updates in flight
+  // (sent, not yet merged), so the figure is what the broker sustains, not what the server drops.
+  const int port = free_loopback_port();
+  std::string store = (std::filesystem::temp_directory_path() / "swarmlens-bench-XXXXXX").string();
+  if (!mkdtemp(store.data())) throw std::runtime_error("mkdtemp failed");
+  double served_per_s = 0, served_seconds = 0, capacity_per_s = 0;
+  nlohmann::json latency;
+  BrokerStats final_stats;
+  {
+    Process server({"nats-server", "-a", "127.0.0.1", "-p", std::to_string(port), "-js", "-sd", store}, "/dev/null");
+    if (!wait_for_port(port, std::chrono::seconds(10))) throw std::runtime_error("nats-server did not start");
+    NatsOptions nats;
+    nats.urls = {"nats://127.0.0.1:" + std::to_string(port)};
+    BrokerConfig bc;
+    bc.model_id = id;
+    bc.aggregation = agg;
+    BrokerService broker(bc, NatsLink::connect(nats));
+    std::atomic<bool> done{false};
+    std::thread timer([&] {
+      while (!done) {
+        broker.publish_if_changed();
+        std::this_thread::sleep_for(std::chrono::milliseconds(o.publish_interval_ms));
+      }
+    });
+    const uint64_t total = o.updates * o.publishers;
+    std::atomic<uint64_t> sent{0};
+    const auto t0 = Clock::now();
+    std::vector<std::thread> pubs;
+    for (uint32_t p = 0; p < o.publishers; ++p)
+      pubs.emplace_back([&, p] {
+        auto link = NatsLink::connect(nats);
+        for (const auto& u : streams[p]) {
+          while (sent.load() >= broker.updates_received() + o.window) std::this_thread::sleep_for(std::chrono::microseconds(200));
+          link->publish(update_subject(id), u);
+          ++sent;
+        }
+        link->flush();
+      });
+    for (auto& t : pubs) t.join();
+    const double published_at = secs(Clock::now() - t0);
+    while (broker.updates_received() < total && secs(Clock::now() - t0) < 120)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    served_seconds = secs(Clock::now() - t0);
+    fmt::print("publishers done after {:.2f} s, the broker had taken them all after {:.2f} s\n", published_at, served_seconds);
+    final_stats = broker.stats();
+    served_per_s = double(final_stats.accepted) / served_seconds;
+    capacity_per_s = double(final_stats.updates_in) / final_stats.busy_seconds;
+
+    // Latency: one node sends an update every 20 ms; the time until a model containing it arrives
+    // (the model subject, snapshots and deltas, as a node sees it).
+    auto node = NatsLink::connect(nats);
+    ModelReceiver receiver;
+    std::mutex m;
+    std::condition_variable cv;
+    std::map<uint64_t, Clock::time_point> sent_at;
+    std::vector<double> lat_ms;
+    const uint32_t probe = o.publishers + 1;
+    node->subscribe(model_subject(id), [&](const std::string& s, std::vector<uint8_t> payload) {
+      auto model = receiver.receive(payload.data(), payload.size(), s);
+      if (!model) return;
+      const auto it = model->applied.find(probe);
+      if (it == model->applied.end()) return;
+      const auto now = Clock::now();
+      std::lock_guard<std::mutex> g(m);
+      for (auto i = sent_at.begin(); i != sent_at.end() && i->first <= it->second;) {
+        lat_ms.push_back(secs(now - i->second) * 1000);
+        i = sent_at.erase(i);
+      }
+      cv.notify_all();
+    });
+    node->flush();
+    const auto probes = make_updates(id, hash, dim, o.density, probe, o.latency_samples, 1);
+    for (size_t i = 0; i < probes.size(); ++i) {
+      {
+        std::lock_guard<std::mutex> g(m);
+        sent_at[i + 1] = Clock::now();
+      }
+      node->publish(update_subject(id), probes[i]);
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    {
+      std::unique_lock<std::mutex> l(m);
+      cv.wait_for(l, std::chrono::seconds(10), [&] { return sent_at.empty(); });
+    }
+    done = true;
+    timer.join();
+    std::sort(lat_ms.begin(), lat_ms.end());
+    auto pct = [&](double q) { return lat_ms.empty() ? -1.0 : lat_ms[size_t(q * double(lat_ms.size() - 1))]; };
+    latency = {{"samples", lat_ms.size()}, {"p50_ms", pct(0.5)}, {"p95_ms", pct(0.95)}, {"max_ms", pct(1.0)},
+               {"publish_interval_ms", o.publish_interval_ms}};
+    node.reset();
+    server.stop(SIGTERM, std::chrono::seconds(5));
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(store, ec);
+
+  const nlohmann::json j = {
+      {"publishers", o.publishers}, {"updates", o.updates * o.publishers}, {"density", o.density},
+      {"update_bytes", update_bytes}, {"buffer_size", o.buffer_size}, {"window", o.window},
+      {"bare_updates_per_s", bare_per_s}, {"served_updates_per_s", served_per_s}, {"served_seconds", served_seconds},
+      {"served_vs_bare", served_per_s / bare_per_s},
+      {"broker_thread_updates_per_busy_s", capacity_per_s}, {"broker_busy_seconds", final_stats.busy_seconds}, {"accepted", final_stats.accepted},
+      {"rejected", final_stats.rejected}, {"model_versions", final_stats.version},
+      {"models_out", final_stats.models_out}, {"snapshots_out", final_stats.snapshots_out},
+      {"deltas_out", final_stats.deltas_out}, {"latency", latency}, {"threads", std::thread::hardware_concurrency()}};
+  fmt::print("update: {} B ({}% dense small CNN, fp16 values)\n", update_bytes, o.density * 100);
+  fmt::print("bare aggregator (decode + merge, one thread): {:>10.0f} updates/s\n", bare_per_s);
+  fmt::print("served over NATS ({} publishers):           {:>10.0f} updates/s ({:.2f}x bare), {} accepted, {} rejected\n",
+             o.publishers, served_per_s, served_per_s / bare_per_s, final_stats.accepted,
+             final_stats.updates_in - final_stats.accepted);
+  fmt::print("broker thread (decode, validate, merge under NATS load): {:>8.0f} updates per busy second\n", capacity_per_s);
+  fmt::print("update to model latency (publish every {} ms): p50 {:.1f} ms, p95 {:.1f} ms, max {:.1f} ms over {} updates\n",
+             o.publish_interval_ms, latency["p50_ms"].get<double>(), latency["p95_ms"].get<double>(),
+             latency["max_ms"].get<double>(), latency["samples"].get<size_t>());
+  if (!o.json_path.empty()) std::ofstream(o.json_path) << j.dump(2) << "\n";
+  return 0;
+}
+
+}  // namespace swarmlens

@@ -1,0 +1,24 @@
+// `swarmlens bench broker`: sparse updates merged per second by the aggregator, bare (decode + merge
+// in one loop) and served (BrokerService over a real nats-server, many concurrent publishers), side
+// by side in one run; and the update-to-model latency a node sees.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace swarmlens {
+
+struct BrokerBenchOptions {
+  uint32_t publishers = 8;
+  uint64_t updates = 2500;       // per publisher
+  double density = 0.01;         // share of the small CNN's entries in each update
+  uint32_t buffer_size = 1;      // FedBuff K
+  uint64_t window = 2000;        // updates in flight (sent, not yet taken by the broker)
+  int publish_interval_ms = 100; // the broker's model publish timer
+  uint64_t latency_samples = 200;
+  std::string json_path;
+};
+
+int run_broker_bench(const BrokerBenchOptions& o);
+
+}  // namespace swarmlens
