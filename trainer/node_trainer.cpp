@@ -79,15 +79,7 @@ void NodeTrainer::stop() {
   room_.notify_all();
   if (thread_.joinable()) thread_.join();
   // Nothing accepted is lost: what is pending is sent (federated) or applied (standalone).
-  if (auto msg = compressor_->flush()) {
-    if (uplink_) {
-      if (!uplink_(*msg)) compressor_->requeue(*msg);
-    } else {
-      auto d = decode_update(*msg);
-      scatter_add(d.value.update, -float(cfg_.lr), global_.data());
-      ++version_;
-    }
-  }
+  if (auto msg = compressor_->flush()) deliver(*msg);
   {
     std::lock_guard<std::mutex> lock(mutex_);  // the last update counts too
     stats_.bytes_out = compressor_->bytes_out();
@@ -182,17 +174,7 @@ void NodeTrainer::train_batch(std::vector<float>& images, std::vector<int64_t>& 
   } catch (const std::invalid_argument&) {
     return;  // NaN/Inf gradient: this batch is skipped, the residual stays intact
   }
-  if (msg && uplink_ && !uplink_(*msg)) {
-    compressor_->requeue(*msg);  // link down: merged back into the pending update, sent with the next
-  } else if (msg) {
-    // Standalone, the update is this node's model step. Federated, it is applied to the node's own
-    // view at once as well, so the node does not train on a model missing its own progress until the
-    // aggregator's next model (which replaces this view) arrives.
-    auto d = decode_update(*msg);
-    scatter_add(d.value.update, -float(cfg_.lr), global_.data());
-    if (!uplink_) ++version_;
-    else if (in_flight_.size() < 4096) in_flight_.emplace(d.value.header.sequence, std::move(d.value.update));
-  }
+  if (msg) deliver(*msg);
   bool do_publish = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -209,6 +191,20 @@ void NodeTrainer::train_batch(std::vector<float>& images, std::vector<int64_t>& 
     do_publish = s.steps % cfg_.publish_every == 0;
   }
   if (do_publish) publish();
+}
+
+void NodeTrainer::deliver(const std::vector<uint8_t>& msg) {
+  if (uplink_ && !uplink_(msg)) {
+    compressor_->requeue(msg);  // link down: merged back into the pending update, sent with the next
+    return;
+  }
+  // Standalone, the update is this node's model step. Federated, it is applied to the node's own
+  // view at once as well, so the node does not train on a model missing its own progress until the
+  // aggregator's next model (which replaces this view) arrives.
+  auto d = decode_update(msg);
+  scatter_add(d.value.update, -float(cfg_.lr), global_.data());
+  if (!uplink_) ++version_;
+  else if (in_flight_.size() < 4096) in_flight_.emplace(d.value.header.sequence, std::move(d.value.update));
 }
 
 void NodeTrainer::publish() {

@@ -73,6 +73,9 @@ class NodeTrainer {
   void run();
   void train_batch(std::vector<float>& images, std::vector<int64_t>& labels);
   void publish();
+  // A released update: sent (federated; requeued if the link refuses it) and applied to this node's
+  // view, or applied as the node's step (standalone). Training thread, or stop() after the join.
+  void deliver(const std::vector<uint8_t>& msg);
 
   NodeTrainerConfig cfg_;
   std::unique_ptr<Model> model_;  // used by the training thread only (and start/stop)

@@ -108,3 +108,49 @@ TEST_CASE("node trainer resumes from its checkpoint", "[node]") {
   NodeTrainer wrong(bad);
   CHECK_THROWS_WITH(wrong.start(), Catch::Contains("another model layout"));
 }
+
+TEST_CASE("a federated node sends its pending update at stop, or keeps it when the link refuses", "[node][uplink]") {
+  auto cfg = small_config();
+  cfg.model_id = "node-uplink";
+  cfg.compression.trigger.max_age_steps = 1000;  // nothing released while training: all of it at stop
+  cfg.checkpoint = "node_uplink_ckpt.swm";
+  std::remove(cfg.checkpoint.c_str());
+  const std::vector<float> initial = Model::create(cfg.model, cfg.seed)->params_copy();
+  {
+    std::vector<std::vector<uint8_t>> sent;
+    NodeTrainer t(cfg);
+    t.set_uplink([&](const std::vector<uint8_t>& m) {
+      sent.push_back(m);
+      return true;
+    });
+    t.start();
+    push_all(t, 64, true);
+    t.drain();
+    CHECK(sent.empty());
+    t.stop();
+    REQUIRE(sent.size() == 1);  // the pending update went out at stop...
+    CHECK(t.stats().messages == 1);
+    CHECK(t.stats().bytes_out == sent[0].size());
+    // ...and is in the node's own view, so its checkpoint holds it (the model version stays the
+    // aggregator's: 0).
+    const Snapshot ckpt = load_snapshot(cfg.checkpoint);
+    CHECK(ckpt.version == 0);
+    CHECK(ckpt.params != initial);
+  }
+  std::remove(cfg.checkpoint.c_str());
+  {
+    NodeTrainer t(cfg);
+    int refused = 0;
+    t.set_uplink([&](const std::vector<uint8_t>&) {
+      ++refused;
+      return false;  // link down
+    });
+    t.start();
+    push_all(t, 64, true);
+    t.drain();
+    t.stop();
+    CHECK(refused == 1);
+    const Snapshot ckpt = load_snapshot(cfg.checkpoint);
+    CHECK(ckpt.params == initial);  // not applied: it was never accepted by anyone
+  }
+}
