@@ -78,6 +78,7 @@ struct NatsLink::Impl {
     ErrorHandler on_error;
     std::shared_ptr<SharedAssembler> chunks;
     SubscriptionPtr sub;
+    bool complete = false;  // under link->state_lock: closed, and its handler has returned for good
   };
 
   OptionsPtr opts;
@@ -121,6 +122,15 @@ struct NatsLink::Impl {
   static void on_disconnected(natsConnection*, void* self) { static_cast<Impl*>(self)->report(LinkState::Disconnected); }
   static void on_reconnected(natsConnection*, void* self) { static_cast<Impl*>(self)->report(LinkState::Reconnected); }
   static void on_closed(natsConnection*, void* self) { static_cast<Impl*>(self)->report(LinkState::Closed); }
+
+  // nats.c calls this once a closed subscription's handler has returned for the last time: only then
+  // may what the handler reaches be destroyed.
+  static void on_complete(void* closure) {
+    auto* s = static_cast<Subscription*>(closure);
+    std::lock_guard<std::mutex> g(s->link->state_lock);
+    s->complete = true;
+    s->link->closed_cv.notify_all();
+  }
 
   // nats.c's message callback: never throws, always destroys the message.
   static void on_msg(natsConnection*, natsSubscription*, natsMsg* raw, void* closure) {
@@ -168,10 +178,18 @@ NatsLink::~NatsLink() {
   }
   // Close first so that no message callback runs while the subscriptions and handlers go away, and
   // wait for nats.c's closed callback, which it delivers on its own thread.
+  // Also wait until every subscription's handler has returned for the last time (nats.c may still be
+  // running one when Close returns).
   if (impl_->conn) {
     natsConnection_Close(impl_->conn.get());
+    std::lock_guard<std::mutex> subs(impl_->subs_lock);
     std::unique_lock<std::mutex> l(impl_->state_lock);
-    impl_->closed_cv.wait_for(l, std::chrono::seconds(5), [&] { return impl_->closed; });
+    impl_->closed_cv.wait_for(l, std::chrono::seconds(5), [&] {
+      if (!impl_->closed) return false;
+      for (const auto& s : impl_->subs)
+        if (!s->complete) return false;
+      return true;
+    });
   }
   {
     std::lock_guard<std::mutex> g(impl_->subs_lock);
@@ -254,6 +272,7 @@ void NatsLink::subscribe(const std::string& subject, MessageHandler on_message, 
   check(natsConnection_Subscribe(&raw, impl_->conn.get(), subject.c_str(), &Impl::on_msg, s.get()),
         "subscribe to " + subject);
   s->sub.reset(raw);
+  check(natsSubscription_SetOnCompleteCB(raw, &Impl::on_complete, s.get()), "completion callback on " + subject);
   check(natsSubscription_SetPendingLimits(raw, -1, int(std::min<int64_t>(pending_bytes, INT32_MAX))),
         "pending limits on " + subject);
   std::lock_guard<std::mutex> g(impl_->subs_lock);
