@@ -14,6 +14,7 @@
 #include "dataset.h"
 #include "metrics.h"
 #include "nats_server.h"
+#include "publish_timer.h"
 #include "node_link.h"
 #include "node_trainer.h"
 
@@ -35,13 +36,7 @@ TEST_CASE("three nodes and a broker train one model over NATS", "[federation]") 
   bc.aggregation.staleness_grace = 4 * nodes;
   bc.aggregation.max_staleness = 1000;
   BrokerService broker(bc, NatsLink::connect(opts));
-  std::atomic<bool> done{false};
-  std::thread publisher([&] {
-    while (!done) {
-      broker.publish_if_changed();
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-  });
+  testing::PublishTimer publisher(broker);
 
   auto train = load_fashion_mnist(default_fashion_mnist_dir(), true);
   const auto shards = shard_iid(9000, nodes, 3);
@@ -96,8 +91,7 @@ TEST_CASE("three nodes and a broker train one model over NATS", "[federation]") 
   for (auto& l : links) l->flush();
   for (int i = 0; i < 200 && broker.stats().updates_in < sent_messages; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  done = true;
-  publisher.join();
+  publisher.stop();
 
   const BrokerStats bs = broker.stats();
   CHECK(bs.updates_in == sent_messages);

@@ -20,6 +20,7 @@
 #include "gstswarmmeta.h"  // struct layouts only; the API types are looked up by name
 #include "model.h"
 #include "nats_server.h"
+#include "publish_timer.h"
 #include "snapshot.h"
 
 using namespace swarmlens;
@@ -382,13 +383,7 @@ TEST_CASE("swarmtrain and swarmclassify federate over NATS with a broker", "[ele
   bc.model_id = "gst";
   bc.aggregation.server_lr = 0.05;
   BrokerService broker(bc, NatsLink::connect(opts));
-  std::atomic<bool> done{false};
-  std::thread publisher([&] {
-    while (!done) {
-      broker.publish_if_changed();
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-  });
+  testing::PublishTimer publisher(broker);
 
   // Every frame is trained (drop-when-busy=false): 1500 frames, 46 steps of 32.
   const std::string desc = "swarmsrc num-buffers=1500 shard-index=0 shard-count=2 ! swarmtrain name=train model-id=gst node-id=3 "
@@ -449,8 +444,7 @@ TEST_CASE("swarmtrain and swarmclassify federate over NATS with a broker", "[ele
   gst_element_set_state(c, GST_STATE_NULL);
   gst_object_unref(bus);
   gst_object_unref(c);
-  done = true;
-  publisher.join();
+  publisher.stop();
   CHECK(version_seen > 0);
   CHECK(version_seen <= broker.stats().version);
 }
