@@ -10,7 +10,7 @@
  * it publishes in-process under `model-id` for swarmclassify.
  *
  * With `nats-url` the node joins a federation: its compressed updates go to the aggregator
- * (swarmlens-broker or swarmaggregate) on `swarmlens.<model-id>.update`, and the global model comes
+ * (swarmlens-broker) on `swarmlens.<model-id>.update`, and the global model comes
  * back on `swarmlens.<model-id>.model` and replaces the node's own before its next step. A node that
  * starts late first takes the model kept in JetStream. While the link is down the update keeps
  * accumulating in the trigger and goes out after the reconnect. `node-id` must differ between the
@@ -23,7 +23,7 @@
  *
  * |[
  * gst-launch-1.0 swarmsrc ! swarmtrain ! swarmclassify ! swarmoverlay ! fakesink
- * gst-launch-1.0 swarmsrc shard=0/4 ! swarmtrain nats-url=nats://127.0.0.1:4222 node-id=0 ! fakesink
+ * gst-launch-1.0 swarmsrc shard-index=0 shard-count=4 is-live=true ! swarmtrain nats-url=nats://127.0.0.1:4222 node-id=0 ! fakesink
  * gst-launch-1.0 v4l2src ! videoconvert ! videoscale ! video/x-raw,format=BGRx,width=320,height=240 ! swarmtrain label=3 ! fakesink
  * ]|
  */
