@@ -56,6 +56,21 @@ void check(natsStatus s, const std::string& what) {
 // Headroom under max_payload for the protocol line and our header.
 constexpr int64_t kChunkHeadroom = 4096;
 
+// How payloads over a server's max_payload are cut: chunks of this size at most.
+size_t chunk_size(int64_t max_payload) { return size_t(std::max<int64_t>(1024, max_payload - kChunkHeadroom)); }
+
+// Chunk info.index of `payload` (cut in chunks of `chunk` bytes) as a message on `subject`, with the
+// chunk header.
+MsgPtr chunk_message(const std::string& subject, const std::vector<uint8_t>& payload, size_t chunk, const ChunkInfo& info) {
+  const size_t off = size_t(info.index) * chunk, len = std::min(chunk, payload.size() - off);
+  natsMsg* raw = nullptr;
+  check(natsMsg_Create(&raw, subject.c_str(), nullptr, reinterpret_cast<const char*>(payload.data() + off), int(len)),
+        "message on " + subject);
+  MsgPtr msg(raw);
+  check(natsMsgHeader_Set(msg.get(), kChunkHeader, info.to_header().c_str()), "chunk header");
+  return msg;
+}
+
 }  // namespace
 
 const char* link_state_name(LinkState s) {
@@ -68,15 +83,12 @@ const char* link_state_name(LinkState s) {
 }
 
 struct NatsLink::Impl {
-  struct SharedAssembler {
-    std::mutex lock;  // protects assembler against a delivery thread racing teardown
-    ChunkAssembler assembler;
-  };
   struct Subscription {
     NatsLink::Impl* link = nullptr;
     MessageHandler on_message;
     ErrorHandler on_error;
-    std::shared_ptr<SharedAssembler> chunks;
+    std::mutex lock;  // protects assembler: nats.c may deliver from its own thread per subscription
+    ChunkAssembler assembler;
     SubscriptionPtr sub;
     bool complete = false;  // under link->state_lock: closed, and its handler has returned for good
   };
@@ -152,8 +164,8 @@ struct NatsLink::Impl {
       }
       ChunkAssembler::Result r;
       {
-        std::lock_guard<std::mutex> g(s->chunks->lock);
-        r = s->chunks->assembler.add(*info, data, size);
+        std::lock_guard<std::mutex> g(s->lock);
+        r = s->assembler.add(*info, data, size);
       }
       if (!r.error.empty() && s->on_error) s->on_error(r.error);
       if (r.payload) s->on_message(subject, std::move(*r.payload));
@@ -244,19 +256,13 @@ void NatsLink::publish(const std::string& subject, const std::vector<uint8_t>& p
           "publish on " + subject);
     return;
   }
-  const size_t chunk = size_t(std::max<int64_t>(1024, limit - kChunkHeadroom));
+  const size_t chunk = chunk_size(limit);
   ChunkInfo info;
   info.id = impl_->next_chunk_id++;
   info.count = uint32_t((payload.size() + chunk - 1) / chunk);
   info.total = payload.size();
-  for (uint32_t i = 0; i < info.count; ++i) {
-    info.index = i;
-    const size_t off = size_t(i) * chunk, len = std::min(chunk, payload.size() - off);
-    natsMsg* raw = nullptr;
-    check(natsMsg_Create(&raw, subject.c_str(), nullptr, reinterpret_cast<const char*>(payload.data() + off), int(len)),
-          "chunk message");
-    MsgPtr msg(raw);
-    check(natsMsgHeader_Set(msg.get(), kChunkHeader, info.to_header().c_str()), "chunk header");
+  for (info.index = 0; info.index < info.count; ++info.index) {
+    const MsgPtr msg = chunk_message(subject, payload, chunk, info);
     check(natsConnection_PublishMsg(impl_->conn.get(), msg.get()), "publish chunk on " + subject);
   }
 }
@@ -267,7 +273,6 @@ void NatsLink::subscribe(const std::string& subject, MessageHandler on_message, 
   s->link = impl_.get();
   s->on_message = std::move(on_message);
   s->on_error = std::move(on_error);
-  s->chunks = std::make_shared<Impl::SharedAssembler>();
   natsSubscription* raw = nullptr;
   check(natsConnection_Subscribe(&raw, impl_->conn.get(), subject.c_str(), &Impl::on_msg, s.get()),
         "subscribe to " + subject);
@@ -310,22 +315,16 @@ void NatsLink::ensure_retention_stream(const std::string& stream, const std::str
 }
 
 void NatsLink::retain(const std::string& prefix, const std::vector<uint8_t>& payload) {
-  const size_t chunk = size_t(std::max<int64_t>(1024, max_payload() - kChunkHeadroom));
+  const size_t chunk = chunk_size(max_payload());
   ChunkInfo info;
   info.id = impl_->next_chunk_id++;
   info.count = uint32_t(std::max<size_t>(1, (payload.size() + chunk - 1) / chunk));
   info.total = payload.size();
   std::lock_guard<std::mutex> g(impl_->js_lock);
   jsCtx* js = impl_->jetstream();
-  for (uint32_t i = 0; i < info.count; ++i) {
-    info.index = i;
-    const size_t off = size_t(i) * chunk, len = std::min(chunk, payload.size() - off);
-    const std::string subject = prefix + "." + std::to_string(i);
-    natsMsg* raw = nullptr;
-    check(natsMsg_Create(&raw, subject.c_str(), nullptr, reinterpret_cast<const char*>(payload.data() + off), int(len)),
-          "retained message");
-    MsgPtr msg(raw);
-    check(natsMsgHeader_Set(msg.get(), kChunkHeader, info.to_header().c_str()), "chunk header");
+  for (info.index = 0; info.index < info.count; ++info.index) {
+    const std::string subject = prefix + "." + std::to_string(info.index);
+    const MsgPtr msg = chunk_message(subject, payload, chunk, info);
     jsPubAck* ack = nullptr;
     jsErrCode jerr = jsErrCode(0);
     const natsStatus s = js_PublishMsg(&ack, js, msg.get(), nullptr, &jerr);

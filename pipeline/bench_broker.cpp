@@ -1,13 +1,11 @@
 #include "bench_broker.h"
 
 #include <fmt/core.h>
-#include <signal.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -90,17 +88,13 @@ int run_broker_bench(const BrokerBenchOptions& o) {
   // Served: a real nats-server with JetStream, BrokerService publishing the model on its timer, and
   // P publishers each on its own connection. Publishers keep at most `window` updates in flight
   // (sent, not yet merged), so the figure is what the broker sustains, not what the server drops.
-  const int port = free_loopback_port();
-  std::string store = (std::filesystem::temp_directory_path() / "swarmlens-bench-XXXXXX").string();
-  if (!mkdtemp(store.data())) throw std::runtime_error("mkdtemp failed");
   double served_per_s = 0, served_seconds = 0, capacity_per_s = 0;
   nlohmann::json latency;
   BrokerStats final_stats;
   {
-    Process server({"nats-server", "-a", "127.0.0.1", "-p", std::to_string(port), "-js", "-sd", store}, "/dev/null");
-    if (!wait_for_port(port, std::chrono::seconds(10))) throw std::runtime_error("nats-server did not start");
+    LocalNatsServer server("/dev/null");
     NatsOptions nats;
-    nats.urls = {"nats://127.0.0.1:" + std::to_string(port)};
+    nats.urls = {server.url()};
     BrokerConfig bc;
     bc.model_id = id;
     bc.aggregation = agg;
@@ -179,10 +173,7 @@ int run_broker_bench(const BrokerBenchOptions& o) {
     latency = {{"samples", lat_ms.size()}, {"p50_ms", pct(0.5)}, {"p95_ms", pct(0.95)}, {"max_ms", pct(1.0)},
                {"publish_interval_ms", o.publish_interval_ms}};
     node.reset();
-    server.stop(SIGTERM, std::chrono::seconds(5));
   }
-  std::error_code ec;
-  std::filesystem::remove_all(store, ec);
 
   const nlohmann::json j = {
       {"publishers", o.publishers}, {"updates", o.updates * o.publishers}, {"density", o.density},

@@ -365,20 +365,11 @@ int run_demo(const DemoOptions& o) {
   catch_stop_signals();
   const std::string data = o.data.empty() ? default_fashion_mnist_dir() : o.data;
   fs::create_directories(o.report + "/logs");
-  std::unique_ptr<Process> server;
-  std::string url = o.nats, store;
-  if (url.empty()) {  // embedded: our own nats-server with JetStream, on loopback, its store removed after
-    const int port = free_loopback_port();
-    std::string tmpl = (fs::temp_directory_path() / "swarmlens-demo-XXXXXX").string();
-    if (!mkdtemp(tmpl.data())) throw std::runtime_error("cannot create a JetStream store folder");
-    store = tmpl;
-    server = std::make_unique<Process>(
-        std::vector<std::string>{"nats-server", "-a", "127.0.0.1", "-p", std::to_string(port), "-js", "-sd", store},
-        o.report + "/logs/nats-server.log");
-    if (!wait_for_port(port, std::chrono::seconds(10)))
-      throw std::runtime_error("nats-server did not start (is it installed? scripts/setup-deps); see " + o.report +
-                               "/logs/nats-server.log");
-    url = "nats://127.0.0.1:" + std::to_string(port);
+  std::unique_ptr<LocalNatsServer> server;  // embedded unless --nats: our own, its store removed after
+  std::string url = o.nats;
+  if (url.empty()) {
+    server = std::make_unique<LocalNatsServer>(o.report + "/logs/nats-server.log");
+    url = server->url();
   }
   std::vector<RunResult> runs;
   int rc = 0;
@@ -393,11 +384,7 @@ int run_demo(const DemoOptions& o) {
     fmt::print(stderr, "swarmlens demo: {}\n", e.what());
     rc = 1;
   }
-  if (server) server->stop(SIGTERM, std::chrono::seconds(5));
-  if (!store.empty()) {
-    std::error_code ec;
-    fs::remove_all(store, ec);
-  }
+  server.reset();
   if (!runs.empty()) write_report(o, runs);
   if (g_stop && rc == 0) fmt::print("swarmlens demo: interrupted; every process stopped, report written\n");
   return rc;

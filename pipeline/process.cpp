@@ -10,7 +10,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <stdexcept>
 #include <thread>
 
@@ -82,6 +84,41 @@ int Process::stop(int sig, std::chrono::milliseconds grace) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return status_;
+}
+
+LocalNatsServer::LocalNatsServer(std::string log_path) : port_(free_loopback_port()), log_path_(std::move(log_path)) {
+  std::string dir = (std::filesystem::temp_directory_path() / "swarmlens-nats-XXXXXX").string();
+  if (!mkdtemp(dir.data())) throw std::runtime_error("cannot create a JetStream store folder: " + std::string(std::strerror(errno)));
+  store_ = dir;
+  try {
+    start();
+  } catch (...) {
+    std::error_code ec;
+    std::filesystem::remove_all(store_, ec);
+    throw;
+  }
+}
+
+LocalNatsServer::~LocalNatsServer() {
+  stop();
+  std::error_code ec;
+  std::filesystem::remove_all(store_, ec);
+}
+
+void LocalNatsServer::start() {
+  process_ = std::make_unique<Process>(
+      std::vector<std::string>{"nats-server", "-a", "127.0.0.1", "-p", std::to_string(port_), "-js", "-sd", store_},
+      log_path_);
+  if (!wait_for_port(port_, std::chrono::seconds(10))) {
+    process_.reset();
+    throw std::runtime_error("nats-server did not start on port " + std::to_string(port_) +
+                             " (is it installed? scripts/setup-deps)");
+  }
+}
+
+void LocalNatsServer::stop() {
+  if (process_) process_->stop(SIGTERM, std::chrono::seconds(5));
+  process_.reset();
 }
 
 std::string self_dir() {

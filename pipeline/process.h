@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,27 @@ class Process {
   int pid_ = -1;
   int status_ = -1;
   std::string name_;
+};
+
+// nats-server with JetStream on a free loopback port, its store in a fresh temporary folder (kept
+// across stop()/start(), removed on destruction). For the demo, the benchmarks and the tests.
+class LocalNatsServer {
+ public:
+  // log_path as Process's ("/dev/null" to discard). Throws std::runtime_error if it does not start.
+  explicit LocalNatsServer(std::string log_path);
+  ~LocalNatsServer();
+  LocalNatsServer(const LocalNatsServer&) = delete;
+  LocalNatsServer& operator=(const LocalNatsServer&) = delete;
+
+  void start();  // on the same port and store as before
+  void stop();   // SIGTERM, reaped
+  int port() const { return port_; }
+  std::string url() const { return "nats://127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  int port_;
+  std::string store_, log_path_;
+  std::unique_ptr<Process> process_;
 };
 
 // The directory of this executable, for finding its siblings (swarmlens-broker) in a build or install.
