@@ -18,6 +18,16 @@ const char* verdict_name(Verdict v) {
   return "?";
 }
 
+Verdict check_update(const DecodedUpdate& u, const std::string& model_id, uint64_t layout_hash, size_t dim) {
+  const UpdateHeader& h = u.header;
+  const SparseVector& s = u.update;
+  if (h.model_id != model_id || h.layout_hash != layout_hash || s.dim != dim || !s.well_formed())
+    return Verdict::LayoutMismatch;
+  for (float v : s.value)
+    if (!std::isfinite(v)) return Verdict::NonFinite;
+  return Verdict::Accepted;
+}
+
 Aggregator::Aggregator(std::string model_id, uint64_t layout_hash, std::vector<float> initial,
                        AggregatorConfig cfg, uint64_t initial_version)
     : model_id_(std::move(model_id)),
@@ -49,11 +59,8 @@ Verdict Aggregator::submit(const DecodedUpdate& u) {
   };
   const UpdateHeader& h = u.header;
   const SparseVector& s = u.update;
-  if (h.model_id != model_id_ || h.layout_hash != layout_hash_ || s.dim != w_.size() ||
-      !s.well_formed())
-    return verdict(Verdict::LayoutMismatch);
-  for (float v : s.value)
-    if (!std::isfinite(v)) return verdict(Verdict::NonFinite);
+  if (const Verdict v = check_update(u, model_id_, layout_hash_, w_.size()); v != Verdict::Accepted)
+    return verdict(v);
   if (h.base_version > version_) return verdict(Verdict::FromTheFuture);
   const uint64_t tau = version_ - h.base_version;
   if (tau > cfg_.max_staleness) return verdict(Verdict::TooStale);

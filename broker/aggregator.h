@@ -11,6 +11,7 @@
 #include <array>
 #include <cstdint>
 #include <map>
+#include <string>
 #include <vector>
 
 #include "codec.h"
@@ -39,6 +40,10 @@ enum class Verdict {
   kCount
 };
 const char* verdict_name(Verdict v);
+
+// The checks every receiver makes before merging an update: model id, layout hash, dimension, a
+// well-formed sparse vector and finite values. Accepted when all pass.
+Verdict check_update(const DecodedUpdate& u, const std::string& model_id, uint64_t layout_hash, size_t dim);
 
 class Aggregator {
  public:
