@@ -22,6 +22,7 @@ BrokerService::BrokerService(BrokerConfig cfg, std::unique_ptr<NatsLink> link)
   };
   if (!cfg_.snapshot_path.empty() && std::ifstream(cfg_.snapshot_path).good())
     consider(load_snapshot(cfg_.snapshot_path), "snapshot file", cfg_.snapshot_path);
+  if (!link_) cfg_.retain = false;
   if (cfg_.retain) {
     link_->ensure_retention_stream(retention_stream(cfg_.model_id), "swarmlens." + cfg_.model_id + ".retained.>");
     if (auto kept = fetch_retained_model(*link_, cfg_.model_id))
@@ -32,8 +33,9 @@ BrokerService::BrokerService(BrokerConfig cfg, std::unique_ptr<NatsLink> link)
   aggregator_ = std::make_unique<Aggregator>(cfg_.model_id, layout_hash_, std::move(params), cfg_.aggregation, version);
   if (resume) aggregator_->resume_sequences(resume->applied);
   stats_.version = version;
+  if (!link_) return;
   link_->subscribe(update_subject(cfg_.model_id),
-                  [this](const std::string&, std::vector<uint8_t> payload) { on_update(payload); },
+                  [this](const std::string&, std::vector<uint8_t> payload) { submit(payload); },
                   [this](const std::string&) {
                     std::lock_guard<std::mutex> g(lock_);
                     ++stats_.rejected["bad_chunks"];
@@ -44,7 +46,7 @@ BrokerService::BrokerService(BrokerConfig cfg, std::unique_ptr<NatsLink> link)
 
 BrokerService::~BrokerService() { link_.reset(); }  // no update callback after this
 
-void BrokerService::on_update(const std::vector<uint8_t>& payload) {
+std::string BrokerService::submit(const std::vector<uint8_t>& payload) {
   const auto start = std::chrono::steady_clock::now();
   struct Busy {  // adds the time spent here on every way out
     BrokerService* self;
@@ -62,12 +64,16 @@ void BrokerService::on_update(const std::vector<uint8_t>& payload) {
   stats_.bytes_in += payload.size();
   if (!d.ok()) {
     ++stats_.rejected[decode_error_name(d.error)];
-    return;
+    return decode_error_name(d.error) + std::string(": ") + d.detail;
   }
   const Verdict v = aggregator_->submit(d.value);
-  if (v == Verdict::Accepted) ++stats_.accepted;
-  else ++stats_.rejected[verdict_name(v)];
   stats_.version = aggregator_->version();
+  if (v == Verdict::Accepted) {
+    ++stats_.accepted;
+    return "";
+  }
+  ++stats_.rejected[verdict_name(v)];
+  return verdict_name(v);
 }
 
 bool BrokerService::publish_if_changed() {
@@ -77,15 +83,17 @@ bool BrokerService::publish_if_changed() {
     if (aggregator_->version() == published_version_) return false;
     *s = snapshot_locked();
   }
-  std::vector<uint8_t> bytes;
+  std::vector<uint8_t> bytes;  // stays empty without a link: nothing goes on the wire
   bool full = !base_ || since_full_ + 1 >= cfg_.full_every;
-  if (!full) {
+  if (!link_) {
+    full = true;
+  } else if (!full) {
     bytes = encode_delta(make_delta(*base_, *s));
     full = bytes.size() * 2 > s->params.size() * sizeof(float);  // a delta that big: a snapshot is worth it
   }
-  if (full) bytes = encode_snapshot(*s);
+  if (full && link_) bytes = encode_snapshot(*s);
   if (cfg_.retain) link_->retain(retained_prefix(cfg_.model_id, full ? "full" : "delta"), bytes);
-  link_->publish(model_subject(cfg_.model_id), bytes);
+  if (link_) link_->publish(model_subject(cfg_.model_id), bytes);
   if (!cfg_.snapshot_path.empty()) save_snapshot(cfg_.snapshot_path, *s);
   if (full) {
     base_ = s;
@@ -95,10 +103,18 @@ bool BrokerService::publish_if_changed() {
   }
   std::lock_guard<std::mutex> g(lock_);
   published_version_ = s->version;
-  ++stats_.models_out;
-  ++(full ? stats_.snapshots_out : stats_.deltas_out);
-  stats_.bytes_out += bytes.size();
+  published_ = s;
+  if (link_) {
+    ++stats_.models_out;
+    ++(full ? stats_.snapshots_out : stats_.deltas_out);
+    stats_.bytes_out += bytes.size();
+  }
   return true;
+}
+
+std::shared_ptr<const Snapshot> BrokerService::published() const {
+  std::lock_guard<std::mutex> g(lock_);
+  return published_;
 }
 
 BrokerStats BrokerService::stats() const {

@@ -47,6 +47,8 @@ class BrokerService {
  public:
   // Builds the initial model (or resumes the snapshot) and subscribes. Throws on a bad snapshot.
   // Owns the link: it is closed first on destruction, so no callback outlives the service.
+  // Without a link (swarmaggregate with no nats-url) updates come only through submit(), nothing
+  // is retained, and publish_if_changed() only marks the model published (and writes the file).
   BrokerService(BrokerConfig cfg, std::unique_ptr<NatsLink> link);
   ~BrokerService();
 
@@ -54,12 +56,16 @@ class BrokerService {
   // model subject, then the snapshot file. Throws NatsError when the link cannot take it (the
   // next call tries again). Thread: the owner's.
   bool publish_if_changed();
+  // The model as last published (null before the first publish). Thread: any.
+  std::shared_ptr<const Snapshot> published() const;
+  // Takes one encoded update, as from the update subject: "" when accepted, else the reason it was
+  // rejected (counted in stats). Thread: any.
+  std::string submit(const std::vector<uint8_t>& payload);
   BrokerStats stats() const;
   uint64_t updates_received() const { return received_.load(); }  // lock-free, for pacing
   Snapshot snapshot() const;
 
  private:
-  void on_update(const std::vector<uint8_t>& payload);  // nats.c's thread
   Snapshot snapshot_locked() const;                     // caller holds lock_
 
   BrokerConfig cfg_;
@@ -72,6 +78,7 @@ class BrokerService {
   uint64_t published_version_ = UINT64_MAX;
   // Owner's thread only: the last full snapshot published (deltas are from it) and publishes since.
   std::shared_ptr<const Snapshot> base_;
+  std::shared_ptr<const Snapshot> published_;  // under lock_
   uint32_t since_full_ = 0;
   std::unique_ptr<NatsLink> link_;  // last member: destroyed (closed) first
 };

@@ -164,6 +164,33 @@ TEST_CASE("broker_rejects_malformed_wrong_layout_and_nan_updates and the model s
   for (float v : broker.snapshot().params) REQUIRE(std::isfinite(v));
 }
 
+TEST_CASE("the broker service runs without a link, updates handed in directly", "[federation][local]") {
+  BrokerConfig bc;
+  bc.model_id = "local";
+  BrokerService broker(bc, nullptr);  // swarmaggregate without nats-url
+  CHECK_FALSE(broker.published());
+  const auto model = Model::create({}, 1);
+  SparseVector s;
+  s.dim = uint32_t(model->num_params());
+  s.index = {3};
+  s.value = {1.0f};
+  const auto before = broker.snapshot().params[3];
+  CHECK(broker.submit(encode_update({"local", model->layout_hash(), 0, 1, 1, 32}, s, {})).empty());
+  CHECK(broker.submit({1, 2, 3}).find("truncated") == 0);
+  CHECK(broker.submit(encode_update({"local", model->layout_hash(), 0, 1, 1, 32}, s, {})) == "replayed");
+  REQUIRE(broker.publish_if_changed());
+  CHECK_FALSE(broker.publish_if_changed());  // no newer version
+  const auto published = broker.published();
+  REQUIRE(published);
+  CHECK(published->version == 1);
+  CHECK(published->params[3] < before);
+  CHECK(published->applied.at(1) == 1);
+  const auto st = broker.stats();
+  CHECK(st.accepted == 1);
+  CHECK(st.models_out == 0);  // nothing went on a wire
+  CHECK(st.rejected.at("replayed") == 1);
+}
+
 TEST_CASE("a node that starts late receives the latest model before it trains", "[federation][late]") {
   set_compute_threads(1);
   NatsServer server;
