@@ -64,13 +64,15 @@ std::optional<CombinedUpdate> UpdateMerger::take() {
       sum.index.push_back(j);
       sum.value.push_back(acc_[j]);
     }
-    acc_[j] = 0.0f;
     is_touched_[j] = 0;
   }
   touched_.clear();
   c.header = {model_id_, layout_hash_, pending_base_.value_or(0), cfg_.node_id, sequence_++, pending_samples_};
   std::vector<float> sent;
   c.bytes = encode_update(c.header, sum, cfg_.codec, &sent);
+  // What the value coding rounded off stays in the sum, and goes with the next update that touches
+  // the entry (error feedback, as the nodes' compressors do).
+  for (size_t k = 0; k < sum.nnz(); ++k) acc_[sum.index[k]] -= sent[k];
   c.update.dim = dim_;
   c.update.index = std::move(sum.index);
   c.update.value = std::move(sent);

@@ -31,7 +31,9 @@ struct MergerConfig {
   uint64_t first_sequence = 1; // the gateway's first sequence (a restarted gateway starts above its last)
   double clip_norm = 0.0;      // L2 bound per local update (0 = off)
   bool check_sequence = true;
-  CodecConfig codec{std::nullopt, ValueCoding::Fp32};  // fp32: the sum is forwarded exactly
+  // The combined update's coding. fp16 halves the values' bytes; what it rounds off stays in the
+  // sum for the next update that touches the entry. fp32 forwards the sum exactly.
+  CodecConfig codec{std::nullopt, ValueCoding::Fp16};
 };
 
 // A combined update taken for sending: give it back with restore() if it could not be sent.

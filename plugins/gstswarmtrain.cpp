@@ -16,6 +16,13 @@
  * accumulating in the trigger and goes out after the reconnect. `node-id` must differ between the
  * nodes of one model (-1 picks a random one).
  *
+ * Request the `update` pad (before the element starts) to send the updates down the pipeline instead,
+ * to a swarmaggregate (a site gateway aggregating its cameras): each released update becomes one
+ * application/x-swarmlens-update buffer, stamped with its running time, and the aggregator's newer
+ * models come back up the same link (and, asked at start, its current model). The pad takes the
+ * updates even with `nats-url` set; NATS then only brings models. An update the pad cannot take
+ * (flushing, not linked) is merged into the next one. At EOS the pending update is sent, then EOS.
+ *
  * Statistics go out as element messages named `swarmtrain-stats` every `stats-interval` ms: steps,
  * samples, dropped, loss, train-accuracy, bytes-out, messages, compression-ratio, model-version,
  * node-id, and with NATS bytes-sent, models-received; federated, the same figures also go out as
@@ -24,6 +31,9 @@
  * |[
  * gst-launch-1.0 swarmsrc ! swarmtrain ! swarmclassify ! swarmoverlay ! fakesink
  * gst-launch-1.0 swarmsrc shard-index=0 shard-count=4 is-live=true ! swarmtrain nats-url=nats://127.0.0.1:4222 node-id=0 ! fakesink
+ * gst-launch-1.0 -e swarmsrc shard-index=0 shard-count=2 is-live=true ! swarmtrain name=a ! fakesink \
+ *     swarmsrc shard-index=1 shard-count=2 is-live=true ! swarmtrain name=b ! fakesink \
+ *     a.update ! swarmaggregate name=g learning-rate=0.025 ! fakesink  b.update ! g.
  * gst-launch-1.0 v4l2src ! videoconvert ! videoscale ! video/x-raw,format=BGRx,width=320,height=240 ! swarmtrain label=3 ! fakesink
  * ]|
  */
@@ -42,6 +52,7 @@
 #include "gstswarmmeta.h"
 #include "natsprops.h"
 #include "node_trainer.h"
+#include "updatelink.h"
 
 GST_DEBUG_CATEGORY_STATIC (swarm_train_debug);
 #define GST_CAT_DEFAULT swarm_train_debug
@@ -76,6 +87,9 @@ struct _GstSwarmTrain {
     // Streaming state: made in start(), dropped in stop(); used from the streaming thread.
     std::unique_ptr<swarmlens::NodeTrainer> trainer;
     std::unique_ptr<swarmlens::NodeLink> link;  // with nats-url; closed before the trainer goes
+    GstPad *update_pad = nullptr;       // the requested `update` pad (owned by the element); under lock
+    GstPad *uplink_pad = nullptr;       // a ref on it while the trainer sends through it
+    swarmlens::NodeTrainer *model_sink = nullptr;  // the trainer while models may come up the pad; under lock
     guint32 node_id = 0;
     swarmlens::ModelSpec spec;
     GstVideoInfo info;
@@ -91,6 +105,8 @@ static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink", GST
     GST_STATIC_CAPS (GST_VIDEO_CAPS_MAKE (SWARMLENS_VIDEO_FORMATS)));
 static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src", GST_PAD_SRC, GST_PAD_ALWAYS,
     GST_STATIC_CAPS (GST_VIDEO_CAPS_MAKE (SWARMLENS_VIDEO_FORMATS)));
+static GstStaticPadTemplate update_template = GST_STATIC_PAD_TEMPLATE ("update", GST_PAD_SRC, GST_PAD_REQUEST,
+    GST_STATIC_CAPS ("application/x-swarmlens-update"));
 
 static void set_property (GObject * object, guint id, const GValue * v, GParamSpec * pspec) {
   auto *self = GST_SWARM_TRAIN (object);
@@ -151,6 +167,116 @@ static void get_property (GObject * object, guint id, GValue * v, GParamSpec * p
   }
 }
 
+// The update pad's stream: stream-start, caps and a time segment before its first buffer (and again
+// after the pad was deactivated and lost them).
+static void ensure_update_stream (GstSwarmTrain * self, GstPad * pad) {
+  if (gst_pad_has_current_caps (pad)) return;
+  gchar *id = gst_pad_create_stream_id (pad, GST_ELEMENT (self), "update");
+  gst_pad_push_event (pad, gst_event_new_stream_start (id));
+  g_free (id);
+  GstCaps *caps = gst_caps_new_empty_simple (swarmlens::kUpdateCaps);
+  gst_pad_push_event (pad, gst_event_new_caps (caps));
+  gst_caps_unref (caps);
+  GstSegment segment;
+  gst_segment_init (&segment, GST_FORMAT_TIME);
+  gst_pad_push_event (pad, gst_event_new_segment (&segment));
+}
+
+// The trainer's uplink through the update pad (the training thread). False: merged into the next.
+static bool push_update (GstSwarmTrain * self, GstPad * pad, const std::vector<uint8_t> & msg) {
+  ensure_update_stream (self, pad);
+  GstBuffer *buf = gst_buffer_new_memdup (msg.data (), msg.size ());
+  if (GstClock *clock = gst_element_get_clock (GST_ELEMENT (self))) {
+    const GstClockTime now = gst_clock_get_time (clock);
+    const GstClockTime base = gst_element_get_base_time (GST_ELEMENT (self));
+    if (now >= base) GST_BUFFER_PTS (buf) = GST_BUFFER_DTS (buf) = now - base;
+    gst_object_unref (clock);
+  }
+  const GstFlowReturn ret = gst_pad_push (pad, buf);
+  if (ret == GST_FLOW_OK) return true;
+  if (ret < GST_FLOW_EOS && ret != GST_FLOW_NOT_LINKED)
+    GST_ELEMENT_WARNING (self, STREAM, FAILED, ("The update pad's peer refused an update"),
+        ("flow %s; the update stays pending and goes with the next", gst_flow_get_name (ret)));
+  return false;
+}
+
+static gboolean update_pad_event (GstPad *, GstObject * parent, GstEvent * event) {
+  auto *self = GST_SWARM_TRAIN (parent);
+  try {
+    if (auto model = swarmlens::model_from_event (event)) {
+      std::lock_guard<std::mutex> g (self->priv->lock);
+      if (self->priv->model_sink) self->priv->model_sink->offer_model (std::move (model));
+    }
+  } catch (const std::exception & e) {
+    GST_ELEMENT_WARNING (self, STREAM, DECODE, ("Bad model from the update pad's peer"), ("%s", e.what ()));
+  }
+  gst_event_unref (event);  // nothing else upstream of the update pad concerns the video path
+  return TRUE;
+}
+
+static gboolean update_pad_query (GstPad * pad, GstObject *, GstQuery * query) {
+  switch (GST_QUERY_TYPE (query)) {
+    case GST_QUERY_LATENCY:  // updates come when training releases them: a live stream, no latency
+      gst_query_set_latency (query, TRUE, 0, GST_CLOCK_TIME_NONE);
+      return TRUE;
+    case GST_QUERY_CAPS: {
+      GstCaps *filter, *caps = gst_pad_get_pad_template_caps (pad);
+      gst_query_parse_caps (query, &filter);
+      if (filter) {
+        GstCaps *both = gst_caps_intersect_full (filter, caps, GST_CAPS_INTERSECT_FIRST);
+        gst_caps_unref (caps);
+        caps = both;
+      }
+      gst_query_set_caps_result (query, caps);
+      gst_caps_unref (caps);
+      return TRUE;
+    }
+    case GST_QUERY_ACCEPT_CAPS: {
+      GstCaps *caps, *templ = gst_pad_get_pad_template_caps (pad);
+      gst_query_parse_accept_caps (query, &caps);
+      gst_query_set_accept_caps_result (query, gst_caps_is_subset (caps, templ));
+      gst_caps_unref (templ);
+      return TRUE;
+    }
+    default:
+      return FALSE;  // not forwarded to the video pads
+  }
+}
+
+static GstPad *new_update_pad (GstSwarmTrain * self, GstElement * element, GstPadTemplate * templ) {
+  std::lock_guard<std::mutex> g (self->priv->lock);
+  if (self->priv->update_pad) {
+    GST_WARNING_OBJECT (self, "there is one update pad, and it is taken");
+    return nullptr;
+  }
+  if (GST_STATE (element) > GST_STATE_READY || GST_STATE_PENDING (element) > GST_STATE_READY) {
+    GST_WARNING_OBJECT (self, "request the update pad before the element starts");
+    return nullptr;
+  }
+  GstPad *pad = gst_pad_new_from_template (templ, "update");
+  gst_pad_set_event_function (pad, update_pad_event);
+  gst_pad_set_query_function (pad, update_pad_query);
+  self->priv->update_pad = pad;
+  return pad;
+}
+
+static GstPad *request_new_pad (GstElement * element, GstPadTemplate * templ, const gchar *, const GstCaps *) {
+  GstPad *pad = new_update_pad (GST_SWARM_TRAIN (element), element, templ);
+  if (pad) gst_element_add_pad (element, pad);  // outside the lock: pad-added handlers may set properties
+  return pad;
+}
+
+static void release_pad (GstElement * element, GstPad * pad) {
+  auto *self = GST_SWARM_TRAIN (element);
+  {
+    std::lock_guard<std::mutex> g (self->priv->lock);
+    if (pad != self->priv->update_pad) return;
+    self->priv->update_pad = nullptr;
+  }
+  gst_pad_set_active (pad, FALSE);
+  gst_element_remove_pad (element, pad);
+}
+
 static gboolean start (GstBaseTransform * trans) {
   auto *self = GST_SWARM_TRAIN (trans);
   Settings s;
@@ -190,27 +316,55 @@ static gboolean start (GstBaseTransform * trans) {
     GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("Cannot start training"), ("%s", e.what ()));
     return FALSE;
   }
+  GstPad *update_pad = nullptr;
+  {
+    std::lock_guard<std::mutex> g (p.lock);
+    if (p.update_pad) update_pad = GST_PAD (gst_object_ref (p.update_pad));
+  }
   if (!s.nats.url.empty ()) {
     swarmlens::NodeTrainer *trainer = p.trainer.get ();
     p.link = swarmlens::nats_open_link (GST_ELEMENT (self), s.nats, s.model_id,
         [trainer] (std::shared_ptr<const swarmlens::Snapshot> m) { trainer->offer_model (std::move (m)); });
     if (!p.link) {
       p.trainer.reset ();
+      if (update_pad) gst_object_unref (update_pad);
       return FALSE;
     }
     swarmlens::NodeLink *link = p.link.get ();
-    p.trainer->set_uplink ([link] (const std::vector<uint8_t> & m) { return link->send_update (m); });
+    if (!update_pad)
+      p.trainer->set_uplink ([link] (const std::vector<uint8_t> & m) { return link->send_update (m); });
     GST_INFO_OBJECT (self, "node %u of model '%s' on %s", cfg.node_id, s.model_id.c_str (), s.nats.url.c_str ());
+  }
+  if (update_pad) {
+    // The aggregator downstream is started already (states change from the sinks up): its current
+    // model is this node's first one, as a late joiner's under a broker.
+    GstQuery *q = swarmlens::model_query_new ();
+    if (gst_pad_peer_query (update_pad, q)) {
+      try {
+        p.trainer->offer_model (swarmlens::model_from_query (q));
+      } catch (const std::exception & e) {
+        GST_ELEMENT_WARNING (self, STREAM, DECODE, ("Bad model from the update pad's peer"), ("%s", e.what ()));
+      }
+    }
+    gst_query_unref (q);
+    p.uplink_pad = update_pad;
+    p.trainer->set_uplink ([self, update_pad] (const std::vector<uint8_t> & m) { return push_update (self, update_pad, m); });
   }
   try {
     p.trainer->start ();
   } catch (const std::exception & e) {
     p.link.reset ();
     p.trainer.reset ();
+    if (p.uplink_pad) gst_object_unref (p.uplink_pad);
+    p.uplink_pad = nullptr;
     GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("Cannot start training"), ("%s", e.what ()));
     return FALSE;
   }
   p.node_id = cfg.node_id;
+  {
+    std::lock_guard<std::mutex> g (p.lock);
+    p.model_sink = p.trainer.get ();
+  }
   self->priv->spec = cfg.model;
   self->priv->last_stats = GST_CLOCK_TIME_NONE;
   return TRUE;
@@ -255,8 +409,14 @@ static gboolean stop (GstBaseTransform * trans) {
     }
   }
   post_stats (self);  // the final figures, the last update included (and on the metrics subject)
+  {
+    std::lock_guard<std::mutex> g (self->priv->lock);
+    self->priv->model_sink = nullptr;  // no model from the update pad into the trainer after this
+  }
   self->priv->link.reset ();  // no model callback into the trainer after this
   self->priv->trainer.reset ();
+  if (self->priv->uplink_pad) gst_object_unref (self->priv->uplink_pad);
+  self->priv->uplink_pad = nullptr;
   return TRUE;
 }
 
@@ -305,6 +465,16 @@ static gboolean sink_event (GstBaseTransform * trans, GstEvent * event) {
       drop = self->priv->settings.drop_when_busy;
     }
     if (!drop) self->priv->trainer->drain ();  // an offline stream is trained to its last full batch
+    if (GstPad *pad = self->priv->uplink_pad) {
+      // The update stream ends with the video: the pending update goes out first, then EOS.
+      try {
+        self->priv->trainer->stop ();
+      } catch (const std::exception & e) {
+        GST_ELEMENT_WARNING (self, RESOURCE, WRITE, ("Cannot write the checkpoint"), ("%s", e.what ()));
+      }
+      ensure_update_stream (self, pad);
+      gst_pad_push_event (pad, gst_event_new_eos ());
+    }
     post_stats (self);  // the final figures, whatever the interval
   }
   return GST_BASE_TRANSFORM_CLASS (gst_swarm_train_parent_class)->sink_event (trans, event);
@@ -370,6 +540,9 @@ static void gst_swarm_train_class_init (GstSwarmTrainClass * klass) {
 
   gst_element_class_add_static_pad_template (element, &sink_template);
   gst_element_class_add_static_pad_template (element, &src_template);
+  gst_element_class_add_static_pad_template (element, &update_template);
+  element->request_new_pad = request_new_pad;
+  element->release_pad = release_pad;
   gst_element_class_set_static_metadata (element, "Swarmlens trainer", "Filter/Analyzer/Video",
       "Trains the shared classifier on labelled frames and compresses its gradients (sparsify + trigger); "
       "the video passes unchanged", "Swarmlens developers");

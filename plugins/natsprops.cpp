@@ -29,8 +29,7 @@ bool nats_get_property (const NatsSettings & s, guint first, guint id, GValue * 
   return true;
 }
 
-std::unique_ptr<NodeLink> nats_open_link (GstElement * element, const NatsSettings & s, const std::string & model_id,
-    NodeLink::ModelHandler on_model) {
+NatsOptions nats_options (GstElement * element, const NatsSettings & s) {
   NatsOptions opts;
   opts.urls.clear ();
   std::stringstream list (s.url);
@@ -39,6 +38,12 @@ std::unique_ptr<NodeLink> nats_open_link (GstElement * element, const NatsSettin
   opts.name = std::string ("swarmlens-") + GST_OBJECT_NAME (element);
   opts.creds_file = s.credentials;
   opts.tls_ca = s.tls_ca;
+  return opts;
+}
+
+std::unique_ptr<NodeLink> nats_open_link (GstElement * element, const NatsSettings & s, const std::string & model_id,
+    NodeLink::ModelHandler on_model) {
+  const NatsOptions opts = nats_options (element, s);
   // The element outlives the link (the element closes it in stop()), so the raw pointer is safe.
   auto on_event = [element] (const std::string & what) {
     if (what.find ("reconnected") != std::string::npos)

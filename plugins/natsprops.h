@@ -21,6 +21,9 @@ void nats_install_properties (GObjectClass * klass, guint first);
 bool nats_set_property (NatsSettings & s, guint first, guint id, const GValue * v);
 bool nats_get_property (const NatsSettings & s, guint first, guint id, GValue * v);
 
+// The link options for `element`: the URL list split at commas, the client named after the element.
+NatsOptions nats_options (GstElement * element, const NatsSettings & s);
+
 // Connects for `element` (posts GST_ELEMENT_ERROR and returns null if it cannot). Link events go to
 // the bus: a reconnect as info, everything else (disconnect, a rejected model) as a warning.
 std::unique_ptr<NodeLink> nats_open_link (GstElement * element, const NatsSettings & s, const std::string & model_id,

@@ -1,6 +1,7 @@
 /* The swarmlens plugin: registers its elements, nothing else. */
 #include <gst/gst.h>
 
+#include "gstswarmaggregate.h"
 #include "gstswarmclassify.h"
 #include "gstswarmlabel.h"
 #include "gstswarmmeta.h"
@@ -18,6 +19,7 @@ static gboolean plugin_init (GstPlugin * plugin) {
   ok |= GST_ELEMENT_REGISTER (swarmclassify, plugin);
   ok |= GST_ELEMENT_REGISTER (swarmoverlay, plugin);
   ok |= GST_ELEMENT_REGISTER (swarmlabel, plugin);
+  ok |= GST_ELEMENT_REGISTER (swarmaggregate, plugin);
   return ok;
 }
 

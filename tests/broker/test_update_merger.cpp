@@ -83,6 +83,7 @@ TEST_CASE("merger rejects what the aggregator would, and keeps it out of the sum
 TEST_CASE("merger clips each local update to the norm bound", "[merger]") {
   MergerConfig cfg = gateway();
   cfg.clip_norm = 1.0;
+  cfg.codec.value = ValueCoding::Fp32;
   UpdateMerger m("m", 77, 8, cfg);
   m.submit(local(1, 1, {0, 1}, {3.0f, 4.0f}));  // norm 5 -> scaled by 1/5
   m.submit(local(2, 1, {0}, {0.5f}));           // within the bound: as is
@@ -146,4 +147,20 @@ TEST_CASE("merger translates upstream snapshots into the local nodes' sequences"
   m.translate(s2);
   CHECK(s2.applied.at(1) == 4);
   CHECK(s2.applied.at(2) == 5);
+}
+
+TEST_CASE("fp16 rounding of the combined update is fed back, not lost", "[merger]") {
+  UpdateMerger m("m", 77, 8, gateway());  // fp16 values by default
+  double sent = 0.0;
+  for (uint64_t round = 1; round <= 100; ++round) {
+    REQUIRE(m.submit(local(1, round, {0}, {1.1f})) == Verdict::Accepted);  // 1.1 is not an fp16 value
+    auto c = m.take();
+    REQUIRE(c);
+    const DecodeResult d = decode_update(c->bytes);
+    REQUIRE(d.ok());
+    CHECK(d.value.value_coding == ValueCoding::Fp16);
+    sent += d.value.update.value.at(0);
+  }
+  // Rounding each 1.1 alone would drift by 100 * 3.9e-4; fed back, the total is off by one rounding.
+  CHECK(std::abs(sent - 110.0) < 1e-3);
 }

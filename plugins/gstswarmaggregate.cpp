@@ -1,0 +1,640 @@
+/**
+ * SECTION:element-swarmaggregate
+ *
+ * The aggregator inside a pipeline, for a site gateway (one Jetson with several cameras). Its request
+ * sink pads `sink_%u` take the update streams of local swarmtrain elements (their `update` pads,
+ * application/x-swarmlens-update); each update is decoded and validated (layout, NaN/Inf, replayed
+ * sequence) before it counts, and a rejected one is counted by reason and reported once per reason
+ * as a bus warning. Two modes:
+ *
+ * - `serve`: this element is the aggregator (the same library as swarmlens-broker). Updates are
+ *   merged into the shared model with staleness weighting; every `interval` ms a newer model goes
+ *   back up to every trainer, and out of the src pad as application/x-swarmlens-model (an encoded
+ *   snapshot). With `nats-url` it also takes the updates of remote nodes on
+ *   `swarmlens.<model-id>.update` and serves the model on `swarmlens.<model-id>.model`, kept in
+ *   JetStream (`retain`), exactly as swarmlens-broker does; `snapshot` keeps it in a file too.
+ * - `forward`: hierarchical aggregation. Every `interval` ms the updates that came in are summed into
+ *   one combined update under this gateway's `node-id` and sent on: on NATS to the upstream broker
+ *   with `nats-url` (and a copy out of the src pad), else out of the src pad (to another
+ *   swarmaggregate). A combined update that cannot be sent is merged into the next. Models from
+ *   upstream (NATS, or an upstream event from downstream) go back to the trainers, with the
+ *   broker's record of the gateway's updates translated into the trainers' own.
+ *
+ * The element is live: it aggregates on the clock, so trainers that release updates at any time
+ * never wait for each other. Statistics go out as `swarmaggregate-stats` element messages.
+ *
+ * |[
+ * gst-launch-1.0 -e swarmsrc shard-index=0 shard-count=2 is-live=true ! swarmtrain name=a ! fakesink \
+ *     swarmsrc shard-index=1 shard-count=2 is-live=true ! swarmtrain name=b ! fakesink \
+ *     a.update ! swarmaggregate name=g learning-rate=0.025 ! fakesink  b.update ! g.
+ * gst-launch-1.0 -e ... a.update ! swarmaggregate mode=forward node-id=100 nats-url=nats://broker:4222 ! fakesink  b.update ! g.
+ * ]|
+ */
+#include "gstswarmaggregate.h"
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "broker_service.h"
+#include "natsprops.h"
+#include "update_merger.h"
+#include "updatelink.h"
+
+GST_DEBUG_CATEGORY_STATIC (swarm_aggregate_debug);
+#define GST_CAT_DEFAULT swarm_aggregate_debug
+
+enum { PROP_0, PROP_MODE, PROP_MODEL, PROP_MODEL_ID, PROP_INPUT_WIDTH, PROP_INPUT_HEIGHT, PROP_SEED,
+  PROP_NODE_ID, PROP_INTERVAL, PROP_LEARNING_RATE, PROP_BUFFER_SIZE, PROP_CLIP_NORM, PROP_STALENESS_GRACE,
+  PROP_MAX_STALENESS, PROP_SNAPSHOT, PROP_RETAIN, PROP_STATS_INTERVAL,
+  PROP_NATS_URL /* and the two after it: natsprops.h */ };
+
+enum { MODE_SERVE = 0, MODE_FORWARD = 1 };
+
+#define GST_TYPE_SWARM_AGGREGATE_MODE (swarm_aggregate_mode_get_type ())
+static GType swarm_aggregate_mode_get_type () {
+  static gsize type = 0;
+  static const GEnumValue values[] = {
+    {MODE_SERVE, "Be the aggregator: merge into the shared model and serve it back", "serve"},
+    {MODE_FORWARD, "Merge the updates into one and send it on to the aggregator upstream", "forward"},
+    {0, nullptr, nullptr}};
+  if (g_once_init_enter (&type)) g_once_init_leave (&type, g_enum_register_static ("GstSwarmAggregateMode", values));
+  return GType (type);
+}
+
+namespace {
+
+struct Settings {
+  gint mode = MODE_SERVE;
+  std::string model = "cnn", model_id = "default", snapshot;
+  gint input_width = 28, input_height = 28;
+  guint64 seed = 1, staleness_grace = 0, max_staleness = 1000;
+  gint64 node_id = -1;
+  guint interval = 500, buffer_size = 1, stats_interval = 1000;
+  gdouble lr = 0.05, clip_norm = 0.0;
+  gboolean retain = TRUE;
+  swarmlens::NatsSettings nats;
+};
+
+struct Counts {
+  uint64_t updates_in = 0, bytes_in = 0, accepted = 0, updates_out = 0, bytes_out = 0, models_out = 0;
+  std::map<std::string, uint64_t> rejected;
+};
+
+}  // namespace
+
+struct _GstSwarmAggregate {
+  GstAggregator parent;
+  struct Private {
+    std::mutex lock;  // protects settings
+    Settings settings;
+    // Made in start(), dropped in stop(). `run` is read-only in between.
+    Settings run;
+    std::unique_ptr<swarmlens::BrokerService> service;  // serve
+    std::mutex merger_lock;                              // forward: the aggregate thread and models coming down
+    std::unique_ptr<swarmlens::UpdateMerger> merger;
+    std::unique_ptr<swarmlens::NodeLink> uplink;         // forward with nats-url; closed first in stop()
+    uint64_t layout_hash = 0;
+    uint32_t dim = 0, node_id = 0;
+    std::mutex model_lock;  // protects model, model_version
+    GstBuffer *model = nullptr;  // the newest model for the trainers, encoded
+    uint64_t model_version = 0;
+    bool has_model = false;
+    std::mutex count_lock;  // protects counts, warned
+    Counts counts;
+    std::set<std::string> warned;  // rejection reasons already reported on the bus
+    GstClockTime last_stats = GST_CLOCK_TIME_NONE;  // aggregate thread
+    std::optional<uint64_t> pushed_version;          // serve: the model last pushed downstream; aggregate thread
+  } *priv;
+};
+
+G_DEFINE_TYPE (GstSwarmAggregate, gst_swarm_aggregate, GST_TYPE_AGGREGATOR);
+GST_ELEMENT_REGISTER_DEFINE (swarmaggregate, "swarmaggregate", GST_RANK_NONE, GST_TYPE_SWARM_AGGREGATE);
+
+static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink_%u", GST_PAD_SINK, GST_PAD_REQUEST,
+    GST_STATIC_CAPS ("application/x-swarmlens-update"));
+static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src", GST_PAD_SRC, GST_PAD_ALWAYS,
+    GST_STATIC_CAPS ("application/x-swarmlens-update; application/x-swarmlens-model"));
+
+static void set_property (GObject * object, guint id, const GValue * v, GParamSpec * pspec) {
+  auto *self = GST_SWARM_AGGREGATE (object);
+  std::lock_guard<std::mutex> g (self->priv->lock);
+  Settings & s = self->priv->settings;
+  auto str = [&] { return std::string (g_value_get_string (v) ? g_value_get_string (v) : ""); };
+  switch (id) {
+    case PROP_MODE: s.mode = g_value_get_enum (v); break;
+    case PROP_MODEL: s.model = str (); break;
+    case PROP_MODEL_ID: s.model_id = str (); break;
+    case PROP_INPUT_WIDTH: s.input_width = g_value_get_int (v); break;
+    case PROP_INPUT_HEIGHT: s.input_height = g_value_get_int (v); break;
+    case PROP_SEED: s.seed = g_value_get_uint64 (v); break;
+    case PROP_NODE_ID: s.node_id = g_value_get_int64 (v); break;
+    case PROP_INTERVAL: s.interval = g_value_get_uint (v); break;
+    case PROP_LEARNING_RATE: s.lr = g_value_get_double (v); break;
+    case PROP_BUFFER_SIZE: s.buffer_size = g_value_get_uint (v); break;
+    case PROP_CLIP_NORM: s.clip_norm = g_value_get_double (v); break;
+    case PROP_STALENESS_GRACE: s.staleness_grace = g_value_get_uint64 (v); break;
+    case PROP_MAX_STALENESS: s.max_staleness = g_value_get_uint64 (v); break;
+    case PROP_SNAPSHOT: s.snapshot = str (); break;
+    case PROP_RETAIN: s.retain = g_value_get_boolean (v); break;
+    case PROP_STATS_INTERVAL: s.stats_interval = g_value_get_uint (v); break;
+    default:
+      if (!swarmlens::nats_set_property (s.nats, PROP_NATS_URL, id, v)) G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
+  }
+}
+
+static void get_property (GObject * object, guint id, GValue * v, GParamSpec * pspec) {
+  auto *self = GST_SWARM_AGGREGATE (object);
+  std::lock_guard<std::mutex> g (self->priv->lock);
+  const Settings & s = self->priv->settings;
+  switch (id) {
+    case PROP_MODE: g_value_set_enum (v, s.mode); break;
+    case PROP_MODEL: g_value_set_string (v, s.model.c_str ()); break;
+    case PROP_MODEL_ID: g_value_set_string (v, s.model_id.c_str ()); break;
+    case PROP_INPUT_WIDTH: g_value_set_int (v, s.input_width); break;
+    case PROP_INPUT_HEIGHT: g_value_set_int (v, s.input_height); break;
+    case PROP_SEED: g_value_set_uint64 (v, s.seed); break;
+    case PROP_NODE_ID: g_value_set_int64 (v, s.node_id); break;
+    case PROP_INTERVAL: g_value_set_uint (v, s.interval); break;
+    case PROP_LEARNING_RATE: g_value_set_double (v, s.lr); break;
+    case PROP_BUFFER_SIZE: g_value_set_uint (v, s.buffer_size); break;
+    case PROP_CLIP_NORM: g_value_set_double (v, s.clip_norm); break;
+    case PROP_STALENESS_GRACE: g_value_set_uint64 (v, s.staleness_grace); break;
+    case PROP_MAX_STALENESS: g_value_set_uint64 (v, s.max_staleness); break;
+    case PROP_SNAPSHOT: g_value_set_string (v, s.snapshot.c_str ()); break;
+    case PROP_RETAIN: g_value_set_boolean (v, s.retain); break;
+    case PROP_STATS_INTERVAL: g_value_set_uint (v, s.stats_interval); break;
+    default:
+      if (!swarmlens::nats_get_property (s.nats, PROP_NATS_URL, id, v)) G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
+  }
+}
+
+// The sink pads now, each with a reference (the list may change while we use them).
+static std::vector<GstPad *> sink_pads (GstSwarmAggregate * self) {
+  std::vector<GstPad *> pads;
+  GST_OBJECT_LOCK (self);
+  for (GList *l = GST_ELEMENT (self)->sinkpads; l; l = l->next) pads.push_back (GST_PAD (gst_object_ref (l->data)));
+  GST_OBJECT_UNLOCK (self);
+  return pads;
+}
+
+// A newer model for the trainers: kept for their start-time query and sent up every sink pad.
+// Thread: any (the aggregate thread, a NATS callback, a downstream event).
+static void share_model (GstSwarmAggregate * self, const swarmlens::Snapshot & s) {
+  auto & p = *self->priv;
+  GstBuffer *buf;
+  {
+    std::lock_guard<std::mutex> g (p.model_lock);
+    if (p.has_model && s.version <= p.model_version) return;
+    buf = swarmlens::model_buffer_new (s);
+    if (p.model) gst_buffer_unref (p.model);
+    p.model = gst_buffer_ref (buf);
+    p.model_version = s.version;
+    p.has_model = true;
+  }
+  for (GstPad *pad : sink_pads (self)) {
+    gst_pad_push_event (pad, swarmlens::model_event_new (buf));  // fails harmlessly on an unlinked pad
+    gst_object_unref (pad);
+  }
+  gst_buffer_unref (buf);
+}
+
+// Forward mode: a model from the aggregator upstream. It names the gateway's combined updates it
+// holds; the trainers need their own.
+static void model_from_upstream (GstSwarmAggregate * self, const swarmlens::Snapshot & upstream) {
+  auto & p = *self->priv;
+  swarmlens::Snapshot s = upstream;
+  {
+    std::lock_guard<std::mutex> g (p.merger_lock);
+    if (!p.merger) return;
+    p.merger->translate (s);
+  }
+  share_model (self, s);
+}
+
+static void count_rejection (GstSwarmAggregate * self, GstPad * pad, const std::string & reason) {
+  auto & p = *self->priv;
+  bool first;
+  {
+    std::lock_guard<std::mutex> g (p.count_lock);
+    const std::string key = reason.substr (0, reason.find (':'));
+    ++p.counts.rejected[key];
+    first = p.warned.insert (key).second;
+  }
+  if (first)
+    GST_ELEMENT_WARNING (self, STREAM, DECODE, ("Rejected an update on %s: %s", GST_PAD_NAME (pad), reason.c_str ()),
+        ("The model is unchanged; later updates rejected for the same reason are counted in swarmaggregate-stats only"));
+}
+
+// One update from a sink pad (the aggregate thread).
+static void take_update (GstSwarmAggregate * self, GstPad * pad, GstBuffer * buf) {
+  auto & p = *self->priv;
+  if (GST_BUFFER_FLAG_IS_SET (buf, GST_BUFFER_FLAG_GAP) && gst_buffer_get_size (buf) == 0) return;  // a chained aggregator's idle interval
+  GstMapInfo map;
+  if (!gst_buffer_map (buf, &map, GST_MAP_READ)) return;
+  const std::vector<uint8_t> bytes (map.data, map.data + map.size);
+  gst_buffer_unmap (buf, &map);
+  std::string reason;
+  if (p.service) {
+    reason = p.service->submit (bytes);
+  } else {
+    swarmlens::DecodeOptions opts;
+    opts.layout_hash = p.layout_hash;
+    opts.dim = p.dim;
+    const swarmlens::DecodeResult d = swarmlens::decode_update (bytes, opts);
+    if (!d.ok ()) {
+      reason = std::string (swarmlens::decode_error_name (d.error)) + ": " + d.detail;
+    } else {
+      std::lock_guard<std::mutex> g (p.merger_lock);
+      const swarmlens::Verdict v = p.merger->submit (d.value);
+      if (v != swarmlens::Verdict::Accepted) reason = swarmlens::verdict_name (v);
+    }
+  }
+  {
+    std::lock_guard<std::mutex> g (p.count_lock);
+    ++p.counts.updates_in;
+    p.counts.bytes_in += bytes.size ();
+    if (reason.empty ()) ++p.counts.accepted;
+  }
+  if (!reason.empty ()) count_rejection (self, pad, reason);
+}
+
+static GstFlowReturn push_out (GstSwarmAggregate * self, GstBuffer * buf) {
+  GstAggregator *agg = GST_AGGREGATOR (self);
+  GST_OBJECT_LOCK (agg);
+  const GstClockTime pts = GST_AGGREGATOR_PAD (agg->srcpad)->segment.position;
+  GST_OBJECT_UNLOCK (agg);
+  buf = gst_buffer_make_writable (buf);
+  GST_BUFFER_PTS (buf) = GST_BUFFER_DTS (buf) = GST_CLOCK_TIME_IS_VALID (pts) ? pts : 0;
+  return gst_aggregator_finish_buffer (agg, buf);
+}
+
+// An interval with nothing to send: an empty GAP buffer, so that downstream prerolls and knows the
+// stream is alive (a live pipeline does not reach PLAYING until every sink prerolled).
+static GstFlowReturn push_gap (GstSwarmAggregate * self) {
+  GstBuffer *gap = gst_buffer_new ();
+  GST_BUFFER_FLAG_SET (gap, GST_BUFFER_FLAG_GAP);
+  GST_BUFFER_FLAG_SET (gap, GST_BUFFER_FLAG_DROPPABLE);
+  GST_BUFFER_DURATION (gap) = GstClockTime (self->priv->run.interval) * GST_MSECOND;
+  const GstFlowReturn ret = push_out (self, gap);
+  return ret == GST_FLOW_NOT_LINKED && self->priv->uplink ? GST_FLOW_OK : ret;
+}
+
+// Every interval: forward the combined update, or publish the newer model. The aggregate thread.
+static GstFlowReturn tick (GstSwarmAggregate * self) {
+  auto & p = *self->priv;
+  if (p.service) {
+    try {
+      p.service->publish_if_changed ();
+    } catch (const std::exception & e) {
+      GST_ELEMENT_WARNING (self, RESOURCE, WRITE, ("Cannot publish the model"), ("%s; tried again next interval", e.what ()));
+    }
+    auto model = p.service->published ();
+    if (!model || (p.pushed_version && model->version <= *p.pushed_version)) return push_gap (self);
+    share_model (self, *model);
+    GstBuffer *buf;
+    {
+      std::lock_guard<std::mutex> g (p.model_lock);
+      buf = gst_buffer_ref (p.model);
+    }
+    p.pushed_version = model->version;
+    {
+      std::lock_guard<std::mutex> g (p.count_lock);
+      ++p.counts.models_out;
+    }
+    return push_out (self, buf);
+  }
+  std::optional<swarmlens::CombinedUpdate> c;
+  {
+    std::lock_guard<std::mutex> g (p.merger_lock);
+    c = p.merger->take ();
+  }
+  if (!c) return push_gap (self);
+  GstFlowReturn ret = push_out (self, gst_buffer_new_memdup (c->bytes.data (), c->bytes.size ()));
+  const bool sent = p.uplink ? p.uplink->send_update (c->bytes) : ret == GST_FLOW_OK;
+  if (p.uplink && (ret == GST_FLOW_NOT_LINKED || ret == GST_FLOW_FLUSHING)) ret = GST_FLOW_OK;  // the copy is optional
+  if (!sent) {
+    std::lock_guard<std::mutex> g (p.merger_lock);
+    p.merger->restore (*c);  // nothing accepted is lost: it goes with the next
+    return ret;
+  }
+  std::lock_guard<std::mutex> g (p.count_lock);
+  ++p.counts.updates_out;
+  p.counts.bytes_out += c->bytes.size ();
+  return ret;
+}
+
+static void post_stats (GstSwarmAggregate * self) {
+  auto & p = *self->priv;
+  Counts c;
+  {
+    std::lock_guard<std::mutex> g (p.count_lock);
+    c = p.counts;
+  }
+  uint64_t version = 0, pending = 0;
+  if (p.service) {  // with NATS the service also counts the remote nodes' updates
+    const swarmlens::BrokerStats st = p.service->stats ();
+    c.updates_in = st.updates_in;
+    c.bytes_in = st.bytes_in;
+    c.accepted = st.accepted;
+    c.rejected = st.rejected;
+    version = st.version;
+  } else {
+    std::lock_guard<std::mutex> g (p.merger_lock);
+    pending = p.merger->pending_updates ();
+  }
+  {
+    std::lock_guard<std::mutex> g (p.model_lock);
+    if (!p.service) version = p.model_version;
+  }
+  uint64_t rejected = 0;
+  std::string by;
+  for (const auto & [reason, n] : c.rejected) {
+    rejected += n;
+    by += (by.empty () ? "" : ",") + reason + "=" + std::to_string (n);
+  }
+  GstStructure *s = gst_structure_new ("swarmaggregate-stats",
+      "mode", G_TYPE_STRING, p.run.mode == MODE_SERVE ? "serve" : "forward",
+      "model-version", G_TYPE_UINT64, version, "updates-in", G_TYPE_UINT64, c.updates_in,
+      "bytes-in", G_TYPE_UINT64, c.bytes_in, "accepted", G_TYPE_UINT64, c.accepted,
+      "rejected", G_TYPE_UINT64, rejected, "rejected-by", G_TYPE_STRING, by.c_str (),
+      "updates-out", G_TYPE_UINT64, c.updates_out, "bytes-out", G_TYPE_UINT64, c.bytes_out,
+      "models-out", G_TYPE_UINT64, c.models_out, "pending", G_TYPE_UINT64, pending,
+      "node-id", G_TYPE_UINT, p.node_id, nullptr);
+  gst_element_post_message (GST_ELEMENT (self), gst_message_new_element (GST_OBJECT (self), s));
+}
+
+static GstFlowReturn aggregate (GstAggregator * agg, gboolean timeout) {
+  auto *self = GST_SWARM_AGGREGATE (agg);
+  auto & p = *self->priv;
+  const auto pads = sink_pads (self);
+  bool all_eos = !pads.empty ();
+  for (GstPad *pad : pads) {
+    auto *apad = GST_AGGREGATOR_PAD (pad);
+    while (GstBuffer *buf = gst_aggregator_pad_pop_buffer (apad)) {
+      take_update (self, pad, buf);
+      gst_buffer_unref (buf);
+    }
+    if (!gst_aggregator_pad_is_eos (apad)) all_eos = false;
+    gst_object_unref (pad);
+  }
+  // The next tick is the src segment's position (get_next_time): the base class waits on the clock
+  // for it, but updates arriving wake it earlier, so the clock is checked here too.
+  GstClockTime now = GST_CLOCK_TIME_NONE;
+  if (GstClock *clock = gst_element_get_clock (GST_ELEMENT (agg))) {
+    const GstClockTime t = gst_clock_get_time (clock), base = gst_element_get_base_time (GST_ELEMENT (agg));
+    if (t >= base) now = t - base;
+    gst_object_unref (clock);
+  }
+  GST_OBJECT_LOCK (agg);
+  GstSegment & seg = GST_AGGREGATOR_PAD (agg->srcpad)->segment;
+  const GstClockTime next = GST_CLOCK_TIME_IS_VALID (seg.position) ? seg.position : seg.start;
+  GST_OBJECT_UNLOCK (agg);
+  GstFlowReturn ret = GST_FLOW_OK;
+  if (timeout || all_eos || (GST_CLOCK_TIME_IS_VALID (now) && now >= next)) {
+    ret = tick (self);
+    const GstClockTime step = GstClockTime (p.run.interval) * GST_MSECOND;
+    GST_OBJECT_LOCK (agg);
+    seg.position = (GST_CLOCK_TIME_IS_VALID (now) && now > next ? now : next) + step;
+    GST_OBJECT_UNLOCK (agg);
+  }
+  if (p.run.stats_interval > 0) {
+    const GstClockTime wall = gst_util_get_timestamp ();
+    if (all_eos || !GST_CLOCK_TIME_IS_VALID (p.last_stats) || wall - p.last_stats >= p.run.stats_interval * GST_MSECOND) {
+      p.last_stats = wall;
+      post_stats (self);
+    }
+  }
+  if (ret != GST_FLOW_OK) return ret;
+  return all_eos ? GST_FLOW_EOS : GST_FLOW_OK;
+}
+
+static gboolean start (GstAggregator * agg) {
+  auto *self = GST_SWARM_AGGREGATE (agg);
+  auto & p = *self->priv;
+  {
+    std::lock_guard<std::mutex> g (p.lock);
+    p.run = p.settings;
+  }
+  const Settings & s = p.run;
+  const swarmlens::ModelSpec spec {s.model, s.model == "cnn" ? 1 : 3, s.input_height, s.input_width, 10};
+  p.node_id = s.node_id >= 0 ? guint32 (s.node_id) : guint32 (std::random_device {} () & 0x7fffffff);
+  p.counts = {};
+  p.warned.clear ();
+  p.last_stats = GST_CLOCK_TIME_NONE;
+  p.pushed_version.reset ();
+  try {
+    if (s.mode == MODE_SERVE) {
+      swarmlens::BrokerConfig cfg;
+      cfg.model_id = s.model_id;
+      cfg.model = spec;
+      cfg.seed = s.seed;
+      cfg.snapshot_path = s.snapshot;
+      cfg.retain = s.retain;
+      cfg.aggregation.server_lr = s.lr;
+      cfg.aggregation.buffer_size = s.buffer_size;
+      cfg.aggregation.clip_norm = s.clip_norm;
+      cfg.aggregation.staleness_grace = s.staleness_grace;
+      cfg.aggregation.max_staleness = s.max_staleness;
+      std::unique_ptr<swarmlens::NatsLink> link;
+      if (!s.nats.url.empty ()) link = swarmlens::NatsLink::connect (swarmlens::nats_options (GST_ELEMENT (self), s.nats));
+      p.service = std::make_unique<swarmlens::BrokerService> (cfg, std::move (link));
+      share_model (self, p.service->snapshot ());  // the trainers' first model (resumed, or the seed's)
+      GST_INFO_OBJECT (self, "serving model '%s' from version %" G_GUINT64_FORMAT, s.model_id.c_str (), p.service->stats ().version);
+    } else {
+      const auto model = swarmlens::Model::create (spec, s.seed);
+      p.layout_hash = model->layout_hash ();
+      p.dim = uint32_t (model->num_params ());
+      swarmlens::MergerConfig mc;
+      mc.node_id = p.node_id;
+      mc.clip_norm = s.clip_norm;
+      // Sequences start at the wall clock in microseconds, so a restarted gateway with the same
+      // node-id is never taken for a replay upstream.
+      mc.first_sequence = uint64_t (std::chrono::duration_cast<std::chrono::microseconds> (
+          std::chrono::system_clock::now ().time_since_epoch ()).count ());
+      {
+        std::lock_guard<std::mutex> g (p.merger_lock);
+        p.merger = std::make_unique<swarmlens::UpdateMerger> (s.model_id, p.layout_hash, p.dim, mc);
+      }
+      if (!s.nats.url.empty ()) {
+        p.uplink = swarmlens::nats_open_link (GST_ELEMENT (self), s.nats, s.model_id,
+            [self] (std::shared_ptr<const swarmlens::Snapshot> m) { model_from_upstream (self, *m); });
+        if (!p.uplink) {
+          std::lock_guard<std::mutex> g (p.merger_lock);
+          p.merger.reset ();
+          return FALSE;  // nats_open_link posted the error
+        }
+      }
+      GST_INFO_OBJECT (self, "forwarding model '%s' as node %u", s.model_id.c_str (), p.node_id);
+    }
+  } catch (const std::exception & e) {
+    p.service.reset ();
+    std::lock_guard<std::mutex> g (p.merger_lock);
+    p.merger.reset ();
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("Cannot start the aggregator"), ("%s", e.what ()));
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static gboolean stop (GstAggregator * agg) {
+  auto *self = GST_SWARM_AGGREGATE (agg);
+  auto & p = *self->priv;
+  if (p.uplink) {
+    // What was merged but not forwarded yet still goes upstream.
+    std::optional<swarmlens::CombinedUpdate> c;
+    {
+      std::lock_guard<std::mutex> g (p.merger_lock);
+      c = p.merger->take ();
+    }
+    if (c && !p.uplink->send_update (c->bytes))
+      GST_ELEMENT_WARNING (self, RESOURCE, WRITE, ("The last combined update could not be sent"),
+          ("%" G_GUINT64_FORMAT " updates from the trainers are lost: the NATS link is down", c->updates));
+    try {
+      p.uplink->flush (2000);
+    } catch (const std::exception & e) {
+      GST_ELEMENT_WARNING (self, RESOURCE, WRITE, ("The last combined update may not have reached the server"), ("%s", e.what ()));
+    }
+    p.uplink.reset ();  // no model callback after this
+  }
+  if (p.service) {
+    try {
+      p.service->publish_if_changed ();  // the last accepted updates are in the published (and kept) model
+    } catch (const std::exception & e) {
+      GST_ELEMENT_WARNING (self, RESOURCE, WRITE, ("Cannot publish the last model"), ("%s", e.what ()));
+    }
+    post_stats (self);
+    p.service.reset ();
+  }
+  {
+    std::lock_guard<std::mutex> g (p.merger_lock);
+    p.merger.reset ();
+  }
+  std::lock_guard<std::mutex> g (p.model_lock);
+  if (p.model) gst_buffer_unref (p.model);
+  p.model = nullptr;
+  p.has_model = false;
+  p.model_version = 0;
+  return TRUE;
+}
+
+static GstFlowReturn update_src_caps (GstAggregator * agg, GstCaps * downstream, GstCaps ** ret) {
+  auto *self = GST_SWARM_AGGREGATE (agg);
+  GstCaps *mine = gst_caps_new_empty_simple (self->priv->run.mode == MODE_SERVE ? swarmlens::kModelCaps : swarmlens::kUpdateCaps);
+  *ret = gst_caps_intersect (downstream, mine);
+  gst_caps_unref (mine);
+  return gst_caps_is_empty (*ret) ? GST_FLOW_NOT_NEGOTIATED : GST_FLOW_OK;
+}
+
+static gboolean sink_query (GstAggregator * agg, GstAggregatorPad * pad, GstQuery * query) {
+  auto *self = GST_SWARM_AGGREGATE (agg);
+  if (swarmlens::is_model_query (query)) {  // a trainer starting: our newest model, if there is one
+    std::lock_guard<std::mutex> g (self->priv->model_lock);
+    if (!self->priv->model) return FALSE;
+    swarmlens::model_query_answer (query, self->priv->model);
+    return TRUE;
+  }
+  return GST_AGGREGATOR_CLASS (gst_swarm_aggregate_parent_class)->sink_query (agg, pad, query);
+}
+
+static gboolean src_event (GstAggregator * agg, GstEvent * event) {
+  auto *self = GST_SWARM_AGGREGATE (agg);
+  std::shared_ptr<const swarmlens::Snapshot> model;
+  try {
+    model = swarmlens::model_from_event (event);
+  } catch (const std::exception & e) {
+    GST_ELEMENT_WARNING (self, STREAM, DECODE, ("Bad model from downstream"), ("%s", e.what ()));
+    gst_event_unref (event);
+    return FALSE;
+  }
+  if (!model) return GST_AGGREGATOR_CLASS (gst_swarm_aggregate_parent_class)->src_event (agg, event);
+  gst_event_unref (event);
+  // Forward mode chained into another swarmaggregate: its model comes up to us, and on to our trainers.
+  if (self->priv->run.mode != MODE_FORWARD) return TRUE;  // a server has its own model
+  if (model->layout_hash != self->priv->layout_hash || model->params.size () != self->priv->dim) {
+    GST_ELEMENT_WARNING (self, STREAM, DECODE, ("Model from downstream is for another layout"), (nullptr));
+    return FALSE;
+  }
+  model_from_upstream (self, *model);
+  return TRUE;
+}
+
+static void finalize (GObject * object) {
+  auto *self = GST_SWARM_AGGREGATE (object);
+  if (self->priv->model) gst_buffer_unref (self->priv->model);
+  delete self->priv;
+  G_OBJECT_CLASS (gst_swarm_aggregate_parent_class)->finalize (object);
+}
+
+static void gst_swarm_aggregate_class_init (GstSwarmAggregateClass * klass) {
+  auto *gobject = G_OBJECT_CLASS (klass);
+  auto *element = GST_ELEMENT_CLASS (klass);
+  auto *base = GST_AGGREGATOR_CLASS (klass);
+  gobject->set_property = set_property;
+  gobject->get_property = get_property;
+  gobject->finalize = finalize;
+  const auto ready = GParamFlags (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
+  g_object_class_install_property (gobject, PROP_MODE, g_param_spec_enum ("mode", "Mode",
+      "serve: be the aggregator; forward: merge the updates and send them on to the aggregator upstream",
+      GST_TYPE_SWARM_AGGREGATE_MODE, MODE_SERVE, ready));
+  g_object_class_install_property (gobject, PROP_MODEL, g_param_spec_string ("model", "Model",
+      "Model registry name, as the trainers' (cnn or mobilenet)", "cnn", ready));
+  g_object_class_install_property (gobject, PROP_MODEL_ID, g_param_spec_string ("model-id", "Model id",
+      "The model's id, as the trainers' (updates for another are rejected; NATS subjects swarmlens.<model-id>.*)", "default", ready));
+  g_object_class_install_property (gobject, PROP_INPUT_WIDTH, g_param_spec_int ("input-width", "Input width",
+      "Model input width, as the trainers'", 8, 1024, 28, ready));
+  g_object_class_install_property (gobject, PROP_INPUT_HEIGHT, g_param_spec_int ("input-height", "Input height",
+      "Model input height, as the trainers'", 8, 1024, 28, ready));
+  g_object_class_install_property (gobject, PROP_SEED, g_param_spec_uint64 ("seed", "Seed",
+      "Seed of the initial weights, as the trainers' (serve)", 0, G_MAXUINT64, 1, ready));
+  g_object_class_install_property (gobject, PROP_NODE_ID, g_param_spec_int64 ("node-id", "Node id",
+      "This gateway's node id upstream (forward; -1 = a random one at start)", -1, G_MAXUINT32, -1, ready));
+  g_object_class_install_property (gobject, PROP_INTERVAL, g_param_spec_uint ("interval", "Interval",
+      "Milliseconds between combined updates sent on (forward) or models served (serve)", 1, 3600000, 500, ready));
+  g_object_class_install_property (gobject, PROP_LEARNING_RATE, g_param_spec_double ("learning-rate",
+      "Learning rate", "Server learning rate (serve): w -= learning-rate * update; the trainers' learning-rate "
+      "divided by their number keeps their steps as they would be alone", 1e-6, 10.0, 0.05, ready));
+  g_object_class_install_property (gobject, PROP_BUFFER_SIZE, g_param_spec_uint ("buffer-size", "Buffer size",
+      "Updates merged per model version (serve; FedBuff K)", 1, 100000, 1, ready));
+  g_object_class_install_property (gobject, PROP_CLIP_NORM, g_param_spec_double ("clip-norm", "Clip norm",
+      "L2 bound per update; larger ones are scaled down (0 = off)", 0.0, G_MAXDOUBLE, 0.0, ready));
+  g_object_class_install_property (gobject, PROP_STALENESS_GRACE, g_param_spec_uint64 ("staleness-grace",
+      "Staleness grace", "Model versions an update may lag and still weigh 1 (serve)", 0, G_MAXUINT64, 0, ready));
+  g_object_class_install_property (gobject, PROP_MAX_STALENESS, g_param_spec_uint64 ("max-staleness",
+      "Max staleness", "Updates lagging more model versions are rejected (serve)", 0, G_MAXUINT64, 1000, ready));
+  g_object_class_install_property (gobject, PROP_SNAPSHOT, g_param_spec_string ("snapshot", "Snapshot",
+      "Snapshot file: resumed from at start, rewritten on each model served (serve; empty = none)", "", ready));
+  g_object_class_install_property (gobject, PROP_RETAIN, g_param_spec_boolean ("retain", "Retain",
+      "Keep the served model in JetStream for late joiners and restarts (serve with nats-url; the server needs -js)",
+      TRUE, ready));
+  g_object_class_install_property (gobject, PROP_STATS_INTERVAL, g_param_spec_uint ("stats-interval",
+      "Stats interval", "Milliseconds between swarmaggregate-stats bus messages (0 = none)", 0, 3600000, 1000, ready));
+  swarmlens::nats_install_properties (gobject, PROP_NATS_URL);
+
+  gst_element_class_add_static_pad_template_with_gtype (element, &sink_template, GST_TYPE_AGGREGATOR_PAD);
+  gst_element_class_add_static_pad_template_with_gtype (element, &src_template, GST_TYPE_AGGREGATOR_PAD);
+  gst_element_class_set_static_metadata (element, "Swarmlens aggregator", "Filter/Aggregator",
+      "Merges the compressed updates of swarmtrain elements: serves the shared model back to them, or "
+      "forwards one combined update upstream (hierarchical aggregation)", "Swarmlens developers");
+  base->start = start;
+  base->stop = stop;
+  base->aggregate = aggregate;
+  base->get_next_time = gst_aggregator_simple_get_next_time;
+  base->update_src_caps = update_src_caps;
+  base->sink_query = sink_query;
+  base->src_event = src_event;
+  GST_DEBUG_CATEGORY_INIT (swarm_aggregate_debug, "swarmaggregate", 0, "Swarmlens aggregator");
+}
+
+static void gst_swarm_aggregate_init (GstSwarmAggregate * self) {
+  self->priv = new _GstSwarmAggregate::Private ();
+  // Trainers release updates whenever their triggers fire: aggregate on the clock, never wait for all.
+  gst_aggregator_set_force_live (GST_AGGREGATOR (self), TRUE);
+}
