@@ -92,8 +92,8 @@ guint64 field_u64(const GstStructure* s, const char* f) {
 
 }  // namespace
 
-TEST_CASE("the plugin registers four elements with documented properties", "[elements]") {
-  for (const char* name : {"swarmsrc", "swarmtrain", "swarmclassify", "swarmoverlay"}) {
+TEST_CASE("the plugin registers its elements with documented properties", "[elements]") {
+  for (const char* name : {"swarmsrc", "swarmtrain", "swarmclassify", "swarmoverlay", "swarmlabel", "swarmaggregate"}) {
     GstElement* e = gst_element_factory_make(name, nullptr);
     INFO(name);
     REQUIRE(e);
