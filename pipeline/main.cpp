@@ -7,6 +7,7 @@
 #include <string>
 
 #include "bench_broker.h"
+#include "bench_gateway.h"
 #include "bench_compression.h"
 #include "bench_elements.h"
 #include "demo.h"
@@ -131,6 +132,15 @@ int main(int argc, char** argv) {
   bbroker->add_option("--latency-samples", bb.latency_samples, "updates timed for latency")->check(CLI::Range(1, 100000))->capture_default_str();
   bbroker->add_option("--json", bb.json_path, "write results as JSON to this file");
 
+  GatewayBenchOptions gw;
+  auto* bgateway = bench->add_subcommand(
+      "gateway", "A site gateway (swarmaggregate mode=forward) against every update sent on its own: uplink messages, bytes, accuracy");
+  bgateway->add_option("--nodes", gw.nodes, "trainers behind the gateway")->check(CLI::Range(1, 64))->capture_default_str();
+  bgateway->add_option("--frames", gw.frames, "frames per trainer, every one trained")->check(CLI::Range(64, 1000000))->capture_default_str();
+  bgateway->add_option("--intervals", gw.intervals, "gateway intervals to compare, ms")->check(CLI::Range(1, 3600000))->capture_default_str();
+  bgateway->add_option("--density", gw.density, "trainers' density")->check(CLI::Range(1e-6, 1.0))->capture_default_str();
+  bgateway->add_option("--json", gw.json_path, "write results as JSON to this file");
+
   CLI11_PARSE(app, argc, argv);
   // Run from the build tree, find the plugin built beside this binary unless told otherwise.
   if (!std::getenv("GST_PLUGIN_PATH")) setenv("GST_PLUGIN_PATH", SWARMLENS_BUILD_PLUGIN_DIR, 0);
@@ -154,6 +164,7 @@ int main(int argc, char** argv) {
     }
     if (elements->parsed()) return run_elements_bench(eo);
     if (bbroker->parsed()) return run_broker_bench(bb);
+    if (bgateway->parsed()) return run_gateway_bench(gw);
   } catch (const std::exception& e) {
     fmt::print(stderr, "error: {}\n", e.what());
     return 1;

@@ -405,12 +405,11 @@ static GstFlowReturn aggregate (GstAggregator * agg, gboolean timeout) {
     seg.position = (GST_CLOCK_TIME_IS_VALID (now) && now > next ? now : next) + step;
     GST_OBJECT_UNLOCK (agg);
   }
-  if (p.run.stats_interval > 0) {
-    const GstClockTime wall = gst_util_get_timestamp ();
-    if (all_eos || !GST_CLOCK_TIME_IS_VALID (p.last_stats) || wall - p.last_stats >= p.run.stats_interval * GST_MSECOND) {
-      p.last_stats = wall;
-      post_stats (self);
-    }
+  const GstClockTime wall = gst_util_get_timestamp ();
+  if (all_eos || (p.run.stats_interval > 0 && (!GST_CLOCK_TIME_IS_VALID (p.last_stats) ||
+                                                wall - p.last_stats >= p.run.stats_interval * GST_MSECOND))) {
+    p.last_stats = wall;  // at EOS whatever the interval: the final figures
+    post_stats (self);
   }
   if (ret != GST_FLOW_OK) return ret;
   return all_eos ? GST_FLOW_EOS : GST_FLOW_OK;
@@ -510,9 +509,9 @@ static gboolean stop (GstAggregator * agg) {
     } catch (const std::exception & e) {
       GST_ELEMENT_WARNING (self, RESOURCE, WRITE, ("Cannot publish the last model"), ("%s", e.what ()));
     }
-    post_stats (self);
-    p.service.reset ();
   }
+  if (p.service || p.merger) post_stats (self);  // the final figures, whatever the interval
+  p.service.reset ();
   {
     std::lock_guard<std::mutex> g (p.merger_lock);
     p.merger.reset ();

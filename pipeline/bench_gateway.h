@@ -1,0 +1,23 @@
+// `swarmlens bench gateway`: what a site gateway (swarmaggregate mode=forward) saves on the uplink,
+// and what it costs in accuracy. The same trainers on the same frames run once with every update
+// going up on its own, and once per gateway interval with one combined update per interval, each
+// into a serving swarmaggregate; side by side in one run.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace swarmlens {
+
+struct GatewayBenchOptions {
+  uint32_t nodes = 4;
+  uint32_t frames = 1500;                  // per node, every one trained
+  std::vector<uint32_t> intervals = {250, 1000};  // gateway intervals, ms
+  double lr = 0.05, density = 0.01, momentum = 0.6;
+  std::string json_path;
+};
+
+int run_gateway_bench(const GatewayBenchOptions& o);
+
+}  // namespace swarmlens
