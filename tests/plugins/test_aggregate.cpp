@@ -6,6 +6,8 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <atomic>
+#include <functional>
 #include <chrono>
 #include <cstring>
 #include <limits>
@@ -16,6 +18,7 @@
 #include <vector>
 
 #include "broker_service.h"
+#include "node_link.h"
 #include "dataset.h"
 #include "metrics.h"
 #include "model.h"
@@ -222,6 +225,46 @@ TEST_CASE("swarmaggregate forwards over NATS to swarmlens-broker's service", "[a
   CHECK(u64(run.of("t0"), "model-version") > 0);  // the broker's models reached the trainers
   publisher.stop();
   CHECK(broker.snapshot().applied.at(7) > 0);
+}
+
+TEST_CASE("swarmaggregate serving over NATS takes remote nodes' updates too and serves the model there", "[aggregate][nats]") {
+  set_compute_threads(1);
+  testing::NatsServer server;
+  NatsOptions opts;
+  opts.urls = {server.url()};
+  // A remote node: one update on the update subject once the gateway listens, and the models it serves.
+  std::atomic<uint64_t> remote_version{0};
+  NodeLink remote(opts, "gwserve", [&](std::shared_ptr<const Snapshot> m) { remote_version = m->version; });
+  const auto model = Model::create({}, 1);
+  SparseVector sv;
+  sv.dim = uint32_t(model->num_params());
+  sv.index = {11};
+  sv.value = {0.5f};
+  const auto update = encode_update({"gwserve", model->layout_hash(), 0, 77, 1, 32}, sv, {});
+  const std::string desc = node(0, 2, 600, "model-id=gwserve") +
+      "t0.update ! swarmaggregate name=agg model-id=gwserve learning-rate=0.05 interval=100 nats-url=" + server.url() +
+      " ! fakesink name=models async=false";
+  Run run;
+  play(desc, run, nullptr, [&](GstElement*) {
+    // The element subscribed in start(), before PLAYING returned.
+    REQUIRE(remote.send_update(update));
+    remote.flush();
+  });
+  REQUIRE(run.end == GST_MESSAGE_EOS);
+  const GstStructure* agg = run.of("agg");
+  const guint64 local = u64(run.of("t0"), "messages");
+  CHECK(u64(agg, "accepted") == local + 1);  // the trainer's and the remote node's
+  CHECK(u64(agg, "rejected") == 0);
+  REQUIRE(run.last_model);
+  CHECK(run.last_model->applied.at(77) == 1);
+  CHECK(run.last_model->applied.at(1) > 0);
+  for (int i = 0; i < 100 && remote_version < run.last_model->version; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  CHECK(remote_version == run.last_model->version);  // served on NATS as well
+  // ...and kept in JetStream for a node that starts now.
+  const auto kept = fetch_retained_model(*NatsLink::connect(opts), "gwserve");
+  REQUIRE(kept);
+  CHECK(kept->version == run.last_model->version);
 }
 
 namespace {
