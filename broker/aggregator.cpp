@@ -36,8 +36,7 @@ Aggregator::Aggregator(std::string model_id, uint64_t layout_hash, std::vector<f
       cfg_(cfg),
       opt_(w_.size(), cfg.server_lr, cfg.server_momentum),
       version_(initial_version),
-      acc_(w_.size(), 0.0f),
-      is_touched_(w_.size(), 0) {
+      acc_(w_.size()) {
   if (cfg_.buffer_size == 0) throw std::invalid_argument("aggregator: buffer size must be >= 1");
   if (!(cfg_.server_lr > 0.0)) throw std::invalid_argument("aggregator: server lr must be > 0");
 }
@@ -73,15 +72,7 @@ Verdict Aggregator::submit(const DecodedUpdate& u) {
   const double norm = s.l2_norm();
   const double clip = (cfg_.clip_norm > 0.0 && norm > cfg_.clip_norm) ? cfg_.clip_norm / norm : 1.0;
   last_weight_ = staleness_weight(tau) * clip;
-  const auto w = float(last_weight_);
-  for (size_t i = 0; i < s.nnz(); ++i) {
-    const uint32_t j = s.index[i];
-    acc_[j] += w * s.value[i];
-    if (!is_touched_[j]) {
-      is_touched_[j] = 1;
-      touched_.push_back(j);
-    }
-  }
+  acc_.add(s, float(last_weight_));
   ++buffered_;
   buffered_sequence_[h.node_id] = std::max(buffered_sequence_[h.node_id], h.sequence);
   if (buffered_ >= cfg_.buffer_size) flush();
@@ -94,18 +85,16 @@ bool Aggregator::flush() {
   if (opt_.has_momentum()) {
     // Momentum touches every coordinate: a dense step.
     step_.resize(w_.size());
-    for (size_t i = 0; i < w_.size(); ++i) step_[i] = acc_[i] * scale;
+    const std::vector<float>& acc = acc_.sum();
+    for (size_t i = 0; i < w_.size(); ++i) step_[i] = acc[i] * scale;
     opt_.step(w_.data(), step_.data());
   } else {
     // Plain SGD: only coordinates some update touched change (O(nnz) for sparse updates).
     const float lr = opt_.lr() * scale;
-    for (uint32_t j : touched_) w_[j] -= lr * acc_[j];
+    const std::vector<float>& acc = acc_.sum();
+    for (uint32_t j : acc_.touched()) w_[j] -= lr * acc[j];
   }
-  for (uint32_t j : touched_) {
-    acc_[j] = 0.0f;
-    is_touched_[j] = 0;
-  }
-  touched_.clear();
+  acc_.reset(true);
   buffered_ = 0;
   for (const auto& [node, seq] : buffered_sequence_) applied_[node] = std::max(applied_[node], seq);
   buffered_sequence_.clear();

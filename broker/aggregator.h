@@ -16,6 +16,7 @@
 
 #include "codec.h"
 #include "optim.h"
+#include "sparse_accumulator.h"
 
 namespace swarmlens {
 
@@ -73,9 +74,7 @@ class Aggregator {
   AggregatorConfig cfg_;
   FlatSgd opt_;
   uint64_t version_;
-  std::vector<float> acc_;   // weighted sum of buffered updates [P]
-  std::vector<uint32_t> touched_;  // indices of acc_ that are non-zero-able (sparse apply)
-  std::vector<uint8_t> is_touched_;
+  SparseAccumulator acc_;    // weighted sum of buffered updates [P], and the entries written (sparse apply)
   std::vector<float> step_;  // scratch for the momentum path [P]
   size_t buffered_ = 0;
   std::map<uint32_t, uint64_t> last_sequence_;  // node id -> last accepted sequence

@@ -14,8 +14,7 @@ UpdateMerger::UpdateMerger(std::string model_id, uint64_t layout_hash, uint32_t 
       dim_(dim),
       cfg_(cfg),
       sequence_(std::max<uint64_t>(cfg.first_sequence, 1)),
-      acc_(dim, 0.0f),
-      is_touched_(dim, 0) {}
+      acc_(dim) {}
 
 Verdict UpdateMerger::submit(const DecodedUpdate& u) {
   auto verdict = [&](Verdict v) {
@@ -31,7 +30,7 @@ Verdict UpdateMerger::submit(const DecodedUpdate& u) {
   }
   const double norm = u.update.l2_norm();
   const double clip = (cfg_.clip_norm > 0.0 && norm > cfg_.clip_norm) ? cfg_.clip_norm / norm : 1.0;
-  add(u.update, float(clip));
+  acc_.add(u.update, float(clip));
   ++pending_updates_;
   pending_samples_ += h.samples;
   pending_base_ = std::min(pending_base_.value_or(h.base_version), h.base_version);
@@ -40,39 +39,29 @@ Verdict UpdateMerger::submit(const DecodedUpdate& u) {
   return verdict(Verdict::Accepted);
 }
 
-void UpdateMerger::add(const SparseVector& s, float weight) {
-  for (size_t i = 0; i < s.nnz(); ++i) {
-    const uint32_t j = s.index[i];
-    acc_[j] += weight * s.value[i];
-    if (!is_touched_[j]) {
-      is_touched_[j] = 1;
-      touched_.push_back(j);
-    }
-  }
-}
-
 std::optional<CombinedUpdate> UpdateMerger::take() {
   if (pending_updates_ == 0) return std::nullopt;
   CombinedUpdate c;
-  std::sort(touched_.begin(), touched_.end());
+  std::vector<uint32_t>& touched = acc_.touched();
+  std::vector<float>& acc = acc_.sum();
+  std::sort(touched.begin(), touched.end());
   SparseVector sum;
   sum.dim = dim_;
-  sum.index.reserve(touched_.size());
-  sum.value.reserve(touched_.size());
-  for (uint32_t j : touched_) {
-    if (acc_[j] != 0.0f) {  // entries that cancelled out cost nothing to leave out
+  sum.index.reserve(touched.size());
+  sum.value.reserve(touched.size());
+  for (uint32_t j : touched) {
+    if (acc[j] != 0.0f) {  // entries that cancelled out cost nothing to leave out
       sum.index.push_back(j);
-      sum.value.push_back(acc_[j]);
+      sum.value.push_back(acc[j]);
     }
-    is_touched_[j] = 0;
   }
-  touched_.clear();
+  acc_.reset(false);
   c.header = {model_id_, layout_hash_, pending_base_.value_or(0), cfg_.node_id, sequence_++, pending_samples_};
   std::vector<float> sent;
   c.bytes = encode_update(c.header, sum, cfg_.codec, &sent);
   // What the value coding rounded off stays in the sum, and goes with the next update that touches
   // the entry (error feedback, as the nodes' compressors do).
-  for (size_t k = 0; k < sum.nnz(); ++k) acc_[sum.index[k]] -= sent[k];
+  for (size_t k = 0; k < sum.nnz(); ++k) acc[sum.index[k]] -= sent[k];
   c.update.dim = dim_;
   c.update.index = std::move(sum.index);
   c.update.value = std::move(sent);
@@ -88,7 +77,7 @@ std::optional<CombinedUpdate> UpdateMerger::take() {
 }
 
 void UpdateMerger::restore(const CombinedUpdate& c) {
-  add(c.update, 1.0f);
+  acc_.add(c.update, 1.0f);
   pending_updates_ += c.updates;
   pending_samples_ += c.header.samples;
   pending_base_ = std::min(pending_base_.value_or(c.header.base_version), c.header.base_version);

@@ -23,6 +23,7 @@
 #include "aggregator.h"
 #include "codec.h"
 #include "snapshot.h"
+#include "sparse_accumulator.h"
 
 namespace swarmlens {
 
@@ -63,16 +64,13 @@ class UpdateMerger {
   uint64_t next_sequence() const { return sequence_; }
 
  private:
-  void add(const SparseVector& s, float weight);
 
   std::string model_id_;
   uint64_t layout_hash_;
   uint32_t dim_;
   MergerConfig cfg_;
   uint64_t sequence_;
-  std::vector<float> acc_;          // the pending sum [dim]
-  std::vector<uint32_t> touched_;   // indices of acc_ written since the last take
-  std::vector<uint8_t> is_touched_;
+  SparseAccumulator acc_;           // the pending sum [dim], entries written since the last take
   size_t pending_updates_ = 0;
   uint64_t pending_samples_ = 0;
   std::optional<uint64_t> pending_base_;  // oldest base version in the sum
