@@ -1,5 +1,6 @@
 #include "compressor.h"
 
+#include <algorithm>
 #include <stdexcept>
 #include <utility>
 
@@ -9,7 +10,8 @@ TwoStepCompressor::TwoStepCompressor(uint32_t dim, CompressorConfig cfg, NodeIde
     : sparsifier_(dim, std::move(cfg.sparsify)),
       trigger_(dim, cfg.trigger),
       codec_(cfg.codec),
-      id_(std::move(id)) {}
+      id_(std::move(id)),
+      sequence_(std::max<uint64_t>(id_.first_sequence, 1) - 1) {}
 
 std::optional<std::vector<uint8_t>> TwoStepCompressor::step(const float* g, uint64_t samples,
                                                             uint64_t base_version) {

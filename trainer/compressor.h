@@ -24,6 +24,7 @@ struct NodeIdentity {
   std::string model_id;
   uint64_t layout_hash = 0;
   uint32_t node_id = 0;
+  uint64_t first_sequence = 1;  // the first update's sequence (then +1 per update)
 };
 
 class TwoStepCompressor {

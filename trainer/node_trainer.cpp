@@ -1,6 +1,7 @@
 #include "node_trainer.h"
 
 #include <algorithm>
+#include <chrono>
 #include <fstream>
 #include <stdexcept>
 
@@ -19,7 +20,11 @@ NodeTrainer::NodeTrainer(NodeTrainerConfig cfg)
   cfg_.buffer_frames = std::max<size_t>(cfg_.buffer_frames, cfg_.batch_size);
   compressor_ = std::make_unique<TwoStepCompressor>(
       uint32_t(model_->num_params()), cfg_.compression,
-      NodeIdentity{cfg_.model_id, model_->layout_hash(), cfg_.node_id});
+      // Sequences start at the wall clock in microseconds: the aggregator keeps each node's last
+      // sequence across restarts, and a restarted node must not be taken for a replay.
+      NodeIdentity{cfg_.model_id, model_->layout_hash(), cfg_.node_id,
+                   uint64_t(std::chrono::duration_cast<std::chrono::microseconds>(
+                                std::chrono::system_clock::now().time_since_epoch()).count())});
   frames_.resize(cfg_.buffer_frames * frame_size_);
   labels_.resize(cfg_.buffer_frames);
 }

@@ -139,6 +139,27 @@ TEST_CASE("a federated node sends its pending update at stop, or keeps it when t
   }
   std::remove(cfg.checkpoint.c_str());
   {
+    // node_trainer_restarts_are_not_replays: the same node id started twice sends increasing
+    // sequences, since the aggregator remembers the last one across restarts.
+    uint64_t last = 0;
+    for (int run = 0; run < 2; ++run) {
+      NodeTrainer t(cfg);
+      std::vector<uint64_t> seqs;
+      t.set_uplink([&](const std::vector<uint8_t>& m) {
+        seqs.push_back(decode_update(m).value.header.sequence);
+        return true;
+      });
+      t.start();
+      push_all(t, 32, true);
+      t.drain();
+      t.stop();
+      REQUIRE(seqs.size() == 1);
+      CHECK(seqs[0] > last);
+      last = seqs[0];
+    }
+  }
+  std::remove(cfg.checkpoint.c_str());
+  {
     NodeTrainer t(cfg);
     int refused = 0;
     t.set_uplink([&](const std::vector<uint8_t>&) {
