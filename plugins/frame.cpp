@@ -6,6 +6,10 @@
 
 namespace swarmlens {
 
+ModelSpec element_model_spec(const std::string& name, int width, int height) {
+  return {name, name == "cnn" ? 1 : 3, height, width, 10};
+}
+
 int cv_type_of(GstVideoFormat format) {
   return format == GST_VIDEO_FORMAT_GRAY8 ? CV_8UC1 : format == GST_VIDEO_FORMAT_RGB ? CV_8UC3 : CV_8UC4;
 }

@@ -3,6 +3,7 @@
 
 #include <gst/video/video.h>
 
+#include <string>
 #include <vector>
 
 #include "model.h"
@@ -11,6 +12,10 @@ namespace swarmlens {
 
 // Formats every Swarmlens element handles; as a caps string fragment.
 #define SWARMLENS_VIDEO_FORMATS "{ GRAY8, RGB, BGRx }"
+
+// What the elements' model, input-width and input-height properties describe: cnn reads grey
+// frames, every other model RGB; 10 classes.
+ModelSpec element_model_spec(const std::string& name, int width, int height);
 
 // The OpenCV pixel type of one of SWARMLENS_VIDEO_FORMATS (GRAY8 -> CV_8UC1, RGB -> CV_8UC3,
 // BGRx -> CV_8UC4).

@@ -117,7 +117,7 @@ static gboolean start (GstBaseTransform * trans) {
   }
   try {
     p.classifier = std::make_unique<swarmlens::Classifier> (
-        swarmlens::ModelSpec {s.model, s.model == "cnn" ? 1 : 3, s.input_height, s.input_width, 10}, 1);
+        swarmlens::element_model_spec (s.model, s.input_width, s.input_height), 1);
     if (!s.location.empty ()) p.classifier->load_file (s.location);
   } catch (const std::exception & e) {
     p.classifier.reset ();

@@ -296,7 +296,7 @@ static gboolean start (GstBaseTransform * trans) {
     return FALSE;
   }
   swarmlens::NodeTrainerConfig cfg;
-  cfg.model = {s.model, s.model == "cnn" ? 1 : 3, s.input_height, s.input_width, 10};
+  cfg.model = swarmlens::element_model_spec (s.model, s.input_width, s.input_height);
   cfg.model_id = s.model_id;
   cfg.seed = s.seed;
   cfg.batch_size = s.batch_size;
