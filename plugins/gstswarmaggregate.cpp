@@ -84,7 +84,7 @@ struct Settings {
   swarmlens::NatsSettings nats;
 };
 
-struct Counts {
+struct Counts {  // serving, BrokerService keeps the in-counts (updates_in .. rejected) instead
   uint64_t updates_in = 0, bytes_in = 0, accepted = 0, updates_out = 0, bytes_out = 0, models_out = 0;
   std::map<std::string, uint64_t> rejected;
 };
@@ -105,9 +105,8 @@ struct _GstSwarmAggregate {
     uint64_t layout_hash = 0;
     uint32_t dim = 0, node_id = 0;
     std::mutex model_lock;  // protects model, model_version
-    GstBuffer *model = nullptr;  // the newest model for the trainers, encoded
+    GstBuffer *model = nullptr;  // the newest model for the trainers, encoded (null: none yet)
     uint64_t model_version = 0;
-    bool has_model = false;
     std::mutex count_lock;  // protects counts, warned
     Counts counts;
     std::set<std::string> warned;  // rejection reasons already reported on the bus
@@ -193,12 +192,11 @@ static void share_model (GstSwarmAggregate * self, const swarmlens::Snapshot & s
   GstBuffer *buf;
   {
     std::lock_guard<std::mutex> g (p.model_lock);
-    if (p.has_model && s.version <= p.model_version) return;
+    if (p.model && s.version <= p.model_version) return;
     buf = swarmlens::model_buffer_new (s);
     if (p.model) gst_buffer_unref (p.model);
     p.model = gst_buffer_ref (buf);
     p.model_version = s.version;
-    p.has_model = true;
   }
   for (GstPad *pad : sink_pads (self)) {
     gst_pad_push_event (pad, swarmlens::model_event_new (buf));  // fails harmlessly on an unlinked pad
@@ -220,14 +218,12 @@ static void model_from_upstream (GstSwarmAggregate * self, const swarmlens::Snap
   share_model (self, s);
 }
 
-static void count_rejection (GstSwarmAggregate * self, GstPad * pad, const std::string & reason) {
-  auto & p = *self->priv;
+// The first rejection for each reason goes on the bus; the counts are in swarmaggregate-stats.
+static void warn_rejection (GstSwarmAggregate * self, GstPad * pad, const std::string & key, const std::string & reason) {
   bool first;
   {
-    std::lock_guard<std::mutex> g (p.count_lock);
-    const std::string key = reason.substr (0, reason.find (':'));
-    ++p.counts.rejected[key];
-    first = p.warned.insert (key).second;
+    std::lock_guard<std::mutex> g (self->priv->count_lock);
+    first = self->priv->warned.insert (key).second;
   }
   if (first)
     GST_ELEMENT_WARNING (self, STREAM, DECODE, ("Rejected an update on %s: %s", GST_PAD_NAME (pad), reason.c_str ()),
@@ -244,7 +240,7 @@ static void take_update (GstSwarmAggregate * self, GstPad * pad, GstBuffer * buf
   gst_buffer_unmap (buf, &map);
   std::string reason;
   if (p.service) {
-    reason = p.service->submit (bytes);
+    reason = p.service->submit (bytes);  // the service counts what it takes (NATS's updates too)
   } else {
     swarmlens::DecodeOptions opts;
     opts.layout_hash = p.layout_hash;
@@ -258,13 +254,15 @@ static void take_update (GstSwarmAggregate * self, GstPad * pad, GstBuffer * buf
       if (v != swarmlens::Verdict::Accepted) reason = swarmlens::verdict_name (v);
     }
   }
-  {
+  const std::string key = reason.substr (0, reason.find (':'));
+  if (!p.service) {
     std::lock_guard<std::mutex> g (p.count_lock);
     ++p.counts.updates_in;
     p.counts.bytes_in += bytes.size ();
     if (reason.empty ()) ++p.counts.accepted;
+    else ++p.counts.rejected[key];
   }
-  if (!reason.empty ()) count_rejection (self, pad, reason);
+  if (!reason.empty ()) warn_rejection (self, pad, key, reason);
 }
 
 static GstFlowReturn push_out (GstSwarmAggregate * self, GstBuffer * buf) {
@@ -340,7 +338,7 @@ static void post_stats (GstSwarmAggregate * self) {
     c = p.counts;
   }
   uint64_t version = 0, pending = 0;
-  if (p.service) {  // with NATS the service also counts the remote nodes' updates
+  if (p.service) {  // serving, the service counts the updates in (with NATS the remote nodes' too)
     const swarmlens::BrokerStats st = p.service->stats ();
     c.updates_in = st.updates_in;
     c.bytes_in = st.bytes_in;
@@ -520,7 +518,6 @@ static gboolean stop (GstAggregator * agg) {
   std::lock_guard<std::mutex> g (p.model_lock);
   if (p.model) gst_buffer_unref (p.model);
   p.model = nullptr;
-  p.has_model = false;
   p.model_version = 0;
   return TRUE;
 }
