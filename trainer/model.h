@@ -13,15 +13,40 @@
 namespace swarmlens {
 
 struct ModelSpec {
-  std::string name = "cnn";  // registry name: "cnn" (1x28x28 small CNN), "mobilenet" (any CxHxW)
+  // Registry name: "cnn" (1x28x28 small CNN), "mobilenet" (any CxHxW), "crnn" (a per-frame CNN
+  // encoder feeding a GRU over `window` frames; H and W multiples of 4).
+  std::string name = "cnn";
   int channels = 1;
   int height = 28;
   int width = 28;
   int classes = 10;
+  // Frames per sample. Temporal models take [window, C, H, W] per sample; the others take one frame
+  // (window must be 1). Not part of the layout: a recurrent model's weights fit any window length.
+  int window = 1;
+};
+
+// Floats in one sample of the model's input: window x C x H x W.
+inline size_t sample_size(const ModelSpec& s) {
+  return size_t(s.window) * size_t(s.channels) * size_t(s.height) * size_t(s.width);
+}
+// Whether the registry model is temporal (takes a window of frames per sample).
+inline bool is_temporal(const std::string& name) { return name == "crnn"; }
+
+// One parameter tensor inside the flat vector, in registration order (LibTorch's names, e.g.
+// "conv1.weight", "gru.weight_ih_l0").
+struct ParamInfo {
+  std::string name;
+  std::vector<int64_t> shape;
+  size_t offset = 0;  // into params()
+  size_t numel() const {
+    size_t n = 1;
+    for (int64_t d : shape) n *= size_t(d);
+    return n;
+  }
 };
 
 struct BatchView {
-  const float* images = nullptr;    // [size, channels, height, width], normalised
+  const float* images = nullptr;    // [size, window, channels, height, width] (window 1: [size, C, H, W]), normalised
   const int64_t* labels = nullptr;  // [size], in [0, classes)
   size_t size = 0;
 };
@@ -47,10 +72,11 @@ class Model {
   virtual float* params() = 0;              // [num_params], the live weights
   virtual const float* params() const = 0;
   virtual const float* grad() const = 0;    // [num_params], from the last compute_gradient
+  virtual const std::vector<ParamInfo>& layout() const = 0;
 
   // Zeroes the gradient, runs forward + backward on the batch (train mode), fills grad().
   virtual StepStats compute_gradient(const BatchView& batch) = 0;
-  // Inference (no grad). labels_out [count]; probs_out [count, classes] if not null.
+  // Inference (no grad) on `count` samples. labels_out [count]; probs_out [count, classes] if not null.
   virtual void predict(const float* images, size_t count, int64_t* labels_out,
                        float* probs_out = nullptr) = 0;
 

@@ -61,6 +61,35 @@ struct MobileNetImpl : torch::nn::Module {
 };
 TORCH_MODULE(MobileNet);
 
+// Recurrent video classifier: every frame of the window through a small CNN encoder
+// (conv3x3(16) -> pool -> conv3x3(32) -> pool -> fc(64)), the 64-d frame codes through a one-layer
+// GRU, its last hidden state through a linear head. Input [B, T, C, H, W], H and W multiples of 4.
+struct CrnnImpl : torch::nn::Module {
+  static constexpr int kCode = 64, kHidden = 64;
+  CrnnImpl(int channels, int height, int width, int classes)
+      : conv1(register_module("conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, 16, 3).padding(1)))),
+        conv2(register_module("conv2", torch::nn::Conv2d(torch::nn::Conv2dOptions(16, 32, 3).padding(1)))),
+        fc(register_module("fc", torch::nn::Linear(32 * (height / 4) * (width / 4), kCode))),
+        gru(register_module("gru", torch::nn::GRU(torch::nn::GRUOptions(kCode, kHidden).batch_first(true)))),
+        head(register_module("head", torch::nn::Linear(kHidden, classes))) {}
+
+  torch::Tensor forward(torch::Tensor x) {
+    const int64_t b = x.size(0), t = x.size(1);
+    x = x.flatten(0, 1);                                // [B*T, C, H, W]
+    x = torch::max_pool2d(torch::relu(conv1(x)), 2);
+    x = torch::max_pool2d(torch::relu(conv2(x)), 2);
+    x = torch::relu(fc(x.flatten(1))).view({b, t, kCode});
+    auto out = gru(x);                                  // h_n: [1, B, hidden]
+    return head(std::get<1>(out).squeeze(0));
+  }
+
+  torch::nn::Conv2d conv1, conv2;
+  torch::nn::Linear fc;
+  torch::nn::GRU gru;
+  torch::nn::Linear head;
+};
+TORCH_MODULE(Crnn);
+
 uint64_t fnv1a(uint64_t h, const void* p, size_t n) {
   const auto* b = static_cast<const uint8_t*>(p);
   for (size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 0x100000001b3ull;
@@ -83,6 +112,7 @@ class TorchModel final : public Model {
     int64_t off = 0;
     torch::NoGradGuard no_grad;
     for (auto& p : params) {
+      layout_.push_back({p.key(), p.value().sizes().vec(), size_t(off)});
       torch::Tensor t = p.value();
       const int64_t n = t.numel();
       auto view = flat_.narrow(0, off, n).view(t.sizes());
@@ -102,6 +132,7 @@ class TorchModel final : public Model {
   float* params() override { return flat_.data_ptr<float>(); }
   const float* params() const override { return flat_.data_ptr<float>(); }
   const float* grad() const override { return flat_grad_.data_ptr<float>(); }
+  const std::vector<ParamInfo>& layout() const override { return layout_; }
 
   StepStats compute_gradient(const BatchView& b) override {
     net_->train();
@@ -131,8 +162,10 @@ class TorchModel final : public Model {
 
  private:
   torch::Tensor input(const float* images, size_t count) const {
-    return torch::from_blob(const_cast<float*>(images),
-                            {int64_t(count), spec_.channels, spec_.height, spec_.width});
+    auto* data = const_cast<float*>(images);
+    if (is_temporal(spec_.name))
+      return torch::from_blob(data, {int64_t(count), spec_.window, spec_.channels, spec_.height, spec_.width});
+    return torch::from_blob(data, {int64_t(count), spec_.channels, spec_.height, spec_.width});
   }
 
   ModelSpec spec_;
@@ -140,13 +173,17 @@ class TorchModel final : public Model {
   torch::Tensor flat_;       // [num_params]
   torch::Tensor flat_grad_;  // [num_params]
   uint64_t hash_ = 0;
+  std::vector<ParamInfo> layout_;
 };
 
 }  // namespace
 
 std::unique_ptr<Model> Model::create(const ModelSpec& spec, uint64_t seed) {
-  if (spec.channels < 1 || spec.height < 1 || spec.width < 1 || spec.classes < 2)
-    throw std::invalid_argument("model: channels, height, width must be >= 1 and classes >= 2");
+  if (spec.channels < 1 || spec.height < 1 || spec.width < 1 || spec.classes < 2 || spec.window < 1)
+    throw std::invalid_argument("model: channels, height, width, window must be >= 1 and classes >= 2");
+  if (spec.window != 1 && !is_temporal(spec.name))
+    throw std::invalid_argument("model " + spec.name + " takes one frame per sample (window 1), not " +
+                                std::to_string(spec.window));
   torch::manual_seed(seed);
   if (spec.name == "cnn") {
     if (spec.height != 28 || spec.width != 28)
@@ -159,10 +196,16 @@ std::unique_ptr<Model> Model::create(const ModelSpec& spec, uint64_t seed) {
       throw std::invalid_argument("model mobilenet needs input of at least 8x8");
     return std::make_unique<TorchModel<MobileNet>>(spec, MobileNet(spec.channels, spec.classes));
   }
-  throw std::invalid_argument("unknown model '" + spec.name + "' (known: cnn, mobilenet)");
+  if (spec.name == "crnn") {
+    if (spec.height < 4 || spec.width < 4 || spec.height % 4 || spec.width % 4)
+      throw std::invalid_argument("model crnn needs height and width that are multiples of 4, not " +
+                                  std::to_string(spec.height) + "x" + std::to_string(spec.width));
+    return std::make_unique<TorchModel<Crnn>>(spec, Crnn(spec.channels, spec.height, spec.width, spec.classes));
+  }
+  throw std::invalid_argument("unknown model '" + spec.name + "' (known: cnn, mobilenet, crnn)");
 }
 
-std::vector<std::string> Model::names() { return {"cnn", "mobilenet"}; }
+std::vector<std::string> Model::names() { return {"cnn", "mobilenet", "crnn"}; }
 
 void Model::set_params(const float* p) { std::memcpy(params(), p, num_params() * sizeof(float)); }
 

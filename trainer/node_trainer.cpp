@@ -13,7 +13,7 @@ NodeTrainer::NodeTrainer(NodeTrainerConfig cfg)
     : cfg_(std::move(cfg)),
       model_(Model::create(cfg_.model, cfg_.seed)),
       global_(model_->params_copy()),
-      frame_size_(size_t(cfg_.model.channels) * cfg_.model.height * cfg_.model.width),
+      frame_size_(sample_size(cfg_.model)),
       rng_(cfg_.seed) {
   if (cfg_.batch_size == 0) throw std::invalid_argument("batch size must be >= 1");
   if (!(cfg_.lr > 0.0)) throw std::invalid_argument("learning rate must be > 0");

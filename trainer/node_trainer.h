@@ -42,7 +42,8 @@ class NodeTrainer {
   NodeTrainer(const NodeTrainer&) = delete;
   NodeTrainer& operator=(const NodeTrainer&) = delete;
 
-  // Thread: any (the streaming thread). Copies one frame, shape [C, H, W] of the model spec,
+  // Thread: any (the streaming thread). Copies one sample, sample_size(spec) floats ([C, H, W], or
+  // [window, C, H, W] for a temporal model),
   // normalised. With block = false it never waits on training: when the buffer is full the frame
   // replaces a random buffered one (returns false). With block = true it waits for room (offline
   // sources such as files, where every frame should be trained on).

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "dataset.h"
+#include "motion.h"
 #include "snapshot.h"
 
 using namespace swarmlens;
@@ -130,4 +131,51 @@ TEST_CASE("a model delta reproduces the later snapshot exactly", "[snapshot][del
   corrupt[20] ^= 1;
   CHECK_THROWS_WITH(decode_delta(corrupt.data(), corrupt.size(), "test"), Catch::Contains("checksum"));
   CHECK_THROWS_WITH(decode_delta(bytes.data(), 10, "test"), Catch::Contains("not a Swarmlens model delta"));
+}
+
+TEST_CASE("moving Fashion-MNIST: deterministic clips whose item moves speed pixels a frame", "[dataset][motion]") {
+  auto d = load_fashion_mnist(default_fashion_mnist_dir(), false);
+  d.truncate(64);
+  const MotionConfig mc;
+  std::set<int> directions;
+  for (uint64_t i = 0; i < 64; ++i) {
+    const MotionClip a = motion_clip(uint32_t(i), 5, i, mc), b = motion_clip(uint32_t(i), 5, i, mc);
+    CHECK((a.direction == b.direction && a.x0 == b.x0 && a.y0 == b.y0 && a.speed == b.speed));
+    CHECK((a.speed >= 1 && a.speed <= 3));
+    directions.insert(int(a.direction));
+  }
+  CHECK(directions.size() == 4);
+  // Frame t+1 is frame t shifted by speed pixels in the clip's direction (away from the edges).
+  for (int dir = 0; dir < 4; ++dir) {
+    MotionClip c{7, Direction(dir), 4, 3, 2};
+    std::vector<uint8_t> f0(28 * 28), f1(28 * 28);
+    render_motion_frame(d, c, 0, mc, f0.data());
+    render_motion_frame(d, c, 1, mc, f1.data());
+    const int dx[] = {-2, 2, 0, 0}, dy[] = {0, 0, -2, 2};
+    size_t lit = 0;
+    for (int y = 0; y < 28; ++y)
+      for (int x = 0; x < 28; ++x) {
+        const uint8_t v = f0[size_t(y) * 28 + size_t(x)];
+        lit += v > 0;
+        const int y1 = y + dy[dir], x1 = x + dx[dir];
+        if (y1 >= 0 && y1 < 28 && x1 >= 0 && x1 < 28) CHECK(f1[size_t(y1) * 28 + size_t(x1)] == v);
+      }
+    CHECK(lit > 20);  // the item is there
+    CHECK(motion_direction(c, 1, mc) == Direction(dir));
+  }
+  // It bounces off the edges: right from x = 13 at 2 px a frame (x in [0, 14]) it turns at frame 2
+  // (x 13, 13, 11, ...), runs back to the left edge and turns again at frame 9 (x 1, 1, 3).
+  const MotionClip b{3, Direction::right, 13, 0, 2};
+  CHECK(motion_direction(b, 1, mc) == Direction::right);
+  CHECK(motion_direction(b, 2, mc) == Direction::left);
+  CHECK(motion_direction(b, 8, mc) == Direction::left);
+  CHECK(motion_direction(b, 9, mc) == Direction::right);
+  std::vector<float> img;
+  std::vector<int64_t> lab;
+  std::vector<uint32_t> items = {0, 1, 2};
+  make_motion_batch(d, items.data(), 3, 4, 9, 0, mc, img, lab);
+  CHECK(img.size() == 3u * 4 * 28 * 28);
+  CHECK(lab.size() == 3u);
+  CHECK(motion_class_names().size() == 4u);
+  CHECK_THROWS(render_motion_frame(d, MotionClip{1000}, 0, mc, img.empty() ? nullptr : reinterpret_cast<uint8_t*>(img.data())));
 }
