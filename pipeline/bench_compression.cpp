@@ -16,6 +16,7 @@
 #include "dataset.h"
 #include "metrics.h"
 #include "model.h"
+#include "motion.h"
 #include "optim.h"
 
 namespace swarmlens {
@@ -67,6 +68,10 @@ class Simulation {
     spec.name = o.model;
     spec.height = int(d.train.rows);
     spec.width = int(d.train.cols);
+    if (is_temporal(o.model)) {  // moving Fashion-MNIST: class = direction
+      spec.window = int(o.window);
+      spec.classes = int(motion_class_names().size());
+    }
     model_ = Model::create(spec, o.seed);  // same seed: same initial weights for every method
     dim_ = uint32_t(model_->num_params());
     steps_per_epoch_ = uint32_t(std::min_element(d.shards.begin(), d.shards.end(),
@@ -129,7 +134,11 @@ class Simulation {
       for (uint32_t step = 0; step < steps_per_epoch_; ++step) {
         for (uint32_t n = 0; n < o_.nodes; ++n) {
           const uint32_t* idx = order[n].data() + size_t(step) * o_.batch;
-          make_batch(d_.train, idx, o_.batch, images_, labels_);
+          if (is_temporal(o_.model))  // a fresh clip of each item every epoch
+            make_motion_batch(d_.train, idx, o_.batch, model_->spec().window, o_.seed * 7919 + epoch,
+                              (uint64_t(step) * o_.nodes + n) * o_.batch, MotionConfig{}, images_, labels_);
+          else
+            make_batch(d_.train, idx, o_.batch, images_, labels_);
           if (method_ == Method::FedAvg) {
             if (local[n].empty()) local[n] = agg_->params();
             model_->set_params(local[n].data());
@@ -152,7 +161,8 @@ class Simulation {
       }
       r_.last_epoch_loss = loss_sum / (double(steps_per_epoch_) * o_.nodes);
       model_->set_params(agg_->params().data());
-      const double acc = evaluate_accuracy(*model_, d_.test);
+      const double acc = is_temporal(o_.model) ? evaluate_motion_accuracy(*model_, d_.test, o_.seed + 104729)
+                                               : evaluate_accuracy(*model_, d_.test);
       r_.curve.push_back({epoch, acc, r_.uplink_bytes, seconds_since(t0)});
       fmt::print(stderr, "  epoch {}/{}: test accuracy {:.4f}, loss {:.4f}, uplink {} bytes\n", epoch,
                  o_.epochs, acc, r_.last_epoch_loss, r_.uplink_bytes);
@@ -268,6 +278,8 @@ int run_compression_bench(const BenchOptions& o) {
                  ? shard_dirichlet(d.train.labels, 10, o.nodes, o.dirichlet_alpha, o.seed)
                  : shard_iid(d.train.size(), o.nodes, o.seed);
 
+  if (is_temporal(o.model) && o.dirichlet_alpha > 0.0)
+    throw std::invalid_argument("--alpha: the moving data set's classes are directions, drawn per clip; use IID shards");
   fmt::print(stderr, "swarmlens bench compression: preset {}, model {}, {} nodes, {} epochs, {} train / {} test images, batch {}/node\n",
              o.preset, o.model, o.nodes, o.epochs, d.train.size(), d.test.size(), o.batch);
   std::map<std::string, MethodResult> results;
@@ -290,7 +302,9 @@ int run_compression_bench(const BenchOptions& o) {
   if (!o.json_path.empty()) {
     nlohmann::json j;
     j["benchmark"] = "compression";
-    j["config"] = {{"preset", o.preset}, {"model", o.model}, {"nodes", o.nodes}, {"epochs", o.epochs},
+    j["config"] = {{"preset", o.preset}, {"model", o.model},
+                   {"window", is_temporal(o.model) ? nlohmann::json(o.window) : nlohmann::json(nullptr)},
+                   {"data", is_temporal(o.model) ? "moving-fashion-mnist" : "fashion-mnist"}, {"nodes", o.nodes}, {"epochs", o.epochs},
                    {"train_images", d.train.size()}, {"test_images", d.test.size()},
                    {"batch_per_node", o.batch}, {"lr", o.lr}, {"momentum", o.momentum},
                    {"density", o.density}, {"warmup_fraction", o.warmup_fraction},

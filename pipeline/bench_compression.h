@@ -14,7 +14,8 @@ namespace swarmlens {
 
 struct BenchOptions {
   std::string preset = "quick";
-  std::string model = "cnn";
+  std::string model = "cnn";       // cnn, mobilenet, or crnn (on moving Fashion-MNIST)
+  uint32_t window = 8;             // crnn: frames per sample
   std::string data_dir;            // empty: default_fashion_mnist_dir()
   uint32_t nodes = 4;
   uint32_t epochs = 2;

@@ -85,7 +85,9 @@ int main(int argc, char** argv) {
   std::string criterion = criterion_name(bo.criterion), values = value_coding_name(bo.values);
   comp->add_option("--preset", bo.preset, "quick (CI, a few minutes) or full (where targets are judged)")
       ->check(CLI::IsMember({"quick", "full"}))->capture_default_str();
-  comp->add_option("--model", bo.model, "model registry name")->check(CLI::IsMember({"cnn"}))->capture_default_str();
+  comp->add_option("--model", bo.model, "model registry name; crnn (recurrent) trains on moving Fashion-MNIST, class = direction")
+      ->check(CLI::IsMember({"cnn", "mobilenet", "crnn"}))->capture_default_str();
+  comp->add_option("--window", bo.window, "crnn: frames per sample")->check(CLI::Range(1, 64))->capture_default_str();
   comp->add_option("--data", bo.data_dir, "Fashion-MNIST folder (default: $SWARMLENS_FASHION_MNIST or the Debian package's)");
   comp->add_option("--nodes", bo.nodes, "simulated nodes")->check(CLI::Range(1, 256))->capture_default_str();
   comp->add_option("--epochs", bo.epochs, "passes over each node's shard")->check(CLI::Range(1, 1000))->capture_default_str();

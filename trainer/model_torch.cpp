@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "model.h"
+#include "model_plans.h"
 
 namespace swarmlens {
 
@@ -37,9 +38,8 @@ TORCH_MODULE(SmallCnn);
 // outside the flat parameter vector, which federated averaging would not carry.
 struct MobileNetImpl : torch::nn::Module {
   MobileNetImpl(int channels, int classes) {
-    stem = register_module("stem", torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, 16, 3).stride(2).padding(1)));
-    const int plan[][3] = {{16, 32, 1}, {32, 64, 2}, {64, 64, 1}, {64, 128, 2}, {128, 128, 1}, {128, 256, 2}};
-    for (const auto& p : plan) {
+    stem = register_module("stem", torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, kMobileNetStem, 3).stride(2).padding(1)));
+    for (const auto& p : kMobileNetPlan) {
       auto dw = torch::nn::Conv2d(torch::nn::Conv2dOptions(p[0], p[0], 3).stride(p[2]).padding(1).groups(p[0]));
       auto pw = torch::nn::Conv2d(torch::nn::Conv2dOptions(p[0], p[1], 1));
       const auto i = std::to_string(blocks.size());
