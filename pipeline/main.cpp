@@ -1,4 +1,4 @@
-// The swarmlens command. Subcommands: demo, node, bench compression, bench elements.
+// The swarmlens command. Subcommands: demo, node, bench (compression, elements, broker, gateway), export.
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
@@ -11,6 +11,7 @@
 #include "bench_compression.h"
 #include "bench_elements.h"
 #include "demo.h"
+#include "export.h"
 
 namespace {
 
@@ -143,6 +144,20 @@ int main(int argc, char** argv) {
   bgateway->add_option("--density", gw.density, "trainers' density")->check(CLI::Range(1e-6, 1.0))->capture_default_str();
   bgateway->add_option("--json", gw.json_path, "write results as JSON to this file");
 
+  swarmlens::ExportOptions xo;
+  auto* exp = app.add_subcommand("export", "Write the shared model (a snapshot file, or live from NATS) as ONNX");
+  exp->add_option("--format", xo.format, "file format")->check(CLI::IsMember({"onnx"}))->capture_default_str();
+  exp->add_option("-o,--output", xo.output, "the file to write")->required();
+  exp->add_option("--snapshot", xo.snapshot, "a snapshot file (a node's checkpoint, the broker's --snapshot)");
+  exp->add_option("--nats-url", xo.nats_url, "take the latest model kept in JetStream on this server");
+  exp->add_option("--model-id", xo.model_id, "model id (NATS subjects swarmlens.<id>.*)")->capture_default_str();
+  exp->add_option("--creds", xo.creds_file, "NATS credentials file");
+  exp->add_option("--model", xo.model, "registry name (default: the snapshot's)")->check(CLI::IsMember({"cnn", "mobilenet"}));
+  exp->add_option("--input-width", xo.input_width, "model input width (default: cnn 28, others 96)")->check(CLI::Range(8, 1024));
+  exp->add_option("--input-height", xo.input_height, "model input height (default: cnn 28, others 96)")->check(CLI::Range(8, 1024));
+  exp->add_option("--classes", xo.classes, "number of classes")->check(CLI::Range(2, 100000))->capture_default_str();
+  exp->add_option("--class-names", xo.classes_file, "file with one class name per line (default: Fashion-MNIST's)");
+
   CLI11_PARSE(app, argc, argv);
   // Run from the build tree, find the plugin built beside this binary unless told otherwise.
   if (!std::getenv("GST_PLUGIN_PATH")) setenv("GST_PLUGIN_PATH", SWARMLENS_BUILD_PLUGIN_DIR, 0);
@@ -167,6 +182,7 @@ int main(int argc, char** argv) {
     if (elements->parsed()) return run_elements_bench(eo);
     if (bbroker->parsed()) return run_broker_bench(bb);
     if (bgateway->parsed()) return run_gateway_bench(gw);
+    if (exp->parsed()) return run_export(xo);
   } catch (const std::exception& e) {
     fmt::print(stderr, "error: {}\n", e.what());
     return 1;

@@ -39,8 +39,7 @@ void frame_to_input(const GstVideoFrame* frame, const ModelSpec& spec, std::vect
              (w > spec.width || h > spec.height) ? cv::INTER_AREA : cv::INTER_LINEAR);
   const size_t plane = size_t(spec.width) * spec.height;
   out.resize(plane * size_t(spec.channels));
-  // Gray models use the Fashion-MNIST statistics they were trained with; RGB ones a generic 0.5/0.25.
-  const float mean = spec.channels == 1 ? kFashionMean : 0.5f, stdev = spec.channels == 1 ? kFashionStd : 0.25f;
+  const auto [mean, stdev] = swarmlens::frame_normalisation(spec.channels);
   for (int y = 0; y < spec.height; ++y) {
     const uint8_t* row = small.ptr<uint8_t>(y);
     for (int x = 0; x < spec.width; ++x)

@@ -42,6 +42,15 @@ Shards shard_dirichlet(const std::vector<uint8_t>& labels, uint32_t classes, uin
 // Normalised float batch for the models: images [B, 1, rows, cols] as (x/255 - mean)/std,
 // labels [B]. Grey data sets only (throws std::invalid_argument otherwise).
 inline constexpr float kFashionMean = 0.2860f, kFashionStd = 0.3530f;
+
+// How camera frames are normalised for a model with `channels` channels, (x/255 - mean)/std: grey
+// models use the Fashion-MNIST statistics they were trained with, RGB ones a generic 0.5/0.25.
+struct Normalisation {
+  float mean, std;
+};
+inline Normalisation frame_normalisation(int channels) {
+  return channels == 1 ? Normalisation{kFashionMean, kFashionStd} : Normalisation{0.5f, 0.25f};
+}
 void make_batch(const Dataset& d, const uint32_t* indices, size_t count, std::vector<float>& images,
                 std::vector<int64_t>& labels);
 

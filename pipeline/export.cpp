@@ -1,0 +1,89 @@
+#include "export.h"
+
+#include <fmt/core.h>
+
+#include <fstream>
+#include <optional>
+#include <stdexcept>
+
+#include "dataset.h"
+#include "model.h"
+#include "model_channel.h"
+#include "nats_link.h"
+#include "onnx_export.h"
+#include "snapshot.h"
+
+namespace swarmlens {
+
+namespace {
+
+Snapshot fetch_live(const ExportOptions& o) {
+  NatsOptions n;
+  n.urls = {o.nats_url};
+  n.name = "swarmlens-export";
+  n.creds_file = o.creds_file;
+  auto link = NatsLink::connect(n);
+  const std::string none = "no model of id '" + o.model_id + "' is kept in JetStream on " + o.nats_url +
+                           " (is a broker serving it?)";
+  std::optional<Snapshot> model;
+  try {
+    model = fetch_retained_model(*link, o.model_id);
+  } catch (const NatsError& e) {
+    throw std::runtime_error(none + ": " + e.what());
+  }
+  if (!model) throw std::runtime_error(none);
+  return *model;
+}
+
+std::vector<std::string> class_names(const ExportOptions& o) {
+  if (o.classes_file.empty()) {
+    if (o.classes != 10) return {};  // unnamed
+    return fashion_mnist_class_names();
+  }
+  std::ifstream f(o.classes_file);
+  if (!f) throw std::runtime_error("cannot read " + o.classes_file);
+  std::vector<std::string> names;
+  for (std::string line; std::getline(f, line);)
+    if (!line.empty()) names.push_back(line);
+  return names;
+}
+
+}  // namespace
+
+int run_export(const ExportOptions& o) {
+  if (o.format != "onnx") throw std::invalid_argument("unknown format '" + o.format + "' (onnx)");
+  if (o.snapshot.empty() == o.nats_url.empty())
+    throw std::invalid_argument("give one source: --snapshot FILE or --nats-url URL");
+  const Snapshot s = o.snapshot.empty() ? fetch_live(o) : load_snapshot(o.snapshot);
+  ModelSpec spec;
+  spec.name = o.model.empty() ? s.model : o.model;
+  spec.channels = spec.name == "cnn" ? 1 : 3;  // as the elements train them (plugins/frame.h)
+  const int fallback = spec.name == "cnn" ? 28 : 96;
+  spec.width = o.input_width ? o.input_width : fallback;
+  spec.height = o.input_height ? o.input_height : fallback;
+  spec.classes = o.classes;
+  auto model = Model::create(spec, 1);
+  if (model->layout_hash() != s.layout_hash || model->num_params() != s.params.size())
+    throw std::runtime_error(fmt::format(
+        "the model ({}, version {}) does not fit {} {}x{}x{} with {} classes: give --model, --input-width, "
+        "--input-height and --classes as the nodes trained it", s.model, s.version, spec.name, spec.channels,
+        spec.height, spec.width, spec.classes));
+  model->set_params(s.params.data());
+  OnnxExportInfo info;
+  info.model_id = o.model_id;
+  info.version = s.version;
+  info.class_names = class_names(o);
+  const Normalisation norm = frame_normalisation(spec.channels);
+  info.input_mean = norm.mean;
+  info.input_std = norm.std;
+  const std::string bytes = export_onnx(*model, info);
+  std::ofstream f(o.output, std::ios::binary);
+  f.write(bytes.data(), std::streamsize(bytes.size()));
+  f.close();
+  if (!f) throw std::runtime_error("cannot write " + o.output);
+  fmt::print(stderr, "wrote {} ({} bytes): {} {}x{}x{}, {} classes, version {}, checked by the ONNX checker\n",
+             o.output, bytes.size(), spec.name, spec.channels, spec.height, spec.width, spec.classes, s.version);
+  return 0;
+}
+
+}  // namespace swarmlens

@@ -1,0 +1,24 @@
+// `swarmlens export`: the current shared model as a file other runtimes read (ONNX).
+#pragma once
+
+#include <string>
+
+namespace swarmlens {
+
+struct ExportOptions {
+  std::string format = "onnx";
+  std::string output;            // the file written
+  std::string snapshot;          // a snapshot file (SWLS: a checkpoint, the broker's --snapshot)...
+  std::string nats_url;          // ...or the latest model kept in JetStream on this server
+  std::string model_id = "default";
+  std::string creds_file;        // NATS credentials, if the server wants them
+  std::string model;             // registry name; default: the snapshot's
+  int input_width = 0, input_height = 0;  // 0: the model's default (cnn 28x28, others 96x96)
+  int classes = 10;
+  std::string classes_file;      // one class name per line; default: Fashion-MNIST's (10 classes)
+};
+
+// Returns a process exit code; errors go to stderr.
+int run_export(const ExportOptions& o);
+
+}  // namespace swarmlens

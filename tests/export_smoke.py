@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""`swarmlens export` end to end: a node's checkpoint (written by swarmtrain in a real pipeline) and the
+same model served live by swarmlens-broker from a real nats-server give the same ONNX file; a model
+that does not fit the asked shape is refused with a clear message. OpenCV's agreement with LibTorch
+on exported files is tested in trainer-onnx."""
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+exe, broker = sys.argv[1], os.environ["SWARMLENS_BROKER_EXE"]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    ckpt = f"{tmp}/node.swm"
+    subprocess.run(["gst-launch-1.0", "-q", "swarmsrc", "num-buffers=320", "fps-n=0", "!", "swarmtrain",
+                    f"checkpoint={ckpt}", "drop-when-busy=false", "batch-size=32", "!", "fakesink"],
+                   check=True, timeout=120)
+    from_file = f"{tmp}/file.onnx"
+    subprocess.run([exe, "export", "--snapshot", ckpt, "--model-id", "smoke", "-o", from_file], check=True, timeout=60)
+    data = open(from_file, "rb").read()
+    assert len(data) > 1_500_000, len(data)  # ~0.42 M fp32 weights
+    for needle in (b"swarmlens", b"class_names", b"Ankle boot", b"probabilities", b"input_mean"):
+        assert needle in data, needle
+
+    bad = subprocess.run([exe, "export", "--snapshot", ckpt, "--model", "mobilenet", "-o", f"{tmp}/bad.onnx"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1 and "does not fit" in bad.stderr, bad.stderr
+    assert not os.path.exists(f"{tmp}/bad.onnx")
+
+    port = free_port()
+    url = f"nats://127.0.0.1:{port}"
+    server = subprocess.Popen(["nats-server", "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", f"{tmp}/js"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    served = None
+    try:
+        served = subprocess.Popen([broker, "--nats", url, "--model-id", "smoke", "--snapshot", ckpt],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        live = f"{tmp}/live.onnx"
+        deadline = time.time() + 30
+        while True:
+            r = subprocess.run([exe, "export", "--nats-url", url, "--model-id", "smoke", "-o", live],
+                               capture_output=True, text=True, timeout=60)
+            if r.returncode == 0 or time.time() > deadline:
+                break
+            time.sleep(0.5)
+        assert r.returncode == 0, r.stderr
+        assert open(live, "rb").read() == data, "the live model's export differs from the checkpoint's"
+        missing = subprocess.run([exe, "export", "--nats-url", url, "--model-id", "nobody", "-o", f"{tmp}/x.onnx"],
+                                 capture_output=True, text=True, timeout=60)
+        assert missing.returncode == 1 and "no model" in missing.stderr, missing.stderr
+    finally:
+        for p in (served, server):
+            if p:
+                p.terminate()
+                p.wait(timeout=10)
+print("export smoke: ok")
