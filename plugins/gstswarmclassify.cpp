@@ -9,9 +9,16 @@
  * `model-updated` signal and posts a `swarmclassify-model` element message. A model for another layout
  * is refused with a warning, and the old one is kept.
  *
+ * `backend=opencv` classifies with a model exported by `swarmlens export --format onnx` through
+ * OpenCV's DNN module instead of LibTorch (`location` names the .onnx file; its input size and
+ * classes come from the file); that model is fixed, so export again for a newer one.
+ * A temporal model (`model=crnn`) classifies the stream's last `window` frames; frames before the
+ * first full window carry no classification.
+ *
  * |[
  * gst-launch-1.0 swarmsrc set=test ! swarmclassify location=model.swm ! swarmoverlay ! autovideosink
  * gst-launch-1.0 v4l2src ! videoconvert ! swarmclassify nats-url=nats://gateway:4222 ! swarmoverlay ! autovideosink
+ * gst-launch-1.0 swarmsrc set=test ! swarmclassify backend=opencv location=model.onnx ! swarmoverlay ! autovideosink
  * ]|
  */
 #include "gstswarmclassify.h"
@@ -23,7 +30,9 @@
 #include <string>
 
 #include "classifier.h"
+#include "dnn_classifier.h"
 #include "frame.h"
+#include "frame_window.h"
 #include "gstswarmmeta.h"
 #include "model_hub.h"
 #include "natsprops.h"
@@ -32,7 +41,20 @@ GST_DEBUG_CATEGORY_STATIC (swarm_classify_debug);
 #define GST_CAT_DEFAULT swarm_classify_debug
 
 enum { PROP_0, PROP_MODEL, PROP_MODEL_ID, PROP_LOCATION, PROP_INPUT_WIDTH, PROP_INPUT_HEIGHT, PROP_EVERY,
-  PROP_NATS_URL /* and the two after it: natsprops.h */ };
+  PROP_WINDOW, PROP_BACKEND, PROP_NATS_URL /* and the two after it: natsprops.h */ };
+
+typedef enum { BACKEND_LIBTORCH, BACKEND_OPENCV } Backend;
+
+#define GST_TYPE_SWARM_CLASSIFY_BACKEND (swarm_classify_backend_get_type ())
+static GType swarm_classify_backend_get_type (void) {
+  static GType t = 0;
+  static const GEnumValue values[] = {
+    {BACKEND_LIBTORCH, "LibTorch, with a snapshot file or the live model", "libtorch"},
+    {BACKEND_OPENCV, "OpenCV DNN, with an exported ONNX file (swarmlens export)", "opencv"},
+    {0, nullptr, nullptr}};
+  if (g_once_init_enter (&t)) g_once_init_leave (&t, g_enum_register_static ("GstSwarmClassifyBackend", values));
+  return t;
+}
 enum { SIGNAL_MODEL_UPDATED, N_SIGNALS };
 static guint signals[N_SIGNALS];
 
@@ -41,7 +63,8 @@ namespace {
 struct Settings {
   std::string model = "cnn", model_id = "default", location;
   gint input_width = 28, input_height = 28;
-  guint every = 1;
+  guint every = 1, window = 8;
+  Backend backend = BACKEND_LIBTORCH;
   swarmlens::NatsSettings nats;
 };
 
@@ -53,7 +76,10 @@ struct _GstSwarmClassify {
     std::mutex lock;  // protects settings
     Settings settings;
     // Streaming state (start/stop and the streaming thread).
-    std::unique_ptr<swarmlens::Classifier> classifier;
+    std::unique_ptr<swarmlens::Classifier> classifier;  // backend=libtorch
+    std::unique_ptr<swarmlens::DnnClassifier> dnn;     // backend=opencv
+    swarmlens::ModelSpec spec;
+    swarmlens::FrameWindow window;                      // temporal models: the stream's last frames
     std::string model_id;
     std::unique_ptr<swarmlens::NodeLink> link;  // with nats-url: the model from the aggregator
     guint every = 1;
@@ -86,6 +112,8 @@ static void set_property (GObject * object, guint id, const GValue * v, GParamSp
     case PROP_INPUT_WIDTH: s.input_width = g_value_get_int (v); break;
     case PROP_INPUT_HEIGHT: s.input_height = g_value_get_int (v); break;
     case PROP_EVERY: s.every = g_value_get_uint (v); break;
+    case PROP_WINDOW: s.window = g_value_get_uint (v); break;
+    case PROP_BACKEND: s.backend = Backend (g_value_get_enum (v)); break;
     default:
       if (!swarmlens::nats_set_property (s.nats, PROP_NATS_URL, id, v)) G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
   }
@@ -102,6 +130,8 @@ static void get_property (GObject * object, guint id, GValue * v, GParamSpec * p
     case PROP_INPUT_WIDTH: g_value_set_int (v, s.input_width); break;
     case PROP_INPUT_HEIGHT: g_value_set_int (v, s.input_height); break;
     case PROP_EVERY: g_value_set_uint (v, s.every); break;
+    case PROP_WINDOW: g_value_set_uint (v, s.window); break;
+    case PROP_BACKEND: g_value_set_enum (v, s.backend); break;
     default:
       if (!swarmlens::nats_get_property (s.nats, PROP_NATS_URL, id, v)) G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
   }
@@ -115,16 +145,37 @@ static gboolean start (GstBaseTransform * trans) {
     std::lock_guard<std::mutex> g (p.lock);
     s = p.settings;
   }
-  try {
-    p.classifier = std::make_unique<swarmlens::Classifier> (
-        swarmlens::element_model_spec (s.model, s.input_width, s.input_height), 1);
-    if (!s.location.empty ()) p.classifier->load_file (s.location);
-  } catch (const std::exception & e) {
-    p.classifier.reset ();
-    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ, ("Cannot load the model"), ("%s", e.what ()));
-    return FALSE;
+  if (s.backend == BACKEND_OPENCV) {
+    // The exported file says what it takes; no live model (export again for a newer one).
+    if (s.location.empty ()) {
+      GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND, ("backend=opencv needs an ONNX file in location"),
+          ("write one with: swarmlens export --format onnx --snapshot MODEL.swm -o model.onnx"));
+      return FALSE;
+    }
+    try {
+      p.dnn = std::make_unique<swarmlens::DnnClassifier> (s.location);
+    } catch (const std::exception & e) {
+      GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ, ("Cannot load the ONNX model"), ("%s", e.what ()));
+      return FALSE;
+    }
+    p.spec = p.dnn->spec ();
+    p.model_id.clear ();
+    GST_INFO_OBJECT (self, "OpenCV DNN: %s %dx%dx%d, version %" G_GUINT64_FORMAT, p.spec.name.c_str (),
+        p.spec.channels, p.spec.height, p.spec.width, p.dnn->info ().version);
+  } else {
+    try {
+      p.classifier = std::make_unique<swarmlens::Classifier> (
+          swarmlens::element_model_spec (s.model, s.input_width, s.input_height, int (s.window)), 1);
+      if (!s.location.empty ()) p.classifier->load_file (s.location);
+    } catch (const std::exception & e) {
+      p.classifier.reset ();
+      GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ, ("Cannot load the model"), ("%s", e.what ()));
+      return FALSE;
+    }
+    p.spec = p.classifier->spec ();
+    p.model_id = s.location.empty () ? s.model_id : std::string ();
   }
-  p.model_id = s.location.empty () ? s.model_id : std::string ();
+  p.window.reset (swarmlens::sample_size (p.spec) / size_t (p.spec.window), p.spec.window);
   if (!s.nats.url.empty () && s.location.empty ()) {
     p.link = swarmlens::nats_open_link (GST_ELEMENT (self), s.nats, s.model_id, {});
     if (!p.link) {
@@ -141,7 +192,16 @@ static gboolean start (GstBaseTransform * trans) {
 static gboolean stop (GstBaseTransform * trans) {
   GST_SWARM_CLASSIFY (trans)->priv->link.reset ();
   GST_SWARM_CLASSIFY (trans)->priv->classifier.reset ();
+  GST_SWARM_CLASSIFY (trans)->priv->dnn.reset ();
   return TRUE;
+}
+
+static gboolean sink_event (GstBaseTransform * trans, GstEvent * event) {
+  if (GST_EVENT_TYPE (event) == GST_EVENT_FLUSH_STOP || GST_EVENT_TYPE (event) == GST_EVENT_STREAM_START) {
+    GST_SWARM_CLASSIFY (trans)->priv->window.clear ();  // a window never spans a seek or another stream
+    GST_SWARM_CLASSIFY (trans)->priv->have_last = false;
+  }
+  return GST_BASE_TRANSFORM_CLASS (gst_swarm_classify_parent_class)->sink_event (trans, event);
 }
 
 static gboolean set_caps (GstBaseTransform * trans, GstCaps * incaps, GstCaps *) {
@@ -174,20 +234,28 @@ static GstFlowReturn transform_ip (GstBaseTransform * trans, GstBuffer * buf) {
     std::lock_guard<std::mutex> g (p.lock);
     p.every = std::max (1u, p.settings.every);
   }
-  maybe_swap (self);
-  if (!p.classifier->loaded ()) return GST_FLOW_OK;  // no model yet: pass the frame on unlabelled
-  if (p.frames++ % p.every == 0 || !p.have_last) {
-    if (!swarmlens::buffer_to_input (GST_ELEMENT (self), &p.info, buf, p.classifier->spec (), p.input))
-      return GST_FLOW_ERROR;
+  if (p.classifier) maybe_swap (self);
+  if (p.classifier && !p.classifier->loaded ()) return GST_FLOW_OK;  // no model yet: pass the frame on unlabelled
+  const bool temporal = swarmlens::is_temporal (p.spec.name);
+  const bool due = p.frames++ % p.every == 0 || !p.have_last;
+  if (temporal || due) {
+    if (!swarmlens::buffer_to_input (GST_ELEMENT (self), &p.info, buf, p.spec, p.input)) return GST_FLOW_ERROR;
+  }
+  // A temporal model sees every frame (its window must be continuous) and answers once it is full.
+  const bool ready = !temporal || p.window.push (p.input.data ());
+  if (due && ready) {
+    const float *sample = temporal ? p.window.sample ().data () : p.input.data ();
     try {
-      p.last = p.classifier->classify (p.input.data ());
+      p.last = p.dnn ? p.dnn->classify (sample) : p.classifier->classify (sample);
       p.have_last = true;
     } catch (const std::exception & e) {
       GST_ELEMENT_ERROR (self, STREAM, FAILED, ("Classification failed"), ("%s", e.what ()));
       return GST_FLOW_ERROR;
     }
   }
-  gst_buffer_add_swarm_classification_meta (buf, p.last.label, p.last.confidence, p.classifier->version ());
+  if (!p.have_last) return GST_FLOW_OK;  // the first window is not full yet
+  const guint64 version = p.dnn ? p.dnn->info ().version : p.classifier->version ();
+  gst_buffer_add_swarm_classification_meta (buf, p.last.label, p.last.confidence, version);
   return GST_FLOW_OK;
 }
 
@@ -206,15 +274,21 @@ static void gst_swarm_classify_class_init (GstSwarmClassifyClass * klass) {
   const auto ready = GParamFlags (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
   const auto playing = GParamFlags (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING);
   g_object_class_install_property (gobject, PROP_MODEL, g_param_spec_string ("model", "Model",
-      "Model registry name: cnn or mobilenet", "cnn", ready));
+      "Model registry name: cnn, mobilenet or crnn (recurrent, over a window of frames); backend=libtorch", "cnn", ready));
   g_object_class_install_property (gobject, PROP_MODEL_ID, g_param_spec_string ("model-id", "Model id",
       "Take the live model of the swarmtrain sharing this id in this process, or with nats-url the global model of this id (when location is empty)", "default", ready));
   g_object_class_install_property (gobject, PROP_LOCATION, g_param_spec_string ("location", "Location",
-      "Model snapshot file (.swm) to classify with; empty = live model by model-id", "", ready));
+      "Model file: a snapshot (.swm) with backend=libtorch (empty = the live model by model-id), an exported "
+      ".onnx file with backend=opencv", "", ready));
   g_object_class_install_property (gobject, PROP_INPUT_WIDTH, g_param_spec_int ("input-width", "Input width",
       "Model input width (cnn: 28)", 8, 1024, 28, ready));
   g_object_class_install_property (gobject, PROP_INPUT_HEIGHT, g_param_spec_int ("input-height", "Input height",
       "Model input height (cnn: 28)", 8, 1024, 28, ready));
+  g_object_class_install_property (gobject, PROP_WINDOW, g_param_spec_uint ("window", "Window",
+      "Temporal models (crnn): frames per sample, the stream's last ones (as swarmtrain's window)", 1, 64, 8, ready));
+  g_object_class_install_property (gobject, PROP_BACKEND, g_param_spec_enum ("backend", "Backend",
+      "Inference runtime: libtorch (snapshots, live models) or opencv (OpenCV DNN on an exported ONNX file; "
+      "model, input size and classes come from the file)", GST_TYPE_SWARM_CLASSIFY_BACKEND, BACKEND_LIBTORCH, ready));
   swarmlens::nats_install_properties (gobject, PROP_NATS_URL);
   g_object_class_install_property (gobject, PROP_EVERY, g_param_spec_uint ("every", "Every",
       "Classify every Nth frame; the others carry the last result", 1, 1000, 1, playing));
@@ -234,6 +308,8 @@ static void gst_swarm_classify_class_init (GstSwarmClassifyClass * klass) {
   base->stop = stop;
   base->set_caps = set_caps;
   base->transform_ip = transform_ip;
+  base->sink_event = sink_event;
+  gst_type_mark_as_plugin_api (GST_TYPE_SWARM_CLASSIFY_BACKEND, GstPluginAPIFlags (0));
   GST_DEBUG_CATEGORY_INIT (swarm_classify_debug, "swarmclassify", 0, "Swarmlens classifier");
 }
 

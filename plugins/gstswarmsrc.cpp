@@ -4,10 +4,12 @@
  * Plays a labelled dataset as a video stream: the Fashion-MNIST IDX files, or a folder of images with
  * one sub-folder per class (class index = the sub-folder's place in sorted order). Each buffer
  * carries its true label in a GstSwarmLabelMeta. The shard properties split the data over camera nodes exactly as
- * `swarmlens bench compression` does (IID, or non-IID with Dirichlet alpha).
+ * `swarmlens bench compression` does (IID, or non-IID with Dirichlet alpha). With `motion=true` it plays
+ * moving Fashion-MNIST, a temporal data set (class = direction of motion), for the recurrent model.
  *
  * |[
  * gst-launch-1.0 swarmsrc shard-index=0 shard-count=4 width=280 height=280 ! videoconvert ! autovideosink
+ * gst-launch-1.0 swarmsrc motion=true clip-length=24 width=280 height=280 ! videoconvert ! autovideosink
  * ]|
  */
 #include "gstswarmsrc.h"
@@ -25,12 +27,14 @@
 #include "frame.h"
 #include "gstswarmmeta.h"
 #include "image_folder.h"
+#include "motion.h"
 
 GST_DEBUG_CATEGORY_STATIC (swarm_src_debug);
 #define GST_CAT_DEFAULT swarm_src_debug
 
 enum { PROP_0, PROP_LOCATION, PROP_SET, PROP_SHARD_INDEX, PROP_SHARD_COUNT, PROP_ALPHA, PROP_SEED,
-  PROP_WIDTH, PROP_HEIGHT, PROP_FORMAT, PROP_FPS_N, PROP_FPS_D, PROP_IS_LIVE, PROP_LOOP, PROP_LABELS_OUT };
+  PROP_WIDTH, PROP_HEIGHT, PROP_FORMAT, PROP_FPS_N, PROP_FPS_D, PROP_IS_LIVE, PROP_LOOP, PROP_LABELS_OUT,
+  PROP_MOTION, PROP_CLIP_LENGTH };
 
 #define DEFAULT_SIZE 28
 #define DEFAULT_FPS 30
@@ -49,6 +53,8 @@ struct Settings {
   bool is_live = false;
   bool loop = false;
   std::string labels_out;
+  bool motion = false;
+  guint clip_length = 16;
 };
 
 struct State {
@@ -56,6 +62,13 @@ struct State {
   std::vector<uint32_t> order;  // this shard's samples
   size_t next = 0;
   guint64 frames = 0;
+  // motion=true: the clip playing, its frame count so far, and where it is drawn.
+  bool motion = false;
+  guint clip_length = 16;
+  uint64_t seed = 0;
+  swarmlens::MotionClip clip;
+  guint64 clips = 0;
+  cv::Mat canvas;
   GstVideoInfo info;
   std::unique_ptr<FILE, int (*)(FILE *)> labels_out {nullptr, fclose};  // sidecar, "pts_ns,label" lines
 };
@@ -111,6 +124,8 @@ static void set_property (GObject * object, guint id, const GValue * v, GParamSp
       break;
     case PROP_LOOP: s.loop = g_value_get_boolean (v); break;
     case PROP_LABELS_OUT: s.labels_out = g_value_get_string (v) ? g_value_get_string (v) : ""; break;
+    case PROP_MOTION: s.motion = g_value_get_boolean (v); break;
+    case PROP_CLIP_LENGTH: s.clip_length = g_value_get_uint (v); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
   }
 }
@@ -134,6 +149,8 @@ static void get_property (GObject * object, guint id, GValue * v, GParamSpec * p
     case PROP_IS_LIVE: g_value_set_boolean (v, s.is_live); break;
     case PROP_LOOP: g_value_set_boolean (v, s.loop); break;
     case PROP_LABELS_OUT: g_value_set_string (v, s.labels_out.c_str ()); break;
+    case PROP_MOTION: g_value_set_boolean (v, s.motion); break;
+    case PROP_CLIP_LENGTH: g_value_set_uint (v, s.clip_length); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
   }
 }
@@ -152,8 +169,9 @@ static gboolean start (GstBaseSrc * bsrc) {
   }
   State & st = self->priv->state;
   try {
-    if (swarmlens::is_image_folder (s.location))  // one sub-folder per class, kept in colour unless GRAY8
-      st.data = swarmlens::load_image_folder (s.location, s.width, s.height, s.format == GST_VIDEO_FORMAT_GRAY8 ? 1 : 3);
+    if (swarmlens::is_image_folder (s.location))  // one sub-folder per class, kept in colour unless GRAY8 (or moving)
+      st.data = swarmlens::load_image_folder (s.location, s.width, s.height,
+          (s.format == GST_VIDEO_FORMAT_GRAY8 || s.motion) ? 1 : 3);
     else
       st.data = swarmlens::load_fashion_mnist (s.location, s.train);
   } catch (const std::exception & e) {
@@ -176,6 +194,11 @@ static gboolean start (GstBaseSrc * bsrc) {
   }
   st.next = 0;
   st.frames = 0;
+  st.motion = s.motion;
+  st.clip_length = std::max (1u, s.clip_length);
+  st.seed = s.seed * 1000003ull + s.shard_index;  // each shard's clips differ
+  st.clips = 0;
+  st.canvas.create (swarmlens::MotionConfig {}.canvas, swarmlens::MotionConfig {}.canvas, CV_8UC1);
   gst_video_info_set_format (&st.info, s.format, guint (s.width), guint (s.height));
   GST_VIDEO_INFO_FPS_N (&st.info) = s.fps_n;
   GST_VIDEO_INFO_FPS_D (&st.info) = s.fps_d;
@@ -221,11 +244,22 @@ static GstFlowReturn create (GstPushSrc * psrc, GstBuffer ** out) {
     loop = self->priv->settings.loop;
   }
   if (st.order.empty ()) return GST_FLOW_EOS;
-  if (st.next == st.order.size ()) {
+  const bool new_item = !st.motion || st.frames % st.clip_length == 0;
+  if (new_item && st.next == st.order.size ()) {
     if (!loop) return GST_FLOW_EOS;
     st.next = 0;
   }
-  const uint32_t idx = st.order[st.next++];
+  uint32_t idx = 0;
+  int label = 0;
+  if (st.motion) {
+    if (new_item) st.clip = swarmlens::motion_clip (st.order[st.next++], st.seed, st.clips++);
+    const int t = int (st.frames % st.clip_length);
+    swarmlens::render_motion_frame (st.data, st.clip, t, swarmlens::MotionConfig {}, st.canvas.data);
+    label = int (swarmlens::motion_direction (st.clip, t, swarmlens::MotionConfig {}));
+  } else {
+    idx = st.order[st.next++];
+    label = st.data.labels[idx];
+  }
   const GstVideoInfo & info = st.info;
   GstBuffer *buf = gst_buffer_new_allocate (nullptr, GST_VIDEO_INFO_SIZE (&info), nullptr);
   GstVideoFrame frame;
@@ -234,8 +268,8 @@ static GstFlowReturn create (GstPushSrc * psrc, GstBuffer ** out) {
     GST_ELEMENT_ERROR (self, RESOURCE, FAILED, ("Cannot map an output buffer"), (nullptr));
     return GST_FLOW_ERROR;
   }
-  const bool rgb = st.data.channels == 3;
-  const cv::Mat img (int (st.data.rows), int (st.data.cols), rgb ? CV_8UC3 : CV_8UC1,
+  const bool rgb = !st.motion && st.data.channels == 3;
+  const cv::Mat img = st.motion ? st.canvas : cv::Mat (int (st.data.rows), int (st.data.cols), rgb ? CV_8UC3 : CV_8UC1,
       const_cast<uint8_t *>(st.data.image (idx)));
   cv::Mat scaled;
   cv::resize (img, scaled, cv::Size (GST_VIDEO_INFO_WIDTH (&info), GST_VIDEO_INFO_HEIGHT (&info)), 0, 0,
@@ -254,9 +288,9 @@ static GstFlowReturn create (GstPushSrc * psrc, GstBuffer ** out) {
   GST_BUFFER_PTS (buf) = info.fps_n > 0 ? st.frames * dur : 0;
   GST_BUFFER_DURATION (buf) = dur;
   GST_BUFFER_OFFSET (buf) = st.frames++;
-  gst_buffer_add_swarm_label_meta (buf, st.data.labels[idx]);
+  gst_buffer_add_swarm_label_meta (buf, label);
   if (st.labels_out)
-    fprintf (st.labels_out.get (), "%" G_GUINT64_FORMAT ",%d\n", guint64 (GST_BUFFER_PTS (buf)), int (st.data.labels[idx]));
+    fprintf (st.labels_out.get (), "%" G_GUINT64_FORMAT ",%d\n", guint64 (GST_BUFFER_PTS (buf)), label);
   *out = buf;
   return GST_FLOW_OK;
 }
@@ -311,6 +345,13 @@ static void gst_swarm_src_class_init (GstSwarmSrcClass * klass) {
   g_object_class_install_property (gobject, PROP_LABELS_OUT, g_param_spec_string ("labels-out",
       "Labels out", "Also write each frame's label to this sidecar file (\"pts_ns,label\" lines), for "
       "swarmlabel to restore after encoding", "", ready));
+
+  g_object_class_install_property (gobject, PROP_MOTION, g_param_spec_boolean ("motion", "Motion",
+      "Play moving Fashion-MNIST instead: each item, shrunk, moves across a black frame and bounces off its "
+      "edges; a frame's label is the direction of the item's last step (0 left, 1 right, 2 up, 3 down). "
+      "Deterministic in seed; for temporal models (crnn)", FALSE, ready));
+  g_object_class_install_property (gobject, PROP_CLIP_LENGTH, g_param_spec_uint ("clip-length", "Clip length",
+      "motion=true: frames per item", 1, 100000, 16, ready));
 
   gst_element_class_add_static_pad_template (element, &src_template);
   gst_element_class_set_static_metadata (element, "Swarmlens labelled dataset source",

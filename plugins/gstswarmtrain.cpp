@@ -23,6 +23,10 @@
  * updates even with `nats-url` set; NATS then only brings models. An update the pad cannot take
  * (flushing, not linked) is merged into the next one. At EOS the pending update is sent, then EOS.
  *
+ * A temporal model (`model=crnn`) trains on windows of frames: the element keeps the stream's last
+ * `window` frames and pushes one sample every `window-stride` frames, labelled with its last
+ * frame's label; a flush or a new stream starts a new window.
+ *
  * Statistics go out as element messages named `swarmtrain-stats` every `stats-interval` ms: steps,
  * samples, dropped, loss, train-accuracy, bytes-out, messages, compression-ratio, model-version,
  * node-id, and with NATS bytes-sent, models-received; federated, the same figures also go out as
@@ -35,12 +39,14 @@
  *     swarmsrc shard-index=1 shard-count=2 is-live=true ! swarmtrain name=b ! fakesink \
  *     a.update ! swarmaggregate name=g learning-rate=0.025 ! fakesink  b.update ! g.
  * gst-launch-1.0 v4l2src ! videoconvert ! videoscale ! video/x-raw,format=BGRx,width=320,height=240 ! swarmtrain label=3 ! fakesink
+ * gst-launch-1.0 swarmsrc motion=true ! swarmtrain model=crnn window=6 model-id=m ! swarmclassify model=crnn window=6 model-id=m ! fakesink
  * ]|
  */
 #include "gstswarmtrain.h"
 
 #include <gst/video/video.h>
 
+#include <algorithm>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -49,6 +55,7 @@
 #include <nlohmann/json.hpp>
 
 #include "frame.h"
+#include "frame_window.h"
 #include "gstswarmmeta.h"
 #include "natsprops.h"
 #include "node_trainer.h"
@@ -60,7 +67,8 @@ GST_DEBUG_CATEGORY_STATIC (swarm_train_debug);
 enum { PROP_0, PROP_MODEL, PROP_MODEL_ID, PROP_INPUT_WIDTH, PROP_INPUT_HEIGHT, PROP_BATCH_SIZE,
   PROP_LEARNING_RATE, PROP_MOMENTUM, PROP_DENSITY, PROP_CRITERION, PROP_WARMUP_STEPS, PROP_TRIGGER_AGE,
   PROP_TRIGGER_NORM, PROP_DEVICE, PROP_CHECKPOINT, PROP_LABEL, PROP_STATS_INTERVAL, PROP_SEED,
-  PROP_DROP_WHEN_BUSY, PROP_NODE_ID, PROP_NATS_URL /* and the two after it: natsprops.h */ };
+  PROP_DROP_WHEN_BUSY, PROP_NODE_ID, PROP_WINDOW, PROP_WINDOW_STRIDE,
+  PROP_NATS_URL /* and the two after it: natsprops.h */ };
 
 namespace {
 
@@ -74,6 +82,7 @@ struct Settings {
   guint stats_interval = 1000;
   bool drop_when_busy = true;
   gint64 node_id = -1;
+  guint window = 8, window_stride = 2;
   swarmlens::NatsSettings nats;
 };
 
@@ -94,6 +103,8 @@ struct _GstSwarmTrain {
     swarmlens::ModelSpec spec;
     GstVideoInfo info;
     std::vector<float> input;
+    swarmlens::FrameWindow window;  // temporal models: the stream's last frames
+    guint window_stride = 1;
     GstClockTime last_stats = GST_CLOCK_TIME_NONE;
   } *priv;
 };
@@ -133,6 +144,8 @@ static void set_property (GObject * object, guint id, const GValue * v, GParamSp
     case PROP_SEED: s.seed = g_value_get_uint64 (v); break;
     case PROP_DROP_WHEN_BUSY: s.drop_when_busy = g_value_get_boolean (v); break;
     case PROP_NODE_ID: s.node_id = g_value_get_int64 (v); break;
+    case PROP_WINDOW: s.window = g_value_get_uint (v); break;
+    case PROP_WINDOW_STRIDE: s.window_stride = g_value_get_uint (v); break;
     default:
       if (!swarmlens::nats_set_property (s.nats, PROP_NATS_URL, id, v)) G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
   }
@@ -162,6 +175,8 @@ static void get_property (GObject * object, guint id, GValue * v, GParamSpec * p
     case PROP_SEED: g_value_set_uint64 (v, s.seed); break;
     case PROP_DROP_WHEN_BUSY: g_value_set_boolean (v, s.drop_when_busy); break;
     case PROP_NODE_ID: g_value_set_int64 (v, s.node_id); break;
+    case PROP_WINDOW: g_value_set_uint (v, s.window); break;
+    case PROP_WINDOW_STRIDE: g_value_set_uint (v, s.window_stride); break;
     default:
       if (!swarmlens::nats_get_property (s.nats, PROP_NATS_URL, id, v)) G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
   }
@@ -296,7 +311,7 @@ static gboolean start (GstBaseTransform * trans) {
     return FALSE;
   }
   swarmlens::NodeTrainerConfig cfg;
-  cfg.model = swarmlens::element_model_spec (s.model, s.input_width, s.input_height);
+  cfg.model = swarmlens::element_model_spec (s.model, s.input_width, s.input_height, int (s.window));
   cfg.model_id = s.model_id;
   cfg.seed = s.seed;
   cfg.batch_size = s.batch_size;
@@ -366,6 +381,8 @@ static gboolean start (GstBaseTransform * trans) {
     p.model_sink = p.trainer.get ();
   }
   self->priv->spec = cfg.model;
+  self->priv->window.reset (swarmlens::sample_size (cfg.model) / size_t (cfg.model.window), cfg.model.window);
+  self->priv->window_stride = std::max (1u, s.window_stride);
   self->priv->last_stats = GST_CLOCK_TIME_NONE;
   return TRUE;
 }
@@ -444,7 +461,14 @@ static GstFlowReturn transform_ip (GstBaseTransform * trans, GstBuffer * buf) {
     GST_ELEMENT_ERROR (self, STREAM, FAILED, ("Training failed"), ("%s", err.c_str ()));
     return GST_FLOW_ERROR;
   }
-  if (label >= 0 && label < p.spec.classes) {  // no label: pass untouched, not trained on
+  if (swarmlens::is_temporal (p.spec.name)) {
+    // Every frame goes into the window (the motion must be continuous); every window-stride-th
+    // full window is a sample, labelled with its last frame's label.
+    if (!swarmlens::buffer_to_input (GST_ELEMENT (self), &p.info, buf, p.spec, p.input)) return GST_FLOW_ERROR;
+    if (p.window.push (p.input.data ()) && label >= 0 && label < p.spec.classes &&
+        (p.window.pushed () - size_t (p.spec.window)) % p.window_stride == 0)
+      p.trainer->push (p.window.sample ().data (), label, !drop);
+  } else if (label >= 0 && label < p.spec.classes) {  // no label: pass untouched, not trained on
     if (!swarmlens::buffer_to_input (GST_ELEMENT (self), &p.info, buf, p.spec, p.input)) return GST_FLOW_ERROR;
     p.trainer->push (p.input.data (), label, !drop);
   }
@@ -458,6 +482,8 @@ static GstFlowReturn transform_ip (GstBaseTransform * trans, GstBuffer * buf) {
 
 static gboolean sink_event (GstBaseTransform * trans, GstEvent * event) {
   auto *self = GST_SWARM_TRAIN (trans);
+  if (GST_EVENT_TYPE (event) == GST_EVENT_FLUSH_STOP || GST_EVENT_TYPE (event) == GST_EVENT_STREAM_START)
+    self->priv->window.clear ();  // a temporal window never spans a seek or another stream
   if (GST_EVENT_TYPE (event) == GST_EVENT_EOS && self->priv->trainer) {
     bool drop;
     {
@@ -495,7 +521,8 @@ static void gst_swarm_train_class_init (GstSwarmTrainClass * klass) {
   const auto ready = GParamFlags (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
   const auto playing = GParamFlags (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING);
   g_object_class_install_property (gobject, PROP_MODEL, g_param_spec_string ("model", "Model",
-      "Model registry name: cnn (1x28x28 small CNN) or mobilenet (RGB, input-width x input-height)", "cnn", ready));
+      "Model registry name: cnn (1x28x28 small CNN), mobilenet (RGB, input-width x input-height) or crnn "
+      "(recurrent: grey frames, a window of them per sample, 4 classes: motion left, right, up, down)", "cnn", ready));
   g_object_class_install_property (gobject, PROP_MODEL_ID, g_param_spec_string ("model-id", "Model id",
       "Name the model and its statistics are shared under in this process (swarmclassify, swarmoverlay) and, with nats-url, on the network (subjects swarmlens.<model-id>.*)", "default", ready));
   g_object_class_install_property (gobject, PROP_INPUT_WIDTH, g_param_spec_int ("input-width", "Input width",
@@ -536,6 +563,11 @@ static void gst_swarm_train_class_init (GstSwarmTrainClass * klass) {
 
   g_object_class_install_property (gobject, PROP_NODE_ID, g_param_spec_int64 ("node-id", "Node id",
       "This node's id in the federation, unique per model (-1 = a random one at start)", -1, G_MAXUINT32, -1, ready));
+  g_object_class_install_property (gobject, PROP_WINDOW, g_param_spec_uint ("window", "Window",
+      "Temporal models (crnn): frames per sample, the stream's last ones; a window's label is its last frame's",
+      1, 64, 8, ready));
+  g_object_class_install_property (gobject, PROP_WINDOW_STRIDE, g_param_spec_uint ("window-stride",
+      "Window stride", "Temporal models: a sample every this many frames once the window is full", 1, 64, 2, ready));
   swarmlens::nats_install_properties (gobject, PROP_NATS_URL);
 
   gst_element_class_add_static_pad_template (element, &sink_template);

@@ -8,6 +8,8 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include <atomic>
+#include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <chrono>
 #include <string>
@@ -455,4 +457,86 @@ TEST_CASE("swarmtrain_rejects_an_unreachable_nats_server with a bus error", "[el
   const auto [message, debug] = bus_error_of(desc.c_str());
   CHECK_THAT(message, Catch::Contains("Cannot connect to NATS"));
   CHECK_THAT(debug, Catch::Contains(std::to_string(port)));
+}
+
+namespace {
+
+// Plays a pipeline to EOS; tallies the classification metas against the true labels on the last
+// `scored_tail` frames of `total`.
+struct Scored {
+  int frames = 0, scored = 0, correct = 0, classified = 0;
+  double accuracy() const { return scored ? double(correct) / scored : 0.0; }
+};
+Scored play_and_score(const std::string& desc, int total, int scored_tail, int timeout_s) {
+  GError* err = nullptr;
+  GstElement* p = gst_parse_launch(desc.c_str(), &err);
+  REQUIRE(p);
+  struct Ctx {
+    Scored s;
+    int from;
+  } ctx{{}, total - scored_tail};
+  GstElement* sink = gst_bin_get_by_name(GST_BIN(p), "sink");
+  g_signal_connect(sink, "handoff", G_CALLBACK(+[](GstElement*, GstBuffer* b, GstPad*, gpointer data) {
+    auto* c = static_cast<Ctx*>(data);
+    const auto* truth = label_meta(b);
+    const auto* cls = class_meta(b);
+    c->s.classified += cls != nullptr;
+    if (++c->s.frames > c->from && truth && cls) {
+      ++c->s.scored;
+      c->s.correct += truth->label == cls->label;
+    }
+  }), &ctx);
+  gst_element_set_state(p, GST_STATE_PLAYING);
+  GstBus* bus = gst_element_get_bus(p);
+  GstMessage* m = gst_bus_timed_pop_filtered(bus, timeout_s * GST_SECOND, GstMessageType(GST_MESSAGE_ERROR | GST_MESSAGE_EOS));
+  REQUIRE(m);
+  CHECK(GST_MESSAGE_TYPE(m) == GST_MESSAGE_EOS);
+  gst_message_unref(m);
+  gst_element_set_state(p, GST_STATE_NULL);
+  gst_object_unref(sink);
+  gst_object_unref(bus);
+  gst_object_unref(p);
+  return ctx.s;
+}
+
+}  // namespace
+
+TEST_CASE("a recurrent model trains and classifies on windows of moving frames", "[pipeline][temporal]") {
+  // swarmsrc plays moving Fashion-MNIST (class = direction); swarmtrain trains crnn on windows of 6
+  // frames, swarmclassify classifies each window with the live model.
+  const int total = 14000;
+  const Scored s = play_and_score(
+      "swarmsrc motion=true fps-n=0 num-buffers=" + std::to_string(total) + " ! "
+      "swarmtrain model=crnn window=6 window-stride=2 batch-size=16 density=0.01 drop-when-busy=false model-id=motion ! "
+      "swarmclassify model=crnn window=6 model-id=motion ! fakesink name=sink signal-handoffs=true sync=false",
+      total, 2000, 240);
+  INFO("window accuracy over the last " << s.scored << " frames: " << s.accuracy());
+  CHECK(s.frames == total);
+  CHECK(s.scored == 2000);
+  CHECK(s.accuracy() > 0.5);  // chance is 0.25, one frame alone ~0.3 (0.70 in the last run)
+}
+
+TEST_CASE("swarmclassify backend=opencv classifies with an exported ONNX file as LibTorch does", "[elements][swarmclassify][onnx]") {
+  // A model trained a little in a pipeline, its checkpoint exported with swarmlens export's library
+  // path (the CLI is tested in export-smoke): both backends must label the test frames alike.
+  REQUIRE(play_and_score("swarmsrc fps-n=0 num-buffers=1600 ! swarmtrain checkpoint=onnx_backend.swm "
+                         "drop-when-busy=false ! fakesink name=sink signal-handoffs=true", 1600, 0, 120).frames == 1600);
+  const std::string exe = std::getenv("SWARMLENS_EXE") ? std::getenv("SWARMLENS_EXE") : "";
+  REQUIRE(!exe.empty());
+  REQUIRE(std::system((exe + " export --snapshot onnx_backend.swm -o onnx_backend.onnx").c_str()) == 0);
+  const std::string tail = " ! fakesink name=sink signal-handoffs=true sync=false";
+  const Scored torch = play_and_score("swarmsrc set=test num-buffers=500 fps-n=0 ! swarmclassify location=onnx_backend.swm" + tail, 500, 500, 60);
+  const Scored cv = play_and_score("swarmsrc set=test num-buffers=500 fps-n=0 ! swarmclassify backend=opencv location=onnx_backend.onnx" + tail, 500, 500, 60);
+  INFO("libtorch " << torch.accuracy() << ", opencv " << cv.accuracy());
+  CHECK(cv.classified == 500);
+  CHECK(torch.accuracy() > 0.5);
+  CHECK(std::abs(cv.accuracy() - torch.accuracy()) <= 0.004);  // at most 2 frames of 500 differ (near-ties)
+}
+
+TEST_CASE("swarmclassify_backend_opencv_rejects_a_missing_or_bad_file with a bus error", "[elements][swarmclassify][reject]") {
+  CHECK(bus_error_of("videotestsrc num-buffers=2 ! video/x-raw,format=GRAY8 ! swarmclassify backend=opencv ! fakesink")
+            .first.find("ONNX file") != std::string::npos);
+  std::ofstream("bad.onnx") << "not a model";
+  CHECK(bus_error_of("videotestsrc num-buffers=2 ! video/x-raw,format=GRAY8 ! swarmclassify backend=opencv location=bad.onnx ! fakesink")
+            .second.find("bad.onnx") != std::string::npos);
 }

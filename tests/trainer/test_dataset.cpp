@@ -11,6 +11,7 @@
 
 #include "dataset.h"
 #include "motion.h"
+#include "frame_window.h"
 #include "snapshot.h"
 
 using namespace swarmlens;
@@ -178,4 +179,19 @@ TEST_CASE("moving Fashion-MNIST: deterministic clips whose item moves speed pixe
   CHECK(lab.size() == 3u);
   CHECK(motion_class_names().size() == 4u);
   CHECK_THROWS(render_motion_frame(d, MotionClip{1000}, 0, mc, img.empty() ? nullptr : reinterpret_cast<uint8_t*>(img.data())));
+}
+
+TEST_CASE("a frame window holds the last N frames, oldest first, and forgets them on clear", "[dataset][window]") {
+  FrameWindow w(2, 3);
+  const float f[][2] = {{1, 1}, {2, 2}, {3, 3}, {4, 4}};
+  CHECK_FALSE(w.push(f[0]));
+  CHECK_FALSE(w.push(f[1]));
+  CHECK(w.push(f[2]));
+  CHECK(w.sample() == std::vector<float>{1, 1, 2, 2, 3, 3});
+  CHECK(w.push(f[3]));
+  CHECK(w.sample() == std::vector<float>{2, 2, 3, 3, 4, 4});
+  CHECK(w.pushed() == 4u);
+  w.clear();
+  CHECK_FALSE(w.full());
+  CHECK_FALSE(w.push(f[0]));
 }
