@@ -9,6 +9,7 @@
 #include <mutex>
 #include <string>
 
+#include "idle_policy.h"
 #include "snapshot.h"
 
 namespace swarmlens {
@@ -23,6 +24,9 @@ struct TrainStats {
   uint64_t messages = 0;
   uint64_t dense_bytes = 0;    // what dense fp32 gradients every step would have cost
   uint64_t model_version = 0;
+  TrainState state = TrainState::Training;  // the idle policy's verdict (idle_policy.h)
+  double other_load = 0.0;    // other processes' share of the CPUs, as last measured (load modes)
+  uint64_t pauses = 0;        // times the policy paused training
   double compression_ratio() const { return bytes_out ? double(dense_bytes) / double(bytes_out) : 0.0; }
 };
 

@@ -12,6 +12,7 @@ namespace swarmlens {
 NodeTrainer::NodeTrainer(NodeTrainerConfig cfg)
     : cfg_(std::move(cfg)),
       model_(Model::create(cfg_.model, cfg_.seed)),
+      gate_(cfg_.idle),
       global_(model_->params_copy()),
       frame_size_(sample_size(cfg_.model)),
       rng_(cfg_.seed) {
@@ -106,7 +107,10 @@ void NodeTrainer::offer_model(std::shared_ptr<const Snapshot> model) {
 
 void NodeTrainer::drain() {
   std::unique_lock<std::mutex> lock(mutex_);
-  room_.wait(lock, [&] { return !running_ || (buffered_ < cfg_.batch_size && !training_); });
+  // A paused trainer has nothing to drain now: what is buffered waits for it to resume.
+  room_.wait(lock, [&] {
+    return !running_ || (!training_ && (buffered_ < cfg_.batch_size || stats_.state != TrainState::Training));
+  });
 }
 
 TrainStats NodeTrainer::stats() const {
@@ -122,11 +126,41 @@ std::string NodeTrainer::error() const {
 void NodeTrainer::run() {
   std::vector<float> images;
   std::vector<int64_t> labels;
+  set_thread_nice(cfg_.idle.nice);  // best effort: the video path and the device's work come first
   for (;;) {
     {
+      TrainState state;
+      try {
+        state = gate_.check();
+      } catch (const std::exception& e) {  // /proc unreadable: say so rather than train unchecked
+        std::lock_guard<std::mutex> lock(mutex_);
+        error_ = std::string("idle policy: ") + e.what();
+        running_ = false;
+        room_.notify_all();
+        return;
+      }
+      bool changed;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        changed = stats_.state != state;
+        if (changed && state != TrainState::Training) ++stats_.pauses;
+        stats_.state = state;
+        stats_.other_load = gate_.last_load();
+      }
+      if (changed) {
+        ModelHub::instance().publish_stats(cfg_.model_id, stats());  // the overlay shows it
+        room_.notify_all();                                          // drain() stops waiting on a pause
+      }
       std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [&] { return !running_ || buffered_ >= cfg_.batch_size; });
+      if (state != TrainState::Training) {  // paused: keep everything, look again shortly
+        wake_.wait_for(lock, std::chrono::milliseconds(100), [&] { return !running_; });
+        if (!running_) return;
+        continue;
+      }
+      wake_.wait_for(lock, cfg_.idle.mode == IdleMode::Always ? std::chrono::hours(24) : cfg_.idle.sample_every,
+                     [&] { return !running_ || buffered_ >= cfg_.batch_size; });
       if (!running_) return;
+      if (buffered_ < cfg_.batch_size) continue;  // no batch yet: look at the policy again
       // Take the newest batch_size frames; older ones stay for the next batch.
       const size_t first = buffered_ - cfg_.batch_size;
       images.assign(frames_.begin() + long(first * frame_size_),

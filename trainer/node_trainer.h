@@ -2,7 +2,9 @@
 // compresses its gradients with the two-step method. Without a link its released updates are applied
 // to its own model (standalone); the model and statistics are published on the ModelHub under the
 // model id. Frames are copied into a bounded buffer; when the trainer is busy and the buffer is full,
-// new frames replace random buffered ones (a uniform sample), so the caller never blocks.
+// new frames replace random buffered ones (a uniform sample), so the caller never blocks. An idle
+// policy may pause training (device busy, outside the schedule): the pending update, the residual
+// and the buffer are kept, and training resumes where it stopped.
 #pragma once
 
 #include <condition_variable>
@@ -17,6 +19,7 @@
 #include <vector>
 
 #include "compressor.h"
+#include "idle_policy.h"
 #include "model.h"
 #include "model_hub.h"
 
@@ -33,6 +36,7 @@ struct NodeTrainerConfig {
   size_t buffer_frames = 256;     // bounded frame buffer
   std::string checkpoint;         // snapshot path: resumed at start, written at stop ("" = none)
   uint64_t publish_every = 8;     // publish the model to the hub every N steps
+  IdlePolicyConfig idle;          // when to train; the training thread's nice value
 };
 
 class NodeTrainer {
@@ -50,7 +54,8 @@ class NodeTrainer {
   bool push(const float* chw, int label, bool block = false);
 
   // Blocks until every full batch in the buffer has been trained (fewer than batch_size frames
-  // remain), or the trainer stopped. For the end of an offline stream.
+  // remain), the idle policy paused training, or the trainer stopped. For the end of an offline
+  // stream.
   void drain();
 
   // Federated mode (call before start): released updates go to `send` instead of the local model;
@@ -81,6 +86,7 @@ class NodeTrainer {
   NodeTrainerConfig cfg_;
   std::unique_ptr<Model> model_;  // used by the training thread only (and start/stop)
   std::unique_ptr<TwoStepCompressor> compressor_;
+  IdleGate gate_;                 // the training thread's only
   std::vector<float> global_;     // the node's model without its pending update [P]
   size_t frame_size_;
   uint64_t version_ = 0;
