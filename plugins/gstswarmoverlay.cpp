@@ -3,8 +3,9 @@
  *
  * Draws a semi-transparent panel onto the video, scaled to the frame size. It shows the predicted
  * class and its confidence (green when right, red when wrong, where the true label is known), the
- * live accuracy over a rolling window of labelled frames, the model version, the uplink bytes and
- * compression ratio of the swarmtrain with the same `model-id`, and the frame rate.
+ * live accuracy over a rolling window of labelled frames, the model version, the uplink bytes,
+ * compression ratio and training state (training, paused: device busy, paused: outside schedule) of
+ * the swarmtrain with the same `model-id`, and the frame rate.
  *
  * |[
  * gst-launch-1.0 swarmsrc width=280 height=280 format=BGRx ! swarmtrain ! swarmclassify ! swarmoverlay ! videoconvert ! autovideosink
@@ -155,10 +156,15 @@ static GstFlowReturn transform_frame_ip (GstVideoFilter * filter, GstVideoFrame 
         std::to_string (int (1000.0 * p.hit_count / p.hits.size ()) % 10) + "% (" + std::to_string (p.hits.size ()) + ")");
   if (cls) lines.push_back ("model v" + std::to_string (cls->model_version));
   swarmlens::TrainStats st;
-  if (swarmlens::ModelHub::instance ().stats (s.model_id, st) && st.steps > 0) {
-    char ratio[32];
-    g_snprintf (ratio, sizeof ratio, "%.0fx", st.compression_ratio ());
-    lines.push_back ("up " + human_bytes (double (st.bytes_out)) + "  " + ratio);
+  if (swarmlens::ModelHub::instance ().stats (s.model_id, st)) {
+    if (st.steps > 0) {
+      char ratio[32];
+      g_snprintf (ratio, sizeof ratio, "%.0fx", st.compression_ratio ());
+      lines.push_back ("up " + human_bytes (double (st.bytes_out)) + "  " + ratio);
+    }
+    if (st.state == swarmlens::TrainState::PausedLoad) lines.push_back ("paused: device busy");
+    else if (st.state == swarmlens::TrainState::OutsideSchedule) lines.push_back ("paused: outside schedule");
+    else lines.push_back ("training");
   }
   char fps[32];
   g_snprintf (fps, sizeof fps, "%.1f fps", p.fps);
@@ -219,7 +225,7 @@ static void gst_swarm_overlay_class_init (GstSwarmOverlayClass * klass) {
   gst_element_class_add_static_pad_template (element, &sink_template);
   gst_element_class_add_static_pad_template (element, &src_template);
   gst_element_class_set_static_metadata (element, "Swarmlens overlay", "Filter/Effect/Video",
-      "Draws the predicted class, live accuracy, model version, uplink bytes and fps onto the video",
+      "Draws the predicted class, live accuracy, model version, uplink bytes, training state and fps onto the video",
       "Swarmlens developers");
   GST_BASE_TRANSFORM_CLASS (klass)->start = start;
   GST_VIDEO_FILTER_CLASS (klass)->transform_frame_ip = transform_frame_ip;

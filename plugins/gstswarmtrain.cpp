@@ -27,9 +27,15 @@
  * `window` frames and pushes one sample every `window-stride` frames, labelled with its last
  * frame's label; a flush or a new stream starts a new window.
  *
+ * Training never starves the live video: it runs on its own thread at a lower priority (`nice`), and
+ * `idle-policy` trains only while the device is otherwise idle enough (`load-ceiling`), within a
+ * daily `schedule`, or both; paused, it keeps its residual, pending update and frame sample, and
+ * resumes where it stopped.
+ *
  * Statistics go out as element messages named `swarmtrain-stats` every `stats-interval` ms: steps,
  * samples, dropped, loss, train-accuracy, bytes-out, messages, compression-ratio, model-version,
- * node-id, and with NATS bytes-sent, models-received; federated, the same figures also go out as
+ * node-id, state (training, paused-load, outside-schedule), other-load, pauses, and with NATS
+ * bytes-sent, models-received; federated, the same figures also go out as
  * JSON on `swarmlens.<model-id>.metrics`.
  *
  * |[
@@ -67,7 +73,8 @@ GST_DEBUG_CATEGORY_STATIC (swarm_train_debug);
 enum { PROP_0, PROP_MODEL, PROP_MODEL_ID, PROP_INPUT_WIDTH, PROP_INPUT_HEIGHT, PROP_BATCH_SIZE,
   PROP_LEARNING_RATE, PROP_MOMENTUM, PROP_DENSITY, PROP_CRITERION, PROP_WARMUP_STEPS, PROP_TRIGGER_AGE,
   PROP_TRIGGER_NORM, PROP_DEVICE, PROP_CHECKPOINT, PROP_LABEL, PROP_STATS_INTERVAL, PROP_SEED,
-  PROP_DROP_WHEN_BUSY, PROP_NODE_ID, PROP_WINDOW, PROP_WINDOW_STRIDE,
+  PROP_DROP_WHEN_BUSY, PROP_NODE_ID, PROP_WINDOW, PROP_WINDOW_STRIDE, PROP_IDLE_POLICY, PROP_LOAD_CEILING,
+  PROP_SCHEDULE, PROP_NICE,
   PROP_NATS_URL /* and the two after it: natsprops.h */ };
 
 namespace {
@@ -83,6 +90,9 @@ struct Settings {
   bool drop_when_busy = true;
   gint64 node_id = -1;
   guint window = 8, window_stride = 2;
+  std::string idle_policy = "always", schedule;
+  gdouble load_ceiling = 0.5;
+  gint nice = 10;
   swarmlens::NatsSettings nats;
 };
 
@@ -146,6 +156,10 @@ static void set_property (GObject * object, guint id, const GValue * v, GParamSp
     case PROP_NODE_ID: s.node_id = g_value_get_int64 (v); break;
     case PROP_WINDOW: s.window = g_value_get_uint (v); break;
     case PROP_WINDOW_STRIDE: s.window_stride = g_value_get_uint (v); break;
+    case PROP_IDLE_POLICY: s.idle_policy = str (); break;
+    case PROP_LOAD_CEILING: s.load_ceiling = g_value_get_double (v); break;
+    case PROP_SCHEDULE: s.schedule = str (); break;
+    case PROP_NICE: s.nice = g_value_get_int (v); break;
     default:
       if (!swarmlens::nats_set_property (s.nats, PROP_NATS_URL, id, v)) G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
   }
@@ -177,6 +191,10 @@ static void get_property (GObject * object, guint id, GValue * v, GParamSpec * p
     case PROP_NODE_ID: g_value_set_int64 (v, s.node_id); break;
     case PROP_WINDOW: g_value_set_uint (v, s.window); break;
     case PROP_WINDOW_STRIDE: g_value_set_uint (v, s.window_stride); break;
+    case PROP_IDLE_POLICY: g_value_set_string (v, s.idle_policy.c_str ()); break;
+    case PROP_LOAD_CEILING: g_value_set_double (v, s.load_ceiling); break;
+    case PROP_SCHEDULE: g_value_set_string (v, s.schedule.c_str ()); break;
+    case PROP_NICE: g_value_set_int (v, s.nice); break;
     default:
       if (!swarmlens::nats_get_property (s.nats, PROP_NATS_URL, id, v)) G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
   }
@@ -310,7 +328,17 @@ static gboolean start (GstBaseTransform * trans) {
         ("use topk, sampled-topk, threshold or randomk"));
     return FALSE;
   }
+  const auto idle_mode = swarmlens::parse_idle_mode (s.idle_policy);
+  if (!idle_mode) {
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("unknown idle-policy \"%s\"", s.idle_policy.c_str ()),
+        ("use always, load, schedule or load+schedule"));
+    return FALSE;
+  }
   swarmlens::NodeTrainerConfig cfg;
+  cfg.idle.mode = *idle_mode;
+  cfg.idle.load_ceiling = s.load_ceiling;
+  cfg.idle.schedule = s.schedule;
+  cfg.idle.nice = s.nice;
   cfg.model = swarmlens::element_model_spec (s.model, s.input_width, s.input_height, int (s.window));
   cfg.model_id = s.model_id;
   cfg.seed = s.seed;
@@ -395,7 +423,9 @@ static void post_stats (GstSwarmTrain * self) {
       "dropped", G_TYPE_UINT64, st.dropped, "loss", G_TYPE_DOUBLE, st.loss,
       "train-accuracy", G_TYPE_DOUBLE, st.train_accuracy, "bytes-out", G_TYPE_UINT64, st.bytes_out,
       "messages", G_TYPE_UINT64, st.messages, "compression-ratio", G_TYPE_DOUBLE, st.compression_ratio (),
-      "model-version", G_TYPE_UINT64, st.model_version, "node-id", G_TYPE_UINT, p.node_id, nullptr);
+      "model-version", G_TYPE_UINT64, st.model_version, "node-id", G_TYPE_UINT, p.node_id,
+      "state", G_TYPE_STRING, swarmlens::train_state_name (st.state), "other-load", G_TYPE_DOUBLE, st.other_load,
+      "pauses", G_TYPE_UINT64, st.pauses, nullptr);
   if (p.link) {
     const swarmlens::NodeLinkStats ls = p.link->stats ();
     gst_structure_set (s, "bytes-sent", G_TYPE_UINT64, ls.bytes_sent, "models-received", G_TYPE_UINT64, ls.models_in,
@@ -404,7 +434,7 @@ static void post_stats (GstSwarmTrain * self) {
         {"dropped", st.dropped}, {"loss", st.loss}, {"train_accuracy", st.train_accuracy},
         {"bytes_out", st.bytes_out}, {"bytes_sent", ls.bytes_sent}, {"messages", st.messages},
         {"dense_bytes", st.dense_bytes}, {"model_version", st.model_version}, {"models_in", ls.models_in},
-        {"bytes_in", ls.bytes_in}};
+        {"bytes_in", ls.bytes_in}, {"state", swarmlens::train_state_name (st.state)}};
     p.link->publish_metrics (m.dump ());
   }
   gst_element_post_message (GST_ELEMENT (self), gst_message_new_element (GST_OBJECT (self), s));
@@ -568,6 +598,17 @@ static void gst_swarm_train_class_init (GstSwarmTrainClass * klass) {
       1, 64, 8, ready));
   g_object_class_install_property (gobject, PROP_WINDOW_STRIDE, g_param_spec_uint ("window-stride",
       "Window stride", "Temporal models: a sample every this many frames once the window is full", 1, 64, 2, ready));
+  g_object_class_install_property (gobject, PROP_IDLE_POLICY, g_param_spec_string ("idle-policy", "Idle policy",
+      "When to train: always; load (only while other processes use at most load-ceiling of the CPUs); "
+      "schedule (only within the schedule); load+schedule (both). Paused, frames are sampled as when busy, "
+      "and the residual and pending update are kept", "always", ready));
+  g_object_class_install_property (gobject, PROP_LOAD_CEILING, g_param_spec_double ("load-ceiling", "Load ceiling",
+      "idle-policy=load: pause when other processes use more than this share of all CPUs (resume below 80% of it)",
+      0.01, 1.0, 0.5, ready));
+  g_object_class_install_property (gobject, PROP_SCHEDULE, g_param_spec_string ("schedule", "Schedule",
+      "idle-policy=schedule: daily windows in local time, e.g. \"22:00-06:00\" or \"01:00-05:00,12:00-13:00\"", "", ready));
+  g_object_class_install_property (gobject, PROP_NICE, g_param_spec_int ("nice", "Nice",
+      "Nice value of the training thread (the video path keeps its own); 0 = unchanged", 0, 19, 10, ready));
   swarmlens::nats_install_properties (gobject, PROP_NATS_URL);
 
   gst_element_class_add_static_pad_template (element, &sink_template);

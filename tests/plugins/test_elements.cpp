@@ -8,6 +8,8 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include <atomic>
+#include <cstdio>
+#include <ctime>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -539,4 +541,50 @@ TEST_CASE("swarmclassify_backend_opencv_rejects_a_missing_or_bad_file with a bus
   std::ofstream("bad.onnx") << "not a model";
   CHECK(bus_error_of("videotestsrc num-buffers=2 ! video/x-raw,format=GRAY8 ! swarmclassify backend=opencv location=bad.onnx ! fakesink")
             .second.find("bad.onnx") != std::string::npos);
+}
+
+TEST_CASE("swarmtrain outside its schedule does not train, and says so on the bus", "[elements][swarmtrain][idle]") {
+  // A one-hour window two hours from now: the pipeline runs outside it.
+  const std::time_t now = std::time(nullptr);
+  std::tm local{};
+  localtime_r(&now, &local);
+  const int from = (local.tm_hour + 2) % 24, to = (local.tm_hour + 3) % 24;
+  char schedule[32];
+  std::snprintf(schedule, sizeof schedule, "%02d:00-%02d:00", from, to);
+  const std::string desc = std::string("swarmsrc is-live=true fps-n=400 num-buffers=600 ! swarmtrain idle-policy=schedule schedule=") +
+                           schedule + " stats-interval=100 model-id=sched ! fakesink";
+  GError* err = nullptr;
+  GstElement* p = gst_parse_launch(desc.c_str(), &err);
+  REQUIRE(p);
+  gst_element_set_state(p, GST_STATE_PLAYING);
+  GstBus* bus = gst_element_get_bus(p);
+  GstStructure* st = nullptr;  // the last swarmtrain-stats before EOS
+  bool eos = false;
+  while (GstMessage* m = gst_bus_timed_pop(bus, 30 * GST_SECOND)) {
+    const GstMessageType type = GST_MESSAGE_TYPE(m);
+    const GstStructure* s = gst_message_get_structure(m);
+    if (type == GST_MESSAGE_ELEMENT && s && gst_structure_has_name(s, "swarmtrain-stats")) {
+      if (st) gst_structure_free(st);
+      st = gst_structure_copy(s);
+    }
+    gst_message_unref(m);
+    eos = type == GST_MESSAGE_EOS;
+    if (eos || type == GST_MESSAGE_ERROR) break;
+  }
+  CHECK(eos);
+  REQUIRE(st);
+  CHECK(std::string(gst_structure_get_string(st, "state")) == "outside-schedule");
+  CHECK(field_u64(st, "steps") == 0);
+  CHECK(field_u64(st, "pauses") == 1);
+  gst_structure_free(st);
+  gst_element_set_state(p, GST_STATE_NULL);
+  gst_object_unref(bus);
+  gst_object_unref(p);
+}
+
+TEST_CASE("swarmtrain_rejects_a_bad_idle_policy_or_schedule with a bus error", "[elements][swarmtrain][reject]") {
+  CHECK(bus_error_of("videotestsrc num-buffers=2 ! video/x-raw,format=GRAY8 ! swarmtrain idle-policy=sometimes ! fakesink")
+            .first.find("sometimes") != std::string::npos);
+  CHECK(bus_error_of("videotestsrc num-buffers=2 ! video/x-raw,format=GRAY8 ! swarmtrain idle-policy=schedule schedule=9-5 ! fakesink")
+            .second.find("HH:MM-HH:MM") != std::string::npos);
 }
