@@ -12,11 +12,14 @@
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <stdexcept>
+#include <thread>
 
 #include "classifier.h"
 #include "compressor.h"
 #include "dataset.h"
+#include "busy_load.h"
 #include "model.h"
+#include "onnx_export.h"
 #include "snapshot.h"
 
 namespace swarmlens {
@@ -166,6 +169,78 @@ int run_elements_bench(const ElementsBenchOptions& o) {
     const double mib = peak_rss_mib(desc);
     fmt::print("node pipeline peak RSS {:.1f} MiB   ({})\n", mib, desc);
     j["node_pipeline"] = {{"peak_rss_mib", mib}, {"pipeline", desc}};
+  }
+  // 4. The two classify backends side by side: LibTorch on the snapshot vs OpenCV DNN on the same
+  //    model exported to ONNX. Frames/s in this process, peak RSS each in a process of its own.
+  {
+    ModelSpec spec;
+    auto model = Model::create(spec, 1);
+    const std::string snap = "bench-elements-backend.swm", onnx = "bench-elements-backend.onnx";
+    save_snapshot(snap, {"cnn", model->layout_hash(), 1, model->params_copy()});
+    OnnxExportInfo info;
+    info.class_names = fashion_mnist_class_names();
+    std::ofstream(onnx, std::ios::binary) << export_onnx(*model, info);
+    auto pipeline = [&](const std::string& props, int frames) {
+      return fmt::format("swarmsrc fps-n=0 num-buffers={} ! swarmclassify {} ! fakesink name=sink", frames, props);
+    };
+    const std::string torch_props = "location=" + snap, cv_props = "backend=opencv location=" + onnx;
+    guint64 f1 = 0, f2 = 0;
+    const double t_secs = run_pipeline(pipeline(torch_props, o.classify_frames), &f1);
+    const double c_secs = run_pipeline(pipeline(cv_props, o.classify_frames), &f2);
+    const double t_fps = double(f1) / t_secs, c_fps = double(f2) / c_secs;
+    const double t_rss = peak_rss_mib(pipeline(torch_props, o.classify_frames));
+    const double c_rss = peak_rss_mib(pipeline(cv_props, o.classify_frames));
+    std::remove(snap.c_str());
+    std::remove(onnx.c_str());
+    fmt::print("backends  libtorch {:8.1f} frames/s {:6.1f} MiB   opencv {:8.1f} frames/s {:6.1f} MiB   "
+               "fps ratio opencv/libtorch {:.3f}   RSS ratio {:.3f}\n", t_fps, t_rss, c_fps, c_rss, c_fps / t_fps, c_rss / t_rss);
+    j["classify_backends"] = {{"libtorch_frames_per_second", t_fps}, {"opencv_frames_per_second", c_fps},
+                              {"libtorch_peak_rss_mib", t_rss}, {"opencv_peak_rss_mib", c_rss},
+                              {"fps_ratio_opencv_to_libtorch", c_fps / t_fps}, {"rss_ratio_opencv_to_libtorch", c_rss / t_rss},
+                              {"frames", o.classify_frames}};
+  }
+
+  // 5. Training on idle cycles: the live path's classify frames/s while other processes load every
+  //    core, with no trainer, a trainer that trains always at normal priority, and one under
+  //    idle-policy=load; against the same pipeline on an idle machine.
+  {
+    auto model = Model::create({}, 1);
+    const std::string snap = "bench-elements-idle.swm";
+    save_snapshot(snap, {"cnn", model->layout_hash(), 1, model->params_copy()});
+    const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+    struct Case {
+      const char* name;
+      bool busy;
+      std::string trainer;  // swarmtrain properties, "" = none
+    };
+    const Case cases[] = {
+        {"idle machine, no trainer", false, ""},
+        {"idle machine, trainer always (nice 10)", false, "idle-policy=always"},
+        {"busy machine, no trainer", true, ""},
+        {"busy machine, trainer always at nice 0", true, "idle-policy=always nice=0"},
+        {"busy machine, trainer idle-policy=load", true, "idle-policy=load load-ceiling=0.5"},
+    };
+    nlohmann::json rows = nlohmann::json::array();
+    double base = 0.0, busy_base = 0.0;
+    for (const auto& c : cases) {
+      BusyLoad load(c.busy ? cores : 0);
+      if (c.busy) std::this_thread::sleep_for(std::chrono::milliseconds(700));  // the policy sees it
+      const std::string train = c.trainer.empty() ? "" : "swarmtrain stats-interval=200 " + c.trainer + " ! ";
+      guint64 frames = 0, samples = 0;
+      const double secs = run_pipeline(fmt::format("swarmsrc fps-n=0 num-buffers={} ! {}swarmclassify location={} ! fakesink name=sink",
+                                                   o.idle_frames, train, snap), &frames, c.trainer.empty() ? nullptr : &samples);
+      const double fps = double(frames) / secs;
+      if (!c.busy && c.trainer.empty()) base = fps;
+      if (c.busy && c.trainer.empty()) busy_base = fps;
+      fmt::print("idle      {:<42} {:8.1f} frames/s   vs idle {:.3f}   vs busy-no-trainer {}   trained {}\n", c.name, fps,
+                 fps / base, busy_base > 0 ? fmt::format("{:.3f}", fps / busy_base) : "-", samples);
+      rows.push_back({{"case", c.name}, {"busy_processes", c.busy ? cores : 0}, {"trainer", c.trainer},
+                      {"classify_frames_per_second", fps}, {"ratio_to_idle", fps / base},
+                      {"ratio_to_busy_without_trainer", busy_base > 0 ? nlohmann::json(fps / busy_base) : nlohmann::json(nullptr)},
+                      {"trained_samples", samples}});
+    }
+    std::remove(snap.c_str());
+    j["idle_policy"] = {{"frames", o.idle_frames}, {"cases", rows}};
   }
   if (!o.json_path.empty()) std::ofstream(o.json_path) << j.dump(2) << "\n";
   return 0;

@@ -9,6 +9,7 @@ namespace swarmlens {
 struct ElementsBenchOptions {
   int train_frames = 4096;
   int classify_frames = 2000;
+  int idle_frames = 3000;         // classify frames per idle-policy case
   unsigned batch = 32;
   std::string json_path;
 };

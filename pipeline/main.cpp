@@ -120,6 +120,7 @@ int main(int argc, char** argv) {
       "elements", "GStreamer elements vs the bare library loops they wrap; peak RSS of a node pipeline");
   elements->add_option("--train-frames", eo.train_frames, "frames for the training comparison")->check(CLI::Range(64, 1000000))->capture_default_str();
   elements->add_option("--classify-frames", eo.classify_frames, "frames for the classification comparison")->check(CLI::Range(10, 1000000))->capture_default_str();
+  elements->add_option("--idle-frames", eo.idle_frames, "classify frames per idle-policy case")->check(CLI::Range(100, 1000000))->capture_default_str();
   elements->add_option("--batch", eo.batch, "batch size")->check(CLI::Range(1, 4096))->capture_default_str();
   elements->add_option("--json", eo.json_path, "write results as JSON to this file");
 

@@ -3,7 +3,7 @@
 #include <chrono>
 #include <thread>
 
-#include "../busy_load.h"
+#include "busy_load.h"
 #include "idle_policy.h"
 #include "node_trainer.h"
 

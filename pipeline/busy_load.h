@@ -1,4 +1,4 @@
-// Real CPU load for idle-policy tests: busy-looping child processes (other processes, as the
+// Real CPU load for the idle-policy tests and benchmark: busy-looping child processes (other processes, as the
 // device's other work would be), killed on destruction.
 #pragma once
 
