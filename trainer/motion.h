@@ -26,7 +26,7 @@ struct MotionConfig {
 
 struct MotionClip {
   uint32_t item = 0;  // index into the data set
-  Direction direction = Direction::left;
+  Direction direction = Direction::left;  // at frame 0
   int x0 = 0, y0 = 0;  // the item's top-left corner at frame 0, in [0, canvas - item]
   int speed = 1;
 };

@@ -41,15 +41,6 @@ class GraphWriter {
     t->mutable_float_data()->Add(values, values + n);
   }
 
-  std::string constant_ints(const std::string& name, const std::vector<int64_t>& v) {
-    onnx::TensorProto* t = g_->add_initializer();
-    t->set_name(name);
-    t->set_data_type(onnx::TensorProto::INT64);
-    t->add_dims(int64_t(v.size()));
-    for (int64_t x : v) t->add_int64_data(x);
-    return name;
-  }
-
   onnx::NodeProto* node(const std::string& op, std::vector<std::string> inputs, const std::string& output) {
     onnx::NodeProto* n = g_->add_node();
     n->set_op_type(op);
@@ -113,9 +104,6 @@ class GraphWriter {
     auto* n = node("Flatten", {x}, fresh("flatten"));
     integer(n, "axis", 1);
     return n->output(0);
-  }
-  std::string reshape(const std::string& x, const std::vector<int64_t>& shape) {
-    return node("Reshape", {x, constant_ints(fresh("shape"), shape)}, fresh("reshape"))->output(0);
   }
 
  private:

@@ -178,7 +178,8 @@ TEST_CASE("moving Fashion-MNIST: deterministic clips whose item moves speed pixe
   CHECK(img.size() == 3u * 4 * 28 * 28);
   CHECK(lab.size() == 3u);
   CHECK(motion_class_names().size() == 4u);
-  CHECK_THROWS(render_motion_frame(d, MotionClip{1000}, 0, mc, img.empty() ? nullptr : reinterpret_cast<uint8_t*>(img.data())));
+  std::vector<uint8_t> canvas(28 * 28);
+  CHECK_THROWS_AS(render_motion_frame(d, MotionClip{1000}, 0, mc, canvas.data()), std::out_of_range);  // no such item
 }
 
 TEST_CASE("a frame window holds the last N frames, oldest first, and forgets them on clear", "[dataset][window]") {
