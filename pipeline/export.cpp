@@ -55,12 +55,10 @@ int run_export(const ExportOptions& o) {
   if (o.snapshot.empty() == o.nats_url.empty())
     throw std::invalid_argument("give one source: --snapshot FILE or --nats-url URL");
   const Snapshot s = o.snapshot.empty() ? fetch_live(o) : load_snapshot(o.snapshot);
-  ModelSpec spec;
-  spec.name = o.model.empty() ? s.model : o.model;
-  spec.channels = spec.name == "cnn" ? 1 : 3;  // as the elements train them (plugins/frame.h)
-  const int fallback = spec.name == "cnn" ? 28 : 96;
-  spec.width = o.input_width ? o.input_width : fallback;
-  spec.height = o.input_height ? o.input_height : fallback;
+  const std::string name = o.model.empty() ? s.model : o.model;
+  const int fallback = name == "cnn" ? 28 : 96;
+  ModelSpec spec = camera_model_spec(name, o.input_width ? o.input_width : fallback,
+                                     o.input_height ? o.input_height : fallback);  // as the elements train it
   spec.classes = o.classes;
   auto model = Model::create(spec, 1);
   if (model->layout_hash() != s.layout_hash || model->num_params() != s.params.size())

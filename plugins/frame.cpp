@@ -3,14 +3,8 @@
 #include <opencv2/imgproc.hpp>
 
 #include "dataset.h"
-#include "motion.h"
 
 namespace swarmlens {
-
-ModelSpec element_model_spec(const std::string& name, int width, int height, int window) {
-  if (is_temporal(name)) return {name, 1, height, width, int(motion_class_names().size()), window};
-  return {name, name == "cnn" ? 1 : 3, height, width, 10};
-}
 
 int cv_type_of(GstVideoFormat format) {
   return format == GST_VIDEO_FORMAT_GRAY8 ? CV_8UC1 : format == GST_VIDEO_FORMAT_RGB ? CV_8UC3 : CV_8UC4;

@@ -13,11 +13,6 @@ namespace swarmlens {
 // Formats every Swarmlens element handles; as a caps string fragment.
 #define SWARMLENS_VIDEO_FORMATS "{ GRAY8, RGB, BGRx }"
 
-// What the elements' model, input-width, input-height and window properties describe: cnn and crnn
-// read grey frames, every other model RGB; 10 classes (Fashion-MNIST), but crnn 4 (the directions
-// of moving Fashion-MNIST: left, right, up, down). window counts only for temporal models.
-ModelSpec element_model_spec(const std::string& name, int width, int height, int window = 1);
-
 // The OpenCV pixel type of one of SWARMLENS_VIDEO_FORMATS (GRAY8 -> CV_8UC1, RGB -> CV_8UC3,
 // BGRx -> CV_8UC4).
 int cv_type_of(GstVideoFormat format);

@@ -44,6 +44,7 @@
 #include <vector>
 
 #include "broker_service.h"
+#include "dataset.h"
 #include "frame.h"
 #include "natsprops.h"
 #include "update_merger.h"
@@ -422,7 +423,7 @@ static gboolean start (GstAggregator * agg) {
     p.run = p.settings;
   }
   const Settings & s = p.run;
-  const swarmlens::ModelSpec spec = swarmlens::element_model_spec (s.model, s.input_width, s.input_height);
+  const swarmlens::ModelSpec spec = swarmlens::camera_model_spec (s.model, s.input_width, s.input_height);
   p.node_id = s.node_id >= 0 ? guint32 (s.node_id) : guint32 (std::random_device {} () & 0x7fffffff);
   p.counts = {};
   p.warned.clear ();

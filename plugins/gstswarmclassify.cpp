@@ -31,6 +31,7 @@
 
 #include "classifier.h"
 #include "dnn_classifier.h"
+#include "dataset.h"
 #include "frame.h"
 #include "frame_window.h"
 #include "gstswarmmeta.h"
@@ -165,7 +166,7 @@ static gboolean start (GstBaseTransform * trans) {
   } else {
     try {
       p.classifier = std::make_unique<swarmlens::Classifier> (
-          swarmlens::element_model_spec (s.model, s.input_width, s.input_height, int (s.window)), 1);
+          swarmlens::camera_model_spec (s.model, s.input_width, s.input_height, int (s.window)), 1);
       if (!s.location.empty ()) p.classifier->load_file (s.location);
     } catch (const std::exception & e) {
       p.classifier.reset ();

@@ -60,6 +60,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "dataset.h"
 #include "frame.h"
 #include "frame_window.h"
 #include "gstswarmmeta.h"
@@ -339,7 +340,7 @@ static gboolean start (GstBaseTransform * trans) {
   cfg.idle.load_ceiling = s.load_ceiling;
   cfg.idle.schedule = s.schedule;
   cfg.idle.nice = s.nice;
-  cfg.model = swarmlens::element_model_spec (s.model, s.input_width, s.input_height, int (s.window));
+  cfg.model = swarmlens::camera_model_spec (s.model, s.input_width, s.input_height, int (s.window));
   cfg.model_id = s.model_id;
   cfg.seed = s.seed;
   cfg.batch_size = s.batch_size;

@@ -9,6 +9,8 @@
 #include <random>
 #include <stdexcept>
 
+#include "motion.h"
+
 namespace swarmlens {
 
 namespace {
@@ -143,6 +145,11 @@ void make_batch(const Dataset& d, const uint32_t* indices, size_t count, std::ve
     for (size_t i = 0; i < px; ++i) dst[i] = (src[i] / 255.0f - kFashionMean) / kFashionStd;
     labels[b] = d.labels[indices[b]];
   }
+}
+
+ModelSpec camera_model_spec(const std::string& name, int width, int height, int window) {
+  if (is_temporal(name)) return {name, 1, height, width, int(motion_class_names().size()), window};
+  return {name, name == "cnn" ? 1 : 3, height, width, 10};
 }
 
 }  // namespace swarmlens
