@@ -492,16 +492,16 @@ static GstFlowReturn transform_ip (GstBaseTransform * trans, GstBuffer * buf) {
     GST_ELEMENT_ERROR (self, STREAM, FAILED, ("Training failed"), ("%s", err.c_str ()));
     return GST_FLOW_ERROR;
   }
-  if (swarmlens::is_temporal (p.spec.name)) {
-    // Every frame goes into the window (the motion must be continuous); every window-stride-th
-    // full window is a sample, labelled with its last frame's label.
+  // A frame without a label passes untouched and is not trained on, except that a temporal model's
+  // window takes every frame (the motion must be continuous): every window-stride-th full window is
+  // a sample, labelled with its last frame's label.
+  const bool labelled = label >= 0 && label < p.spec.classes;
+  const bool temporal = swarmlens::is_temporal (p.spec.name);
+  if (labelled || temporal) {
     if (!swarmlens::buffer_to_input (GST_ELEMENT (self), &p.info, buf, p.spec, p.input)) return GST_FLOW_ERROR;
-    if (p.window.push (p.input.data ()) && label >= 0 && label < p.spec.classes &&
-        (p.window.pushed () - size_t (p.spec.window)) % p.window_stride == 0)
+    if (!temporal) p.trainer->push (p.input.data (), label, !drop);
+    else if (p.window.push (p.input.data ()) && labelled && (p.window.pushed () - size_t (p.spec.window)) % p.window_stride == 0)
       p.trainer->push (p.window.sample ().data (), label, !drop);
-  } else if (label >= 0 && label < p.spec.classes) {  // no label: pass untouched, not trained on
-    if (!swarmlens::buffer_to_input (GST_ELEMENT (self), &p.info, buf, p.spec, p.input)) return GST_FLOW_ERROR;
-    p.trainer->push (p.input.data (), label, !drop);
   }
   const GstClockTime now = gst_util_get_timestamp ();
   if (interval > 0 && (!GST_CLOCK_TIME_IS_VALID (p.last_stats) || now - p.last_stats >= interval * GST_MSECOND)) {
