@@ -7,15 +7,22 @@
 
 #include <algorithm>
 #include <fstream>
+#include <iterator>
 #include <stdexcept>
 
 namespace swarmlens {
 
-OnnxModelInfo read_onnx_info(const std::string& path) {
+namespace {
+
+std::string read_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   if (!f) throw std::runtime_error(path + ": cannot open");
+  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+}
+
+OnnxModelInfo parse_onnx_info(const std::string& path, const std::string& bytes) {
   onnx::ModelProto mp;
-  if (!mp.ParseFromIstream(&f)) throw std::runtime_error(path + ": not an ONNX model");
+  if (!mp.ParseFromString(bytes)) throw std::runtime_error(path + ": not an ONNX model");
   const auto& g = mp.graph();
   if (g.input_size() < 1 || g.output_size() < 1) throw std::runtime_error(path + ": the graph has no input or output");
   OnnxModelInfo info;
@@ -45,14 +52,22 @@ OnnxModelInfo read_onnx_info(const std::string& path) {
   return info;
 }
 
+}  // namespace
+
+OnnxModelInfo read_onnx_info(const std::string& path) { return parse_onnx_info(path, read_file(path)); }
+
 struct DnnClassifier::Net {
   cv::dnn::Net net;
 };
 
-DnnClassifier::DnnClassifier(const std::string& onnx_path) : info_(read_onnx_info(onnx_path)) {
+DnnClassifier::DnnClassifier(const std::string& onnx_path) {
+  // One read: the metadata and the network come from the same bytes, even if the file is replaced
+  // (exported again) meanwhile.
+  const std::string bytes = read_file(onnx_path);
+  info_ = parse_onnx_info(onnx_path, bytes);
   net_ = std::make_unique<Net>();
   try {
-    net_->net = cv::dnn::readNetFromONNX(onnx_path);
+    net_->net = cv::dnn::readNetFromONNX(bytes.data(), bytes.size());
   } catch (const cv::Exception& e) {
     throw std::runtime_error(onnx_path + ": OpenCV DNN cannot import it: " + e.what());
   }
