@@ -185,6 +185,18 @@ TEST_CASE("the recurrent model learns motion direction, which one frame cannot t
   const int window = 6;
   std::vector<uint32_t> idx(d.size());
   std::iota(idx.begin(), idx.end(), 0u);
+  // Clips of `window` frames for the items at `first`; a single-frame model (win 1) gets only each
+  // clip's last frame, what it would see live.
+  auto batch = [&](const uint32_t* first, size_t count, uint64_t seed, uint64_t index, int win,
+                   std::vector<float>& img, std::vector<int64_t>& lab) {
+    make_motion_batch(d, first, count, window, seed, index, mc, img, lab);
+    if (win == 1) {
+      std::vector<float> last(count * 28 * 28);
+      for (size_t i = 0; i < count; ++i)
+        std::copy_n(img.begin() + long((i * window + window - 1) * 28 * 28), 28 * 28, last.begin() + long(i * 28 * 28));
+      img = last;
+    }
+  };
   auto train = [&](const std::string& name, int win) {
     ModelSpec spec{name, 1, 28, 28, 4, win};
     auto m = Model::create(spec, 7);
@@ -192,25 +204,11 @@ TEST_CASE("the recurrent model learns motion direction, which one frame cannot t
     std::vector<int64_t> lab;
     FlatSgd opt(m->num_params(), 0.05, 0.9);
     for (int s = 0; s < 300; ++s) {
-      // The single-frame CNN sees the last frame of each clip window: what it would see live.
-      make_motion_batch(d, idx.data() + (s * 16) % (d.size() - 16), 16, window, 11, uint64_t(s) * 16, mc, img, lab);
-      if (win == 1) {
-        std::vector<float> last(16 * 28 * 28);
-        for (size_t i = 0; i < 16; ++i)
-          std::copy_n(img.begin() + long((i * window + window - 1) * 28 * 28), 28 * 28, last.begin() + long(i * 28 * 28));
-        img = last;
-      }
+      batch(idx.data() + (s * 16) % (d.size() - 16), 16, 11, uint64_t(s) * 16, win, img, lab);
       m->compute_gradient({img.data(), lab.data(), 16});
       opt.step(m->params(), m->grad());
     }
-    // Held-out clips: other items, other seed.
-    make_motion_batch(d, idx.data() + 1500, 400, window, 99, 0, mc, img, lab);
-    if (win == 1) {
-      std::vector<float> last(400 * 28 * 28);
-      for (size_t i = 0; i < 400; ++i)
-        std::copy_n(img.begin() + long((i * window + window - 1) * 28 * 28), 28 * 28, last.begin() + long(i * 28 * 28));
-      img = last;
-    }
+    batch(idx.data() + 1500, 400, 99, 0, win, img, lab);  // held-out clips: other items, other seed
     std::vector<int64_t> pred(400);
     m->predict(img.data(), 400, pred.data());
     size_t ok = 0;
