@@ -42,7 +42,7 @@ GST_DEBUG_CATEGORY_STATIC (swarm_classify_debug);
 #define GST_CAT_DEFAULT swarm_classify_debug
 
 enum { PROP_0, PROP_MODEL, PROP_MODEL_ID, PROP_LOCATION, PROP_INPUT_WIDTH, PROP_INPUT_HEIGHT, PROP_EVERY,
-  PROP_WINDOW, PROP_BACKEND, PROP_NATS_URL /* and the two after it: natsprops.h */ };
+  PROP_WINDOW, PROP_BACKEND, PROP_DEVICE, PROP_NATS_URL /* and the two after it: natsprops.h */ };
 
 typedef enum { BACKEND_LIBTORCH, BACKEND_OPENCV } Backend;
 
@@ -66,6 +66,7 @@ struct Settings {
   gint input_width = 28, input_height = 28;
   guint every = 1, window = 8;
   Backend backend = BACKEND_LIBTORCH;
+  std::string device = "cpu";
   swarmlens::NatsSettings nats;
 };
 
@@ -115,6 +116,7 @@ static void set_property (GObject * object, guint id, const GValue * v, GParamSp
     case PROP_EVERY: s.every = g_value_get_uint (v); break;
     case PROP_WINDOW: s.window = g_value_get_uint (v); break;
     case PROP_BACKEND: s.backend = Backend (g_value_get_enum (v)); break;
+    case PROP_DEVICE: s.device = str (); break;
     default:
       if (!swarmlens::nats_set_property (s.nats, PROP_NATS_URL, id, v)) G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
   }
@@ -133,6 +135,7 @@ static void get_property (GObject * object, guint id, GValue * v, GParamSpec * p
     case PROP_EVERY: g_value_set_uint (v, s.every); break;
     case PROP_WINDOW: g_value_set_uint (v, s.window); break;
     case PROP_BACKEND: g_value_set_enum (v, s.backend); break;
+    case PROP_DEVICE: g_value_set_string (v, s.device.c_str ()); break;
     default:
       if (!swarmlens::nats_get_property (s.nats, PROP_NATS_URL, id, v)) G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
   }
@@ -145,6 +148,16 @@ static gboolean start (GstBaseTransform * trans) {
   {
     std::lock_guard<std::mutex> g (p.lock);
     s = p.settings;
+  }
+  if (s.backend == BACKEND_OPENCV && s.device != "cpu") {
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("Cannot classify on device \"%s\"", s.device.c_str ()),
+        ("backend=opencv runs on the CPU; device=cuda is for backend=libtorch"));
+    return FALSE;
+  }
+  if (const auto why = swarmlens::device_problem (s.device); !why.empty ()) {
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("Cannot classify on device \"%s\"", s.device.c_str ()),
+        ("%s", why.c_str ()));
+    return FALSE;
   }
   if (s.backend == BACKEND_OPENCV) {
     // The exported file says what it takes; no live model (export again for a newer one).
@@ -166,7 +179,7 @@ static gboolean start (GstBaseTransform * trans) {
   } else {
     try {
       p.classifier = std::make_unique<swarmlens::Classifier> (
-          swarmlens::camera_model_spec (s.model, s.input_width, s.input_height, int (s.window)), 1);
+          swarmlens::camera_model_spec (s.model, s.input_width, s.input_height, int (s.window)), 1, s.device);
       if (!s.location.empty ()) p.classifier->load_file (s.location);
     } catch (const std::exception & e) {
       p.classifier.reset ();
@@ -290,6 +303,9 @@ static void gst_swarm_classify_class_init (GstSwarmClassifyClass * klass) {
   g_object_class_install_property (gobject, PROP_BACKEND, g_param_spec_enum ("backend", "Backend",
       "Inference runtime: libtorch (snapshots, live models) or opencv (OpenCV DNN on an exported ONNX file; "
       "model, input size and classes come from the file)", GST_TYPE_SWARM_CLASSIFY_BACKEND, BACKEND_LIBTORCH, ready));
+  g_object_class_install_property (gobject, PROP_DEVICE, g_param_spec_string ("device", "Device",
+      "Compute device for backend=libtorch: cpu, cuda or cuda:N (a LibTorch built with CUDA, as JetPack's "
+      "on a Jetson; otherwise an error at start)", "cpu", ready));
   swarmlens::nats_install_properties (gobject, PROP_NATS_URL);
   g_object_class_install_property (gobject, PROP_EVERY, g_param_spec_uint ("every", "Every",
       "Classify every Nth frame; the others carry the last result", 1, 1000, 1, playing));

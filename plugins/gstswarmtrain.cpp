@@ -318,9 +318,9 @@ static gboolean start (GstBaseTransform * trans) {
     std::lock_guard<std::mutex> g (self->priv->lock);
     s = self->priv->settings;
   }
-  if (s.device != "cpu") {
-    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("device \"%s\" is not available", s.device.c_str ()),
-        ("This build of LibTorch runs on the CPU only; use device=cpu"));
+  if (const auto why = swarmlens::device_problem (s.device); !why.empty ()) {
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("Cannot train on device \"%s\"", s.device.c_str ()),
+        ("%s", why.c_str ()));
     return FALSE;
   }
   const auto criterion = swarmlens::parse_criterion (s.criterion);
@@ -343,6 +343,7 @@ static gboolean start (GstBaseTransform * trans) {
   cfg.model = swarmlens::camera_model_spec (s.model, s.input_width, s.input_height, int (s.window));
   cfg.model_id = s.model_id;
   cfg.seed = s.seed;
+  cfg.device = s.device;
   cfg.batch_size = s.batch_size;
   cfg.lr = s.lr;
   cfg.checkpoint = s.checkpoint;
@@ -578,7 +579,9 @@ static void gst_swarm_train_class_init (GstSwarmTrainClass * klass) {
   g_object_class_install_property (gobject, PROP_TRIGGER_NORM, g_param_spec_double ("trigger-norm",
       "Trigger norm", "Release the pending update when its L2 norm reaches this (0 = off)", 0.0, G_MAXDOUBLE, 0.0, ready));
   g_object_class_install_property (gobject, PROP_DEVICE, g_param_spec_string ("device", "Device",
-      "Compute device; only cpu is supported so far, anything else is a clear error at start", "cpu", ready));
+      "Compute device for training: cpu, cuda or cuda:N (a LibTorch built with CUDA, as JetPack's on a "
+      "Jetson; otherwise an error at start). Weights stay in host memory; the GPU computes the gradients",
+      "cpu", ready));
   g_object_class_install_property (gobject, PROP_CHECKPOINT, g_param_spec_string ("checkpoint", "Checkpoint",
       "Snapshot file: resumed from at start, written at stop (empty = none)", "", ready));
   g_object_class_install_property (gobject, PROP_LABEL, g_param_spec_int ("label", "Label",

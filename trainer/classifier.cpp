@@ -5,8 +5,8 @@
 
 namespace swarmlens {
 
-Classifier::Classifier(const ModelSpec& spec, uint64_t seed)
-    : model_(Model::create(spec, seed)), probs_(size_t(spec.classes)) {}
+Classifier::Classifier(const ModelSpec& spec, uint64_t seed, const std::string& device)
+    : model_(Model::create(spec, seed, device)), probs_(size_t(spec.classes)) {}
 
 void Classifier::load_file(const std::string& path) {
   std::string why;

@@ -19,7 +19,8 @@ struct Classification {
 
 class Classifier {
  public:
-  Classifier(const ModelSpec& spec, uint64_t seed);
+  // Throws std::invalid_argument for a bad spec or an unusable device (Model::create).
+  Classifier(const ModelSpec& spec, uint64_t seed, const std::string& device = "cpu");
 
   // Throws std::runtime_error (file problems, another layout); the current weights stay.
   void load_file(const std::string& path);

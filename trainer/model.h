@@ -60,11 +60,19 @@ class Model {
  public:
   virtual ~Model() = default;
 
-  // Throws std::invalid_argument for an unknown name or an input shape the model cannot take.
-  static std::unique_ptr<Model> create(const ModelSpec& spec, uint64_t seed);
+  // Throws std::invalid_argument for an unknown name or an input shape the model cannot take, and
+  // for a compute device that is not usable (see device_problem).
+  //
+  // `device` is LibTorch's device string: "cpu", "cuda" or "cuda:N". The weights always live in
+  // params() on the host (the compressor, the hub and snapshots read them there); on a GPU the
+  // model keeps a copy of them on the device, refreshed from params() before each gradient or
+  // prediction, and copies each gradient back into grad().
+  static std::unique_ptr<Model> create(const ModelSpec& spec, uint64_t seed,
+                                       const std::string& device = "cpu");
   static std::vector<std::string> names();
 
   virtual const ModelSpec& spec() const = 0;
+  virtual std::string device() const = 0;  // where forward and backward run, e.g. "cpu", "cuda:0"
   virtual size_t num_params() const = 0;
   // FNV-1a over the model name, input shape and each parameter's name and shape.
   virtual uint64_t layout_hash() const = 0;
@@ -83,6 +91,10 @@ class Model {
   std::vector<float> params_copy() const { return {params(), params() + num_params()}; }
   void set_params(const float* p);
 };
+
+// Why `device` cannot run models here, or "" if it can: an unknown device string, a LibTorch built
+// without CUDA (Debian's is CPU-only; JetPack's LibTorch on a Jetson has CUDA), or no such GPU.
+std::string device_problem(const std::string& device);
 
 // Intra-op threads LibTorch uses (0 leaves its default).
 void set_compute_threads(int threads);

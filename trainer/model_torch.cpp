@@ -4,6 +4,8 @@
 #include <torch/torch.h>
 
 #include <cstring>
+#include <functional>
+#include <optional>
 #include <stdexcept>
 
 #include "model.h"
@@ -96,10 +98,29 @@ uint64_t fnv1a(uint64_t h, const void* p, size_t n) {
   return h;
 }
 
+// Re-points every parameter of `net` into `flat` and its gradient into `flat_grad` (both 1-D, on
+// the net's device, numel = the parameter count), copying the current values in.
+template <typename Net>
+void bind_flat(Net& net, torch::Tensor flat, torch::Tensor flat_grad) {
+  torch::NoGradGuard no_grad;
+  int64_t off = 0;
+  for (auto& p : net->named_parameters(/*recurse=*/true)) {
+    torch::Tensor t = p.value();
+    const int64_t n = t.numel();
+    auto view = flat.narrow(0, off, n).view(t.sizes());
+    view.copy_(t);
+    t.set_data(view);  // the parameter now lives inside flat
+    t.mutable_grad() = flat_grad.narrow(0, off, n).view(t.sizes());
+    off += n;
+  }
+}
+
 template <typename Net>
 class TorchModel final : public Model {
  public:
-  TorchModel(const ModelSpec& spec, Net net) : spec_(spec), net_(std::move(net)) {
+  // `make` builds the net (twice when the device is a GPU: the host copy owns params()).
+  TorchModel(const ModelSpec& spec, const std::function<Net()>& make, torch::Device device)
+      : spec_(spec), net_(make()), device_(device) {
     auto params = net_->named_parameters(/*recurse=*/true);
     int64_t total = 0;
     for (const auto& p : params) total += p.value().numel();
@@ -110,23 +131,25 @@ class TorchModel final : public Model {
     const int shape[4] = {spec_.channels, spec_.height, spec_.width, spec_.classes};
     h = fnv1a(h, shape, sizeof shape);
     int64_t off = 0;
-    torch::NoGradGuard no_grad;
     for (auto& p : params) {
       layout_.push_back({p.key(), p.value().sizes().vec(), size_t(off)});
-      torch::Tensor t = p.value();
-      const int64_t n = t.numel();
-      auto view = flat_.narrow(0, off, n).view(t.sizes());
-      view.copy_(t);
-      t.set_data(view);  // the parameter now lives inside flat_
-      t.mutable_grad() = flat_grad_.narrow(0, off, n).view(t.sizes());
       h = fnv1a(h, p.key().data(), p.key().size());
-      for (int64_t d : t.sizes()) h = fnv1a(h, &d, sizeof d);
-      off += n;
+      for (int64_t d : p.value().sizes()) h = fnv1a(h, &d, sizeof d);
+      off += p.value().numel();
     }
     hash_ = h;
+    bind_flat(net_, flat_, flat_grad_);
+    if (!device_.is_cpu()) {
+      dev_net_ = make();
+      dev_net_->to(device_);
+      dev_flat_ = torch::empty({total}, torch::TensorOptions().device(device_));
+      dev_flat_grad_ = torch::zeros({total}, torch::TensorOptions().device(device_));
+      bind_flat(dev_net_, dev_flat_, dev_flat_grad_);
+    }
   }
 
   const ModelSpec& spec() const override { return spec_; }
+  std::string device() const override { return device_.str(); }
   size_t num_params() const override { return size_t(flat_.numel()); }
   uint64_t layout_hash() const override { return hash_; }
   float* params() override { return flat_.data_ptr<float>(); }
@@ -135,13 +158,15 @@ class TorchModel final : public Model {
   const std::vector<ParamInfo>& layout() const override { return layout_; }
 
   StepStats compute_gradient(const BatchView& b) override {
-    net_->train();
-    flat_grad_.zero_();  // grads accumulate in place into flat_grad_ (never set to None)
+    Net& net = compute_net();
+    net->train();
     torch::Tensor x = input(b.images, b.size);
-    torch::Tensor y = torch::from_blob(const_cast<int64_t*>(b.labels), {int64_t(b.size)}, torch::kLong);
-    torch::Tensor logits = net_->forward(x);
+    torch::Tensor y = torch::from_blob(const_cast<int64_t*>(b.labels), {int64_t(b.size)}, torch::kLong)
+                          .to(device_);
+    torch::Tensor logits = net->forward(x);
     torch::Tensor loss = torch::nn::functional::cross_entropy(logits, y);
     loss.backward();
+    if (!device_.is_cpu()) flat_grad_.copy_(dev_flat_grad_);
     StepStats s;
     s.loss = loss.item<double>();
     s.correct = size_t(logits.argmax(1).eq(y).sum().item<int64_t>());
@@ -150,57 +175,116 @@ class TorchModel final : public Model {
 
   void predict(const float* images, size_t count, int64_t* labels_out, float* probs_out) override {
     torch::NoGradGuard no_grad;
-    net_->eval();
-    torch::Tensor logits = net_->forward(input(images, count));
-    torch::Tensor am = logits.argmax(1).contiguous();
+    Net& net = compute_net();
+    net->eval();
+    torch::Tensor logits = net->forward(input(images, count));
+    torch::Tensor am = logits.argmax(1).to(torch::kCPU).contiguous();
     std::memcpy(labels_out, am.data_ptr<int64_t>(), count * sizeof(int64_t));
     if (probs_out) {
-      torch::Tensor p = torch::softmax(logits, 1).contiguous();
+      torch::Tensor p = torch::softmax(logits, 1).to(torch::kCPU).contiguous();
       std::memcpy(probs_out, p.data_ptr<float>(), count * spec_.classes * sizeof(float));
     }
   }
 
  private:
+  // The net that runs forward/backward, its gradient zeroed (grads accumulate in place into the
+  // flat gradient, never set to None). On a GPU its weights are refreshed from params() first:
+  // params() may have been changed by the optimiser step or a model from the hub.
+  Net& compute_net() {
+    torch::NoGradGuard no_grad;
+    if (device_.is_cpu()) {
+      flat_grad_.zero_();
+      return net_;
+    }
+    dev_flat_.copy_(flat_);
+    dev_flat_grad_.zero_();
+    return dev_net_;
+  }
+
   torch::Tensor input(const float* images, size_t count) const {
     auto* data = const_cast<float*>(images);
-    if (is_temporal(spec_.name))
-      return torch::from_blob(data, {int64_t(count), spec_.window, spec_.channels, spec_.height, spec_.width});
-    return torch::from_blob(data, {int64_t(count), spec_.channels, spec_.height, spec_.width});
+    torch::Tensor x = is_temporal(spec_.name)
+        ? torch::from_blob(data, {int64_t(count), spec_.window, spec_.channels, spec_.height, spec_.width})
+        : torch::from_blob(data, {int64_t(count), spec_.channels, spec_.height, spec_.width});
+    return device_.is_cpu() ? x : x.to(device_);
   }
 
   ModelSpec spec_;
-  Net net_;
-  torch::Tensor flat_;       // [num_params]
-  torch::Tensor flat_grad_;  // [num_params]
+  Net net_;                  // host copy: its parameters are params()
+  torch::Device device_;
+  torch::Tensor flat_;       // [num_params], host
+  torch::Tensor flat_grad_;  // [num_params], host
+  Net dev_net_{nullptr};     // GPU only: the copy that computes
+  torch::Tensor dev_flat_, dev_flat_grad_;
   uint64_t hash_ = 0;
   std::vector<ParamInfo> layout_;
 };
 
+// The device, or a reason it cannot be used.
+torch::Device parse_device(const std::string& name, std::string* problem) {
+  torch::Device cpu(torch::kCPU);
+  std::optional<torch::Device> d;
+  try {
+    d.emplace(name);
+  } catch (const std::exception&) {
+    *problem = "unknown device \"" + name + "\" (use cpu, cuda or cuda:N)";
+    return cpu;
+  }
+  if (d->is_cpu()) return *d;
+  if (!d->is_cuda()) {
+    *problem = "device \"" + name + "\" is not supported (use cpu, cuda or cuda:N)";
+    return cpu;
+  }
+  if (!at::hasCUDA()) {
+    *problem = "device \"" + name + "\": this LibTorch was built without CUDA (Debian's libtorch is "
+               "CPU-only; on a Jetson use JetPack's LibTorch, see docs/deploy.md), use device=cpu";
+    return cpu;
+  }
+  const auto count = torch::cuda::device_count();
+  if (count == 0) {
+    *problem = "device \"" + name + "\": LibTorch has CUDA but sees no GPU (driver, permissions on "
+               "/dev/nvidia*, CUDA_VISIBLE_DEVICES?)";
+    return cpu;
+  }
+  if (d->has_index() && size_t(d->index()) >= count) {
+    *problem = "device \"" + name + "\": only " + std::to_string(count) + " GPU(s) visible";
+    return cpu;
+  }
+  return *d;
+}
+
 }  // namespace
 
-std::unique_ptr<Model> Model::create(const ModelSpec& spec, uint64_t seed) {
+std::unique_ptr<Model> Model::create(const ModelSpec& spec, uint64_t seed, const std::string& device_name) {
+  std::string problem;
+  const torch::Device device = parse_device(device_name, &problem);
+  if (!problem.empty()) throw std::invalid_argument(problem);
   if (spec.channels < 1 || spec.height < 1 || spec.width < 1 || spec.classes < 2 || spec.window < 1)
     throw std::invalid_argument("model: channels, height, width, window must be >= 1 and classes >= 2");
   if (spec.window != 1 && !is_temporal(spec.name))
     throw std::invalid_argument("model " + spec.name + " takes one frame per sample (window 1), not " +
                                 std::to_string(spec.window));
-  torch::manual_seed(seed);
+  // Each call of `make` seeds first, so a GPU model's device copy starts as its host copy.
+  auto build = [&](auto make) {
+    using Net = decltype(make());
+    return std::make_unique<TorchModel<Net>>(spec, [&] { torch::manual_seed(seed); return make(); }, device);
+  };
   if (spec.name == "cnn") {
     if (spec.height != 28 || spec.width != 28)
       throw std::invalid_argument("model cnn takes 28x28 input, not " + std::to_string(spec.height) +
                                   "x" + std::to_string(spec.width));
-    return std::make_unique<TorchModel<SmallCnn>>(spec, SmallCnn(spec.channels, spec.classes));
+    return build([&] { return SmallCnn(spec.channels, spec.classes); });
   }
   if (spec.name == "mobilenet") {
     if (spec.height < 8 || spec.width < 8)
       throw std::invalid_argument("model mobilenet needs input of at least 8x8");
-    return std::make_unique<TorchModel<MobileNet>>(spec, MobileNet(spec.channels, spec.classes));
+    return build([&] { return MobileNet(spec.channels, spec.classes); });
   }
   if (spec.name == "crnn") {
     if (spec.height < 4 || spec.width < 4 || spec.height % 4 || spec.width % 4)
       throw std::invalid_argument("model crnn needs height and width that are multiples of 4, not " +
                                   std::to_string(spec.height) + "x" + std::to_string(spec.width));
-    return std::make_unique<TorchModel<Crnn>>(spec, Crnn(spec.channels, spec.height, spec.width, spec.classes));
+    return build([&] { return Crnn(spec.channels, spec.height, spec.width, spec.classes); });
   }
   throw std::invalid_argument("unknown model '" + spec.name + "' (known: cnn, mobilenet, crnn)");
 }
@@ -208,6 +292,12 @@ std::unique_ptr<Model> Model::create(const ModelSpec& spec, uint64_t seed) {
 std::vector<std::string> Model::names() { return {"cnn", "mobilenet", "crnn"}; }
 
 void Model::set_params(const float* p) { std::memcpy(params(), p, num_params() * sizeof(float)); }
+
+std::string device_problem(const std::string& device) {
+  std::string problem;
+  parse_device(device, &problem);
+  return problem;
+}
 
 void set_compute_threads(int threads) {
   if (threads > 0) torch::set_num_threads(threads);

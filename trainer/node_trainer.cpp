@@ -11,7 +11,7 @@ namespace swarmlens {
 
 NodeTrainer::NodeTrainer(NodeTrainerConfig cfg)
     : cfg_(std::move(cfg)),
-      model_(Model::create(cfg_.model, cfg_.seed)),
+      model_(Model::create(cfg_.model, cfg_.seed, cfg_.device)),
       gate_(cfg_.idle),
       global_(model_->params_copy()),
       frame_size_(sample_size(cfg_.model)),

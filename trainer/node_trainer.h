@@ -37,6 +37,7 @@ struct NodeTrainerConfig {
   std::string checkpoint;         // snapshot path: resumed at start, written at stop ("" = none)
   uint64_t publish_every = 8;     // publish the model to the hub every N steps
   IdlePolicyConfig idle;          // when to train; the training thread's nice value
+  std::string device = "cpu";     // where forward/backward run: cpu, cuda, cuda:N (Model::create)
 };
 
 class NodeTrainer {

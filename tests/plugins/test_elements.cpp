@@ -588,3 +588,21 @@ TEST_CASE("swarmtrain_rejects_a_bad_idle_policy_or_schedule with a bus error", "
   CHECK(bus_error_of("videotestsrc num-buffers=2 ! video/x-raw,format=GRAY8 ! swarmtrain idle-policy=schedule schedule=9-5 ! fakesink")
             .second.find("HH:MM-HH:MM") != std::string::npos);
 }
+
+TEST_CASE("device=cuda without a CUDA LibTorch is a bus error that says why", "[elements][reject][device]") {
+  const std::string why = swarmlens::device_problem("cuda");
+  if (why.empty()) return;  // a LibTorch with CUDA and a GPU: cuda is valid here (test_model checks it)
+  const auto [train_msg, train_dbg] = bus_error_of(
+      "videotestsrc num-buffers=2 ! video/x-raw,format=GRAY8 ! swarmtrain device=cuda ! fakesink");
+  CHECK(train_msg.find("cuda") != std::string::npos);
+  CHECK(train_dbg.find(why) != std::string::npos);
+  const auto [cls_msg, cls_dbg] = bus_error_of(
+      "videotestsrc num-buffers=2 ! video/x-raw,format=GRAY8 ! swarmclassify device=cuda:0 ! fakesink");
+  CHECK(cls_msg.find("cuda:0") != std::string::npos);
+  CHECK(cls_dbg.find("CUDA") != std::string::npos);
+  CHECK(bus_error_of("videotestsrc num-buffers=2 ! video/x-raw,format=GRAY8 ! swarmtrain device=tpu ! fakesink")
+            .second.find("use cpu, cuda or cuda:N") != std::string::npos);
+  CHECK(bus_error_of("videotestsrc num-buffers=2 ! video/x-raw,format=GRAY8 ! swarmclassify backend=opencv "
+                     "location=x.onnx device=cuda ! fakesink")
+            .second.find("backend=libtorch") != std::string::npos);
+}

@@ -220,3 +220,44 @@ TEST_CASE("the recurrent model learns motion direction, which one frame cannot t
   CHECK(crnn > 0.8);   // chance is 0.25
   CHECK(cnn < 0.45);   // one frame says next to nothing of the direction (0.30 in the last run)
 }
+
+TEST_CASE("a compute device that cannot run is a clear error; a GPU computes what the CPU does", "[model][device]") {
+  CHECK(device_problem("cpu").empty());
+  CHECK_THAT(device_problem("tpu"), Catch::Contains("unknown device") || Catch::Contains("not supported"));
+  CHECK_THROWS_WITH(Model::create({}, 1, "gpu0"), Catch::Contains("use cpu, cuda or cuda:N"));
+  CHECK(Model::create({}, 1, "cpu")->device() == "cpu");
+
+  const std::string why = device_problem("cuda");
+  if (!why.empty()) {
+    // Debian's LibTorch (and CI) has no CUDA: the reason says which of the two it is.
+    CHECK_THAT(why, Catch::Contains("built without CUDA") || Catch::Contains("sees no GPU"));
+    CHECK_THROWS_WITH(Model::create({}, 1, "cuda"), Catch::Contains(why));
+    CHECK(!device_problem("cuda:7").empty());
+    return;
+  }
+  // A LibTorch with CUDA and a GPU (a Jetson, the GPU machine): same weights, same batch, the
+  // gradient computed on the GPU lands in grad() and matches the CPU's.
+  auto cpu = Model::create({}, 4), gpu = Model::create({}, 4, "cuda");
+  CHECK(gpu->device().rfind("cuda", 0) == 0);
+  REQUIRE(gpu->params_copy() == cpu->params_copy());
+  std::vector<uint32_t> idx(32);
+  std::iota(idx.begin(), idx.end(), 0u);
+  std::vector<float> img;
+  std::vector<int64_t> lab;
+  make_batch(train_data(), idx.data(), idx.size(), img, lab);
+  const BatchView b{img.data(), lab.data(), idx.size()};
+  const auto sc = cpu->compute_gradient(b), sg = gpu->compute_gradient(b);
+  CHECK(sg.loss == Approx(sc.loss).epsilon(1e-4));
+  double diff = 0, norm = 0;
+  for (size_t i = 0; i < cpu->num_params(); ++i) {
+    diff += std::pow(double(cpu->grad()[i]) - gpu->grad()[i], 2);
+    norm += std::pow(double(cpu->grad()[i]), 2);
+  }
+  CHECK(std::sqrt(diff) < 1e-3 * std::sqrt(norm));
+  // A change to params() (an optimiser step, a model from the hub) reaches the GPU copy.
+  std::fill(gpu->params(), gpu->params() + gpu->num_params(), 0.0f);
+  std::vector<float> probs(10);
+  std::vector<int64_t> label(1);
+  gpu->predict(img.data(), 1, label.data(), probs.data());
+  for (float p : probs) CHECK(p == Approx(0.1f));
+}
