@@ -33,6 +33,9 @@ int main(int argc, char** argv) {
   app.add_option("--password", nats.password, "NATS password");
   app.add_option("--token", nats.token, "NATS token");
   app.add_option("--creds", nats.creds_file, "NATS .creds file (JWT + nkey seed)");
+  app.add_option("--credentials", nats.credentials_file,
+                 "NATS credentials file: a .creds file, one line user:password, or a token (keeps secrets off the command line)")
+      ->check(CLI::ExistingFile);
   app.add_option("--tls-ca", nats.tls_ca, "CA bundle to verify the server (turns TLS on)");
   app.add_option("--tls-cert", nats.tls_cert, "client certificate (mutual TLS)");
   app.add_option("--tls-key", nats.tls_key, "client key (mutual TLS)");

@@ -3,6 +3,10 @@
 #include <nats/nats.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iterator>
 #include <chrono>
 #include <condition_variable>
 #include <list>
@@ -211,7 +215,35 @@ NatsLink::~NatsLink() {
   impl_->conn.reset();
 }
 
-std::unique_ptr<NatsLink> NatsLink::connect(const NatsOptions& o, StateHandler on_state) {
+Credentials read_credentials_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw NatsError("cannot read the NATS credentials file " + path + ": " + std::strerror(errno));
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  Credentials c;
+  if (text.find("-----BEGIN NATS USER JWT-----") != std::string::npos) {
+    c.creds_file = path;
+    return c;
+  }
+  std::string line = text.substr(0, text.find('\n'));
+  while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+  if (line.empty()) throw NatsError("the NATS credentials file " + path + " is empty (want user:password, a token or a .creds file)");
+  const auto colon = line.find(':');
+  if (colon == std::string::npos) c.token = line;
+  else {
+    c.user = line.substr(0, colon);
+    c.password = line.substr(colon + 1);
+  }
+  return c;
+}
+
+std::unique_ptr<NatsLink> NatsLink::connect(const NatsOptions& o_in, StateHandler on_state) {
+  NatsOptions o = o_in;
+  if (!o.credentials_file.empty()) {
+    Credentials c = read_credentials_file(o.credentials_file);
+    if (!c.creds_file.empty()) o.creds_file = c.creds_file;
+    if (!c.user.empty()) o.user = c.user, o.password = c.password;
+    if (!c.token.empty()) o.token = c.token;
+  }
   auto impl = std::make_unique<Impl>();
   impl->on_state = std::move(on_state);
   natsOptions* raw = nullptr;

@@ -23,6 +23,10 @@ struct NatsOptions {
   std::string user, password;         // user/password authentication
   std::string token;                  // token authentication
   std::string creds_file;             // JWT + nkey seed (.creds)
+  // A credentials file, for secrets kept out of command lines and URLs (a systemd credential, a
+  // 0600 file): a .creds file (JWT + nkey seed), or one line "user:password", or one line with a
+  // token. Read at connect; a missing, unreadable or empty file is a NatsError.
+  std::string credentials_file;
   std::string tls_ca;                 // CA bundle: verify the server (turns TLS on)
   std::string tls_cert, tls_key;      // client certificate (mutual TLS)
   int reconnect_buffer_bytes = 8 << 20;
@@ -34,6 +38,14 @@ class NatsError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+
+// What a credentials file holds (see NatsOptions::credentials_file).
+struct Credentials {
+  std::string creds_file;      // set when the file is a .creds file
+  std::string user, password;  // "user:password"
+  std::string token;           // a line without ':'
+};
+Credentials read_credentials_file(const std::string& path);  // throws NatsError
 
 enum class LinkState { Disconnected, Reconnected, Closed };
 const char* link_state_name(LinkState s);

@@ -86,7 +86,8 @@ int Process::stop(int sig, std::chrono::milliseconds grace) {
   return status_;
 }
 
-LocalNatsServer::LocalNatsServer(std::string log_path) : port_(free_loopback_port()), log_path_(std::move(log_path)) {
+LocalNatsServer::LocalNatsServer(std::string log_path, std::vector<std::string> extra_args)
+    : port_(free_loopback_port()), log_path_(std::move(log_path)), extra_args_(std::move(extra_args)) {
   std::string dir = (std::filesystem::temp_directory_path() / "swarmlens-nats-XXXXXX").string();
   if (!mkdtemp(dir.data())) throw std::runtime_error("cannot create a JetStream store folder: " + std::string(std::strerror(errno)));
   store_ = dir;
@@ -106,9 +107,9 @@ LocalNatsServer::~LocalNatsServer() {
 }
 
 void LocalNatsServer::start() {
-  process_ = std::make_unique<Process>(
-      std::vector<std::string>{"nats-server", "-a", "127.0.0.1", "-p", std::to_string(port_), "-js", "-sd", store_},
-      log_path_);
+  std::vector<std::string> argv{"nats-server", "-a", "127.0.0.1", "-p", std::to_string(port_), "-js", "-sd", store_};
+  argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
+  process_ = std::make_unique<Process>(argv, log_path_);
   if (!wait_for_port(port_, std::chrono::seconds(10))) {
     process_.reset();
     throw std::runtime_error("nats-server did not start on port " + std::to_string(port_) +

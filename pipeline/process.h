@@ -36,7 +36,8 @@ class Process {
 class LocalNatsServer {
  public:
   // log_path as Process's ("/dev/null" to discard). Throws std::runtime_error if it does not start.
-  explicit LocalNatsServer(std::string log_path);
+  // extra_args go to nats-server after the defaults (e.g. --user/--pass, or -c with a config file).
+  explicit LocalNatsServer(std::string log_path, std::vector<std::string> extra_args = {});
   ~LocalNatsServer();
   LocalNatsServer(const LocalNatsServer&) = delete;
   LocalNatsServer& operator=(const LocalNatsServer&) = delete;
@@ -49,6 +50,7 @@ class LocalNatsServer {
  private:
   int port_;
   std::string store_, log_path_;
+  std::vector<std::string> extra_args_;
   std::unique_ptr<Process> process_;
 };
 

@@ -10,7 +10,8 @@ void nats_install_properties (GObjectClass * klass, guint first) {
       "NATS server URL(s), comma-separated (nats://[user:password@]host:port, tls://...); empty = no "
       "network, the model stays in this process", "", ready));
   g_object_class_install_property (klass, first + 1, g_param_spec_string ("nats-credentials", "NATS credentials",
-      "NATS .creds file (JWT and nkey seed); user/password or a token go in nats-url", "", ready));
+      "NATS credentials file: a .creds file (JWT and nkey seed), or one line user:password, or one line "
+      "with a token; keep it readable only by the service user", "", ready));
   g_object_class_install_property (klass, first + 2, g_param_spec_string ("nats-tls-ca", "NATS TLS CA",
       "CA bundle to verify the NATS server (turns TLS on)", "", ready));
 }
@@ -36,7 +37,7 @@ NatsOptions nats_options (GstElement * element, const NatsSettings & s) {
   for (std::string u; std::getline (list, u, ',');)
     if (!u.empty ()) opts.urls.push_back (u);
   opts.name = std::string ("swarmlens-") + GST_OBJECT_NAME (element);
-  opts.creds_file = s.credentials;
+  opts.credentials_file = s.credentials;
   opts.tls_ca = s.tls_ca;
   return opts;
 }

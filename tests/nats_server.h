@@ -13,7 +13,8 @@ using swarmlens::free_loopback_port;
 
 class NatsServer : public LocalNatsServer {
  public:
-  NatsServer() : LocalNatsServer(std::getenv("SWARMLENS_NATS_LOG") ? "" : "/dev/null") {}
+  explicit NatsServer(std::vector<std::string> extra_args = {})
+      : LocalNatsServer(std::getenv("SWARMLENS_NATS_LOG") ? "" : "/dev/null", std::move(extra_args)) {}
 };
 
 }  // namespace swarmlens::testing

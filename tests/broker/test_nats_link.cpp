@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <fstream>
 #include <mutex>
 #include <numeric>
 #include <thread>
@@ -114,4 +115,40 @@ TEST_CASE("nats link reconnects by itself after a server restart and delivers wh
   REQUIRE(states.size() >= 2);
   CHECK(states[0] == LinkState::Disconnected);
   CHECK(std::find(states.begin(), states.end(), LinkState::Reconnected) != states.end());
+}
+
+TEST_CASE("a credentials file logs in with user:password or a token; a wrong or empty one is refused", "[nats][auth]") {
+  const auto write = [](const std::string& path, const std::string& text) {
+    std::ofstream(path) << text;
+    return path;
+  };
+  SECTION("user and password") {
+    NatsServer server({"--user", "camera7", "--pass", "s3cret-pw"});
+    NatsOptions o = options(server);
+    o.credentials_file = write("creds-ok.txt", "camera7:s3cret-pw\n");
+    auto link = NatsLink::connect(o);
+    Inbox inbox;
+    link->subscribe("swarmlens.auth.test", inbox.handler());
+    link->flush();
+    link->publish("swarmlens.auth.test", {7});
+    REQUIRE(inbox.wait_for(1));
+
+    o.credentials_file = write("creds-wrong.txt", "camera7:guess\n");
+    CHECK_THROWS_WITH(NatsLink::connect(o), Catch::Contains("uthorization"));
+    o.credentials_file.clear();  // no credentials at all
+    CHECK_THROWS_WITH(NatsLink::connect(o), Catch::Contains("uthorization"));
+    o.credentials_file = write("creds-empty.txt", "\n");
+    CHECK_THROWS_WITH(NatsLink::connect(o), Catch::Contains("is empty"));
+    o.credentials_file = "no-such-creds.txt";
+    CHECK_THROWS_WITH(NatsLink::connect(o), Catch::Contains("cannot read the NATS credentials file"));
+  }
+  SECTION("token") {
+    NatsServer server({"--auth", "tok-123"});
+    NatsOptions o = options(server);
+    o.credentials_file = write("creds-token.txt", "tok-123\n");
+    CHECK(NatsLink::connect(o)->connected());
+  }
+  const Credentials c = read_credentials_file(write("creds-jwt.creds", "-----BEGIN NATS USER JWT-----\nxyz\n"));
+  CHECK(c.creds_file == "creds-jwt.creds");
+  CHECK(c.user.empty());
 }
