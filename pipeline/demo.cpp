@@ -78,26 +78,48 @@ std::string node_pipeline(const NodeOptions& o, const std::string& data) {
 }  // namespace
 
 int run_node(const NodeOptions& o) {
-  catch_stop_signals();
   const std::string data = o.data.empty() ? default_fashion_mnist_dir() : o.data;
+  return run_launch(node_pipeline(o, data), fmt::format("swarmlens node {}", o.node_id), o.duration);
+}
+
+int run_launch(const std::string& desc, const std::string& who, double duration) {
+  catch_stop_signals();
   gst_init(nullptr, nullptr);
-  const std::string desc = node_pipeline(o, data);
   GError* err = nullptr;
   GstElement* pipeline = gst_parse_launch(desc.c_str(), &err);
   if (!pipeline || err) {
-    fmt::print(stderr, "swarmlens node {}: bad pipeline: {}\n  {}\n", o.node_id, err ? err->message : "?", desc);
+    fmt::print(stderr, "{}: bad pipeline: {}\n  {}\n", who, err ? err->message : "?", desc);
     if (err) g_error_free(err);
     if (pipeline) gst_object_unref(pipeline);
     return 2;
   }
   GstBus* bus = gst_element_get_bus(pipeline);
   int rc = 0;
-  if (gst_element_set_state(pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) rc = 1;
+  // Prints an error or warning; true for an error.
+  const auto report = [&who](GstMessage* m) {
+    GError* e = nullptr;
+    gchar* dbg = nullptr;
+    const bool error = GST_MESSAGE_TYPE(m) == GST_MESSAGE_ERROR;
+    if (error) gst_message_parse_error(m, &e, &dbg);
+    else gst_message_parse_warning(m, &e, &dbg);
+    fmt::print(stderr, "{}: {} from {}: {}{}{}\n", who, error ? "error" : "warning",
+               GST_OBJECT_NAME(GST_MESSAGE_SRC(m)), e->message, dbg ? "\n  " : "", dbg ? dbg : "");
+    g_error_free(e);
+    g_free(dbg);
+    return error;
+  };
+  if (gst_element_set_state(pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
+    rc = 1;  // an element refused to start: say why (its error is already on the bus)
+    while (GstMessage* m = gst_bus_pop_filtered(bus, GstMessageType(GST_MESSAGE_ERROR | GST_MESSAGE_WARNING))) {
+      report(m);
+      gst_message_unref(m);
+    }
+  }
   const auto t0 = Clock::now();
   bool eos_sent = false;
   Clock::time_point eos_at;
   while (rc == 0) {
-    if (!eos_sent && (g_stop || (o.duration > 0 && seconds_since(t0) >= o.duration))) {
+    if (!eos_sent && (g_stop || (duration > 0 && seconds_since(t0) >= duration))) {
       gst_element_send_event(pipeline, gst_event_new_eos());  // the end of the stream, as a camera unplugged
       eos_sent = true;
       eos_at = Clock::now();
@@ -110,17 +132,8 @@ int run_node(const NodeOptions& o) {
       gst_message_unref(m);
       break;
     }
-    GError* e = nullptr;
-    gchar* dbg = nullptr;
-    const bool error = GST_MESSAGE_TYPE(m) == GST_MESSAGE_ERROR;
-    if (error) gst_message_parse_error(m, &e, &dbg);
-    else gst_message_parse_warning(m, &e, &dbg);
-    fmt::print(stderr, "swarmlens node {}: {} from {}: {}{}{}\n", o.node_id, error ? "error" : "warning",
-               GST_OBJECT_NAME(GST_MESSAGE_SRC(m)), e->message, dbg ? "\n  " : "", dbg ? dbg : "");
-    g_error_free(e);
-    g_free(dbg);
+    if (report(m)) rc = 1;
     gst_message_unref(m);
-    if (error) rc = 1;
   }
   gst_element_set_state(pipeline, GST_STATE_NULL);  // swarmtrain sends what is still pending
   gst_object_unref(bus);

@@ -33,6 +33,11 @@ struct NodeOptions {
 };
 int run_node(const NodeOptions& o);
 
+// Runs a gst-launch description until EOS, an error (1), `duration` seconds (0 = no limit) or
+// SIGINT/SIGTERM; a stop sends EOS first, so trainers send their pending update and write their
+// checkpoint. Errors and warnings go to stderr prefixed with `who`. 2 = the description is bad.
+int run_launch(const std::string& desc, const std::string& who, double duration);
+
 struct DemoOptions {
   std::string nats;          // "" = start nats-server with JetStream on a free loopback port
   std::string data;

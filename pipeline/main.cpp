@@ -1,4 +1,4 @@
-// The swarmlens command. Subcommands: demo, node, bench (compression, elements, broker, gateway), export.
+// The swarmlens command. Subcommands: demo, node, camera, bench (compression, elements, broker, gateway), export.
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
@@ -10,6 +10,7 @@
 #include "bench_gateway.h"
 #include "bench_compression.h"
 #include "bench_elements.h"
+#include "camera.h"
 #include "demo.h"
 #include "export.h"
 
@@ -159,6 +160,37 @@ int main(int argc, char** argv) {
   exp->add_option("--classes", xo.classes, "number of classes")->check(CLI::Range(2, 100000))->capture_default_str();
   exp->add_option("--class-names", xo.classes_file, "file with one class name per line (default: Fashion-MNIST's)");
 
+  CameraOptions cam;
+  bool cam_print = false;
+  auto* camera = app.add_subcommand("camera", "A camera node as a service: a GStreamer camera source, then swarmtrain, "
+                                              "swarmclassify, swarmoverlay and an output; options from --config "
+                                              "(INI, section [camera]; docs/deploy.md)");
+  camera->add_option("--source", cam.source, "the camera as a gst-launch description up to raw video, e.g. "
+                                             "\"libcamerasrc ! video/x-raw,width=640,height=480\"")->required();
+  camera->add_option("--nats", cam.nats, "NATS server URL(s) of the broker (empty: train alone)");
+  camera->add_option("--nats-credentials", cam.nats_credentials, "NATS credentials file (user:password, a token, or .creds)");
+  camera->add_option("--nats-tls-ca", cam.nats_tls_ca, "CA bundle to verify the NATS server (turns TLS on)");
+  camera->add_option("--model", cam.model, "cnn (grey 28x28) or mobilenet (RGB)")->check(CLI::IsMember({"cnn", "mobilenet"}))->capture_default_str();
+  camera->add_option("--input-width", cam.input_width, "mobilenet input width")->check(CLI::Range(8, 1024));
+  camera->add_option("--input-height", cam.input_height, "mobilenet input height")->check(CLI::Range(8, 1024));
+  camera->add_option("--model-id", cam.model_id, "model id (NATS subjects swarmlens.<id>.*)")->capture_default_str();
+  camera->add_option("--node-id", cam.node_id, "this node's id in the federation (-1: random)")->capture_default_str();
+  camera->add_option("--label", cam.label, "teach mode: train every frame as this class (-1: labelled frames only)")->check(CLI::Range(-1, 9))->capture_default_str();
+  camera->add_option("--device", cam.device, "cpu, cuda or cuda:N (a CUDA LibTorch, as on a Jetson)")->capture_default_str();
+  camera->add_option("--idle-policy", cam.idle_policy, "always, load, schedule or load+schedule")->capture_default_str();
+  camera->add_option("--load-ceiling", cam.load_ceiling, "idle-policy load: pause above this share of busy CPU")->check(CLI::Range(0.0, 1.0))->capture_default_str();
+  camera->add_option("--schedule", cam.schedule, "idle-policy schedule: HH:MM-HH:MM[,...] local time");
+  camera->add_option("--checkpoint", cam.checkpoint, "weights file: resumed from at start, written at stop");
+  camera->add_option("--density", cam.density, "share of gradient entries sent")->check(CLI::Range(1e-6, 1.0))->capture_default_str();
+  camera->add_option("--trigger-age", cam.trigger_age, "send the pending update after this many steps")->check(CLI::Range(1, 1000000))->capture_default_str();
+  camera->add_option("--lr", cam.lr, "learning rate")->check(CLI::PositiveNumber)->capture_default_str();
+  camera->add_option("--output", cam.output, "none, display, or udp://HOST:PORT (H.264 over RTP to a viewer)")->capture_default_str();
+  camera->add_option("--encoder", cam.encoder, "H.264 encoder for udp:// (e.g. nvv4l2h264enc on a Jetson, v4l2h264enc on a Pi 4)")->capture_default_str();
+  camera->add_option("--duration", cam.duration, "seconds (0: until SIGTERM / Ctrl-C)")->capture_default_str();
+  camera->add_flag("--print-pipeline", cam_print, "print the pipeline description and exit");
+  // A config file gives any option, by its long name without dashes, under [camera].
+  app.set_config("--config", "", "INI file of options, one section per subcommand (e.g. [camera])");
+
   CLI11_PARSE(app, argc, argv);
   // Run from the build tree, find the plugin built beside this binary unless told otherwise.
   if (!std::getenv("GST_PLUGIN_PATH")) setenv("GST_PLUGIN_PATH", SWARMLENS_BUILD_PLUGIN_DIR, 0);
@@ -184,6 +216,7 @@ int main(int argc, char** argv) {
     if (bbroker->parsed()) return run_broker_bench(bb);
     if (bgateway->parsed()) return run_gateway_bench(gw);
     if (exp->parsed()) return run_export(xo);
+    if (camera->parsed()) return run_camera(cam, cam_print);
   } catch (const std::exception& e) {
     fmt::print(stderr, "error: {}\n", e.what());
     return 1;

@@ -1,0 +1,42 @@
+// `swarmlens camera`: a camera node as a service. The camera is any GStreamer source description
+// (libcamerasrc, v4l2src, nvarguscamerasrc ! nvvidconv, rtspsrc ! ... ! decoder); swarmlens
+// appends the Swarmlens elements and an output (none, a display, or H.264 over RTP/UDP to a
+// viewer), and runs it until SIGTERM, which sends EOS so the trainer's pending update and its
+// checkpoint are written. Every option can come from a config file (--config, INI; docs/deploy.md).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace swarmlens {
+
+struct CameraOptions {
+  std::string source;                  // gst-launch description of the camera up to raw video
+  std::string nats;                    // NATS URL(s); "" = train alone, nothing sent
+  std::string nats_credentials;        // credentials file (user:password, token or .creds)
+  std::string nats_tls_ca;             // CA bundle: TLS to the server
+  std::string model = "cnn";           // cnn, mobilenet
+  int input_width = 0, input_height = 0;  // mobilenet input (0 = the element default)
+  std::string model_id = "default";
+  int64_t node_id = -1;                // -1 = random
+  int label = -1;                      // teach mode class; -1 = the frames' label metas
+  std::string device = "cpu";          // cpu, cuda, cuda:N
+  std::string idle_policy = "load";    // always, load, schedule, load+schedule
+  double load_ceiling = 0.7;
+  std::string schedule;                // HH:MM-HH:MM,...
+  std::string checkpoint;              // the weights: resumed from at start, written at stop
+  double density = 0.01;
+  uint64_t trigger_age = 8;
+  double lr = 0.05;
+  std::string output = "none";         // none, display, udp://HOST:PORT
+  std::string encoder = "x264enc tune=zerolatency speed-preset=ultrafast bitrate=1500 key-int-max=30";
+  double duration = 0;                 // seconds (0 = until SIGTERM)
+};
+
+// The full gst-launch description; throws std::invalid_argument for an empty source or an output
+// that is not none, display or udp://HOST:PORT.
+std::string camera_pipeline(const CameraOptions& o);
+
+int run_camera(const CameraOptions& o, bool print_only);
+
+}  // namespace swarmlens

@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""`swarmlens camera` as the systemd unit runs it: options from a config file, NATS secrets from a
+0600 credentials file, a real nats-server that demands a password and a real swarmlens-broker. The
+camera's updates reach the broker (its model version moves); SIGTERM stops the node cleanly (exit 0,
+checkpoint written); a wrong password and a config without a source fail with clear messages."""
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+exe, broker_exe = sys.argv[1], os.environ["SWARMLENS_BROKER_EXE"]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def secret(path, text):
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+        f.write(text)
+    return path
+
+
+def config(path, **kv):
+    with open(path, "w") as f:
+        f.write("# swarmlens camera node\n[camera]\n")
+        for k, v in kv.items():
+            f.write(f'{k.replace("_", "-")} = "{v}"\n')
+    return path
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    port = free_port()
+    url = f"nats://127.0.0.1:{port}"
+    nats = subprocess.Popen(["nats-server", "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", f"{tmp}/js",
+                             "--user", "swarm", "--pass", "pw-7f3a"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    broker = None
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        good = secret(f"{tmp}/node.cred", "swarm:pw-7f3a\n")
+        broker = subprocess.Popen([broker_exe, "--nats", url, "--credentials", good, "--model-id", "cam",
+                                   "--stats", "1", "--publish-interval-ms", "200"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        time.sleep(1.5)
+        ckpt = f"{tmp}/node.swm"
+        source = "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1"
+        conf = config(f"{tmp}/node.conf", source=source, nats=url, nats_credentials=good, model_id="cam",
+                      node_id=7, label=3, idle_policy="always", trigger_age=1, checkpoint=ckpt, output="none")
+        node = subprocess.Popen([exe, "--config", conf, "camera"], stderr=subprocess.PIPE, text=True)
+        time.sleep(12)
+        node.send_signal(signal.SIGTERM)  # as systemctl stop does
+        _, err = node.communicate(timeout=30)
+        assert node.returncode == 0, (node.returncode, err)
+        assert os.path.getsize(ckpt) > 1_000_000, "no checkpoint written at stop"
+        time.sleep(2)
+        broker.send_signal(signal.SIGTERM)
+        out, _ = broker.communicate(timeout=20)
+        versions = [int(v) for v in re.findall(r"model v(\d+)", out)]
+        assert versions and max(versions) > 0, out  # the camera's updates were merged
+        print(f"camera -> broker: model v{max(versions)}")
+
+        wrong = secret(f"{tmp}/wrong.cred", "swarm:guess\n")
+        conf = config(f"{tmp}/wrong.conf", source=source, nats=url, nats_credentials=wrong, output="none")
+        r = subprocess.run([exe, "--config", conf, "camera"], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 1 and "Authorization" in r.stderr, (r.returncode, r.stderr)
+
+        conf = config(f"{tmp}/nosource.conf", output="none")
+        r = subprocess.run([exe, "--config", conf, "camera"], capture_output=True, text=True, timeout=60)
+        assert r.returncode != 0 and "--source is required" in r.stderr + r.stdout, r
+        print("ok")
+    finally:
+        for p in (broker, nats):
+            if p and p.poll() is None:
+                p.kill()
+                p.wait()
