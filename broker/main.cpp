@@ -56,6 +56,7 @@ int main(int argc, char** argv) {
   app.add_option("--stats", stats_s, "seconds between stats lines (0 = none)")->capture_default_str();
   app.add_option("--test-data", test_data, "Fashion-MNIST folder: evaluate the model and publish metrics");
   app.add_option("--test-limit", test_limit, "test images evaluated")->capture_default_str();
+  app.set_config("--config", "", "INI file of these options by their long names (command-line options win)");
   CLI11_PARSE(app, argc, argv);
   nats.urls = CLI::detail::split(url, ',');
   nats.name = "swarmlens-broker";
