@@ -17,7 +17,7 @@ std::string quoted(const std::string& v) {
 }
 
 std::string output_tail(const CameraOptions& o) {
-  if (o.output == "none") return "fakesink sync=false";
+  if (o.output == "none") return "fakesink name=sink sync=false";
   if (o.output == "display") return "videoconvert ! autovideosink sync=false";
   const std::string scheme = "udp://";
   if (o.output.rfind(scheme, 0) == 0) {
@@ -56,9 +56,10 @@ std::string camera_pipeline(const CameraOptions& o) {
   if (!o.schedule.empty()) train += " schedule=" + quoted(o.schedule);
   if (!o.checkpoint.empty()) train += " checkpoint=" + quoted(o.checkpoint);
   // The classifier takes the shared model from NATS when there is one, else this trainer's.
-  return fmt::format("{} ! videoconvert ! video/x-raw,format=BGRx ! {} ! swarmclassify {} model-id={} device={}{} ! "
+  return fmt::format("{} ! videoconvert ! video/x-raw,format=BGRx ! {}swarmclassify {} model-id={} device={}{} ! "
                      "swarmoverlay model-id={} ! {}",
-                     o.source, train, model, quoted(o.model_id), o.device, nats, quoted(o.model_id), output_tail(o));
+                     o.source, o.train ? train + " ! " : "", model, quoted(o.model_id), o.device, nats,
+                     quoted(o.model_id), output_tail(o));
 }
 
 int run_camera(const CameraOptions& o, bool print_only) {

@@ -31,6 +31,7 @@ struct CameraOptions {
   std::string output = "none";         // none, display, udp://HOST:PORT
   std::string encoder = "x264enc tune=zerolatency speed-preset=ultrafast bitrate=1500 key-int-max=30";
   double duration = 0;                 // seconds (0 = until SIGTERM)
+  bool train = true;                   // false: classify with the shared model only (no swarmtrain)
 };
 
 // The full gst-launch description; throws std::invalid_argument for an empty source or an output

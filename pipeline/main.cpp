@@ -10,6 +10,7 @@
 #include "bench_gateway.h"
 #include "bench_compression.h"
 #include "bench_elements.h"
+#include "bench_node.h"
 #include "camera.h"
 #include "demo.h"
 #include "export.h"
@@ -138,6 +139,13 @@ int main(int argc, char** argv) {
   bbroker->add_option("--json", bb.json_path, "write results as JSON to this file");
 
   GatewayBenchOptions gw;
+  NodeBenchOptions nbo;
+  auto* bnode = bench->add_subcommand("node", "A camera node on a Pi-class budget: each case a process pinned to one "
+                                              "core; peak RSS, live frames/s and gaps, with and without training");
+  bnode->add_option("--seconds", nbo.seconds, "seconds per case")->check(CLI::Range(3.0, 3600.0))->capture_default_str();
+  bnode->add_option("--cpu", nbo.cpu, "the core to pin to")->check(CLI::Range(0, 1023))->capture_default_str();
+  bnode->add_option("--json", nbo.json_path, "write results as JSON to this file");
+  bnode->add_option("--child", nbo.child, "internal: run one case here")->group("");
   auto* bgateway = bench->add_subcommand(
       "gateway", "A site gateway (swarmaggregate mode=forward) against every update sent on its own: uplink messages, bytes, accuracy");
   bgateway->add_option("--nodes", gw.nodes, "trainers behind the gateway")->check(CLI::Range(1, 64))->capture_default_str();
@@ -215,6 +223,7 @@ int main(int argc, char** argv) {
     if (elements->parsed()) return run_elements_bench(eo);
     if (bbroker->parsed()) return run_broker_bench(bb);
     if (bgateway->parsed()) return run_gateway_bench(gw);
+    if (bnode->parsed()) return run_node_bench(nbo);
     if (exp->parsed()) return run_export(xo);
     if (camera->parsed()) return run_camera(cam, cam_print);
   } catch (const std::exception& e) {
