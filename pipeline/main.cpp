@@ -195,6 +195,7 @@ int main(int argc, char** argv) {
   camera->add_option("--output", cam.output, "none, display, or udp://HOST:PORT (H.264 over RTP to a viewer)")->capture_default_str();
   camera->add_option("--encoder", cam.encoder, "H.264 encoder for udp:// (e.g. nvv4l2h264enc on a Jetson, v4l2h264enc on a Pi 4)")->capture_default_str();
   camera->add_option("--duration", cam.duration, "seconds (0: until SIGTERM / Ctrl-C)")->capture_default_str();
+  camera->add_flag("--train,!--no-train", cam.train, "train on this camera (--no-train: classify with the shared model only)");
   camera->add_flag("--print-pipeline", cam_print, "print the pipeline description and exit");
   // A config file gives any option, by its long name without dashes, under [camera].
   app.set_config("--config", "", "INI file of options, one section per subcommand (e.g. [camera])");
