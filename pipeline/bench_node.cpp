@@ -112,6 +112,7 @@ json run_child(const Case& c, const NodeBenchOptions& o) {
   int fds[2];
   if (pipe(fds) != 0) throw std::runtime_error("pipe failed");
   const std::string exe = self_dir() + "/swarmlens";
+  const auto t0 = Clock::now();
   const pid_t pid = fork();
   if (pid < 0) throw std::runtime_error("fork failed");
   if (pid == 0) {
@@ -133,10 +134,15 @@ json run_child(const Case& c, const NodeBenchOptions& o) {
   int status = 0;
   struct rusage ru {};
   wait4(pid, &status, 0, &ru);
+  const double wall = std::chrono::duration<double>(Clock::now() - t0).count();
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
     throw std::runtime_error(fmt::format("case {} failed (status {})", c.key(), status));
   json j = json::parse(out.substr(out.rfind("{\"")));
   j["peak_rss_mib"] = double(ru.ru_maxrss) / 1024.0;
+  // The share of its one core the whole process used (start-up included): the headroom a slower
+  // core has before swarmtrain must skip frames.
+  const double cpu = double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + 1e-6 * double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+  j["cpu_share"] = cpu / wall;
   return j;
 }
 
@@ -155,9 +161,11 @@ int run_node_bench(const NodeBenchOptions& o) {
   for (const std::string model : {"cnn", "mobilenet"}) {
     const json train = run_child({model, true}, o), plain = run_child({model, false}, o);
     for (const json& j : {train, plain})
-      fmt::print("  {:<24} peak RSS {:6.1f} MiB  {:5.1f} frames/s  gap p99 {:6.1f} ms  max {:6.1f} ms  train {:5.2f} steps/s\n",
+      fmt::print("  {:<24} peak RSS {:6.1f} MiB  {:5.1f} frames/s  gap p99 {:6.1f} ms  max {:6.1f} ms  "
+                 "train {:5.2f} steps/s  core busy {:4.0f}%\n",
                  j["case"].get<std::string>(), j["peak_rss_mib"].get<double>(), j["fps"].get<double>(),
-                 j["gap_p99_ms"].get<double>(), j["gap_max_ms"].get<double>(), j["train_steps_per_s"].get<double>());
+                 j["gap_p99_ms"].get<double>(), j["gap_max_ms"].get<double>(), j["train_steps_per_s"].get<double>(),
+                 100.0 * j["cpu_share"].get<double>());
     const double ratio = train["fps"].get<double>() / plain["fps"].get<double>();
     fmt::print("  {}: live frames/s with training / without {:.3f}\n", model, ratio);
     all["cases"].push_back(train);
