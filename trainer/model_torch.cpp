@@ -160,6 +160,8 @@ class TorchModel final : public Model {
   StepStats compute_gradient(const BatchView& b) override {
     Net& net = compute_net();
     net->train();
+    // Grads accumulate in place into the flat gradient (never set to None): zero it first.
+    (device_.is_cpu() ? flat_grad_ : dev_flat_grad_).zero_();
     torch::Tensor x = input(b.images, b.size);
     torch::Tensor y = torch::from_blob(const_cast<int64_t*>(b.labels), {int64_t(b.size)}, torch::kLong)
                           .to(device_);
@@ -187,17 +189,12 @@ class TorchModel final : public Model {
   }
 
  private:
-  // The net that runs forward/backward, its gradient zeroed (grads accumulate in place into the
-  // flat gradient, never set to None). On a GPU its weights are refreshed from params() first:
-  // params() may have been changed by the optimiser step or a model from the hub.
+  // The net that runs forward (and backward). On a GPU its weights are refreshed from params()
+  // first: params() may have been changed by the optimiser step or a model from the hub.
   Net& compute_net() {
+    if (device_.is_cpu()) return net_;
     torch::NoGradGuard no_grad;
-    if (device_.is_cpu()) {
-      flat_grad_.zero_();
-      return net_;
-    }
     dev_flat_.copy_(flat_);
-    dev_flat_grad_.zero_();
     return dev_net_;
   }
 
