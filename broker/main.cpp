@@ -32,8 +32,7 @@ int main(int argc, char** argv) {
   app.add_option("--user", nats.user, "NATS user");
   app.add_option("--password", nats.password, "NATS password");
   app.add_option("--token", nats.token, "NATS token");
-  app.add_option("--creds", nats.creds_file, "NATS .creds file (JWT + nkey seed)");
-  app.add_option("--credentials", nats.credentials_file,
+  app.add_option("--credentials,--creds", nats.credentials_file,
                  "NATS credentials file: a .creds file, one line user:password, or a token (keeps secrets off the command line)")
       ->check(CLI::ExistingFile);
   app.add_option("--tls-ca", nats.tls_ca, "CA bundle to verify the server (turns TLS on)");

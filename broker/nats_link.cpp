@@ -236,14 +236,8 @@ Credentials read_credentials_file(const std::string& path) {
   return c;
 }
 
-std::unique_ptr<NatsLink> NatsLink::connect(const NatsOptions& o_in, StateHandler on_state) {
-  NatsOptions o = o_in;
-  if (!o.credentials_file.empty()) {
-    Credentials c = read_credentials_file(o.credentials_file);
-    if (!c.creds_file.empty()) o.creds_file = c.creds_file;
-    if (!c.user.empty()) o.user = c.user, o.password = c.password;
-    if (!c.token.empty()) o.token = c.token;
-  }
+std::unique_ptr<NatsLink> NatsLink::connect(const NatsOptions& o, StateHandler on_state) {
+  const Credentials c = o.credentials_file.empty() ? Credentials{} : read_credentials_file(o.credentials_file);
   auto impl = std::make_unique<Impl>();
   impl->on_state = std::move(on_state);
   natsOptions* raw = nullptr;
@@ -255,10 +249,14 @@ std::unique_ptr<NatsLink> NatsLink::connect(const NatsOptions& o_in, StateHandle
   if (urls.empty()) throw NatsError("no NATS server URL given");
   check(natsOptions_SetServers(opts, urls.data(), int(urls.size())), "server URLs");
   check(natsOptions_SetName(opts, o.name.c_str()), "connection name");
-  if (!o.user.empty()) check(natsOptions_SetUserInfo(opts, o.user.c_str(), o.password.c_str()), "user/password");
-  if (!o.token.empty()) check(natsOptions_SetToken(opts, o.token.c_str()), "token");
-  if (!o.creds_file.empty())
-    check(natsOptions_SetUserCredentialsFromFiles(opts, o.creds_file.c_str(), nullptr), "credentials " + o.creds_file);
+  // The credentials file, where given, wins over the user/password and token fields.
+  const std::string& user = c.user.empty() ? o.user : c.user;
+  const std::string& password = c.user.empty() ? o.password : c.password;
+  const std::string& token = c.token.empty() ? o.token : c.token;
+  if (!user.empty()) check(natsOptions_SetUserInfo(opts, user.c_str(), password.c_str()), "user/password");
+  if (!token.empty()) check(natsOptions_SetToken(opts, token.c_str()), "token");
+  if (!c.creds_file.empty())
+    check(natsOptions_SetUserCredentialsFromFiles(opts, c.creds_file.c_str(), nullptr), "credentials " + c.creds_file);
   if (!o.tls_ca.empty()) {
     check(natsOptions_SetSecure(opts, true), "TLS");
     check(natsOptions_LoadCATrustedCertificates(opts, o.tls_ca.c_str()), "TLS CA " + o.tls_ca);

@@ -22,7 +22,6 @@ struct NatsOptions {
   std::string name = "swarmlens";
   std::string user, password;         // user/password authentication
   std::string token;                  // token authentication
-  std::string creds_file;             // JWT + nkey seed (.creds)
   // A credentials file, for secrets kept out of command lines and URLs (a systemd credential, a
   // 0600 file): a .creds file (JWT + nkey seed), or one line "user:password", or one line with a
   // token. Read at connect; a missing, unreadable or empty file is a NatsError.

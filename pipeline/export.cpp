@@ -21,7 +21,7 @@ Snapshot fetch_live(const ExportOptions& o) {
   NatsOptions n;
   n.urls = {o.nats_url};
   n.name = "swarmlens-export";
-  n.creds_file = o.creds_file;
+  n.credentials_file = o.credentials_file;
   auto link = NatsLink::connect(n);
   const std::string none = "no model of id '" + o.model_id + "' is kept in JetStream on " + o.nats_url +
                            " (is a broker serving it?)";

@@ -11,7 +11,7 @@ struct ExportOptions {
   std::string snapshot;          // a snapshot file (SWLS: a checkpoint, the broker's --snapshot)...
   std::string nats_url;          // ...or the latest model kept in JetStream on this server
   std::string model_id = "default";
-  std::string creds_file;        // NATS credentials, if the server wants them
+  std::string credentials_file;  // NATS credentials file (NatsOptions::credentials_file), if the server wants them
   std::string model;             // registry name; default: the snapshot's
   int input_width = 0, input_height = 0;  // 0: the model's default (cnn 28x28, others 96x96)
   int classes = 10;

@@ -161,7 +161,8 @@ int main(int argc, char** argv) {
   exp->add_option("--snapshot", xo.snapshot, "a snapshot file (a node's checkpoint, the broker's --snapshot)");
   exp->add_option("--nats-url", xo.nats_url, "take the latest model kept in JetStream on this server");
   exp->add_option("--model-id", xo.model_id, "model id (NATS subjects swarmlens.<id>.*)")->capture_default_str();
-  exp->add_option("--creds", xo.creds_file, "NATS credentials file");
+  exp->add_option("--credentials,--creds", xo.credentials_file, "NATS credentials file: a .creds file, one line user:password, or a token")
+      ->check(CLI::ExistingFile);
   exp->add_option("--model", xo.model, "registry name (default: the snapshot's)")->check(CLI::IsMember({"cnn", "mobilenet"}));
   exp->add_option("--input-width", xo.input_width, "model input width (default: cnn 28, others 96)")->check(CLI::Range(8, 1024));
   exp->add_option("--input-height", xo.input_height, "model input height (default: cnn 28, others 96)")->check(CLI::Range(8, 1024));
