@@ -14,7 +14,7 @@
 #include "dataset.h"
 #include "metrics.h"
 #include "nats_server.h"
-#include "publish_timer.h"
+#include "served_broker.h"
 #include "node_link.h"
 #include "node_trainer.h"
 
@@ -23,9 +23,6 @@ using swarmlens::testing::NatsServer;
 
 TEST_CASE("three nodes and a broker train one model over NATS", "[federation]") {
   set_compute_threads(1);
-  NatsServer server;
-  NatsOptions opts;
-  opts.urls = {server.url()};
   const uint32_t nodes = 3;
   const double lr = 0.05;
 
@@ -35,8 +32,9 @@ TEST_CASE("three nodes and a broker train one model over NATS", "[federation]") 
   bc.aggregation.buffer_size = 1;
   bc.aggregation.staleness_grace = 4 * nodes;
   bc.aggregation.max_staleness = 1000;
-  BrokerService broker(bc, NatsLink::connect(opts));
-  testing::PublishTimer publisher(broker);
+  testing::ServedBroker served(bc);
+  auto& [server, broker, publisher] = served;
+  const NatsOptions opts = served.options();
 
   auto train = load_fashion_mnist(default_fashion_mnist_dir(), true);
   const auto shards = shard_iid(9000, nodes, 3);

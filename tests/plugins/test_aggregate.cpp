@@ -23,7 +23,7 @@
 #include "metrics.h"
 #include "model.h"
 #include "nats_server.h"
-#include "publish_timer.h"
+#include "served_broker.h"
 #include "snapshot.h"
 
 using namespace swarmlens;
@@ -199,14 +199,11 @@ TEST_CASE("swarmaggregate forwards one combined update to the aggregator downstr
 
 TEST_CASE("swarmaggregate forwards over NATS to swarmlens-broker's service", "[aggregate][forward][nats]") {
   set_compute_threads(1);
-  testing::NatsServer server;
-  NatsOptions opts;
-  opts.urls = {server.url()};
   BrokerConfig bc;
   bc.model_id = "site";
   bc.aggregation.server_lr = 0.025;
-  BrokerService broker(bc, NatsLink::connect(opts));
-  testing::PublishTimer publisher(broker);
+  testing::ServedBroker served(bc);
+  auto& [server, broker, publisher] = served;
   const std::string desc = node(0, 2, 800, "model-id=site") + node(1, 2, 800, "model-id=site") +
       "t0.update ! swarmaggregate name=gw mode=forward model-id=site node-id=7 interval=100 nats-url=" + server.url() +
       " ! fakesink async=false t1.update ! gw.";

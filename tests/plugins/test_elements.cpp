@@ -24,7 +24,7 @@
 #include "gstswarmmeta.h"  // struct layouts only; the API types are looked up by name
 #include "model.h"
 #include "nats_server.h"
-#include "publish_timer.h"
+#include "served_broker.h"
 #include "snapshot.h"
 
 using namespace swarmlens;
@@ -380,14 +380,11 @@ TEST_CASE("end to end: swarmsrc ! swarmtrain ! swarmclassify ! swarmoverlay ! fa
 
 TEST_CASE("swarmtrain and swarmclassify federate over NATS with a broker", "[elements][nats]") {
   set_compute_threads(1);
-  testing::NatsServer server;
-  NatsOptions opts;
-  opts.urls = {server.url()};
   BrokerConfig bc;
   bc.model_id = "gst";
   bc.aggregation.server_lr = 0.05;
-  BrokerService broker(bc, NatsLink::connect(opts));
-  testing::PublishTimer publisher(broker);
+  testing::ServedBroker served(bc);
+  auto& [server, broker, publisher] = served;
 
   // Every frame is trained (drop-when-busy=false): 1500 frames, 46 steps of 32.
   const std::string desc = "swarmsrc num-buffers=1500 shard-index=0 shard-count=2 ! swarmtrain name=train model-id=gst node-id=3 "
