@@ -7,12 +7,15 @@
 #include <signal.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <chrono>
 #include <nlohmann/json.hpp>
 #include <thread>
 
 #include "broker_service.h"
 #include "dataset.h"
+#include "idle_policy.h"
 #include "metrics.h"
 
 namespace {
@@ -43,6 +46,7 @@ int main(int argc, char** argv) {
   app.add_option("--seed", cfg.seed, "seed of the initial weights (as the nodes')")->capture_default_str();
   app.add_option("--snapshot", cfg.snapshot_path, "resume from and keep writing this snapshot file");
   app.add_option("--server-lr", cfg.aggregation.server_lr, "server learning rate")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--server-momentum", cfg.aggregation.server_momentum, "server momentum (dense synchronous SGD; 0 = off)")->check(CLI::Range(0.0, 0.999))->capture_default_str();
   app.add_option("--buffer-size", cfg.aggregation.buffer_size, "updates per model version (FedBuff K)")->check(CLI::Range(1, 100000))->capture_default_str();
   app.add_option("--clip-norm", cfg.aggregation.clip_norm, "L2 bound per update (0 = off)")->check(CLI::NonNegativeNumber)->capture_default_str();
   app.add_option("--max-staleness", cfg.aggregation.max_staleness, "reject updates this many versions behind")->capture_default_str();
@@ -67,21 +71,59 @@ int main(int argc, char** argv) {
     BrokerService broker(cfg, NatsLink::connect(nats, [](LinkState s) {
       fmt::print(stderr, "swarmlens-broker: NATS link {}\n", link_state_name(s));
     }));
-    std::unique_ptr<Model> eval;
-    Dataset test;
+    // The test evaluation runs on its own thread (at lowest priority), so a slow evaluation never
+    // holds back taking updates or publishing the model.
+    std::mutex eval_lock;
+    std::condition_variable eval_wake;
+    double accuracy = -1.0;
+    uint64_t evaluated = UINT64_MAX;
+    size_t test_images = 0;
+    bool eval_quit = false;
+    std::thread evaluator;
     if (!test_data.empty()) {
-      eval = Model::create(cfg.model, cfg.seed);
-      test = load_fashion_mnist(test_data, false);
-      test.truncate(test_limit);
+      auto test = std::make_shared<Dataset>(load_fashion_mnist(test_data, false));
+      test->truncate(test_limit);
+      test_images = test->size();
+      evaluator = std::thread([&, test] {
+        set_thread_nice(19);
+        auto eval = Model::create(cfg.model, cfg.seed);
+        std::unique_lock<std::mutex> g(eval_lock);
+        while (!eval_quit) {
+          g.unlock();
+          if (broker.stats().version != evaluated) {
+            const Snapshot s = broker.snapshot();
+            eval->set_params(s.params.data());
+            const double a = evaluate_accuracy(*eval, *test);
+            g.lock();
+            accuracy = a;
+            evaluated = s.version;
+          } else {
+            g.lock();
+          }
+          eval_wake.wait_for(g, std::chrono::milliseconds(eval_ms), [&] { return eval_quit; });
+        }
+      });
     }
+    struct JoinEvaluator {  // stops the evaluator however this scope ends
+      std::mutex& lock;
+      std::condition_variable& wake;
+      bool& quit;
+      std::thread& t;
+      ~JoinEvaluator() {
+        {
+          std::lock_guard<std::mutex> g(lock);
+          quit = true;
+        }
+        wake.notify_all();
+        if (t.joinable()) t.join();
+      }
+    } join_evaluator{eval_lock, eval_wake, eval_quit, evaluator};
     auto metrics_link = NatsLink::connect(nats);
     const BrokerStats first = broker.stats();
     fmt::print(stderr, "swarmlens-broker: serving model '{}' on {} (version {}{})\n", cfg.model_id, url, first.version,
                first.resumed_from.empty() ? ", fresh weights" : ", resumed from the " + first.resumed_from);
     auto last_stats = std::chrono::steady_clock::now(), last_eval = last_stats - std::chrono::hours(1);
     BrokerStats prev = first;
-    double accuracy = -1.0;
-    uint64_t evaluated = UINT64_MAX;
     while (!g_stop) {
       std::this_thread::sleep_for(std::chrono::milliseconds(publish_ms));
       try {
@@ -96,16 +138,13 @@ int main(int argc, char** argv) {
         nlohmann::json m = {{"source", "broker"}, {"model_version", st.version}, {"updates_in", st.updates_in},
                             {"bytes_in", st.bytes_in}, {"accepted", st.accepted}, {"rejected", st.rejected},
                             {"models_out", st.models_out}, {"bytes_out", st.bytes_out}};
-        if (eval && st.version != evaluated) {
-          const Snapshot s = broker.snapshot();
-          eval->set_params(s.params.data());
-          accuracy = evaluate_accuracy(*eval, test);
-          evaluated = s.version;
-          m["model_version"] = s.version;
-        }
-        if (accuracy >= 0) {
-          m["test_accuracy"] = accuracy;
-          m["test_images"] = test.size();
+        {
+          std::lock_guard<std::mutex> g(eval_lock);
+          if (accuracy >= 0) {
+            m["test_accuracy"] = accuracy;
+            m["evaluated_version"] = evaluated;
+            m["test_images"] = test_images;
+          }
         }
         const std::string text = m.dump();
         try {
@@ -120,10 +159,15 @@ int main(int argc, char** argv) {
         const double secs = std::chrono::duration<double>(now - last_stats).count();
         std::string rejected;
         for (const auto& [why, n] : st.rejected) rejected += fmt::format(" {}={}", why, n);
+        double acc;
+        {
+          std::lock_guard<std::mutex> g(eval_lock);
+          acc = accuracy;
+        }
         fmt::print("stats: {:.1f} updates/s, in {} B, out {} B ({} snapshots, {} deltas), model v{}, accuracy {}, rejected:{}\n",
                    double(st.updates_in - prev.updates_in) / secs, st.bytes_in, st.bytes_out, st.snapshots_out,
                    st.deltas_out, st.version,
-                   accuracy < 0 ? std::string("-") : fmt::format("{:.4f}", accuracy), rejected.empty() ? " none" : rejected);
+                   acc < 0 ? std::string("-") : fmt::format("{:.4f}", acc), rejected.empty() ? " none" : rejected);
         std::fflush(stdout);
         prev = st;
         last_stats = now;

@@ -101,11 +101,15 @@ struct NatsLink::Impl {
   ConnectionPtr conn;
   std::mutex js_lock;  // protects js (made on first use)
   JsPtr js;
+  int request_timeout_ms = 5000;
 
   jsCtx* jetstream() {  // caller holds js_lock
     if (!js) {
       jsCtx* raw = nullptr;
-      check(natsConnection_JetStream(&raw, conn.get(), nullptr), "JetStream context");
+      jsOptions jo;
+      check(jsOptions_Init(&jo), "JetStream options");
+      jo.Wait = request_timeout_ms;
+      check(natsConnection_JetStream(&raw, conn.get(), &jo), "JetStream context");
       js.reset(raw);
     }
     return js.get();
@@ -275,6 +279,7 @@ std::unique_ptr<NatsLink> NatsLink::connect(const NatsOptions& o, StateHandler o
   for (const auto& u : o.urls) list += (list.empty() ? "" : ",") + u;
   check(natsConnection_Connect(&conn, opts), "cannot connect to NATS at " + list);
   impl->conn.reset(conn);
+  impl->request_timeout_ms = o.request_timeout_ms;
   impl->next_chunk_id = std::random_device{}() * 0x100000000ull;
   return std::unique_ptr<NatsLink>(new NatsLink(std::move(impl)));
 }
@@ -313,6 +318,8 @@ void NatsLink::subscribe(const std::string& subject, MessageHandler on_message, 
   std::lock_guard<std::mutex> g(impl_->subs_lock);
   impl_->subs.push_back(std::move(s));
 }
+
+int NatsLink::request_timeout_ms() const { return impl_->request_timeout_ms; }
 
 void NatsLink::flush(int timeout_ms) { check(natsConnection_FlushTimeout(impl_->conn.get(), timeout_ms), "flush"); }
 

@@ -31,6 +31,9 @@ struct NatsOptions {
   int reconnect_buffer_bytes = 8 << 20;
   int reconnect_wait_ms = 250;
   int connect_timeout_ms = 2000;
+  // JetStream requests (the retained model) and the flush after subscribing wait this long: raise
+  // it for links with seconds of latency or stalls.
+  int request_timeout_ms = 5000;
 };
 
 class NatsError : public std::runtime_error {
@@ -86,6 +89,7 @@ class NatsLink {
 
   bool connected() const;
   int64_t max_payload() const;
+  int request_timeout_ms() const;  // NatsOptions::request_timeout_ms
 
  private:
   struct Impl;

@@ -2,15 +2,20 @@
 
 namespace swarmlens {
 
-NodeLink::NodeLink(const NatsOptions& opts, std::string model_id, ModelHandler on_model, EventHandler on_event)
+NodeLink::NodeLink(const NatsOptions& opts, std::string model_id, ModelHandler on_model, EventHandler on_event,
+                   bool follow)
     : model_id_(std::move(model_id)), on_model_(std::move(on_model)), on_event_(std::move(on_event)) {
   link_ = NatsLink::connect(opts, [this](LinkState s) { report(std::string("NATS link ") + link_state_name(s)); });
+  if (!follow) {
+    pull_model();
+    return;
+  }
   // Subscribe first, then fetch: a model published in between is not missed (the receiver keeps
   // whichever is newer).
   link_->subscribe(model_subject(model_id_),
                    [this](const std::string& subject, std::vector<uint8_t> payload) { on_model_message(subject, payload); },
                    [this](const std::string& what) { report(model_subject(model_id_) + ": " + what); });
-  link_->flush();
+  link_->flush(link_->request_timeout_ms());
   try {
     if (auto kept = fetch_retained_model(*link_, model_id_)) {
       auto model = std::make_shared<const Snapshot>(std::move(*kept));
@@ -79,6 +84,46 @@ void NodeLink::publish_metrics(const std::string& json) {
 }
 
 void NodeLink::flush(int timeout_ms) { link_->flush(timeout_ms); }
+
+bool NodeLink::pull_model() {
+  // The retained delta first: when it builds on the full snapshot this node already has, that is
+  // all the link has to carry (a slow downlink then takes kilobytes, not the whole model).
+  const std::string stream = retention_stream(model_id_);
+  std::shared_ptr<const Snapshot> model;
+  size_t bytes = 0;
+  try {
+    auto delta = link_->fetch_retained(stream, retained_prefix(model_id_, "delta"));
+    const uint64_t skipped = receiver_.skipped_deltas();
+    if (delta) {
+      bytes += delta->size();
+      model = receiver_.receive(delta->data(), delta->size(), stream + " (retained delta)");
+    }
+    if (!model && (!delta || receiver_.skipped_deltas() != skipped || !receiver_.latest())) {
+      auto full = link_->fetch_retained(stream, retained_prefix(model_id_, "full"));
+      if (full) {
+        bytes += full->size();
+        model = receiver_.receive(full->data(), full->size(), stream + " (retained snapshot)");
+        if (delta) {
+          if (auto newer = receiver_.receive(delta->data(), delta->size(), stream + " (retained delta)")) model = newer;
+        }
+      }
+    }
+  } catch (const std::exception& e) {
+    report(std::string("cannot pull the model: ") + e.what());
+    return false;
+  }
+  {
+    std::lock_guard<std::mutex> g(lock_);
+    stats_.bytes_in += bytes;
+    if (model) {
+      ++stats_.models_in;
+      stats_.model_version = model->version;
+    }
+  }
+  if (!model) return false;
+  if (on_model_) on_model_(model);
+  return true;
+}
 
 NodeLinkStats NodeLink::stats() const {
   std::lock_guard<std::mutex> g(lock_);

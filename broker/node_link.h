@@ -36,7 +36,10 @@ class NodeLink {
 
   // Connects (throws NatsError), fetches the retained model and subscribes. on_model gets every newer
   // model, on nats.c's thread (and once on the caller's thread for the retained model).
-  NodeLink(const NatsOptions& opts, std::string model_id, ModelHandler on_model, EventHandler on_event = {});
+  // With follow = false it does not subscribe to the model subject: the node pulls the model with
+  // pull_model() when its link has room (a slow link is not flooded with every published model).
+  NodeLink(const NatsOptions& opts, std::string model_id, ModelHandler on_model, EventHandler on_event = {},
+           bool follow = true);
   ~NodeLink();
   NodeLink(const NodeLink&) = delete;
   NodeLink& operator=(const NodeLink&) = delete;
@@ -47,6 +50,9 @@ class NodeLink {
   // Publishes a JSON text on the metrics subject; failures are reported to on_event only.
   void publish_metrics(const std::string& json);
   void flush(int timeout_ms = 5000);
+  // Fetches the model kept in JetStream; on_model gets it if it is newer than the latest. Returns
+  // whether it was. Errors (no JetStream, link down, timeout) go to on_event. Thread: any.
+  bool pull_model();
 
   NodeLinkStats stats() const;
   std::shared_ptr<const Snapshot> latest() const { return receiver_.latest(); }

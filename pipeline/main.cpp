@@ -1,4 +1,4 @@
-// The swarmlens command. Subcommands: demo, node, camera, bench (compression, elements, broker, gateway), export.
+// The swarmlens command. Subcommands: demo, node, camera, bench (compression, elements, broker, gateway, node, field-node, field-watch), export.
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
@@ -10,6 +10,7 @@
 #include "bench_gateway.h"
 #include "bench_compression.h"
 #include "bench_elements.h"
+#include "bench_field.h"
 #include "bench_node.h"
 #include "camera.h"
 #include "demo.h"
@@ -146,6 +147,38 @@ int main(int argc, char** argv) {
   bnode->add_option("--cpu", nbo.cpu, "the core to pin to")->check(CLI::Range(0, 1023))->capture_default_str();
   bnode->add_option("--json", nbo.json_path, "write results as JSON to this file");
   bnode->add_option("--child", nbo.child, "internal: run one case here")->group("");
+  FieldNodeOptions fno;
+  auto* fnode = bench->add_subcommand("field-node", "One node of the field testbed (bench/field/run): trains its shard "
+                                      "as fast as its core allows with one method, over NATS");
+  fnode->add_option("--nats", fno.nats, "NATS server URL")->capture_default_str();
+  fnode->add_option("--credentials", fno.credentials, "NATS credentials file")->check(CLI::ExistingFile);
+  fnode->add_option("--model-id", fno.model_id, "model id")->capture_default_str();
+  fnode->add_option("--method", fno.method, "dense, fedavg, topk (synchronous, no trigger) or twostep")
+      ->check(CLI::IsMember({"dense", "fedavg", "topk", "twostep"}))->capture_default_str();
+  fnode->add_option("--data", fno.data, "Fashion-MNIST folder");
+  fnode->add_option("--node-id", fno.node_id, "this node's id and shard")->capture_default_str();
+  fnode->add_option("--nodes", fno.nodes, "shards")->check(CLI::Range(1, 100000))->capture_default_str();
+  fnode->add_option("--batch", fno.batch, "batch per step")->check(CLI::Range(1, 4096))->capture_default_str();
+  fnode->add_option("--lr", fno.lr, "learning rate")->check(CLI::PositiveNumber)->capture_default_str();
+  fnode->add_option("--momentum", fno.momentum, "momentum")->check(CLI::Range(0.0, 0.999))->capture_default_str();
+  fnode->add_option("--density", fno.density, "topk, twostep: share of entries sent")->check(CLI::Range(1e-6, 1.0))->capture_default_str();
+  fnode->add_option("--warmup-steps", fno.warmup_steps, "steps per sparsity warm-up stage")->capture_default_str();
+  fnode->add_option("--trigger-age", fno.trigger_age, "twostep: release after this many steps")->check(CLI::Range(1, 1000000))->capture_default_str();
+  fnode->add_option("--fedavg-steps", fno.fedavg_steps, "fedavg: local steps per round")->check(CLI::Range(1, 100000))->capture_default_str();
+  fnode->add_option("--seed", fno.seed, "seed (as the broker's)")->capture_default_str();
+  fnode->add_option("--duration", fno.duration, "seconds (0 = until SIGTERM)")->capture_default_str();
+  fnode->add_option("--checkpoint", fno.checkpoint, "twostep: resume from and write this checkpoint");
+  FieldWatchOptions fwo;
+  auto* fwatch = bench->add_subcommand("field-watch", "The field testbed's recorder: accuracy over wall time, every "
+                                       "node's counters, the final model's accuracy on the whole test set, as JSON");
+  fwatch->add_option("--nats", fwo.nats, "NATS server URL")->capture_default_str();
+  fwatch->add_option("--credentials", fwo.credentials, "NATS credentials file")->check(CLI::ExistingFile);
+  fwatch->add_option("--model-id", fwo.model_id, "model id")->capture_default_str();
+  fwatch->add_option("--data", fwo.data, "Fashion-MNIST folder");
+  fwatch->add_option("--duration", fwo.duration, "seconds to record")->check(CLI::Range(1.0, 86400.0))->capture_default_str();
+  fwatch->add_option("--target", fwo.target, "accuracy whose first crossing is timed")->check(CLI::Range(0.0, 1.0))->capture_default_str();
+  fwatch->add_option("--json", fwo.json_path, "write the record here")->required();
+  fwatch->add_option("--label", fwo.label, "free text kept in the record");
   auto* bgateway = bench->add_subcommand(
       "gateway", "A site gateway (swarmaggregate mode=forward) against every update sent on its own: uplink messages, bytes, accuracy");
   bgateway->add_option("--nodes", gw.nodes, "trainers behind the gateway")->check(CLI::Range(1, 64))->capture_default_str();
@@ -226,6 +259,8 @@ int main(int argc, char** argv) {
     if (bbroker->parsed()) return run_broker_bench(bb);
     if (bgateway->parsed()) return run_gateway_bench(gw);
     if (bnode->parsed()) return run_node_bench(nbo);
+    if (fnode->parsed()) return run_field_node(fno);
+    if (fwatch->parsed()) return run_field_watch(fwo);
     if (exp->parsed()) return run_export(xo);
     if (camera->parsed()) return run_camera(cam, cam_print);
   } catch (const std::exception& e) {

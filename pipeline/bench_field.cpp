@@ -1,0 +1,427 @@
+#include "bench_field.h"
+
+#include <fmt/core.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <stdexcept>
+#include <thread>
+
+#include "codec.h"
+#include "compressor.h"
+#include "dataset.h"
+#include "metrics.h"
+#include "model_channel.h"
+#include "node_link.h"
+#include "node_trainer.h"
+#include "optim.h"
+
+namespace swarmlens {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+std::atomic<bool> g_stop{false};
+void on_signal(int) { g_stop = true; }
+
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+NatsOptions nats_options(const std::string& urls, const std::string& credentials, const std::string& name) {
+  NatsOptions n;
+  n.urls = {urls};
+  n.credentials_file = credentials;
+  n.name = name;
+  n.request_timeout_ms = 30000;  // a congested link with stalls takes seconds to answer
+  n.connect_timeout_ms = 10000;
+  return n;
+}
+
+// The node's shard, replayed in a fresh seeded order each pass.
+class ShardStream {
+ public:
+  ShardStream(const Dataset& d, std::vector<uint32_t> shard, uint64_t seed) : d_(d), shard_(std::move(shard)), rng_(seed) {
+    if (shard_.empty()) throw std::invalid_argument("empty shard");
+    std::shuffle(shard_.begin(), shard_.end(), rng_);
+  }
+  void next(uint32_t n, std::vector<float>& images, std::vector<int64_t>& labels) {
+    idx_.clear();
+    while (idx_.size() < n) {
+      if (pos_ == shard_.size()) {
+        std::shuffle(shard_.begin(), shard_.end(), rng_);
+        pos_ = 0;
+      }
+      idx_.push_back(shard_[pos_++]);
+    }
+    make_batch(d_, idx_.data(), idx_.size(), images, labels);
+  }
+
+ private:
+  const Dataset& d_;
+  std::vector<uint32_t> shard_, idx_;
+  std::mt19937_64 rng_;
+  size_t pos_ = 0;
+};
+
+// The newest model the link delivered, and a wait for one newer than a version.
+class ModelBox {
+ public:
+  void offer(std::shared_ptr<const Snapshot> m) {
+    std::lock_guard<std::mutex> g(mu_);
+    if (!latest_ || m->version > latest_->version) latest_ = std::move(m);
+    cv_.notify_all();
+  }
+  // Waits until a model newer than `version` is in, or stop. Null on stop.
+  std::shared_ptr<const Snapshot> wait_newer(uint64_t version) {
+    std::unique_lock<std::mutex> g(mu_);
+    while (!g_stop && !(latest_ && latest_->version > version)) cv_.wait_for(g, std::chrono::milliseconds(100));
+    return g_stop ? nullptr : latest_;
+  }
+  std::shared_ptr<const Snapshot> latest() const {
+    std::lock_guard<std::mutex> g(mu_);
+    return latest_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::shared_ptr<const Snapshot> latest_;
+};
+
+// The two-step link: at most one update on the wire. A release while the previous one is still
+// being flushed to the server (a slow or stalled link) is refused, so the trainer merges it into
+// its pending update: the node sends fewer, fuller updates instead of queueing stale ones. Once an
+// update is through, the node pulls the newest model, so a slow downlink carries one model per
+// exchange instead of every model the broker publishes.
+class OneInFlightUplink {
+ public:
+  explicit OneInFlightUplink(NodeLink& link) : link_(link), thread_([this] { run(); }) {}
+  ~OneInFlightUplink() {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      quit_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  bool offer(const std::vector<uint8_t>& msg) {
+    std::lock_guard<std::mutex> g(mu_);
+    if (in_flight_) {
+      ++busy_;
+      return false;
+    }
+    if (!link_.send_update(msg)) return false;  // link down: stays pending at the node
+    in_flight_ = true;
+    cv_.notify_all();
+    return true;
+  }
+  uint64_t refused_busy() const { return busy_.load(); }
+
+ private:
+  void run() {
+    std::unique_lock<std::mutex> g(mu_);
+    for (;;) {
+      cv_.wait(g, [&] { return quit_ || in_flight_; });
+      if (quit_) return;
+      g.unlock();
+      bool done = false;
+      while (!done) {
+        try {
+          link_.flush(60000);  // returns once the server has read everything published before
+          done = true;
+        } catch (const std::exception&) {
+          std::unique_lock<std::mutex> q(mu_);
+          if (quit_) return;
+          q.unlock();
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+      }
+      link_.pull_model();
+      g.lock();
+      in_flight_ = false;
+    }
+  }
+
+  NodeLink& link_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool in_flight_ = false, quit_ = false;
+  std::atomic<uint64_t> busy_{0};
+  std::thread thread_;
+};
+
+struct NodeCounters {
+  uint64_t steps = 0, samples = 0, messages = 0, update_bytes = 0, rounds = 0;
+  double wait_seconds = 0;  // synchronous methods: time spent waiting for the round's model
+  uint64_t held_back = 0;   // two-step: releases merged back because the previous update was on the wire
+};
+
+void report(NodeLink& link, const FieldNodeOptions& o, const NodeCounters& c, double elapsed) {
+  const NodeLinkStats s = link.stats();
+  nlohmann::json m = {{"source", "field-node"},  {"node_id", o.node_id},       {"method", o.method},
+                      {"elapsed", elapsed},       {"steps", c.steps},           {"samples", c.samples},
+                      {"messages", c.messages},   {"update_bytes", c.update_bytes},
+                      {"updates_sent", s.updates_sent}, {"updates_refused", s.updates_refused},
+                      {"models_in", s.models_in}, {"model_bytes_in", s.bytes_in}, {"model_version", s.model_version},
+                      {"rounds", c.rounds},       {"wait_seconds", c.wait_seconds}, {"held_back", c.held_back},
+                      {"connected", s.connected}};
+  link.publish_metrics(m.dump());
+}
+
+// Sends one round's update, waiting out a down link (a synchronous round cannot go on without it).
+void send_blocking(NodeLink& link, const std::vector<uint8_t>& msg) {
+  while (!g_stop && !link.send_update(msg)) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  while (!g_stop) {
+    try {
+      link.flush(60000);
+      return;
+    } catch (const std::exception&) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+}
+
+int run_synchronous(const FieldNodeOptions& o, const Dataset& train, std::vector<uint32_t> shard) {
+  ModelSpec spec;
+  auto model = Model::create(spec, o.seed);  // the broker's seed: the same initial weights
+  const uint32_t dim = uint32_t(model->num_params());
+  ModelBox box;
+  NodeLink link(nats_options(o.nats, o.credentials, fmt::format("field-node-{}", o.node_id)), o.model_id,
+                [&](std::shared_ptr<const Snapshot> m) { box.offer(std::move(m)); },
+                [&](const std::string& e) { fmt::print(stderr, "field-node {}: {}\n", o.node_id, e); });
+  ShardStream stream(train, std::move(shard), o.seed * 7919 + o.node_id);
+  const bool fedavg = o.method == "fedavg", topk = o.method == "topk";
+  std::optional<TwoStepCompressor> compressor;
+  if (topk) {
+    CompressorConfig cc;
+    cc.sparsify.density = o.density;
+    cc.sparsify.momentum = o.momentum;
+    cc.sparsify.warmup_stage_steps = o.warmup_steps;
+    cc.sparsify.seed = o.seed * 1000 + o.node_id;
+    cc.trigger.max_age_steps = 1;  // no trigger: every step goes out
+    compressor.emplace(dim, cc, NodeIdentity{o.model_id, model->layout_hash(), o.node_id});
+  }
+  FlatSgd local_opt(dim, o.lr, o.momentum);
+  std::vector<float> global = model->params_copy(), local;
+  uint64_t version = 0, sequence = 0;
+  if (auto m = box.latest()) {
+    global = m->params;
+    version = m->version;
+  }
+  std::vector<float> images;
+  std::vector<int64_t> labels;
+  NodeCounters c;
+  const auto t0 = Clock::now();
+  auto last_report = t0;
+  while (!g_stop && (o.duration <= 0 || since(t0) < o.duration)) {
+    std::vector<uint8_t> msg;
+    const uint32_t local_steps = fedavg ? o.fedavg_steps : 1;
+    local = global;
+    for (uint32_t h = 0; h < local_steps; ++h) {
+      stream.next(o.batch, images, labels);
+      model->set_params(local.data());
+      model->compute_gradient({images.data(), labels.data(), labels.size()});
+      ++c.steps;
+      c.samples += labels.size();
+      if (fedavg) local_opt.step(local.data(), model->grad());
+    }
+    if (topk) {
+      auto m = compressor->step(model->grad(), o.batch, version);
+      if (!m) throw std::runtime_error("top-k selected nothing (an all-zero gradient)");
+      msg = std::move(*m);
+    } else {
+      std::vector<float> step(dim);
+      if (fedavg) {
+        for (uint32_t i = 0; i < dim; ++i) step[i] = global[i] - local[i];  // descent direction
+      } else {
+        std::copy(model->grad(), model->grad() + dim, step.begin());
+      }
+      UpdateHeader h{o.model_id, model->layout_hash(), version, o.node_id, ++sequence, uint64_t(o.batch) * local_steps};
+      msg = encode_update(h, from_dense(step.data(), dim), {IndexCoding::Dense, ValueCoding::Fp32});
+    }
+    send_blocking(link, msg);
+    ++c.messages;
+    c.update_bytes += msg.size();
+    const auto tw = Clock::now();
+    auto next = box.wait_newer(version);  // the round closes when every node's update is in
+    c.wait_seconds += since(tw);
+    if (!next) break;
+    global = next->params;
+    version = next->version;
+    ++c.rounds;
+    if (since(last_report) >= o.report_interval) {
+      report(link, o, c, since(t0));
+      last_report = Clock::now();
+    }
+  }
+  report(link, o, c, since(t0));
+  try {
+    link.flush(5000);
+  } catch (const std::exception&) {
+  }
+  return 0;
+}
+
+int run_twostep(const FieldNodeOptions& o, const Dataset& train, std::vector<uint32_t> shard) {
+  NodeTrainerConfig cfg;
+  cfg.model_id = o.model_id;
+  cfg.node_id = o.node_id;
+  cfg.seed = o.seed;
+  cfg.batch_size = o.batch;
+  cfg.lr = o.lr / o.nodes;  // as the broker's server lr: N nodes' updates add up to one averaged step
+  cfg.compression.sparsify.density = o.density;
+  cfg.compression.sparsify.momentum = o.momentum;
+  cfg.compression.sparsify.warmup_stage_steps = o.warmup_steps;
+  cfg.compression.sparsify.seed = o.seed * 1000 + o.node_id;
+  cfg.compression.trigger.max_age_steps = o.trigger_age;
+  cfg.buffer_frames = 2 * o.batch;
+  cfg.checkpoint = o.checkpoint;
+  NodeTrainer trainer(cfg);
+  NodeLink link(nats_options(o.nats, o.credentials, fmt::format("field-node-{}", o.node_id)), o.model_id,
+                [&](std::shared_ptr<const Snapshot> m) { trainer.offer_model(std::move(m)); },
+                [&](const std::string& e) { fmt::print(stderr, "field-node {}: {}\n", o.node_id, e); },
+                /*follow=*/false);
+  OneInFlightUplink uplink(link);
+  trainer.set_uplink([&](const std::vector<uint8_t>& msg) { return uplink.offer(msg); });
+  trainer.start();
+  ShardStream stream(train, std::move(shard), o.seed * 7919 + o.node_id);
+  std::vector<float> images;
+  std::vector<int64_t> labels;
+  const size_t fs = trainer.frame_size();
+  const auto t0 = Clock::now();
+  auto last_report = t0;
+  NodeCounters c;
+  auto count = [&] {
+    const TrainStats s = trainer.stats();
+    c.steps = s.steps;
+    c.samples = s.samples;
+    c.messages = link.stats().updates_sent;
+    c.update_bytes = link.stats().bytes_sent;
+    c.held_back = uplink.refused_busy();
+  };
+  while (!g_stop && (o.duration <= 0 || since(t0) < o.duration)) {
+    stream.next(o.batch, images, labels);
+    for (uint32_t i = 0; i < o.batch && !g_stop; ++i) trainer.push(images.data() + i * fs, int(labels[i]), true);
+    if (!trainer.error().empty()) throw std::runtime_error(trainer.error());
+    if (since(last_report) >= o.report_interval) {
+      count();
+      report(link, o, c, since(t0));
+      last_report = Clock::now();
+    }
+  }
+  trainer.stop();  // writes the checkpoint (weights, residual, pending update)
+  count();
+  report(link, o, c, since(t0));
+  try {
+    link.flush(5000);
+  } catch (const std::exception&) {  // a stalled link at exit: the last report may not arrive
+  }
+  return 0;
+}
+
+}  // namespace
+
+int run_field_node(const FieldNodeOptions& o) {
+  signal(SIGINT, on_signal);
+  signal(SIGTERM, on_signal);
+  if (o.node_id >= o.nodes) {
+    fmt::print(stderr, "field-node: --node-id {} is out of range for --nodes {}\n", o.node_id, o.nodes);
+    return 2;
+  }
+  try {
+    set_compute_threads(1);  // one core per camera node
+    const Dataset train = load_fashion_mnist(o.data.empty() ? default_fashion_mnist_dir() : o.data, true);
+    auto shard = shard_iid(train.size(), o.nodes, o.seed)[o.node_id];
+    if (o.method == "twostep") return run_twostep(o, train, std::move(shard));
+    if (o.method == "dense" || o.method == "fedavg" || o.method == "topk") return run_synchronous(o, train, std::move(shard));
+    fmt::print(stderr, "field-node: unknown method '{}' (dense, fedavg, topk, twostep)\n", o.method);
+    return 2;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "field-node {}: error: {}\n", o.node_id, e.what());
+    return 1;
+  }
+}
+
+int run_field_watch(const FieldWatchOptions& o) {
+  signal(SIGINT, on_signal);
+  signal(SIGTERM, on_signal);
+  try {
+    const std::string dir = o.data.empty() ? default_fashion_mnist_dir() : o.data;
+    Dataset test = load_fashion_mnist(dir, false);
+    std::mutex mu;
+    nlohmann::json curve = nlohmann::json::array();
+    std::map<uint32_t, nlohmann::json> nodes;
+    nlohmann::json broker_last;
+    double reached = -1;
+    const auto t0 = Clock::now();
+    auto link = NatsLink::connect(nats_options(o.nats, o.credentials, "field-watch"));
+    link->subscribe(metrics_subject(o.model_id), [&](const std::string&, std::vector<uint8_t> payload) {
+      nlohmann::json m = nlohmann::json::parse(payload.begin(), payload.end(), nullptr, false);
+      if (m.is_discarded() || !m.is_object()) return;
+      const double t = since(t0);
+      if (t > o.duration) return;  // the record ends with the run
+      std::lock_guard<std::mutex> g(mu);
+      if (m.value("source", "") == "broker") {
+        broker_last = m;
+        if (m.contains("test_accuracy")) {
+          const double acc = m["test_accuracy"].get<double>();
+          curve.push_back({{"t", t}, {"version", m.value("evaluated_version", m.value("model_version", 0))}, {"accuracy", acc},
+                           {"updates_in", m.value("updates_in", 0)}, {"bytes_in", m.value("bytes_in", 0)}});
+          if (reached < 0 && acc >= o.target) reached = t;
+        }
+      } else if (m.value("source", "") == "field-node") {
+        m["t"] = t;
+        nodes[m.value("node_id", 0u)] = m;
+      }
+    });
+    link->flush();
+    while (!g_stop && since(t0) < o.duration) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    // The nodes' last reports come at their stop; the final model is the one kept in JetStream.
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    std::optional<Snapshot> final_model;
+    try {
+      final_model = fetch_retained_model(*link, o.model_id);
+    } catch (const std::exception& e) {
+      fmt::print(stderr, "field-watch: no final model: {}\n", e.what());
+    }
+    double final_accuracy = -1;
+    if (final_model) {
+      auto model = Model::create(ModelSpec{}, 1);
+      model->set_params(final_model->params.data());
+      final_accuracy = evaluate_accuracy(*model, test);
+    }
+    std::lock_guard<std::mutex> g(mu);
+    nlohmann::json node_list = nlohmann::json::array();
+    for (auto& [id, n] : nodes) node_list.push_back(n);
+    nlohmann::json out = {{"label", o.label},
+                          {"target", o.target},
+                          {"duration", o.duration},
+                          {"time_to_target", reached < 0 ? nlohmann::json(nullptr) : nlohmann::json(reached)},
+                          {"final_accuracy", final_accuracy},
+                          {"final_version", final_model ? final_model->version : 0},
+                          {"test_images", test.size()},
+                          {"curve", curve},
+                          {"broker", broker_last},
+                          {"nodes", node_list}};
+    if (!o.json_path.empty()) {
+      std::ofstream f(o.json_path);
+      f << out.dump(1) << "\n";
+      if (!f) throw std::runtime_error("cannot write " + o.json_path);
+    }
+    fmt::print("field-watch {}: target {:.2f} {}, final accuracy {:.4f} (version {}), {} nodes reported\n", o.label,
+               o.target, reached < 0 ? std::string("not reached") : fmt::format("reached at {:.1f} s", reached),
+               final_accuracy, final_model ? final_model->version : 0, node_list.size());
+    return 0;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "field-watch: error: {}\n", e.what());
+    return 1;
+  }
+}
+
+}  // namespace swarmlens

@@ -1,0 +1,48 @@
+// The field testbed's two processes (bench/field/run starts them inside network namespaces):
+//  - field-node: one camera node training on its Fashion-MNIST shard as fast as its core allows,
+//    with one of four methods: dense synchronous SGD, FedAvg, DGC-style top-k (synchronous, no
+//    trigger) or the two-step method (sparsify + trigger, asynchronous: while an update is on the
+//    wire, newer releases merge into the pending one instead of queueing behind it);
+//  - field-watch: records the broker's test accuracy over wall time and every node's counters,
+//    then evaluates the final model on the whole test set, and writes one JSON file.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace swarmlens {
+
+struct FieldNodeOptions {
+  std::string nats = "nats://127.0.0.1:4222";
+  std::string credentials;       // NATS credentials file ("" = none)
+  std::string model_id = "field";
+  std::string method = "twostep";  // dense, fedavg, topk, twostep
+  std::string data;                // Fashion-MNIST folder ("" = the default)
+  uint32_t node_id = 0, nodes = 4;
+  uint32_t batch = 32;
+  double lr = 0.05, momentum = 0.9;
+  double density = 0.001;          // topk, twostep after warm-up
+  uint64_t warmup_steps = 25;      // steps per warm-up stage (topk, twostep)
+  uint64_t trigger_age = 2;        // twostep: release after this many steps (when the link is free)
+  uint32_t fedavg_steps = 8;       // FedAvg: local steps per round
+  uint64_t seed = 1;
+  double duration = 0;             // seconds (0 = until SIGTERM)
+  double report_interval = 1.0;    // seconds between metrics messages
+  std::string checkpoint;          // twostep: node checkpoint (weights, residuals, pending update)
+};
+
+struct FieldWatchOptions {
+  std::string nats = "nats://127.0.0.1:4222";
+  std::string credentials;
+  std::string model_id = "field";
+  std::string data;
+  double duration = 180;           // seconds to record
+  double target = 0.85;            // accuracy whose first crossing is reported
+  std::string json_path;           // where the record goes
+  std::string label;               // free text copied into the record (method, profile)
+};
+
+int run_field_node(const FieldNodeOptions& o);   // exit code
+int run_field_watch(const FieldWatchOptions& o); // exit code
+
+}  // namespace swarmlens
