@@ -1,8 +1,13 @@
 #include "compressor.h"
 
+#include <zlib.h>
+
 #include <algorithm>
+#include <cstring>
 #include <stdexcept>
 #include <utility>
+
+#include "bytes.h"
 
 namespace swarmlens {
 
@@ -63,6 +68,71 @@ void TwoStepCompressor::requeue(const std::vector<uint8_t>& message) {
   trigger_.restore(d.value.update, d.value.header.samples, d.value.header.base_version);
   --messages_;
   bytes_out_ -= message.size();
+}
+
+namespace {
+constexpr char kStateMagic[4] = {'S', 'W', 'L', 'R'};
+constexpr uint8_t kStateVersion = 1;
+}  // namespace
+
+std::vector<uint8_t> TwoStepCompressor::save_state() const {
+  std::vector<uint8_t> out;
+  ByteWriter w(out);
+  const uint32_t dim = sparsifier_.dim();
+  const SparseVector& p = trigger_.pending();
+  w.bytes(kStateMagic, 4);
+  w.put(kStateVersion);
+  w.put(id_.layout_hash);
+  w.put(dim);
+  w.put(sparsifier_.steps());
+  w.put(messages_);
+  w.put(bytes_out_);
+  std::vector<float> velocity = sparsifier_.velocity();
+  velocity.resize(dim, 0.0f);
+  w.bytes(velocity.data(), size_t(dim) * sizeof(float));
+  w.bytes(sparsifier_.residual().data(), size_t(dim) * sizeof(float));
+  w.put(trigger_.pending_samples());
+  w.put(trigger_.pending_base_version());
+  w.put(uint32_t(p.nnz()));
+  w.bytes(p.index.data(), p.nnz() * sizeof(uint32_t));
+  w.bytes(p.value.data(), p.nnz() * sizeof(float));
+  w.put(uint32_t(crc32(0L, out.data(), uInt(out.size()))));
+  return out;
+}
+
+void TwoStepCompressor::load_state(const uint8_t* data, size_t size, const std::string& what) {
+  const auto bad = [&](const std::string& why) { return std::runtime_error(what + ": node state " + why); };
+  if (size < 4 + 1 + 4 || std::memcmp(data, kStateMagic, 4) != 0) throw bad("has no SWLR magic");
+  uint32_t crc = 0;
+  std::memcpy(&crc, data + size - 4, 4);
+  if (crc != uint32_t(crc32(0L, data, uInt(size - 4)))) throw bad("fails its checksum");
+  ByteReader r(data + 4, size - 8);
+  uint8_t version = 0;
+  uint64_t layout = 0, steps = 0, messages = 0, bytes_out = 0, samples = 0, base = 0;
+  uint32_t dim = 0, nnz = 0;
+  if (!r.get(version) || version != kStateVersion) throw bad("has an unknown format version");
+  if (!r.get(layout) || !r.get(dim) || !r.get(steps) || !r.get(messages) || !r.get(bytes_out)) throw bad("is truncated");
+  if (layout != id_.layout_hash || dim != sparsifier_.dim()) throw bad("is for another model layout");
+  std::vector<float> velocity(dim), residual(dim);
+  if (!r.bytes(velocity.data(), velocity.size() * sizeof(float)) || !r.bytes(residual.data(), dim * sizeof(float)) ||
+      !r.get(samples) || !r.get(base) || !r.get(nnz))
+    throw bad("is truncated");
+  if (nnz > dim) throw bad("has a pending update larger than the model");
+  SparseVector pending;
+  pending.dim = dim;
+  pending.index.resize(nnz);
+  pending.value.resize(nnz);
+  if (!r.bytes(pending.index.data(), nnz * sizeof(uint32_t)) || !r.bytes(pending.value.data(), nnz * sizeof(float)))
+    throw bad("is truncated");
+  if (r.remaining() != 0) throw bad("has trailing bytes");
+  for (uint32_t i = 0; i < nnz; ++i)
+    if (pending.index[i] >= dim || (i && pending.index[i] <= pending.index[i - 1])) throw bad("has a malformed pending update");
+  sparsifier_.restore(std::move(velocity), std::move(residual), steps);
+  Trigger fresh(dim, trigger_.config());
+  if (nnz) fresh.restore(pending, samples, base);
+  trigger_ = std::move(fresh);
+  messages_ = messages;
+  bytes_out_ = bytes_out;
 }
 
 }  // namespace swarmlens

@@ -48,6 +48,14 @@ class TwoStepCompressor {
   // (w -= server_scale * pending). A node keeps training on its own progress while its update waits.
   void apply_pending(float* params, float server_scale) const;
 
+  // The state a restarted node needs so that nothing accepted is lost: momentum, residual, the
+  // pending (not yet sent) update, sparsifier steps (warm-up), message counters. Binary format
+  // "SWLR" with a CRC-32; load_state() throws std::runtime_error, naming `what` and the problem,
+  // for a corrupt state or one of another layout, and changes nothing then. Sequence numbers are
+  // not restored (a new identity's first_sequence already continues them).
+  std::vector<uint8_t> save_state() const;
+  void load_state(const uint8_t* data, size_t size, const std::string& what);
+
   const DgcSparsifier& sparsifier() const { return sparsifier_; }
   const Trigger& trigger() const { return trigger_; }
   uint64_t messages() const { return messages_; }

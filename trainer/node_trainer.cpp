@@ -1,5 +1,8 @@
 #include "node_trainer.h"
 
+#include <cstdio>
+#include <iterator>
+
 #include <algorithm>
 #include <chrono>
 #include <fstream>
@@ -63,6 +66,12 @@ void NodeTrainer::start() {
       throw std::runtime_error(cfg_.checkpoint + ": checkpoint is for another model layout");
     global_ = std::move(s.params);
     version_ = s.version;
+    // The compressor's state beside it: residual, momentum and the update not yet sent.
+    std::ifstream f(state_path(), std::ios::binary);
+    if (f) {
+      const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+      compressor_->load_state(bytes.data(), bytes.size(), state_path());
+    }
   }
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -93,9 +102,20 @@ void NodeTrainer::stop() {
     stats_.model_version = version_;
   }
   publish();
-  if (!cfg_.checkpoint.empty())
+  if (!cfg_.checkpoint.empty()) {
+    const std::vector<uint8_t> state = compressor_->save_state();
+    const std::string tmp = state_path() + ".tmp";
+    {
+      std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+      f.write(reinterpret_cast<const char*>(state.data()), std::streamsize(state.size()));
+      if (!f) throw std::runtime_error(tmp + ": write failed");
+    }
+    if (std::rename(tmp.c_str(), state_path().c_str()) != 0) throw std::runtime_error(state_path() + ": rename failed");
     save_snapshot(cfg_.checkpoint, {cfg_.model.name, model_->layout_hash(), version_, global_});
+  }
 }
+
+std::string NodeTrainer::state_path() const { return cfg_.checkpoint + ".state"; }
 
 void NodeTrainer::set_uplink(Uplink send) { uplink_ = std::move(send); }
 

@@ -34,7 +34,9 @@ struct NodeTrainerConfig {
   double lr = 0.05;
   CompressorConfig compression;   // compression.sparsify.momentum is the momentum
   size_t buffer_frames = 256;     // bounded frame buffer
-  std::string checkpoint;         // snapshot path: resumed at start, written at stop ("" = none)
+  // Snapshot path: resumed at start, written at stop ("" = none); the compressor's state (residual,
+  // momentum, the update not yet sent) goes beside it in <checkpoint>.state.
+  std::string checkpoint;
   uint64_t publish_every = 8;     // publish the model to the hub every N steps
   IdlePolicyConfig idle;          // when to train; the training thread's nice value
   std::string device = "cpu";     // where forward/backward run: cpu, cuda, cuda:N (Model::create)
@@ -75,11 +77,14 @@ class NodeTrainer {
   size_t frame_size() const { return frame_size_; }
   // The last error from the training thread ("" if none); the thread stops on an error.
   std::string error() const;
+  // The compressor, for inspection while the trainer is stopped (not thread-safe while it runs).
+  const TwoStepCompressor& compressor() const { return *compressor_; }
 
  private:
   void run();
   void train_batch(std::vector<float>& images, std::vector<int64_t>& labels);
   void publish();
+  std::string state_path() const;
   // A released update: sent (federated; requeued if the link refuses it) and applied to this node's
   // view, or applied as the node's step (standalone). Training thread, or stop() after the join.
   void deliver(const std::vector<uint8_t>& msg);

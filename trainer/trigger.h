@@ -39,6 +39,8 @@ class Trigger {
 
   const SparseVector& pending() const { return pending_; }
   uint64_t age_steps() const { return steps_; }
+  uint64_t pending_samples() const { return samples_; }
+  uint64_t pending_base_version() const { return base_version_; }
   const TriggerConfig& config() const { return cfg_; }
 
  private:
