@@ -13,6 +13,7 @@ const char* verdict_name(Verdict v) {
     case Verdict::TooStale: return "too_stale";
     case Verdict::FromTheFuture: return "from_the_future";
     case Verdict::Replayed: return "replayed";
+    case Verdict::AbsurdNorm: return "absurd_norm";
     case Verdict::kCount: break;
   }
   return "?";
@@ -63,13 +64,14 @@ Verdict Aggregator::submit(const DecodedUpdate& u) {
   if (h.base_version > version_) return verdict(Verdict::FromTheFuture);
   const uint64_t tau = version_ - h.base_version;
   if (tau > cfg_.max_staleness) return verdict(Verdict::TooStale);
+  const double norm = s.l2_norm();
+  if (cfg_.reject_norm > 0.0 && norm > cfg_.reject_norm) return verdict(Verdict::AbsurdNorm);
   if (cfg_.check_sequence) {
     auto it = last_sequence_.find(h.node_id);
     if (it != last_sequence_.end() && h.sequence <= it->second) return verdict(Verdict::Replayed);
     last_sequence_[h.node_id] = h.sequence;
   }
 
-  const double norm = s.l2_norm();
   const double clip = (cfg_.clip_norm > 0.0 && norm > cfg_.clip_norm) ? cfg_.clip_norm / norm : 1.0;
   last_weight_ = staleness_weight(tau) * clip;
   acc_.add(s, float(last_weight_));

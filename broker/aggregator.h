@@ -26,6 +26,9 @@ struct AggregatorConfig {
   uint32_t buffer_size = 1;      // K: updates per model version
   bool average = true;           // divide the buffered sum by the number of updates in it
   double clip_norm = 0.0;        // L2 bound per update (0 = off); larger updates are scaled down
+  // Updates with an L2 norm above this are rejected outright (0 = off): far beyond what honest
+  // training sends, a fault or an attack, not worth even a clipped step.
+  double reject_norm = 0.0;
   uint64_t max_staleness = 1000; // reject updates whose tau exceeds this
   uint64_t staleness_grace = 0;  // tau up to this is weighted 1 (small lags are normal with triggers)
   bool check_sequence = true;    // reject a node's sequence number that does not increase
@@ -38,6 +41,7 @@ enum class Verdict {
   TooStale,
   FromTheFuture,   // base version newer than the model
   Replayed,        // sequence not above the node's last accepted one
+  AbsurdNorm,      // L2 norm above reject_norm
   kCount
 };
 const char* verdict_name(Verdict v);

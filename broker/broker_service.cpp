@@ -53,6 +53,16 @@ std::string BrokerService::submit(const std::vector<uint8_t>& payload) {
     std::chrono::steady_clock::time_point start;
     ~Busy() { self->stats_.busy_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); }
   };
+  const size_t max_bytes = cfg_.max_update_bytes ? cfg_.max_update_bytes : 2 * size_t(dim_) * sizeof(float) + 4096;
+  if (payload.size() > max_bytes) {
+    std::lock_guard<std::mutex> g(lock_);
+    const Busy busy{this, start};
+    ++received_;
+    ++stats_.updates_in;
+    stats_.bytes_in += payload.size();
+    ++stats_.rejected["oversized"];
+    return "oversized: " + std::to_string(payload.size()) + " bytes, more than " + std::to_string(max_bytes);
+  }
   DecodeOptions opts;
   opts.layout_hash = layout_hash_;
   opts.dim = dim_;

@@ -31,6 +31,9 @@ struct BrokerConfig {
   bool retain = true;             // keep the published model in JetStream (the server needs -js)
   uint32_t full_every = 10;       // a full snapshot every N publishes, cumulative deltas in between
   int64_t max_pending_bytes = 256ll << 20;  // updates waiting to be taken before NATS drops them
+  // Updates larger than this are rejected ("oversized") before decoding; 0 = twice a dense fp32
+  // update of the model plus 4 KiB (no honest encoding comes near).
+  size_t max_update_bytes = 0;
 };
 
 struct BrokerStats {

@@ -49,6 +49,7 @@ int main(int argc, char** argv) {
   app.add_option("--server-momentum", cfg.aggregation.server_momentum, "server momentum (dense synchronous SGD; 0 = off)")->check(CLI::Range(0.0, 0.999))->capture_default_str();
   app.add_option("--buffer-size", cfg.aggregation.buffer_size, "updates per model version (FedBuff K)")->check(CLI::Range(1, 100000))->capture_default_str();
   app.add_option("--clip-norm", cfg.aggregation.clip_norm, "L2 bound per update (0 = off)")->check(CLI::NonNegativeNumber)->capture_default_str();
+  app.add_option("--reject-norm", cfg.aggregation.reject_norm, "reject updates with an L2 norm above this (0 = off)")->check(CLI::NonNegativeNumber)->capture_default_str();
   app.add_option("--max-staleness", cfg.aggregation.max_staleness, "reject updates this many versions behind")->capture_default_str();
   app.add_option("--staleness-grace", cfg.aggregation.staleness_grace, "versions behind still weighted 1")->capture_default_str();
   app.add_option("--publish-interval-ms", publish_ms, "at most one model per interval")->check(CLI::Range(10, 3600000))->capture_default_str();
