@@ -1,5 +1,7 @@
 #include "bench_broker.h"
 
+#include <sys/resource.h>
+
 #include <fmt/core.h>
 
 #include <algorithm>
@@ -19,6 +21,14 @@
 #include "process.h"
 
 namespace swarmlens {
+namespace {
+// This process's peak resident memory: the broker service, its NATS links and the publishers'.
+double peak_rss_mib() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return double(u.ru_maxrss) / 1024.0;
+}
+}  // namespace
 
 namespace {
 
@@ -183,7 +193,8 @@ int run_broker_bench(const BrokerBenchOptions& o) {
       {"broker_thread_updates_per_busy_s", capacity_per_s}, {"broker_busy_seconds", final_stats.busy_seconds}, {"accepted", final_stats.accepted},
       {"rejected", final_stats.rejected}, {"model_versions", final_stats.version},
       {"models_out", final_stats.models_out}, {"snapshots_out", final_stats.snapshots_out},
-      {"deltas_out", final_stats.deltas_out}, {"latency", latency}, {"threads", std::thread::hardware_concurrency()}};
+      {"deltas_out", final_stats.deltas_out}, {"latency", latency},
+      {"peak_rss_mib", peak_rss_mib()}, {"threads", std::thread::hardware_concurrency()}};
   fmt::print("update: {} B ({}% dense small CNN, fp16 values)\n", update_bytes, o.density * 100);
   fmt::print("bare aggregator (decode + merge, one thread): {:>10.0f} updates/s\n", bare_per_s);
   fmt::print("served over NATS ({} publishers):           {:>10.0f} updates/s ({:.2f}x bare), {} accepted, {} rejected\n",

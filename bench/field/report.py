@@ -38,8 +38,9 @@ def load_runs(report):
         r = {
             "profile": profile, "method": method,
             "time_to_target_s": w["time_to_target"],
-            "time_to_0.80_s": next((c["t"] for c in curve if c["accuracy"] >= 0.80), None),
-            "time_to_0.75_s": next((c["t"] for c in curve if c["accuracy"] >= 0.75), None),
+            # first crossings of lower marks too, for links where nothing reaches the target in the run
+            "time_to_s": {f"{m:.2f}": next((c["t"] for c in curve if c["accuracy"] >= m), None)
+                          for m in (0.3, 0.5, 0.6, 0.7, 0.8)},
             "final_accuracy": w["final_accuracy"],
             "final_version": w["final_version"],
             "best_accuracy_2k": max((c["accuracy"] for c in curve), default=None),
@@ -125,6 +126,21 @@ def main():
             c["twostep_sooner_than_fedavg"] = f["time_to_target_s"] is None or t["time_to_target_s"] < f["time_to_target_s"]
         if d and t and d["final_accuracy"] is not None and t["final_accuracy"] is not None:
             c["final_accuracy_twostep_minus_dense_points"] = 100 * (t["final_accuracy"] - d["final_accuracy"])
+        # At the highest mark two-step reached here: how much sooner than each other method (a
+        # lower bound, "at_least", where the other never reached it in the run).
+        if t:
+            marks = [m for m, v in t["time_to_s"].items() if v is not None]
+            if marks:
+                m = max(marks, key=float)
+                c["mark"] = float(m)
+                for other in ("dense", "fedavg", "topk"):
+                    o = runs.get((prof, other))
+                    if not o:
+                        continue
+                    if o["time_to_s"][m] is not None:
+                        c[f"{other}_over_twostep_at_mark"] = o["time_to_s"][m] / t["time_to_s"][m]
+                    else:
+                        c[f"{other}_over_twostep_at_mark_at_least"] = a.duration / t["time_to_s"][m]
         comparisons[prof] = c
     pngs = {prof: plot(a.report, prof, runs, a.target) for prof in profiles}
     out = {"command": a.command, "nodes": a.nodes, "duration_s": a.duration, "target": a.target,
@@ -135,8 +151,8 @@ def main():
 
     md = [f"Field testbed: {a.nodes} nodes, {a.duration:g} s per run, target {a.target:.2f} "
           f"(`{a.command.strip()}`)", ""]
-    md.append("| profile | method | time to target (s) | final acc. (10k) | uplink MB | downlink MB | messages | slowest node's share |")
-    md.append("|---|---|---|---|---|---|---|---|")
+    md.append("| profile | method | time to target (s) | to 0.60 (s) | to 0.70 (s) | final acc. (10k) | uplink MB | downlink MB | messages | slowest node's share |")
+    md.append("|---|---|---|---|---|---|---|---|---|---|")
     for prof in profiles:
         for m in ["dense", "fedavg", "topk", "twostep"]:
             r = runs.get((prof, m))
@@ -144,7 +160,9 @@ def main():
                 continue
             ttt = f'{r["time_to_target_s"]:.1f}' if r["time_to_target_s"] is not None else f"not in {a.duration:g}"
             share = f'{r["slowest_share"]:.2f}' if r["slowest_share"] is not None else "-"
-            md.append(f'| {prof} | {m} | {ttt} | {r["final_accuracy"]:.4f} | {r["uplink_bytes"] / 1e6:.2f} | '
+            t60, t70 = (r["time_to_s"][k] for k in ("0.60", "0.70"))
+            fmt = lambda t: "-" if t is None else f"{t:.1f}"
+            md.append(f'| {prof} | {m} | {ttt} | {fmt(t60)} | {fmt(t70)} | {r["final_accuracy"]:.4f} | {r["uplink_bytes"] / 1e6:.2f} | '
                       f'{r["downlink_bytes"] / 1e6:.2f} | {r["messages"]} | {share} |')
     md.append("")
     for prof, c in comparisons.items():
