@@ -177,9 +177,9 @@ void report(NodeLink& link, const FieldNodeOptions& o, const NodeCounters& c, do
 // Sends one round's update, waiting out a down link (a synchronous round cannot go on without it).
 void send_blocking(NodeLink& link, const std::vector<uint8_t>& msg) {
   while (!g_stop && !link.send_update(msg)) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  while (!g_stop) {
+  while (!g_stop) {  // short flushes, so SIGTERM is seen within a second on a slow link
     try {
-      link.flush(60000);
+      link.flush(1000);
       return;
     } catch (const std::exception&) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -355,10 +355,8 @@ int run_field_watch(const FieldWatchOptions& o) {
     const std::string dir = o.data.empty() ? default_fashion_mnist_dir() : o.data;
     Dataset test = load_fashion_mnist(dir, false);
     std::mutex mu;
-    nlohmann::json curve = nlohmann::json::array();
     std::map<uint32_t, nlohmann::json> nodes;
     nlohmann::json broker_last;
-    double reached = -1;
     const auto t0 = Clock::now();
     auto link = NatsLink::connect(nats_options(o.nats, o.credentials, "field-watch"));
     link->subscribe(metrics_subject(o.model_id), [&](const std::string&, std::vector<uint8_t> payload) {
@@ -369,19 +367,32 @@ int run_field_watch(const FieldWatchOptions& o) {
       std::lock_guard<std::mutex> g(mu);
       if (m.value("source", "") == "broker") {
         broker_last = m;
-        if (m.contains("test_accuracy")) {
-          const double acc = m["test_accuracy"].get<double>();
-          curve.push_back({{"t", t}, {"version", m.value("evaluated_version", m.value("model_version", 0))}, {"accuracy", acc},
-                           {"updates_in", m.value("updates_in", 0)}, {"bytes_in", m.value("bytes_in", 0)}});
-          if (reached < 0 && acc >= o.target) reached = t;
-        }
       } else if (m.value("source", "") == "field-node") {
         m["t"] = t;
         nodes[m.value("node_id", 0u)] = m;
       }
     });
     link->flush();
-    while (!g_stop && since(t0) < o.duration) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    // During the run only the kept model is sampled (a JetStream read every interval, the same
+    // cost whatever the method); every sample is evaluated after the run, when nothing competes
+    // for the CPU, so a busy machine cannot delay or thin out the accuracy curve.
+    struct Sample {
+      double t;
+      std::shared_ptr<const Snapshot> model;
+    };
+    std::vector<Sample> samples;
+    std::shared_ptr<const Snapshot> latest;
+    NodeLink sampler(nats_options(o.nats, o.credentials, "field-watch-models"), o.model_id,
+                     [&](std::shared_ptr<const Snapshot> m) { latest = std::move(m); }, {}, /*follow=*/false);
+    auto next = t0;
+    while (!g_stop && since(t0) < o.duration) {
+      if (Clock::now() >= next) {
+        sampler.pull_model();
+        if (latest) samples.push_back({since(t0), latest});
+        next += std::chrono::milliseconds(int64_t(o.sample_interval * 1000));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
     // The nodes' last reports come at their stop; the final model is the one kept in JetStream.
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
     std::optional<Snapshot> final_model;
@@ -390,9 +401,23 @@ int run_field_watch(const FieldWatchOptions& o) {
     } catch (const std::exception& e) {
       fmt::print(stderr, "field-watch: no final model: {}\n", e.what());
     }
+    auto model = Model::create(ModelSpec{}, 1);
+    Dataset curve_test = test;
+    curve_test.truncate(o.curve_images);
+    nlohmann::json curve = nlohmann::json::array();
+    double reached = -1;
+    std::map<uint64_t, double> by_version;
+    for (const Sample& s : samples) {
+      auto it = by_version.find(s.model->version);
+      if (it == by_version.end()) {
+        model->set_params(s.model->params.data());
+        it = by_version.emplace(s.model->version, evaluate_accuracy(*model, curve_test)).first;
+      }
+      curve.push_back({{"t", s.t}, {"version", s.model->version}, {"accuracy", it->second}});
+      if (reached < 0 && it->second >= o.target) reached = s.t;
+    }
     double final_accuracy = -1;
     if (final_model) {
-      auto model = Model::create(ModelSpec{}, 1);
       model->set_params(final_model->params.data());
       final_accuracy = evaluate_accuracy(*model, test);
     }
@@ -406,6 +431,8 @@ int run_field_watch(const FieldWatchOptions& o) {
                           {"final_accuracy", final_accuracy},
                           {"final_version", final_model ? final_model->version : 0},
                           {"test_images", test.size()},
+                          {"curve_test_images", curve_test.size()},
+                          {"sample_interval", o.sample_interval},
                           {"curve", curve},
                           {"broker", broker_last},
                           {"nodes", node_list}};

@@ -38,6 +38,8 @@ struct FieldWatchOptions {
   std::string data;
   double duration = 180;           // seconds to record
   double target = 0.85;            // accuracy whose first crossing is reported
+  double sample_interval = 2.0;    // seconds between samples of the kept model
+  size_t curve_images = 2000;      // test images each sample is evaluated on (the final model: all)
   std::string json_path;           // where the record goes
   std::string label;               // free text copied into the record (method, profile)
 };

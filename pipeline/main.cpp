@@ -177,6 +177,8 @@ int main(int argc, char** argv) {
   fwatch->add_option("--data", fwo.data, "Fashion-MNIST folder");
   fwatch->add_option("--duration", fwo.duration, "seconds to record")->check(CLI::Range(1.0, 86400.0))->capture_default_str();
   fwatch->add_option("--target", fwo.target, "accuracy whose first crossing is timed")->check(CLI::Range(0.0, 1.0))->capture_default_str();
+  fwatch->add_option("--sample-interval", fwo.sample_interval, "seconds between samples of the kept model")->check(CLI::Range(0.1, 3600.0))->capture_default_str();
+  fwatch->add_option("--curve-images", fwo.curve_images, "test images per curve point")->check(CLI::Range(100, 10000))->capture_default_str();
   fwatch->add_option("--json", fwo.json_path, "write the record here")->required();
   fwatch->add_option("--label", fwo.label, "free text kept in the record");
   auto* bgateway = bench->add_subcommand(
