@@ -174,6 +174,15 @@ void report(NodeLink& link, const FieldNodeOptions& o, const NodeCounters& c, do
   link.publish_metrics(m.dump());
 }
 
+// The last report, at the node's stop; a stalled link may keep it from arriving.
+void final_report(NodeLink& link, const FieldNodeOptions& o, const NodeCounters& c, double elapsed) {
+  report(link, o, c, elapsed);
+  try {
+    link.flush(5000);
+  } catch (const std::exception&) {
+  }
+}
+
 // Sends one round's update, waiting out a down link (a synchronous round cannot go on without it).
 void send_blocking(NodeLink& link, const std::vector<uint8_t>& msg) {
   while (!g_stop && !link.send_update(msg)) std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -260,11 +269,7 @@ int run_synchronous(const FieldNodeOptions& o, const Dataset& train, std::vector
       last_report = Clock::now();
     }
   }
-  report(link, o, c, since(t0));
-  try {
-    link.flush(5000);
-  } catch (const std::exception&) {
-  }
+  final_report(link, o, c, since(t0));
   return 0;
 }
 
@@ -317,11 +322,7 @@ int run_twostep(const FieldNodeOptions& o, const Dataset& train, std::vector<uin
   }
   trainer.stop();  // writes the checkpoint (weights, residual, pending update)
   count();
-  report(link, o, c, since(t0));
-  try {
-    link.flush(5000);
-  } catch (const std::exception&) {  // a stalled link at exit: the last report may not arrive
-  }
+  final_report(link, o, c, since(t0));
   return 0;
 }
 

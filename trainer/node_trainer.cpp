@@ -1,7 +1,5 @@
 #include "node_trainer.h"
 
-#include <cstdio>
-#include <iterator>
 
 #include <algorithm>
 #include <chrono>
@@ -67,11 +65,7 @@ void NodeTrainer::start() {
     global_ = std::move(s.params);
     version_ = s.version;
     // The compressor's state beside it: residual, momentum and the update not yet sent.
-    std::ifstream f(state_path(), std::ios::binary);
-    if (f) {
-      const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-      compressor_->load_state(bytes.data(), bytes.size(), state_path());
-    }
+    if (const auto bytes = read_file_bytes(state_path())) compressor_->load_state(bytes->data(), bytes->size(), state_path());
   }
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -103,14 +97,7 @@ void NodeTrainer::stop() {
   }
   publish();
   if (!cfg_.checkpoint.empty()) {
-    const std::vector<uint8_t> state = compressor_->save_state();
-    const std::string tmp = state_path() + ".tmp";
-    {
-      std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-      f.write(reinterpret_cast<const char*>(state.data()), std::streamsize(state.size()));
-      if (!f) throw std::runtime_error(tmp + ": write failed");
-    }
-    if (std::rename(tmp.c_str(), state_path().c_str()) != 0) throw std::runtime_error(state_path() + ": rename failed");
+    write_file_atomically(state_path(), compressor_->save_state());
     save_snapshot(cfg_.checkpoint, {cfg_.model.name, model_->layout_hash(), version_, global_});
   }
 }

@@ -177,12 +177,11 @@ ModelMessage model_message_kind(const uint8_t* data, size_t size) {
   return ModelMessage::Unknown;
 }
 
-void save_snapshot(const std::string& path, const Snapshot& s) {
-  const auto buf = encode_snapshot(s);
+void write_file_atomically(const std::string& path, const std::vector<uint8_t>& bytes) {
   const std::string tmp = path + ".tmp";
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    f.write(reinterpret_cast<const char*>(buf.data()), std::streamsize(buf.size()));
+    f.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
     f.flush();
     if (!f) throw std::runtime_error(tmp + ": write failed");
   }
@@ -190,11 +189,18 @@ void save_snapshot(const std::string& path, const Snapshot& s) {
     throw std::runtime_error(path + ": rename failed: " + std::strerror(errno));
 }
 
-Snapshot load_snapshot(const std::string& path) {
+std::optional<std::vector<uint8_t>> read_file_bytes(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
-  if (!f) throw std::runtime_error(path + ": cannot open snapshot");
-  const std::vector<uint8_t> buf((std::istreambuf_iterator<char>(f)), {});
-  return decode_snapshot(buf.data(), buf.size(), path);
+  if (!f) return std::nullopt;
+  return std::vector<uint8_t>((std::istreambuf_iterator<char>(f)), {});
+}
+
+void save_snapshot(const std::string& path, const Snapshot& s) { write_file_atomically(path, encode_snapshot(s)); }
+
+Snapshot load_snapshot(const std::string& path) {
+  const auto buf = read_file_bytes(path);
+  if (!buf) throw std::runtime_error(path + ": cannot open snapshot");
+  return decode_snapshot(buf->data(), buf->size(), path);
 }
 
 }  // namespace swarmlens

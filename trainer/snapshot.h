@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,11 @@ enum class ModelMessage { Snapshot, Delta, Unknown };
 ModelMessage model_message_kind(const uint8_t* data, size_t size);
 
 void save_snapshot(const std::string& path, const Snapshot& s);
+// Writes `bytes` to path through path.tmp and a rename, so a crash leaves the old file or the new
+// one, never half of either. Throws std::runtime_error naming the path.
+void write_file_atomically(const std::string& path, const std::vector<uint8_t>& bytes);
+// The whole file, or nullopt if it cannot be opened.
+std::optional<std::vector<uint8_t>> read_file_bytes(const std::string& path);
 // Throws std::runtime_error naming the path and the problem (missing, truncated, corrupt, ...).
 Snapshot load_snapshot(const std::string& path);
 

@@ -10,32 +10,14 @@
 #include <thread>
 
 #include "nats_link.h"
+#include "inbox.h"
 #include "nats_server.h"
 
 using namespace swarmlens;
+using swarmlens::testing::Inbox;
 using swarmlens::testing::NatsServer;
 
 namespace {
-
-// Collects what a subscription delivers, and waits for it.
-struct Inbox {
-  std::mutex m;
-  std::condition_variable cv;
-  std::vector<std::vector<uint8_t>> payloads;
-  std::vector<std::string> errors;
-
-  NatsLink::MessageHandler handler() {
-    return [this](const std::string&, std::vector<uint8_t> p) {
-      std::lock_guard<std::mutex> g(m);
-      payloads.push_back(std::move(p));
-      cv.notify_all();
-    };
-  }
-  bool wait_for(size_t n, int ms = 5000) {
-    std::unique_lock<std::mutex> l(m);
-    return cv.wait_for(l, std::chrono::milliseconds(ms), [&] { return payloads.size() >= n; });
-  }
-};
 
 NatsOptions options(const NatsServer& s) {
   NatsOptions o;

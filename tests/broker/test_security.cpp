@@ -15,32 +15,17 @@
 #include "broker_service.h"
 #include "codec.h"
 #include "model_channel.h"
+#include "inbox.h"
 #include "nats_server.h"
 #include "node_link.h"
 
 using namespace swarmlens;
+using swarmlens::testing::Inbox;
 using swarmlens::testing::NatsServer;
 
 namespace {
 
 const std::string kSamples = SWARMLENS_SAMPLES_DIR;
-
-struct Inbox {
-  std::mutex m;
-  std::condition_variable cv;
-  std::vector<std::vector<uint8_t>> payloads;
-  NatsLink::MessageHandler handler() {
-    return [this](const std::string&, std::vector<uint8_t> p) {
-      std::lock_guard<std::mutex> g(m);
-      payloads.push_back(std::move(p));
-      cv.notify_all();
-    };
-  }
-  bool wait_for(size_t n, int ms = 5000) {
-    std::unique_lock<std::mutex> l(m);
-    return cv.wait_for(l, std::chrono::milliseconds(ms), [&] { return payloads.size() >= n; });
-  }
-};
 
 // Certificates made once for the whole suite; the server's environment carries the secrets.
 struct SecureServer {
