@@ -33,9 +33,23 @@ BrokerService::BrokerService(BrokerConfig cfg, std::unique_ptr<NatsLink> link)
   aggregator_ = std::make_unique<Aggregator>(cfg_.model_id, layout_hash_, std::move(params), cfg_.aggregation, version);
   if (resume) aggregator_->resume_sequences(resume->applied);
   stats_.version = version;
+  if (cfg_.journal && !cfg_.snapshot_path.empty()) {
+    journal_ = std::make_unique<UpdateJournal>(cfg_.snapshot_path + ".journal");
+    replay_journal();
+  }
   if (!link_) return;
   link_->subscribe(update_subject(cfg_.model_id),
-                  [this](const std::string&, std::vector<uint8_t> payload) { submit(payload); },
+                  [this](const std::string&, std::vector<uint8_t> payload) {
+                    auto ack = take(payload);
+                    if (!ack) return;
+                    try {
+                      const std::string text = encode_ack(*ack);
+                      link_->publish(ack_subject(cfg_.model_id, ack->node), std::vector<uint8_t>(text.begin(), text.end()));
+                      std::lock_guard<std::mutex> g(lock_);
+                      ++stats_.acks_out;
+                    } catch (const NatsError&) {  // link down: the node sends it again and hears "replayed"
+                    }
+                  },
                   [this](const std::string&) {
                     std::lock_guard<std::mutex> g(lock_);
                     ++stats_.rejected["bad_chunks"];
@@ -46,7 +60,30 @@ BrokerService::BrokerService(BrokerConfig cfg, std::unique_ptr<NatsLink> link)
 
 BrokerService::~BrokerService() { link_.reset(); }  // no update callback after this
 
+void BrokerService::replay_journal() {
+  DecodeOptions opts;
+  opts.layout_hash = layout_hash_;
+  opts.dim = dim_;
+  for (const JournalEntry& e : journal_->recovered()) {
+    const DecodeResult d = decode_update(e.payload, opts);
+    if (d.ok() && aggregator_->submit(d.value) == Verdict::Accepted)
+      ++stats_.journal_replayed;
+    else
+      ++stats_.journal_skipped;  // in the snapshot already (replayed), or no longer mergeable
+  }
+  stats_.version = aggregator_->version();
+}
+
 std::string BrokerService::submit(const std::vector<uint8_t>& payload) {
+  std::string reason;
+  take(payload, &reason);
+  return reason;
+}
+
+std::optional<UpdateAck> BrokerService::take(const std::vector<uint8_t>& payload, std::string* reason) {
+  auto say = [&](std::string r) {
+    if (reason) *reason = std::move(r);
+  };
   const auto start = std::chrono::steady_clock::now();
   struct Busy {  // adds the time spent here on every way out
     BrokerService* self;
@@ -61,7 +98,8 @@ std::string BrokerService::submit(const std::vector<uint8_t>& payload) {
     ++stats_.updates_in;
     stats_.bytes_in += payload.size();
     ++stats_.rejected["oversized"];
-    return "oversized: " + std::to_string(payload.size()) + " bytes, more than " + std::to_string(max_bytes);
+    say("oversized: " + std::to_string(payload.size()) + " bytes, more than " + std::to_string(max_bytes));
+    return std::nullopt;
   }
   DecodeOptions opts;
   opts.layout_hash = layout_hash_;
@@ -74,16 +112,36 @@ std::string BrokerService::submit(const std::vector<uint8_t>& payload) {
   stats_.bytes_in += payload.size();
   if (!d.ok()) {
     ++stats_.rejected[decode_error_name(d.error)];
-    return decode_error_name(d.error) + std::string(": ") + d.detail;
+    say(decode_error_name(d.error) + std::string(": ") + d.detail);
+    // A layout mismatch still has a readable sender: tell it, it will never be merged.
+    if (d.error != DecodeError::LayoutMismatch) return std::nullopt;
+    DecodeOptions header;
+    header.header_only = true;
+    const DecodeResult h = decode_update(payload, header);
+    if (!h.ok()) return std::nullopt;
+    return UpdateAck{h.value.header.node_id, h.value.header.sequence, "layout_mismatch", aggregator_->version(),
+                     h.value.header.base_version, 0.0};
   }
+  const UpdateHeader& hd = d.value.header;
   const Verdict v = aggregator_->submit(d.value);
   stats_.version = aggregator_->version();
+  UpdateAck ack{hd.node_id, hd.sequence, verdict_name(v), aggregator_->version(), hd.base_version, 0.0};
   if (v == Verdict::Accepted) {
     ++stats_.accepted;
-    return "";
+    ack.weight = aggregator_->last_weight();
+    if (journal_) {
+      try {
+        journal_->append({hd.node_id, hd.sequence, payload});
+      } catch (const std::exception&) {
+        ++stats_.journal_errors;
+      }
+    }
+    say("");
+    return ack;
   }
   ++stats_.rejected[verdict_name(v)];
-  return verdict_name(v);
+  say(verdict_name(v));
+  return ack;
 }
 
 bool BrokerService::publish_if_changed() {
@@ -105,6 +163,14 @@ bool BrokerService::publish_if_changed() {
   if (cfg_.retain) link_->retain(retained_prefix(cfg_.model_id, full ? "full" : "delta"), bytes);
   if (link_) link_->publish(model_subject(cfg_.model_id), bytes);
   if (!cfg_.snapshot_path.empty()) save_snapshot(cfg_.snapshot_path, *s);
+  if (journal_) {  // the snapshot holds these now: the journal keeps only what came after
+    std::lock_guard<std::mutex> g(lock_);
+    try {
+      journal_->compact(s->applied);
+    } catch (const std::exception&) {
+      ++stats_.journal_errors;
+    }
+  }
   if (full) {
     base_ = s;
     since_full_ = 0;

@@ -3,7 +3,10 @@
 // (at most once per call of publish_if_changed, which the owner calls on a timer): a full snapshot
 // every `full_every` publishes, cumulative deltas from it in between (model_channel.h). Each
 // published model is kept in JetStream before it goes out, and in the snapshot file, so a restarted
-// broker resumes from the newest model it published and a late node starts from it.
+// broker resumes from the newest model it published and a late node starts from it. With a
+// snapshot file, every accepted update is also journalled (update_journal.h) before its node is
+// told, so a broker killed between two publishes merges them again when it restarts. Every update
+// whose sender can be read is answered on swarmlens.<model>.ack.<node> (update_ack.h).
 // The same class runs in the swarmlens-broker daemon, the demo and tests.
 #pragma once
 
@@ -19,6 +22,8 @@
 #include "model_channel.h"
 #include "nats_link.h"
 #include "snapshot.h"
+#include "update_ack.h"
+#include "update_journal.h"
 
 namespace swarmlens {
 
@@ -28,6 +33,7 @@ struct BrokerConfig {
   uint64_t seed = 1;              // initial weights, as the nodes' seed
   AggregatorConfig aggregation;
   std::string snapshot_path;      // resume from it at start; rewritten (atomically) on each publish
+  bool journal = true;            // with snapshot_path: journal accepted updates in <snapshot>.journal
   bool retain = true;             // keep the published model in JetStream (the server needs -js)
   uint32_t full_every = 10;       // a full snapshot every N publishes, cumulative deltas in between
   int64_t max_pending_bytes = 256ll << 20;  // updates waiting to be taken before NATS drops them
@@ -44,6 +50,10 @@ struct BrokerStats {
   uint64_t version = 0;
   double busy_seconds = 0;        // time spent taking updates (decode, validate, merge)
   std::string resumed_from;       // "snapshot file", "JetStream" or "" (fresh weights)
+  uint64_t journal_replayed = 0;  // journalled updates merged again at start (not in the snapshot)
+  uint64_t journal_skipped = 0;   // journalled updates the snapshot already held
+  uint64_t journal_errors = 0;    // appends that failed (disk full): merged, but not crash-safe
+  uint64_t acks_out = 0;
 };
 
 class BrokerService {
@@ -64,12 +74,15 @@ class BrokerService {
   // Takes one encoded update, as from the update subject: "" when accepted, else the reason it was
   // rejected (counted in stats). Thread: any.
   std::string submit(const std::vector<uint8_t>& payload);
+  // The same, with the answer the node gets (nullopt when its sender cannot be read).
+  std::optional<UpdateAck> take(const std::vector<uint8_t>& payload, std::string* reason = nullptr);
   BrokerStats stats() const;
   uint64_t updates_received() const { return received_.load(); }  // lock-free, for pacing
   Snapshot snapshot() const;
 
  private:
   Snapshot snapshot_locked() const;                     // caller holds lock_
+  void replay_journal();                                // constructor: merges what the journal holds
 
   BrokerConfig cfg_;
   uint64_t layout_hash_ = 0;
@@ -77,6 +90,7 @@ class BrokerService {
   std::atomic<uint64_t> received_{0};
   mutable std::mutex lock_;  // protects aggregator_ and stats_; taken by the NATS callback and the owner
   std::unique_ptr<Aggregator> aggregator_;
+  std::unique_ptr<UpdateJournal> journal_;  // under lock_
   BrokerStats stats_;
   uint64_t published_version_ = UINT64_MAX;
   // Owner's thread only: the last full snapshot published (deltas are from it) and publishes since.

@@ -2,6 +2,7 @@
 // updates, publishes the model on swarmlens.<model>.model (snapshots and deltas, kept in JetStream)
 // and, as JSON on swarmlens.<model>.metrics, its counters and (with --test-data) the global model's
 // test accuracy. Ctrl-C / SIGTERM: publishes, writes the snapshot and exits 0.
+#include <algorithm>
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 #include <signal.h>
@@ -44,7 +45,9 @@ int main(int argc, char** argv) {
   app.add_option("--model-id", cfg.model_id, "model id (subjects swarmlens.<id>.*)")->capture_default_str();
   app.add_option("--model", cfg.model.name, "model registry name")->check(CLI::IsMember({"cnn"}))->capture_default_str();
   app.add_option("--seed", cfg.seed, "seed of the initial weights (as the nodes')")->capture_default_str();
-  app.add_option("--snapshot", cfg.snapshot_path, "resume from and keep writing this snapshot file");
+  app.add_option("--snapshot", cfg.snapshot_path, "resume from and keep writing this snapshot file (and journal accepted updates in <file>.journal)");
+  bool no_journal = false;
+  app.add_flag("--no-journal", no_journal, "do not journal accepted updates (a crash then loses those since the last publish)");
   app.add_option("--server-lr", cfg.aggregation.server_lr, "server learning rate")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--server-momentum", cfg.aggregation.server_momentum, "server momentum (dense synchronous SGD; 0 = off)")->check(CLI::Range(0.0, 0.999))->capture_default_str();
   app.add_option("--buffer-size", cfg.aggregation.buffer_size, "updates per model version (FedBuff K)")->check(CLI::Range(1, 100000))->capture_default_str();
@@ -62,6 +65,7 @@ int main(int argc, char** argv) {
   app.add_option("--test-limit", test_limit, "test images evaluated")->capture_default_str();
   app.set_config("--config", "", "INI file of these options by their long names (command-line options win)");
   CLI11_PARSE(app, argc, argv);
+  cfg.journal = !no_journal;
   nats.urls = CLI::detail::split(url, ',');
   nats.name = "swarmlens-broker";
   cfg.retain = !no_retain;
@@ -123,10 +127,21 @@ int main(int argc, char** argv) {
     const BrokerStats first = broker.stats();
     fmt::print(stderr, "swarmlens-broker: serving model '{}' on {} (version {}{})\n", cfg.model_id, url, first.version,
                first.resumed_from.empty() ? ", fresh weights" : ", resumed from the " + first.resumed_from);
+    if (first.journal_replayed || first.journal_skipped)
+      fmt::print(stderr, "swarmlens-broker: journal: {} accepted updates merged again, {} already in the snapshot\n",
+                 first.journal_replayed, first.journal_skipped);
     auto last_stats = std::chrono::steady_clock::now(), last_eval = last_stats - std::chrono::hours(1);
     BrokerStats prev = first;
+    // The first model goes out at once (a node joining now gets it), then at most one per interval;
+    // the wait is cut short by a stop signal however long the interval.
+    auto next_publish = std::chrono::steady_clock::now();
     while (!g_stop) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(publish_ms));
+      if (std::chrono::steady_clock::now() < next_publish) {
+        std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+            next_publish - std::chrono::steady_clock::now(), std::chrono::milliseconds(50)));
+        continue;
+      }
+      next_publish = std::chrono::steady_clock::now() + std::chrono::milliseconds(publish_ms);
       try {
         broker.publish_if_changed();
       } catch (const std::exception& e) {  // link down: the next round tries again

@@ -5,7 +5,13 @@ namespace swarmlens {
 NodeLink::NodeLink(const NatsOptions& opts, std::string model_id, ModelHandler on_model, EventHandler on_event,
                    bool follow)
     : model_id_(std::move(model_id)), on_model_(std::move(on_model)), on_event_(std::move(on_event)) {
-  link_ = NatsLink::connect(opts, [this](LinkState s) { report(std::string("NATS link ") + link_state_name(s)); });
+  link_ = NatsLink::connect(opts, [this](LinkState s) {
+    if (s == LinkState::Reconnected) {
+      std::lock_guard<std::mutex> g(lock_);
+      ++stats_.reconnects;
+    }
+    report(std::string("NATS link ") + link_state_name(s));
+  });
   if (!follow) {
     pull_model();
     return;
@@ -81,6 +87,24 @@ void NodeLink::publish_metrics(const std::string& json) {
   } catch (const NatsError& e) {
     report(std::string("metrics: ") + e.what());
   }
+}
+
+void NodeLink::on_acks(uint32_t node_id, AckHandler handler) {
+  on_ack_ = std::move(handler);
+  const std::string subject = ack_subject(model_id_, node_id);
+  link_->subscribe(subject, [this, subject](const std::string&, std::vector<uint8_t> payload) {
+    auto ack = parse_ack(std::string(payload.begin(), payload.end()));
+    if (!ack) {
+      report(subject + ": not an acknowledgement");
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> g(lock_);
+      ++stats_.acks_in;
+    }
+    on_ack_(*ack);
+  }, [this, subject](const std::string& what) { report(subject + ": " + what); });
+  link_->flush(link_->request_timeout_ms());
 }
 
 void NodeLink::flush(int timeout_ms) { link_->flush(timeout_ms); }

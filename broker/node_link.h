@@ -18,6 +18,7 @@
 
 #include "model_channel.h"
 #include "nats_link.h"
+#include "update_ack.h"
 
 namespace swarmlens {
 
@@ -26,6 +27,8 @@ struct NodeLinkStats {
   uint64_t updates_refused = 0;  // link down or publish failed: merged back by the trainer
   uint64_t models_in = 0, bytes_in = 0;
   uint64_t model_version = 0;    // newest model received (0 = none)
+  uint64_t reconnects = 0;       // times the link came back after a disconnect
+  uint64_t acks_in = 0;
   bool connected = false;
 };
 
@@ -33,6 +36,7 @@ class NodeLink {
  public:
   using ModelHandler = std::function<void(std::shared_ptr<const Snapshot>)>;
   using EventHandler = std::function<void(const std::string&)>;  // link state, bad messages, warnings
+  using AckHandler = std::function<void(const UpdateAck&)>;
 
   // Connects (throws NatsError), fetches the retained model and subscribes. on_model gets every newer
   // model, on nats.c's thread (and once on the caller's thread for the retained model).
@@ -49,6 +53,9 @@ class NodeLink {
   bool send_update(const std::vector<uint8_t>& msg);
   // Publishes a JSON text on the metrics subject; failures are reported to on_event only.
   void publish_metrics(const std::string& json);
+  // Subscribes to the broker's answers to this node's updates (update_ack.h); the handler runs on
+  // nats.c's thread. Call once. Throws NatsError.
+  void on_acks(uint32_t node_id, AckHandler handler);
   void flush(int timeout_ms = 5000);
   // Fetches the model kept in JetStream; on_model gets it if it is newer than the latest. Returns
   // whether it was. Errors (no JetStream, link down, timeout) go to on_event. Thread: any.
@@ -64,6 +71,7 @@ class NodeLink {
   std::string model_id_;
   ModelHandler on_model_;
   EventHandler on_event_;
+  AckHandler on_ack_;
   ModelReceiver receiver_;
   mutable std::mutex lock_;  // protects stats_
   NodeLinkStats stats_;

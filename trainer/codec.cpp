@@ -316,6 +316,7 @@ DecodeResult decode_update(const uint8_t* data, size_t size, const DecodeOptions
     return fail(DecodeError::BadHeader, "rice parameter");
   if ((opts.layout_hash && *opts.layout_hash != h.layout_hash) || (opts.dim && *opts.dim != dim))
     return fail(DecodeError::LayoutMismatch, "update is for another parameter layout");
+  if (opts.header_only) return res;
 
   res.value.index_coding = IndexCoding(coding);
   res.value.value_coding = ValueCoding(vcoding);

@@ -62,6 +62,7 @@ struct DecodeOptions {
   std::optional<uint64_t> layout_hash;  // reject anything else
   std::optional<uint32_t> dim;          // reject anything else
   uint32_t max_dim = 1u << 28;          // bound on allocations driven by the wire
+  bool header_only = false;             // check the frame and header, skip the entries (no values)
 };
 
 struct DecodedUpdate {

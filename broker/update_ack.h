@@ -1,0 +1,36 @@
+// The broker's answer to each update it could read: on swarmlens.<model>.ack.<node id>, a small
+// JSON object (docs/wire-format.md):
+//   {"node": 3, "seq": 17, "verdict": "accepted", "version": 120, "base_version": 112, "weight": 0.26}
+// verdict is "accepted" (merged; journalled when the broker keeps a snapshot), "replayed" (this
+// sequence was taken before: a resend whose first copy got through), or the reason it was refused
+// (too_stale, non_finite, absurd_norm, layout_mismatch, from_the_future). weight is the staleness
+// weight it was merged with. Updates that cannot be read (bad magic, checksum, truncated) get no
+// answer: their sender is not known.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace swarmlens {
+
+struct UpdateAck {
+  uint32_t node = 0;
+  uint64_t seq = 0;
+  std::string verdict;        // "accepted", "replayed" or a rejection reason
+  uint64_t version = 0;       // the model version after taking it
+  uint64_t base_version = 0;  // the version the update was computed against
+  double weight = 0;          // staleness weight (accepted only)
+
+  // Delivered: merged now or before. Anything else will never be merged.
+  bool delivered() const { return verdict == "accepted" || verdict == "replayed"; }
+};
+
+inline std::string ack_subject(const std::string& model_id, uint32_t node) {
+  return "swarmlens." + model_id + ".ack." + std::to_string(node);
+}
+std::string encode_ack(const UpdateAck& a);
+// nullopt for anything that is not a well-formed ack.
+std::optional<UpdateAck> parse_ack(const std::string& text);
+
+}  // namespace swarmlens

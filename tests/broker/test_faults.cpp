@@ -1,0 +1,402 @@
+// Faults, each asserting that nothing accepted is lost and nothing is merged twice:
+//  - the broker's journal on its own (torn tail, compaction) and across a broker that stops
+//    without publishing;
+//  - kill -9 of the swarmlens-broker process mid-training, then a restart;
+//  - a nats-server restart under the broker and the nodes;
+//  - a training node cut off for 60 s by the impairment proxy (bench/field/impair.py).
+// The counting nodes send synthetic updates whose values are exact in fp16 and whose sums are exact
+// in fp32, with the broker set to apply each one at weight 1 (K = 1, server lr 1, no staleness
+// discount): the final model must then equal the initial one minus the sum of every update sent,
+// and one update lost or merged twice moves a weight by at least 1/256.
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include "broker_service.h"
+#include "dataset.h"
+#include "nats_server.h"
+#include "node_link.h"
+#include "node_trainer.h"
+#include "process.h"
+#include "reliable_uplink.h"
+#include "served_broker.h"
+#include "update_journal.h"
+
+using namespace swarmlens;
+using namespace std::chrono_literals;
+using swarmlens::testing::NatsServer;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct TempDir {
+  TempDir() {
+    char tmpl[] = "/tmp/swarmlens-faults-XXXXXX";
+    REQUIRE(mkdtemp(tmpl));
+    path = tmpl;
+  }
+  ~TempDir() { fs::remove_all(path); }
+  std::string path;
+};
+
+// Update k of node n: 16 entries spread over the model, values in {-3..3}/256 without 0.
+SparseVector synthetic(uint32_t dim, uint32_t node, uint64_t k) {
+  SparseVector v;
+  v.dim = dim;
+  for (uint32_t j = 0; j < 16; ++j) v.index.push_back((node * 7919u + uint32_t(k) * 104729u + j * (dim / 16)) % dim);
+  std::sort(v.index.begin(), v.index.end());
+  v.index.erase(std::unique(v.index.begin(), v.index.end()), v.index.end());
+  for (size_t j = 0; j < v.index.size(); ++j) {
+    const int q = int((node + k + j) % 6) - 3;
+    v.value.push_back(float(q >= 0 ? q + 1 : q) / 256.0f);
+  }
+  return v;
+}
+
+std::vector<uint8_t> encode_synthetic(const std::string& model_id, uint64_t hash, uint32_t dim, uint32_t node,
+                                      uint64_t k, uint64_t base) {
+  UpdateHeader h;
+  h.model_id = model_id;
+  h.layout_hash = hash;
+  h.base_version = base;
+  h.node_id = node;
+  h.sequence = k;
+  h.samples = 1;
+  return encode_update(h, synthetic(dim, node, k), CodecConfig{});
+}
+
+// A counting node: sends updates 1..count through its acknowledged uplink, one taken at a time;
+// an update the uplink refuses stays with the node (pending) and is offered again.
+class CountingNode {
+ public:
+  CountingNode(const NatsOptions& opts, const std::string& model_id, uint32_t node, uint64_t count)
+      : model_id_(model_id), node_(node), count_(count),
+        link_(opts, model_id, [](std::shared_ptr<const Snapshot>) {}, {}, /*follow=*/false),
+        uplink_(link_, node, UplinkOptions{1000, false}) {
+    for (int i = 0; i < 300 && !link_.latest(); ++i) {  // the broker's first model, kept in JetStream
+      std::this_thread::sleep_for(100ms);
+      link_.pull_model();
+    }
+    REQUIRE(link_.latest());
+    initial_ = link_.latest();
+    thread_ = std::thread([this] {
+      const uint32_t dim = uint32_t(initial_->params.size());
+      for (uint64_t k = 1; k <= count_ && !quit_; ++k) {
+        const auto msg = encode_synthetic(model_id_, initial_->layout_hash, dim, node_, k, 0);
+        while (!quit_ && !uplink_.offer(msg)) std::this_thread::sleep_for(5ms);
+        std::this_thread::sleep_for(10ms);
+      }
+    });
+  }
+  ~CountingNode() {
+    quit_ = true;
+    thread_.join();
+  }
+  bool finish(std::chrono::seconds timeout) {
+    const auto end = std::chrono::steady_clock::now() + timeout;
+    while (uplink_.stats().offered < count_ && std::chrono::steady_clock::now() < end) std::this_thread::sleep_for(20ms);
+    return uplink_.stats().offered == count_ && uplink_.wait_idle(std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now()));
+  }
+  UplinkStats stats() const { return uplink_.stats(); }
+  NodeLinkStats link_stats() const { return link_.stats(); }
+  const Snapshot& initial() const { return *initial_; }
+  uint32_t id() const { return node_; }
+  uint64_t count() const { return count_; }
+
+ private:
+  std::string model_id_;
+  uint32_t node_;
+  uint64_t count_;
+  NodeLink link_;
+  ReliableUplink uplink_;
+  std::shared_ptr<const Snapshot> initial_;
+  std::atomic<bool> quit_{false};
+  std::thread thread_;
+};
+
+// The model every node's updates 1..count lead to, applied at weight 1.
+std::vector<double> expected_model(const Snapshot& initial, uint32_t nodes, uint64_t count) {
+  std::vector<double> w(initial.params.begin(), initial.params.end());
+  for (uint32_t n = 0; n < nodes; ++n)
+    for (uint64_t k = 1; k <= count; ++k) {
+      const SparseVector u = synthetic(uint32_t(w.size()), n, k);
+      for (size_t j = 0; j < u.nnz(); ++j) w[u.index[j]] -= u.value[j];
+    }
+  return w;
+}
+
+double max_abs_diff(const std::vector<float>& a, const std::vector<double>& b) {
+  REQUIRE(a.size() == b.size());
+  double m = 0;
+  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(double(a[i]) - b[i]));
+  return m;
+}
+
+std::vector<std::string> broker_argv(const std::string& url, const std::string& model_id, const std::string& snapshot) {
+  const char* exe = std::getenv("SWARMLENS_BROKER_EXE");
+  REQUIRE(exe);
+  // Every update at weight 1, one model version each; a publish (and snapshot) only at start and at
+  // exit, so what is accepted in between is in the journal alone.
+  return {exe, "--nats", url, "--model-id", model_id, "--snapshot", snapshot, "--server-lr", "1", "--buffer-size", "1",
+          "--staleness-grace", "1000000", "--max-staleness", "1000000", "--publish-interval-ms", "600000",
+          "--stats", "0"};
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+uint64_t total(const std::vector<std::unique_ptr<CountingNode>>& nodes, uint64_t UplinkStats::*field) {
+  uint64_t n = 0;
+  for (auto& c : nodes) n += c->stats().*field;
+  return n;
+}
+
+void wait_until(const std::function<bool()>& done, std::chrono::seconds timeout) {
+  const auto end = std::chrono::steady_clock::now() + timeout;
+  while (!done() && std::chrono::steady_clock::now() < end) std::this_thread::sleep_for(20ms);
+}
+
+// After every node finished: the broker (stopped with SIGTERM, so it publishes and writes its
+// snapshot) holds each node's updates 1..count exactly once.
+void check_nothing_lost(const std::vector<std::unique_ptr<CountingNode>>& nodes, const std::string& snapshot) {
+  const uint64_t count = nodes.front()->count();
+  for (auto& n : nodes) {
+    const UplinkStats s = n->stats();
+    INFO("node " << n->id());
+    CHECK(s.offered == count);
+    CHECK(s.delivered == count);
+    CHECK(s.refused == 0);
+    CHECK_FALSE(s.in_flight);
+  }
+  const Snapshot final_model = load_snapshot(snapshot);
+  for (auto& n : nodes) CHECK(final_model.applied.at(n->id()) == count);
+  CHECK(final_model.version == nodes.size() * count);  // one version per update: none twice
+  CHECK(max_abs_diff(final_model.params, expected_model(nodes.front()->initial(), uint32_t(nodes.size()), count)) < 1e-4);
+}
+
+}  // namespace
+
+TEST_CASE("the journal keeps appended updates, drops a torn tail, and compacts", "[journal]") {
+  TempDir dir;
+  const std::string path = dir.path + "/j";
+  {
+    UpdateJournal j(path);
+    CHECK(j.recovered().empty());
+    for (uint64_t k = 1; k <= 3; ++k) j.append({7, k, encode_synthetic("m", 1, 1000, 7, k, 0)});
+    j.append({8, 1, encode_synthetic("m", 1, 1000, 8, 1, 0)});
+  }
+  {
+    std::ofstream f(path, std::ios::app | std::ios::binary);
+    f << "\x40\x00\x00\x00garbage";  // a record cut short by a crash mid-append
+  }
+  {
+    UpdateJournal j(path);
+    REQUIRE(j.recovered().size() == 4);
+    CHECK(j.dropped_tail());
+    CHECK(j.recovered()[2].node_id == 7);
+    CHECK(j.recovered()[2].sequence == 3);
+    CHECK(j.recovered()[3].node_id == 8);
+    j.compact({{7, 2}});  // node 7's first two are in the snapshot now
+    CHECK(j.size() == 2);
+  }
+  UpdateJournal j(path);
+  REQUIRE(j.recovered().size() == 2);
+  CHECK_FALSE(j.dropped_tail());
+  CHECK(j.recovered()[0].sequence == 3);
+  CHECK(j.recovered()[1].node_id == 8);
+}
+
+TEST_CASE("a broker that stops without publishing merges its journal again at start", "[journal]") {
+  TempDir dir;
+  BrokerConfig bc;
+  bc.model_id = "jr";
+  bc.snapshot_path = dir.path + "/model.snap";
+  bc.aggregation.staleness_grace = 1000000;
+  bc.aggregation.max_staleness = 1000000;
+  std::vector<float> expected;
+  uint64_t hash = 0;
+  uint32_t dim = 0;
+  {
+    BrokerService b(bc, nullptr);
+    const Snapshot s0 = b.snapshot();
+    hash = s0.layout_hash;
+    dim = uint32_t(s0.params.size());
+    for (uint64_t k = 1; k <= 4; ++k) REQUIRE(b.submit(encode_synthetic("jr", hash, dim, 1, k, 0)).empty());
+    b.publish_if_changed();  // the snapshot holds 1..4
+    for (uint64_t k = 5; k <= 9; ++k) REQUIRE(b.submit(encode_synthetic("jr", hash, dim, 1, k, 0)).empty());
+    CHECK(b.submit(encode_synthetic("jr", hash, dim, 1, 9, 0)) == "replayed");  // a resend is not merged twice
+    expected = b.snapshot().params;
+    // destroyed here without a publish, as a killed broker would be: 5..9 only in the journal
+  }
+  BrokerService b(bc, nullptr);
+  const BrokerStats st = b.stats();
+  CHECK(st.resumed_from == "snapshot file");
+  CHECK(st.journal_replayed == 5);
+  CHECK(st.journal_skipped == 0);
+  CHECK(st.version == 9);
+  CHECK(b.snapshot().params == expected);
+  CHECK(b.snapshot().applied.at(1) == 9);
+  CHECK(b.submit(encode_synthetic("jr", hash, dim, 1, 7, 0)) == "replayed");
+}
+
+TEST_CASE("kill -9 of the broker mid-training loses no accepted update and merges none twice", "[faults]") {
+  NatsServer server;
+  TempDir dir;
+  const std::string snapshot = dir.path + "/model.snap", log = dir.path + "/broker.log";
+  const auto argv = broker_argv(server.url(), "kill", snapshot);
+  auto broker = std::make_unique<Process>(argv, log);
+  NatsOptions opts;
+  opts.urls = {server.url()};
+  wait_until([&] { return read_text(log).find("serving model") != std::string::npos; }, 30s);
+
+  const uint32_t count = 40;
+  std::vector<std::unique_ptr<CountingNode>> nodes;
+  for (uint32_t n = 0; n < 3; ++n) nodes.push_back(std::make_unique<CountingNode>(opts, "kill", n, count));
+  wait_until([&] { return total(nodes, &UplinkStats::delivered) >= 30; }, 60s);
+  REQUIRE(broker->stop(SIGKILL, 0ms) == 128 + SIGKILL);
+  const uint64_t delivered_at_kill = total(nodes, &UplinkStats::delivered);
+  INFO("delivered before the kill: " << delivered_at_kill);
+  REQUIRE(delivered_at_kill < 3 * count);
+  std::this_thread::sleep_for(2500ms);  // nodes keep going: their updates wait at the node
+  CHECK(total(nodes, &UplinkStats::delivered) == delivered_at_kill);  // nobody answers a dead broker
+  uint64_t waiting = 0;
+  for (auto& n : nodes) waiting += n->stats().in_flight ? 1 : 0;
+  CHECK(waiting == nodes.size());  // each node holds its update until the broker answers
+
+  broker = std::make_unique<Process>(argv, log);
+  for (auto& n : nodes) REQUIRE(n->finish(120s));
+  CHECK(total(nodes, &UplinkStats::resent) >= nodes.size());  // the updates sent into the outage went again
+  REQUIRE(broker->stop(SIGTERM, 10000ms) == 0);
+
+  // The restarted broker merged again what it had accepted and not yet published: all of it.
+  std::smatch m;
+  const std::string text = read_text(log);
+  REQUIRE(std::regex_search(text, m, std::regex("journal: (\\d+) accepted updates merged again")));
+  CHECK(std::stoull(m[1]) >= delivered_at_kill);
+  check_nothing_lost(nodes, snapshot);
+}
+
+TEST_CASE("after a nats-server restart every node reconnects by itself and delivers its update", "[faults]") {
+  NatsServer server;
+  TempDir dir;
+  const std::string snapshot = dir.path + "/model.snap", log = dir.path + "/broker.log";
+  Process broker(broker_argv(server.url(), "restart", snapshot), log);
+  NatsOptions opts;
+  opts.urls = {server.url()};
+  wait_until([&] { return read_text(log).find("serving model") != std::string::npos; }, 30s);
+
+  const uint32_t count = 40;
+  std::vector<std::unique_ptr<CountingNode>> nodes;
+  for (uint32_t n = 0; n < 3; ++n) nodes.push_back(std::make_unique<CountingNode>(opts, "restart", n, count));
+  wait_until([&] { return total(nodes, &UplinkStats::delivered) >= 30; }, 60s);
+  server.stop();
+  const uint64_t delivered_at_stop = total(nodes, &UplinkStats::delivered);
+  REQUIRE(delivered_at_stop < 3 * count);
+  std::this_thread::sleep_for(2s);
+  CHECK(total(nodes, &UplinkStats::delivered) <= delivered_at_stop + nodes.size());  // answers in transit at most
+  server.start();
+  for (auto& n : nodes) REQUIRE(n->finish(120s));
+  for (auto& n : nodes) {
+    CHECK(n->link_stats().reconnects >= 1);
+    CHECK(n->stats().catchups >= 1);
+  }
+  REQUIRE(broker.stop(SIGTERM, 10000ms) == 0);
+  CHECK(read_text(log).find("reconnected") != std::string::npos);
+  check_nothing_lost(nodes, snapshot);
+}
+
+TEST_CASE("a training node cut off for 60 s keeps training and delivers after reconnecting", "[faults][cutoff]") {
+  const char* impair = std::getenv("SWARMLENS_IMPAIR");
+  REQUIRE(impair);
+  set_compute_threads(1);
+  BrokerConfig bc;
+  bc.model_id = "cut";
+  bc.aggregation.server_lr = 0.05;
+  bc.aggregation.max_staleness = 1000000;  // a node back from a long cut is weighted down, not refused
+  testing::ServedBroker served(bc);
+  auto& broker = served.broker;
+  TempDir dir;
+
+  // The cut-off node reaches the server only through the proxy: one 60 s outage from 8 s on.
+  const int port = free_loopback_port();
+  Process proxy({"python3", impair, "--listen", "127.0.0.1:" + std::to_string(port), "--upstream",
+                 "127.0.0.1:" + std::to_string(served.server.port()), "--outage-start", "8", "--outage-every",
+                 "100000", "--outage-for", "60", "--seed", "5"},
+                dir.path + "/proxy.log");
+  REQUIRE(wait_for_port(port, 10000ms));
+  NatsOptions cut_opts;
+  cut_opts.urls = {"nats://127.0.0.1:" + std::to_string(port)};
+
+  NodeTrainerConfig cfg;
+  cfg.model_id = "cut";
+  cfg.node_id = 1;
+  cfg.lr = 0.05;
+  cfg.batch_size = 32;
+  NodeTrainer trainer(cfg);
+  NodeLink link(cut_opts, "cut", [&](std::shared_ptr<const Snapshot> m) { trainer.offer_model(m); });
+  ReliableUplink uplink(link, 1, UplinkOptions{2000, false});
+  trainer.set_uplink([&](const std::vector<uint8_t>& m) { return uplink.offer(m); });
+  trainer.start();
+  std::atomic<bool> quit{false};
+  std::thread camera([&] {
+    auto data = load_fashion_mnist(default_fashion_mnist_dir(), true);
+    std::vector<float> img;
+    std::vector<int64_t> lab;
+    for (uint32_t i = 0; !quit; i = (i + 1) % 5000) {
+      make_batch(data, &i, 1, img, lab);
+      trainer.push(img.data(), int(lab[0]), true);
+    }
+  });
+  // Another node keeps the model moving meanwhile, straight to the server.
+  CountingNode other(served.options(), "cut", 2, 100000);
+
+  wait_until([&] { return !link.stats().connected; }, 30s);
+  REQUIRE_FALSE(link.stats().connected);
+  const uint64_t version_at_cut = broker.stats().version;
+  const uint64_t samples_at_cut = trainer.stats().samples;
+  const UplinkStats at_cut = uplink.stats();
+  REQUIRE(at_cut.delivered >= 1);  // it was delivering before the cut
+
+  wait_until([&] { return link.stats().reconnects >= 1; }, 90s);
+  REQUIRE(link.stats().reconnects >= 1);
+  const uint64_t version_at_back = broker.stats().version;
+  const uint64_t samples_at_back = trainer.stats().samples;
+  const UplinkStats at_back = uplink.stats();
+  INFO("versions " << version_at_cut << " -> " << version_at_back << ", samples " << samples_at_cut << " -> "
+                   << samples_at_back);
+  CHECK(samples_at_back - samples_at_cut > 2000);  // it kept training through the cut
+  CHECK(at_back.delivered == at_cut.delivered);
+  CHECK(at_back.held_back + at_back.link_refused > at_cut.held_back + at_cut.link_refused);  // merged, kept
+  REQUIRE(version_at_back > version_at_cut + 100);  // the model moved on without it
+
+  wait_until([&] { return uplink.stats().delivered_samples >= samples_at_back - samples_at_cut; }, 60s);
+  const UplinkStats after = uplink.stats();
+  // What it trained during the cut reached the broker, and it had the current model first.
+  CHECK(after.delivered_samples - at_cut.delivered_samples >= samples_at_back - samples_at_cut);
+  CHECK(after.catchups >= 1);
+  CHECK(after.catchup_model_version + 50 >= version_at_back);
+  CHECK(after.refused == 0);
+  quit = true;
+  camera.join();
+  trainer.stop();
+  CHECK(trainer.error().empty());
+  const Snapshot final_model = broker.snapshot();
+  for (float w : final_model.params) REQUIRE(std::isfinite(w));
+}
