@@ -23,6 +23,7 @@
 #include "node_link.h"
 #include "node_trainer.h"
 #include "optim.h"
+#include "reliable_uplink.h"
 
 namespace swarmlens {
 namespace {
@@ -94,72 +95,11 @@ class ModelBox {
   std::shared_ptr<const Snapshot> latest_;
 };
 
-// The two-step link: at most one update on the wire. A release while the previous one is still
-// being flushed to the server (a slow or stalled link) is refused, so the trainer merges it into
-// its pending update: the node sends fewer, fuller updates instead of queueing stale ones. Once an
-// update is through, the node pulls the newest model, so a slow downlink carries one model per
-// exchange instead of every model the broker publishes.
-class OneInFlightUplink {
- public:
-  explicit OneInFlightUplink(NodeLink& link) : link_(link), thread_([this] { run(); }) {}
-  ~OneInFlightUplink() {
-    {
-      std::lock_guard<std::mutex> g(mu_);
-      quit_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-  }
-  bool offer(const std::vector<uint8_t>& msg) {
-    std::lock_guard<std::mutex> g(mu_);
-    if (in_flight_) {
-      ++busy_;
-      return false;
-    }
-    if (!link_.send_update(msg)) return false;  // link down: stays pending at the node
-    in_flight_ = true;
-    cv_.notify_all();
-    return true;
-  }
-  uint64_t refused_busy() const { return busy_.load(); }
-
- private:
-  void run() {
-    std::unique_lock<std::mutex> g(mu_);
-    for (;;) {
-      cv_.wait(g, [&] { return quit_ || in_flight_; });
-      if (quit_) return;
-      g.unlock();
-      bool done = false;
-      while (!done) {
-        try {
-          link_.flush(60000);  // returns once the server has read everything published before
-          done = true;
-        } catch (const std::exception&) {
-          std::unique_lock<std::mutex> q(mu_);
-          if (quit_) return;
-          q.unlock();
-          std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        }
-      }
-      link_.pull_model();
-      g.lock();
-      in_flight_ = false;
-    }
-  }
-
-  NodeLink& link_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool in_flight_ = false, quit_ = false;
-  std::atomic<uint64_t> busy_{0};
-  std::thread thread_;
-};
-
 struct NodeCounters {
   uint64_t steps = 0, samples = 0, messages = 0, update_bytes = 0, rounds = 0;
   double wait_seconds = 0;  // synchronous methods: time spent waiting for the round's model
   uint64_t held_back = 0;   // two-step: releases merged back because the previous update was on the wire
+  uint64_t resent = 0, refused = 0;  // two-step: updates sent again (no answer in time), refused by the broker
 };
 
 void report(NodeLink& link, const FieldNodeOptions& o, const NodeCounters& c, double elapsed) {
@@ -170,6 +110,7 @@ void report(NodeLink& link, const FieldNodeOptions& o, const NodeCounters& c, do
                       {"updates_sent", s.updates_sent}, {"updates_refused", s.updates_refused},
                       {"models_in", s.models_in}, {"model_bytes_in", s.bytes_in}, {"model_version", s.model_version},
                       {"rounds", c.rounds},       {"wait_seconds", c.wait_seconds}, {"held_back", c.held_back},
+                      {"resent", c.resent},       {"refused", c.refused},
                       {"connected", s.connected}};
   link.publish_metrics(m.dump());
 }
@@ -292,7 +233,12 @@ int run_twostep(const FieldNodeOptions& o, const Dataset& train, std::vector<uin
                 [&](std::shared_ptr<const Snapshot> m) { trainer.offer_model(std::move(m)); },
                 [&](const std::string& e) { fmt::print(stderr, "field-node {}: {}\n", o.node_id, e); },
                 /*follow=*/false);
-  OneInFlightUplink uplink(link);
+  // One update on the wire until the broker answers; after each answer the node pulls the newest
+  // model, so a slow downlink carries one model per exchange instead of every one published.
+  UplinkOptions uo;
+  uo.ack_timeout_ms = 30000;  // stalls of seconds are normal on these links: resend only after long silence
+  uo.pull_after_ack = true;
+  ReliableUplink uplink(link, o.node_id, uo);
   trainer.set_uplink([&](const std::vector<uint8_t>& msg) { return uplink.offer(msg); });
   trainer.start();
   ShardStream stream(train, std::move(shard), o.seed * 7919 + o.node_id);
@@ -308,7 +254,10 @@ int run_twostep(const FieldNodeOptions& o, const Dataset& train, std::vector<uin
     c.samples = s.samples;
     c.messages = link.stats().updates_sent;
     c.update_bytes = link.stats().bytes_sent;
-    c.held_back = uplink.refused_busy();
+    const UplinkStats us = uplink.stats();
+    c.held_back = us.held_back;
+    c.resent = us.resent;
+    c.refused = us.refused;
   };
   while (!g_stop && (o.duration <= 0 || since(t0) < o.duration)) {
     stream.next(o.batch, images, labels);
@@ -321,6 +270,7 @@ int run_twostep(const FieldNodeOptions& o, const Dataset& train, std::vector<uin
     }
   }
   trainer.stop();  // writes the checkpoint (weights, residual, pending update)
+  uplink.wait_idle(std::chrono::seconds(5));  // the update on the wire gets its answer, if it comes
   count();
   final_report(link, o, c, since(t0));
   return 0;

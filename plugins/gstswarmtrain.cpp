@@ -12,9 +12,12 @@
  * With `nats-url` the node joins a federation: its compressed updates go to the aggregator
  * (swarmlens-broker) on `swarmlens.<model-id>.update`, and the global model comes
  * back on `swarmlens.<model-id>.model` and replaces the node's own before its next step. A node that
- * starts late first takes the model kept in JetStream. While the link is down the update keeps
- * accumulating in the trigger and goes out after the reconnect. `node-id` must differ between the
- * nodes of one model (-1 picks a random one).
+ * starts late first takes the model kept in JetStream. One update is on the wire at a time, kept
+ * until the broker answers for it (on `swarmlens.<model-id>.ack.<node-id>`) and sent again when no
+ * answer comes; meanwhile, and while the link is down, the next update keeps accumulating in the
+ * trigger. After a reconnect the node first takes the current model, then delivers what it holds.
+ * The stats messages count updates delivered, refused by the broker and resent. `node-id` must differ
+ * between the nodes of one model (-1 picks a random one).
  *
  * Request the `update` pad (before the element starts) to send the updates down the pipeline instead,
  * to a swarmaggregate (a site gateway aggregating its cameras): each released update becomes one
@@ -53,6 +56,7 @@
 #include <gst/video/video.h>
 
 #include <algorithm>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -66,6 +70,7 @@
 #include "gstswarmmeta.h"
 #include "natsprops.h"
 #include "node_trainer.h"
+#include "reliable_uplink.h"
 #include "updatelink.h"
 
 GST_DEBUG_CATEGORY_STATIC (swarm_train_debug);
@@ -107,6 +112,7 @@ struct _GstSwarmTrain {
     // Streaming state: made in start(), dropped in stop(); used from the streaming thread.
     std::unique_ptr<swarmlens::NodeTrainer> trainer;
     std::unique_ptr<swarmlens::NodeLink> link;  // with nats-url; closed before the trainer goes
+    std::unique_ptr<swarmlens::ReliableUplink> uplink;  // over link: updates kept until the broker answers
     GstPad *update_pad = nullptr;       // the requested `update` pad (owned by the element); under lock
     GstPad *uplink_pad = nullptr;       // a ref on it while the trainer sends through it
     swarmlens::NodeTrainer *model_sink = nullptr;  // the trainer while models may come up the pad; under lock
@@ -375,9 +381,19 @@ static gboolean start (GstBaseTransform * trans) {
       if (update_pad) gst_object_unref (update_pad);
       return FALSE;
     }
-    swarmlens::NodeLink *link = p.link.get ();
-    if (!update_pad)
-      p.trainer->set_uplink ([link] (const std::vector<uint8_t> & m) { return link->send_update (m); });
+    if (!update_pad) {
+      try {
+        p.uplink = std::make_unique<swarmlens::ReliableUplink> (*p.link, cfg.node_id);
+      } catch (const std::exception & e) {
+        GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ_WRITE, ("Cannot subscribe to the broker's answers"), ("%s", e.what ()));
+        p.link.reset ();
+        p.trainer.reset ();
+        if (update_pad) gst_object_unref (update_pad);
+        return FALSE;
+      }
+      swarmlens::ReliableUplink *uplink = p.uplink.get ();
+      p.trainer->set_uplink ([uplink] (const std::vector<uint8_t> & m) { return uplink->offer (m); });
+    }
     GST_INFO_OBJECT (self, "node %u of model '%s' on %s", cfg.node_id, s.model_id.c_str (), s.nats.url.c_str ());
   }
   if (update_pad) {
@@ -398,6 +414,7 @@ static gboolean start (GstBaseTransform * trans) {
   try {
     p.trainer->start ();
   } catch (const std::exception & e) {
+    p.uplink.reset ();
     p.link.reset ();
     p.trainer.reset ();
     if (p.uplink_pad) gst_object_unref (p.uplink_pad);
@@ -432,11 +449,19 @@ static void post_stats (GstSwarmTrain * self) {
     const swarmlens::NodeLinkStats ls = p.link->stats ();
     gst_structure_set (s, "bytes-sent", G_TYPE_UINT64, ls.bytes_sent, "models-received", G_TYPE_UINT64, ls.models_in,
         "connected", G_TYPE_BOOLEAN, gboolean (ls.connected), nullptr);
+    swarmlens::UplinkStats us;
+    if (p.uplink) {
+      us = p.uplink->stats ();
+      gst_structure_set (s, "updates-delivered", G_TYPE_UINT64, us.delivered, "updates-refused", G_TYPE_UINT64, us.refused,
+          "updates-resent", G_TYPE_UINT64, us.resent, "update-in-flight", G_TYPE_BOOLEAN, gboolean (us.in_flight), nullptr);
+    }
     const nlohmann::json m = {{"source", "node"}, {"node", p.node_id}, {"steps", st.steps}, {"samples", st.samples},
         {"dropped", st.dropped}, {"loss", st.loss}, {"train_accuracy", st.train_accuracy},
         {"bytes_out", st.bytes_out}, {"bytes_sent", ls.bytes_sent}, {"messages", st.messages},
         {"dense_bytes", st.dense_bytes}, {"model_version", st.model_version}, {"models_in", ls.models_in},
-        {"bytes_in", ls.bytes_in}, {"state", swarmlens::train_state_name (st.state)}};
+        {"bytes_in", ls.bytes_in}, {"state", swarmlens::train_state_name (st.state)},
+        {"updates_delivered", us.delivered}, {"updates_refused", us.refused}, {"updates_resent", us.resent},
+        {"update_in_flight", us.in_flight}};
     p.link->publish_metrics (m.dump ());
   }
   gst_element_post_message (GST_ELEMENT (self), gst_message_new_element (GST_OBJECT (self), s));
@@ -450,18 +475,21 @@ static gboolean stop (GstBaseTransform * trans) {
   } catch (const std::exception & e) {
     GST_ELEMENT_WARNING (self, RESOURCE, WRITE, ("Cannot write the checkpoint"), ("%s", e.what ()));
   }
-  if (self->priv->link) {
-    try {
-      self->priv->link->flush (2000);
-    } catch (const std::exception & e) {
-      GST_ELEMENT_WARNING (self, RESOURCE, WRITE, ("The last update may not have reached the server"), ("%s", e.what ()));
-    }
+  // The update on the wire gets a moment to be answered; one that is not stays unaccounted for
+  // here (the broker may still take it) and is said so. What the trainer could not hand over is in
+  // its checkpoint's pending update.
+  if (self->priv->uplink && !self->priv->uplink->wait_idle (std::chrono::milliseconds (3000))) {
+    const swarmlens::UplinkStats us = self->priv->uplink->stats ();
+    GST_ELEMENT_WARNING (self, RESOURCE, WRITE, ("The last update was not acknowledged"),
+        ("update %" G_GUINT64_FORMAT " of node %u got no answer from the broker in 3 s", us.in_flight_seq,
+            self->priv->node_id));
   }
   post_stats (self);  // the final figures, the last update included (and on the metrics subject)
   {
     std::lock_guard<std::mutex> g (self->priv->lock);
     self->priv->model_sink = nullptr;  // no model from the update pad into the trainer after this
   }
+  self->priv->uplink.reset ();
   self->priv->link.reset ();  // no model callback into the trainer after this
   self->priv->trainer.reset ();
   if (self->priv->uplink_pad) gst_object_unref (self->priv->uplink_pad);

@@ -18,6 +18,7 @@
 #include "inbox.h"
 #include "nats_server.h"
 #include "node_link.h"
+#include "reliable_uplink.h"
 
 using namespace swarmlens;
 using swarmlens::testing::Inbox;
@@ -93,10 +94,28 @@ TEST_CASE("under the sample NATS config a node publishes updates but never a mod
   u.index = {1, 5};
   u.value = {0.5f, -0.25f};
   UpdateHeader h{"sec", base.layout_hash, 0, 3, 1, 32};
-  REQUIRE(node.send_update(encode_update(h, u, {})));
-  node.flush();
-  for (int i = 0; i < 100 && broker->stats().accepted < 1; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  {
+    ReliableUplink uplink(node, 3);  // the broker's answer comes back on the node's ack subject
+    REQUIRE(uplink.offer(encode_update(h, u, {})));
+    REQUIRE(uplink.wait_idle(std::chrono::seconds(10)));
+    CHECK(uplink.stats().delivered == 1);
+  }
   CHECK(broker->stats().accepted == 1);
+
+  // Only the broker answers: a node cannot tell another that its update was taken.
+  auto listener = NatsLink::connect(s.as("node", "node-pw-1"));
+  Inbox acks;
+  listener->subscribe(ack_subject("sec", 5), acks.handler());
+  listener->flush();
+  auto liar = NatsLink::connect(s.as("node", "node-pw-1"));
+  const std::string fake = encode_ack(UpdateAck{5, 1, "accepted", 1, 0, 1.0});
+  liar->publish(ack_subject("sec", 5), std::vector<uint8_t>(fake.begin(), fake.end()));
+  liar->flush();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  {
+    std::lock_guard<std::mutex> g(acks.m);
+    CHECK(acks.payloads.empty());
+  }
 
   // A viewer follows the model subject; the node forges a model there and into the retained
   // subjects, then the broker publishes the real one. The server drops the node's (it flushed them
