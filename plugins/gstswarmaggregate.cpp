@@ -16,7 +16,9 @@
  * - `forward`: hierarchical aggregation. Every `interval` ms the updates that came in are summed into
  *   one combined update under this gateway's `node-id` and sent on: on NATS to the upstream broker
  *   with `nats-url` (and a copy out of the src pad), else out of the src pad (to another
- *   swarmaggregate). A combined update that cannot be sent is merged into the next. Models from
+ *   swarmaggregate). On NATS, as swarmtrain's, one combined update is on the wire at a time, kept
+ *   until the broker answers and sent again without an answer; a combined update that cannot be
+ *   sent (link down, one in flight) is merged into the next. Models from
  *   upstream (NATS, or an upstream event from downstream) go back to the trainers, with the
  *   broker's record of the gateway's updates translated into the trainers' own.
  *
@@ -48,6 +50,7 @@
 #include "frame.h"
 #include "natsprops.h"
 #include "update_merger.h"
+#include "reliable_uplink.h"
 #include "updatelink.h"
 
 GST_DEBUG_CATEGORY_STATIC (swarm_aggregate_debug);
@@ -103,6 +106,7 @@ struct _GstSwarmAggregate {
     std::mutex merger_lock;                              // forward: the aggregate thread and models coming down
     std::unique_ptr<swarmlens::UpdateMerger> merger;
     std::unique_ptr<swarmlens::NodeLink> uplink;         // forward with nats-url; closed first in stop()
+    std::unique_ptr<swarmlens::ReliableUplink> acked;    // over uplink: kept until the broker answers
     uint64_t layout_hash = 0;
     uint32_t dim = 0, node_id = 0;
     std::mutex model_lock;  // protects model, model_version
@@ -318,7 +322,7 @@ static GstFlowReturn tick (GstSwarmAggregate * self) {
   }
   if (!c) return push_gap (self);
   GstFlowReturn ret = push_out (self, gst_buffer_new_memdup (c->bytes.data (), c->bytes.size ()));
-  const bool sent = p.uplink ? p.uplink->send_update (c->bytes) : ret == GST_FLOW_OK;
+  const bool sent = p.acked ? p.acked->offer (c->bytes) : ret == GST_FLOW_OK;
   if (p.uplink && (ret == GST_FLOW_NOT_LINKED || ret == GST_FLOW_FLUSHING)) ret = GST_FLOW_OK;  // the copy is optional
   if (!sent) {
     std::lock_guard<std::mutex> g (p.merger_lock);
@@ -470,11 +474,14 @@ static gboolean start (GstAggregator * agg) {
           p.merger.reset ();
           return FALSE;  // nats_open_link posted the error
         }
+        p.acked = std::make_unique<swarmlens::ReliableUplink> (*p.uplink, p.node_id);  // throws: caught below
       }
       GST_INFO_OBJECT (self, "forwarding model '%s' as node %u", s.model_id.c_str (), p.node_id);
     }
   } catch (const std::exception & e) {
     p.service.reset ();
+    p.acked.reset ();
+    p.uplink.reset ();
     std::lock_guard<std::mutex> g (p.merger_lock);
     p.merger.reset ();
     GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("Cannot start the aggregator"), ("%s", e.what ()));
@@ -493,14 +500,16 @@ static gboolean stop (GstAggregator * agg) {
       std::lock_guard<std::mutex> g (p.merger_lock);
       c = p.merger->take ();
     }
-    if (c && !p.uplink->send_update (c->bytes))
+    // One update may be on the wire still: it gets 3 s to be answered before the last one goes.
+    if (c && !p.acked->offer (c->bytes) && !(p.acked->wait_idle (std::chrono::milliseconds (3000)) && p.acked->offer (c->bytes)))
       GST_ELEMENT_WARNING (self, RESOURCE, WRITE, ("The last combined update could not be sent"),
-          ("%" G_GUINT64_FORMAT " updates from the trainers are lost: the NATS link is down", c->updates));
-    try {
-      p.uplink->flush (2000);
-    } catch (const std::exception & e) {
-      GST_ELEMENT_WARNING (self, RESOURCE, WRITE, ("The last combined update may not have reached the server"), ("%s", e.what ()));
+          ("%" G_GUINT64_FORMAT " updates from the trainers are lost: the NATS link is down or the broker does not answer", c->updates));
+    if (!p.acked->wait_idle (std::chrono::milliseconds (3000))) {
+      const swarmlens::UplinkStats us = p.acked->stats ();
+      GST_ELEMENT_WARNING (self, RESOURCE, WRITE, ("The last combined update was not acknowledged"),
+          ("update %" G_GUINT64_FORMAT " of node %u got no answer from the broker in 3 s", us.in_flight_seq, p.node_id));
     }
+    p.acked.reset ();
     p.uplink.reset ();  // no model callback after this
   }
   if (p.service) {
