@@ -17,6 +17,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
@@ -256,70 +257,86 @@ TEST_CASE("a broker that stops without publishing merges its journal again at st
   CHECK(b.submit(encode_synthetic("jr", hash, dim, 1, 7, 0)) == "replayed");
 }
 
-TEST_CASE("kill -9 of the broker mid-training loses no accepted update and merges none twice", "[faults]") {
+// A nats-server, a swarmlens-broker process with a snapshot (and so a journal), and three counting
+// nodes sending 40 updates each; the fault is injected once 30 are answered.
+struct CountingFleet {
+  static constexpr uint32_t kCount = 40;
+  explicit CountingFleet(const std::string& model_id)
+      : snapshot(dir.path + "/model.snap"), log(dir.path + "/broker.log"),
+        argv(broker_argv(server.url(), model_id, snapshot)) {
+    start_broker();
+    NatsOptions opts;
+    opts.urls = {server.url()};
+    for (uint32_t n = 0; n < 3; ++n) nodes.push_back(std::make_unique<CountingNode>(opts, model_id, n, kCount));
+    wait_until([&] { return total(nodes, &UplinkStats::delivered) >= 30; }, 60s);
+  }
+  void start_broker() {  // and wait until it serves (the log says so once per start)
+    auto starts = [&] {
+      const std::string text = read_text(log);
+      size_t n = 0;
+      for (size_t at = text.find("serving model"); at != std::string::npos; at = text.find("serving model", at + 1)) ++n;
+      return n;
+    };
+    const size_t before = starts();
+    broker = std::make_unique<Process>(argv, log);
+    wait_until([&] { return starts() > before; }, 30s);
+  }
+  uint64_t delivered() const { return total(nodes, &UplinkStats::delivered); }
+
   NatsServer server;
   TempDir dir;
-  const std::string snapshot = dir.path + "/model.snap", log = dir.path + "/broker.log";
-  const auto argv = broker_argv(server.url(), "kill", snapshot);
-  auto broker = std::make_unique<Process>(argv, log);
-  NatsOptions opts;
-  opts.urls = {server.url()};
-  wait_until([&] { return read_text(log).find("serving model") != std::string::npos; }, 30s);
+  const std::string snapshot, log;
+  const std::vector<std::string> argv;
+  std::unique_ptr<Process> broker;
+  std::vector<std::unique_ptr<CountingNode>> nodes;  // last: stopped before the broker and the server
+};
 
-  const uint32_t count = 40;
-  std::vector<std::unique_ptr<CountingNode>> nodes;
-  for (uint32_t n = 0; n < 3; ++n) nodes.push_back(std::make_unique<CountingNode>(opts, "kill", n, count));
-  wait_until([&] { return total(nodes, &UplinkStats::delivered) >= 30; }, 60s);
-  REQUIRE(broker->stop(SIGKILL, 0ms) == 128 + SIGKILL);
-  const uint64_t delivered_at_kill = total(nodes, &UplinkStats::delivered);
+TEST_CASE("kill -9 of the broker mid-training loses no accepted update and merges none twice", "[faults]") {
+  CountingFleet f("kill");
+  REQUIRE(f.broker->stop(SIGKILL, 0ms) == 128 + SIGKILL);
+  const uint64_t delivered_at_kill = f.delivered();
   INFO("delivered before the kill: " << delivered_at_kill);
-  REQUIRE(delivered_at_kill < 3 * count);
+  REQUIRE(delivered_at_kill < f.nodes.size() * CountingFleet::kCount);
   std::this_thread::sleep_for(2500ms);  // nodes keep going: their updates wait at the node
-  CHECK(total(nodes, &UplinkStats::delivered) == delivered_at_kill);  // nobody answers a dead broker
+  CHECK(f.delivered() == delivered_at_kill);  // nobody answers a dead broker
   uint64_t waiting = 0;
-  for (auto& n : nodes) waiting += n->stats().in_flight ? 1 : 0;
-  CHECK(waiting == nodes.size());  // each node holds its update until the broker answers
+  for (auto& n : f.nodes) waiting += n->stats().in_flight ? 1 : 0;
+  CHECK(waiting == f.nodes.size());  // each node holds its update until the broker answers
 
-  broker = std::make_unique<Process>(argv, log);
-  for (auto& n : nodes) REQUIRE(n->finish(120s));
-  CHECK(total(nodes, &UplinkStats::resent) >= nodes.size());  // the updates sent into the outage went again
-  REQUIRE(broker->stop(SIGTERM, 10000ms) == 0);
+  f.start_broker();
+  for (auto& n : f.nodes) REQUIRE(n->finish(120s));
+  CHECK(total(f.nodes, &UplinkStats::resent) >= f.nodes.size());  // the updates sent into the outage went again
+  REQUIRE(f.broker->stop(SIGTERM, 10000ms) == 0);
 
   // The restarted broker merged again what it had accepted and not yet published: all of it.
   std::smatch m;
-  const std::string text = read_text(log);
+  const std::string text = read_text(f.log);
   REQUIRE(std::regex_search(text, m, std::regex("journal: (\\d+) accepted updates merged again")));
   CHECK(std::stoull(m[1]) >= delivered_at_kill);
-  check_nothing_lost(nodes, snapshot);
+  std::printf("kill -9: %llu updates answered before the kill, %s merged again from the journal, %llu resent\n",
+              (unsigned long long)delivered_at_kill, m[1].str().c_str(),
+              (unsigned long long)total(f.nodes, &UplinkStats::resent));
+  check_nothing_lost(f.nodes, f.snapshot);
 }
 
 TEST_CASE("after a nats-server restart every node reconnects by itself and delivers its update", "[faults]") {
-  NatsServer server;
-  TempDir dir;
-  const std::string snapshot = dir.path + "/model.snap", log = dir.path + "/broker.log";
-  Process broker(broker_argv(server.url(), "restart", snapshot), log);
-  NatsOptions opts;
-  opts.urls = {server.url()};
-  wait_until([&] { return read_text(log).find("serving model") != std::string::npos; }, 30s);
-
-  const uint32_t count = 40;
-  std::vector<std::unique_ptr<CountingNode>> nodes;
-  for (uint32_t n = 0; n < 3; ++n) nodes.push_back(std::make_unique<CountingNode>(opts, "restart", n, count));
-  wait_until([&] { return total(nodes, &UplinkStats::delivered) >= 30; }, 60s);
-  server.stop();
-  const uint64_t delivered_at_stop = total(nodes, &UplinkStats::delivered);
-  REQUIRE(delivered_at_stop < 3 * count);
+  CountingFleet f("restart");
+  f.server.stop();
+  const uint64_t delivered_at_stop = f.delivered();
+  REQUIRE(delivered_at_stop < f.nodes.size() * CountingFleet::kCount);
   std::this_thread::sleep_for(2s);
-  CHECK(total(nodes, &UplinkStats::delivered) <= delivered_at_stop + nodes.size());  // answers in transit at most
-  server.start();
-  for (auto& n : nodes) REQUIRE(n->finish(120s));
-  for (auto& n : nodes) {
+  CHECK(f.delivered() <= delivered_at_stop + f.nodes.size());  // answers in transit at most
+  f.server.start();
+  for (auto& n : f.nodes) REQUIRE(n->finish(120s));
+  for (auto& n : f.nodes) {
     CHECK(n->link_stats().reconnects >= 1);
     CHECK(n->stats().catchups >= 1);
   }
-  REQUIRE(broker.stop(SIGTERM, 10000ms) == 0);
-  CHECK(read_text(log).find("reconnected") != std::string::npos);
-  check_nothing_lost(nodes, snapshot);
+  REQUIRE(f.broker->stop(SIGTERM, 10000ms) == 0);
+  CHECK(read_text(f.log).find("reconnected") != std::string::npos);
+  std::printf("nats-server restart: %llu updates answered before the stop, %llu resent\n",
+              (unsigned long long)delivered_at_stop, (unsigned long long)total(f.nodes, &UplinkStats::resent));
+  check_nothing_lost(f.nodes, f.snapshot);
 }
 
 TEST_CASE("a training node cut off for 60 s keeps training and delivers after reconnecting", "[faults][cutoff]") {
@@ -393,6 +410,11 @@ TEST_CASE("a training node cut off for 60 s keeps training and delivers after re
   CHECK(after.catchups >= 1);
   CHECK(after.catchup_model_version + 50 >= version_at_back);
   CHECK(after.refused == 0);
+  std::printf("60 s cut: the model went from version %llu to %llu meanwhile; the node trained %llu samples during "
+              "the cut, caught up to version %llu, and delivered %llu samples' worth after it (last weight %.3f)\n",
+              (unsigned long long)version_at_cut, (unsigned long long)version_at_back,
+              (unsigned long long)(samples_at_back - samples_at_cut), (unsigned long long)after.catchup_model_version,
+              (unsigned long long)(after.delivered_samples - at_cut.delivered_samples), after.last_ack.weight);
   quit = true;
   camera.join();
   trainer.stop();
