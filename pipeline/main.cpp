@@ -160,6 +160,7 @@ int main(int argc, char** argv) {
   fnode->add_option("--nodes", fno.nodes, "shards")->check(CLI::Range(1, 100000))->capture_default_str();
   fnode->add_option("--batch", fno.batch, "batch per step")->check(CLI::Range(1, 4096))->capture_default_str();
   fnode->add_option("--lr", fno.lr, "learning rate")->check(CLI::PositiveNumber)->capture_default_str();
+  fnode->add_option("--local-lr", fno.local_lr, "twostep: rate of the node's own steps (0 = lr / nodes)")->check(CLI::NonNegativeNumber)->capture_default_str();
   fnode->add_option("--momentum", fno.momentum, "momentum")->check(CLI::Range(0.0, 0.999))->capture_default_str();
   fnode->add_option("--density", fno.density, "topk, twostep: share of entries sent")->check(CLI::Range(1e-6, 1.0))->capture_default_str();
   fnode->add_option("--warmup-steps", fno.warmup_steps, "steps per sparsity warm-up stage")->capture_default_str();

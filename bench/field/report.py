@@ -2,7 +2,8 @@
 """Summarises bench/field/run's runs: REPORT/field.json (every figure), REPORT/field.md (tables),
 REPORT/field-<profile>.png (test accuracy against wall time, one line per method, gnuplot).
 
-Time to target: the first broker evaluation (2,000 test images, every 2 s) at or above the target.
+Time to target: the first of field-watch's samples of the kept model (taken every --sample-interval
+seconds during the run, each evaluated after it on --curve-images test images) at or above the target.
 Where dense synchronous SGD does not reach it within the run, its time is given as a lower bound
 (the run's length) and as a projection: the rounds dense needed on `datacenter` times the mean round
 time it managed on this profile (rounds = model versions, one per synchronous round).
@@ -43,7 +44,10 @@ def load_runs(report):
                           for m in (0.3, 0.5, 0.6, 0.7, 0.8)},
             "final_accuracy": w["final_accuracy"],
             "final_version": w["final_version"],
-            "best_accuracy_2k": max((c["accuracy"] for c in curve), default=None),
+            "best_sampled_accuracy": max((c["accuracy"] for c in curve), default=None),
+            "curve_test_images": w.get("curve_test_images", 1000),
+            "resent": sum(n.get("resent", 0) for n in nodes),
+            "refused": sum(n.get("refused", 0) for n in nodes),
             "uplink_bytes": up, "downlink_bytes": down,
             "update_payload_bytes": sum(n.get("update_bytes", 0) for n in nodes),
             "messages": sum(n.get("messages", 0) for n in nodes),
@@ -66,9 +70,11 @@ def load_runs(report):
 
 def plot(report, profile, runs, target):
     lines = []
+    images = 1000
     for (p, m), r in sorted(runs.items()):
         if p != profile or not r["curve"]:
             continue
+        images = r.get("curve_test_images", images)
         path = os.path.join(report, f"field-{profile}-{m}.dat")
         with open(path, "w") as f:
             for c in r["curve"]:
@@ -78,7 +84,7 @@ def plot(report, profile, runs, target):
         return None
     png = os.path.join(report, f"field-{profile}.png")
     script = (f"set terminal pngcairo size 900,540; set output '{png}';"
-              f"set title 'field testbed, {profile}: test accuracy (2,000 images) against wall time';"
+              f"set title 'field testbed, {profile}: test accuracy ({images:,} images) against wall time';"
               f"set xlabel 'wall time (s)'; set ylabel 'test accuracy'; set yrange [0:1]; set grid; set key bottom right;"
               f"set arrow from graph 0, first {target} to graph 1, first {target} nohead dt 2;"
               f"plot " + ", ".join(lines))
