@@ -100,6 +100,7 @@ struct NodeCounters {
   double wait_seconds = 0;  // synchronous methods: time spent waiting for the round's model
   uint64_t held_back = 0;   // two-step: releases merged back because the previous update was on the wire
   uint64_t resent = 0, refused = 0;  // two-step: updates sent again (no answer in time), refused by the broker
+  std::map<std::string, uint64_t> refused_by;  // two-step: the broker's reasons
 };
 
 void report(NodeLink& link, const FieldNodeOptions& o, const NodeCounters& c, double elapsed) {
@@ -110,7 +111,7 @@ void report(NodeLink& link, const FieldNodeOptions& o, const NodeCounters& c, do
                       {"updates_sent", s.updates_sent}, {"updates_refused", s.updates_refused},
                       {"models_in", s.models_in}, {"model_bytes_in", s.bytes_in}, {"model_version", s.model_version},
                       {"rounds", c.rounds},       {"wait_seconds", c.wait_seconds}, {"held_back", c.held_back},
-                      {"resent", c.resent},       {"refused", c.refused},
+                      {"resent", c.resent},       {"refused", c.refused},       {"refused_by", c.refused_by},
                       {"connected", s.connected}};
   link.publish_metrics(m.dump());
 }
@@ -258,6 +259,7 @@ int run_twostep(const FieldNodeOptions& o, const Dataset& train, std::vector<uin
     c.held_back = us.held_back;
     c.resent = us.resent;
     c.refused = us.refused;
+    c.refused_by = us.refused_by;
   };
   while (!g_stop && (o.duration <= 0 || since(t0) < o.duration)) {
     stream.next(o.batch, images, labels);

@@ -10,6 +10,7 @@ time it managed on this profile (rounds = model versions, one per synchronous ro
 Bytes are the veth links' own counters (IP, TCP and NATS framing included).
 """
 import argparse
+import collections
 import json
 import os
 import subprocess
@@ -48,6 +49,7 @@ def load_runs(report):
             "curve_test_images": w.get("curve_test_images", 1000),
             "resent": sum(n.get("resent", 0) for n in nodes),
             "refused": sum(n.get("refused", 0) for n in nodes),
+            "refused_by": dict(sum((collections.Counter(n.get("refused_by", {})) for n in nodes), collections.Counter())),
             "uplink_bytes": up, "downlink_bytes": down,
             "update_payload_bytes": sum(n.get("update_bytes", 0) for n in nodes),
             "messages": sum(n.get("messages", 0) for n in nodes),
