@@ -132,8 +132,9 @@ std::optional<UpdateAck> BrokerService::take(const std::vector<uint8_t>& payload
     if (journal_) {
       try {
         journal_->append({hd.node_id, hd.sequence, payload});
-      } catch (const std::exception&) {
+      } catch (const std::exception& e) {
         ++stats_.journal_errors;
+        stats_.journal_error = e.what();
       }
     }
     say("");
@@ -167,8 +168,9 @@ bool BrokerService::publish_if_changed() {
     std::lock_guard<std::mutex> g(lock_);
     try {
       journal_->compact(s->applied);
-    } catch (const std::exception&) {
+    } catch (const std::exception& e) {
       ++stats_.journal_errors;
+      stats_.journal_error = e.what();
     }
   }
   if (full) {

@@ -53,6 +53,7 @@ struct BrokerStats {
   uint64_t journal_replayed = 0;  // journalled updates merged again at start (not in the snapshot)
   uint64_t journal_skipped = 0;   // journalled updates the snapshot already held
   uint64_t journal_errors = 0;    // appends that failed (disk full): merged, but not crash-safe
+  std::string journal_error;      // the last failure's message
   uint64_t acks_out = 0;
 };
 

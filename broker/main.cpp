@@ -135,6 +135,7 @@ int main(int argc, char** argv) {
     // The first model goes out at once (a node joining now gets it), then at most one per interval;
     // the wait is cut short by a stop signal however long the interval.
     auto next_publish = std::chrono::steady_clock::now();
+    uint64_t journal_errors_seen = 0;
     while (!g_stop) {
       if (std::chrono::steady_clock::now() < next_publish) {
         std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
@@ -147,13 +148,18 @@ int main(int argc, char** argv) {
       } catch (const std::exception& e) {  // link down: the next round tries again
         fmt::print(stderr, "swarmlens-broker: cannot publish the model: {}\n", e.what());
       }
+      if (const BrokerStats st = broker.stats(); st.journal_errors > journal_errors_seen) {
+        fmt::print(stderr, "swarmlens-broker: journal: {} write(s) failed ({}): updates accepted since the last "
+                   "snapshot would be lost in a crash\n", st.journal_errors - journal_errors_seen, st.journal_error);
+        journal_errors_seen = st.journal_errors;
+      }
       auto now = std::chrono::steady_clock::now();
       if (now - last_eval >= std::chrono::milliseconds(eval_ms)) {
         last_eval = now;
         const BrokerStats st = broker.stats();
         nlohmann::json m = {{"source", "broker"}, {"model_version", st.version}, {"updates_in", st.updates_in},
                             {"bytes_in", st.bytes_in}, {"accepted", st.accepted}, {"rejected", st.rejected},
-                            {"models_out", st.models_out}, {"bytes_out", st.bytes_out}};
+                            {"models_out", st.models_out}, {"bytes_out", st.bytes_out}, {"journal_errors", st.journal_errors}};
         {
           std::lock_guard<std::mutex> g(eval_lock);
           if (accuracy >= 0) {

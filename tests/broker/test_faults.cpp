@@ -11,6 +11,7 @@
 #include <catch2/catch.hpp>
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -255,6 +256,32 @@ TEST_CASE("a broker that stops without publishing merges its journal again at st
   CHECK(b.snapshot().params == expected);
   CHECK(b.snapshot().applied.at(1) == 9);
   CHECK(b.submit(encode_synthetic("jr", hash, dim, 1, 7, 0)) == "replayed");
+}
+
+TEST_CASE("a journal that cannot be written is counted with its reason, and the update is still merged", "[journal]") {
+  TempDir dir;
+  BrokerConfig bc;
+  bc.model_id = "jf";
+  bc.snapshot_path = dir.path + "/model.snap";
+  BrokerService b(bc, nullptr);
+  const Snapshot s0 = b.snapshot();
+  const uint32_t dim = uint32_t(s0.params.size());
+  // A full disk, as far as this process can tell: no file may grow past the journal's 4-byte header.
+  rlimit old{};
+  REQUIRE(getrlimit(RLIMIT_FSIZE, &old) == 0);
+  auto old_handler = signal(SIGXFSZ, SIG_IGN);
+  rlimit tight = old;
+  tight.rlim_cur = 4;
+  REQUIRE(setrlimit(RLIMIT_FSIZE, &tight) == 0);
+  const std::string reason = b.submit(encode_synthetic("jf", s0.layout_hash, dim, 1, 1, 0));
+  setrlimit(RLIMIT_FSIZE, &old);
+  signal(SIGXFSZ, old_handler);
+  CHECK(reason.empty());  // merged: the model has it, only its crash safety is gone
+  const BrokerStats st = b.stats();
+  CHECK(st.version == 1);
+  CHECK(st.journal_errors == 1);
+  CHECK(st.journal_error.find("cannot append to the journal") != std::string::npos);
+  CHECK(b.snapshot().params != s0.params);
 }
 
 // A nats-server, a swarmlens-broker process with a snapshot (and so a journal), and three counting
