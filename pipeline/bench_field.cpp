@@ -221,7 +221,7 @@ int run_twostep(const FieldNodeOptions& o, const Dataset& train, std::vector<uin
   cfg.node_id = o.node_id;
   cfg.seed = o.seed;
   cfg.batch_size = o.batch;
-  cfg.lr = o.local_lr > 0 ? o.local_lr : o.lr / o.nodes;  // lr/N: as the broker's server lr
+  cfg.lr = o.local_lr > 0 ? o.local_lr : o.lr;  // the broker applies lr / nodes
   cfg.compression.sparsify.density = o.density;
   cfg.compression.sparsify.momentum = o.momentum;
   cfg.compression.sparsify.warmup_stage_steps = o.warmup_steps;

@@ -21,8 +21,8 @@ struct FieldNodeOptions {
   uint32_t node_id = 0, nodes = 4;
   uint32_t batch = 32;
   double lr = 0.05, momentum = 0.9;
-  // twostep: the rate a node steps its own view at (0 = lr / nodes, the rate the broker applies
-  // each update at, so the view is exactly the broker's model plus the node's unsent progress).
+  // twostep: the rate a node steps its own view at (0 = lr). The broker applies each update at
+  // lr / nodes; a node stepping at that rate too overshoots when it pulls the model rarely.
   double local_lr = 0;
   double density = 0.001;          // topk, twostep after warm-up
   uint64_t warmup_steps = 25;      // steps per warm-up stage (topk, twostep)

@@ -61,7 +61,7 @@ std::string node_pipeline(const NodeOptions& o, const std::string& data) {
       "swarmtrain name=train model-id={} node-id={} nats-url=\"{}\" learning-rate={} momentum={} "
       "density={} trigger-age={} warmup-steps={} batch-size={} stats-interval=1000",
       data, o.node_id, o.nodes, o.fps, overlay ? "width=280 height=280 format=BGRx" : "", f.model_id, o.node_id,
-      o.nats, f.lr / o.nodes, f.momentum, f.dense ? 1.0 : f.density, f.dense ? 1 : f.trigger_age,
+      o.nats, f.local_lr > 0 ? f.local_lr : f.lr, f.momentum, f.dense ? 1.0 : f.density, f.dense ? 1 : f.trigger_age,
       f.dense ? 0 : f.warmup_steps, f.batch);
   if (!overlay) return d + " ! fakesink sync=false";
   // Classify with the global model from the aggregator, a couple of frames a second.
@@ -259,7 +259,8 @@ RunResult run_federation(const DemoOptions& o, FederationSettings fed, const std
     std::vector<std::string> argv = {self_dir() + "/swarmlens", "node", "--nats", url, "--data", data,
                                      "--node-id", std::to_string(i), "--nodes", std::to_string(o.nodes),
                                      "--fps", std::to_string(o.fps), "--model-id", fed.model_id,
-                                     "--lr", fmt::format("{}", fed.lr), "--momentum", fmt::format("{}", fed.momentum),
+                                     "--lr", fmt::format("{}", fed.lr), "--local-lr", fmt::format("{}", fed.local_lr),
+                                     "--momentum", fmt::format("{}", fed.momentum),
                                      "--density", fmt::format("{}", fed.density), "--trigger-age", std::to_string(fed.trigger_age),
                                      "--warmup-steps", std::to_string(fed.warmup_steps), "--batch", std::to_string(fed.batch)};
     if (fed.dense) argv.push_back("--dense");

@@ -13,6 +13,10 @@ namespace swarmlens {
 struct FederationSettings {
   std::string model_id = "demo";
   double lr = 0.05;          // the step of one node's update; the broker applies each at lr / nodes
+  // The step a node takes on its own view (0 = lr). The broker applies each update at lr / nodes, so
+  // the nodes' progress is averaged; stepping the own view at lr / nodes too made nodes that pull the
+  // model rarely overshoot (docs/benchmarks.md, field testbed).
+  double local_lr = 0;
   double momentum = 0.6;     // asynchronous nodes add momentum of their own (docs/benchmarks.md)
   double density = 0.01;     // share of gradient entries sent after warm-up
   uint64_t trigger_age = 1;  // release the pending update after this many steps

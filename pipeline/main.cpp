@@ -32,6 +32,7 @@ std::string find_preset(int argc, char** argv) {
 void add_federation_options(CLI::App* app, swarmlens::FederationSettings& f) {
   app->add_option("--model-id", f.model_id, "model id (NATS subjects swarmlens.<id>.*)")->capture_default_str();
   app->add_option("--lr", f.lr, "learning rate of one node's update")->check(CLI::PositiveNumber)->capture_default_str();
+  app->add_option("--local-lr", f.local_lr, "rate of a node's step on its own view (0 = --lr; the broker applies lr / nodes)")->check(CLI::NonNegativeNumber)->capture_default_str();
   app->add_option("--momentum", f.momentum, "momentum, corrected locally")->check(CLI::Range(0.0, 0.999))->capture_default_str();
   app->add_option("--density", f.density, "share of gradient entries sent after warm-up")->check(CLI::Range(1e-6, 1.0))->capture_default_str();
   app->add_option("--trigger-age", f.trigger_age, "release the pending update after this many steps")->check(CLI::Range(1, 1000000))->capture_default_str();
@@ -160,7 +161,7 @@ int main(int argc, char** argv) {
   fnode->add_option("--nodes", fno.nodes, "shards")->check(CLI::Range(1, 100000))->capture_default_str();
   fnode->add_option("--batch", fno.batch, "batch per step")->check(CLI::Range(1, 4096))->capture_default_str();
   fnode->add_option("--lr", fno.lr, "learning rate")->check(CLI::PositiveNumber)->capture_default_str();
-  fnode->add_option("--local-lr", fno.local_lr, "twostep: rate of the node's own steps (0 = lr / nodes)")->check(CLI::NonNegativeNumber)->capture_default_str();
+  fnode->add_option("--local-lr", fno.local_lr, "twostep: rate of the node's own steps (0 = --lr; the broker applies lr / nodes)")->check(CLI::NonNegativeNumber)->capture_default_str();
   fnode->add_option("--momentum", fno.momentum, "momentum")->check(CLI::Range(0.0, 0.999))->capture_default_str();
   fnode->add_option("--density", fno.density, "topk, twostep: share of entries sent")->check(CLI::Range(1e-6, 1.0))->capture_default_str();
   fnode->add_option("--warmup-steps", fno.warmup_steps, "steps per sparsity warm-up stage")->capture_default_str();
