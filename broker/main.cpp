@@ -48,7 +48,7 @@ int main(int argc, char** argv) {
   app.add_option("--snapshot", cfg.snapshot_path, "resume from and keep writing this snapshot file (and journal accepted updates in <file>.journal)");
   bool no_journal = false;
   app.add_flag("--no-journal", no_journal, "do not journal accepted updates (a crash then loses those since the last publish)");
-  app.add_option("--server-lr", cfg.aggregation.server_lr, "server learning rate")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--server-lr", cfg.aggregation.server_lr, "server learning rate: the mean of buffer-size updates (gradients) is applied at this rate; buffer-size x the nodes' lr / nodes averages them")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--server-momentum", cfg.aggregation.server_momentum, "server momentum (dense synchronous SGD; 0 = off)")->check(CLI::Range(0.0, 0.999))->capture_default_str();
   app.add_option("--buffer-size", cfg.aggregation.buffer_size, "updates per model version (FedBuff K)")->check(CLI::Range(1, 100000))->capture_default_str();
   app.add_option("--clip-norm", cfg.aggregation.clip_norm, "L2 bound per update (0 = off)")->check(CLI::NonNegativeNumber)->capture_default_str();
