@@ -592,7 +592,8 @@ static void gst_swarm_train_class_init (GstSwarmTrainClass * klass) {
   g_object_class_install_property (gobject, PROP_BATCH_SIZE, g_param_spec_uint ("batch-size", "Batch size",
       "Frames per training step", 1, 4096, 32, ready));
   g_object_class_install_property (gobject, PROP_LEARNING_RATE, g_param_spec_double ("learning-rate",
-      "Learning rate", "SGD learning rate", 1e-6, 10.0, 0.05, ready));
+      "Learning rate", "SGD rate of this node's own steps; the aggregator applies each update at its own rate "
+      "(swarmlens-broker --server-lr: this rate / the number of nodes, so their progress is averaged)", 1e-6, 10.0, 0.05, ready));
   g_object_class_install_property (gobject, PROP_MOMENTUM, g_param_spec_double ("momentum", "Momentum",
       "Momentum, corrected locally (DGC)", 0.0, 0.999, 0.9, ready));
   g_object_class_install_property (gobject, PROP_DENSITY, g_param_spec_double ("density", "Density",
