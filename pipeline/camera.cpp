@@ -1,10 +1,13 @@
 #include "camera.h"
 
+#include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include <memory>
 #include <stdexcept>
 
-#include "demo.h"
+#include "command.h"
+#include "launch.h"
 
 namespace swarmlens {
 
@@ -76,6 +79,41 @@ int run_camera(const CameraOptions& o, bool print_only) {
   }
   fmt::print(stderr, "swarmlens camera: {}\n", desc);
   return run_launch(desc, "swarmlens camera", o.duration);
+}
+
+void add_camera_command(CLI::App& parent, Commands& commands) {
+  struct Options : CameraOptions {
+    bool print_only = false;
+  };
+  auto o = std::make_shared<Options>();
+  auto* c = parent.add_subcommand("camera", "A camera node as a service: a GStreamer camera source, then swarmtrain, "
+                                              "swarmclassify, swarmoverlay and an output; options from --config "
+                                              "(INI, section [camera]; docs/deploy.md)");
+  c->add_option("--source", o->source, "the camera as a gst-launch description up to raw video, e.g. "
+                                             "\"libcamerasrc ! video/x-raw,width=640,height=480\"")->required();
+  c->add_option("--nats", o->nats, "NATS server URL(s) of the broker (empty: train alone)");
+  c->add_option("--nats-credentials", o->nats_credentials, "NATS credentials file (user:password, a token, or .creds)");
+  c->add_option("--nats-tls-ca", o->nats_tls_ca, "CA bundle to verify the NATS server (turns TLS on)");
+  c->add_option("--model", o->model, "cnn (grey 28x28) or mobilenet (RGB)")->check(CLI::IsMember({"cnn", "mobilenet"}))->capture_default_str();
+  c->add_option("--input-width", o->input_width, "mobilenet input width")->check(CLI::Range(8, 1024));
+  c->add_option("--input-height", o->input_height, "mobilenet input height")->check(CLI::Range(8, 1024));
+  c->add_option("--model-id", o->model_id, "model id (NATS subjects swarmlens.<id>.*)")->capture_default_str();
+  c->add_option("--node-id", o->node_id, "this node's id in the federation (-1: random)")->capture_default_str();
+  c->add_option("--label", o->label, "teach mode: train every frame as this class (-1: labelled frames only)")->check(CLI::Range(-1, 9))->capture_default_str();
+  c->add_option("--device", o->device, "cpu, cuda or cuda:N (a CUDA LibTorch, as on a Jetson)")->capture_default_str();
+  c->add_option("--idle-policy", o->idle_policy, "always, load, schedule or load+schedule")->capture_default_str();
+  c->add_option("--load-ceiling", o->load_ceiling, "idle-policy load: pause above this share of busy CPU")->check(CLI::Range(0.0, 1.0))->capture_default_str();
+  c->add_option("--schedule", o->schedule, "idle-policy schedule: HH:MM-HH:MM[,...] local time");
+  c->add_option("--checkpoint", o->checkpoint, "weights file: resumed from at start, written at stop");
+  c->add_option("--density", o->density, "share of gradient entries sent")->check(CLI::Range(1e-6, 1.0))->capture_default_str();
+  c->add_option("--trigger-age", o->trigger_age, "send the pending update after this many steps")->check(CLI::Range(1, 1000000))->capture_default_str();
+  c->add_option("--lr", o->lr, "learning rate")->check(CLI::PositiveNumber)->capture_default_str();
+  c->add_option("--output", o->output, "none, display, or udp://HOST:PORT (H.264 over RTP to a viewer)")->capture_default_str();
+  c->add_option("--encoder", o->encoder, "H.264 encoder for udp:// (e.g. nvv4l2h264enc on a Jetson, v4l2h264enc on a Pi 4)")->capture_default_str();
+  c->add_option("--duration", o->duration, "seconds (0: until SIGTERM / Ctrl-C)")->capture_default_str();
+  c->add_flag("--train,!--no-train", o->train, "train on this camera (--no-train: classify with the shared model only)");
+  c->add_flag("--print-pipeline", o->print_only, "print the pipeline description and exit");
+  commands.add(c, [o] { return run_camera(*o, o->print_only); });
 }
 
 }  // namespace swarmlens

@@ -8,7 +8,13 @@
 #include <cstdint>
 #include <string>
 
+namespace CLI {
+class App;
+}
+
 namespace swarmlens {
+
+class Commands;
 
 struct CameraOptions {
   std::string source;                  // gst-launch description of the camera up to raw video
@@ -39,5 +45,8 @@ struct CameraOptions {
 std::string camera_pipeline(const CameraOptions& o);
 
 int run_camera(const CameraOptions& o, bool print_only);
+
+// Declares `camera` and its options under `parent`.
+void add_camera_command(CLI::App& parent, Commands& commands);
 
 }  // namespace swarmlens

@@ -1,5 +1,6 @@
 #include "demo.h"
 
+#include <CLI/CLI.hpp>
 #include <fmt/core.h>
 #include <gst/gst.h>
 #include <signal.h>
@@ -18,7 +19,9 @@
 #include <thread>
 #include <vector>
 
+#include "command.h"
 #include "dataset.h"
+#include "launch.h"
 #include "model_channel.h"
 #include "nats_link.h"
 #include "process.h"
@@ -30,17 +33,6 @@ using Clock = std::chrono::steady_clock;
 namespace swarmlens {
 
 namespace {
-
-std::atomic<bool> g_stop{false};
-extern "C" void on_stop_signal(int) { g_stop = true; }
-
-void catch_stop_signals() {
-  struct sigaction sa {};
-  sa.sa_handler = on_stop_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-}
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
@@ -80,65 +72,6 @@ std::string node_pipeline(const NodeOptions& o, const std::string& data) {
 int run_node(const NodeOptions& o) {
   const std::string data = o.data.empty() ? default_fashion_mnist_dir() : o.data;
   return run_launch(node_pipeline(o, data), fmt::format("swarmlens node {}", o.node_id), o.duration);
-}
-
-int run_launch(const std::string& desc, const std::string& who, double duration) {
-  catch_stop_signals();
-  gst_init(nullptr, nullptr);
-  GError* err = nullptr;
-  GstElement* pipeline = gst_parse_launch(desc.c_str(), &err);
-  if (!pipeline || err) {
-    fmt::print(stderr, "{}: bad pipeline: {}\n  {}\n", who, err ? err->message : "?", desc);
-    if (err) g_error_free(err);
-    if (pipeline) gst_object_unref(pipeline);
-    return 2;
-  }
-  GstBus* bus = gst_element_get_bus(pipeline);
-  int rc = 0;
-  // Prints an error or warning; true for an error.
-  const auto report = [&who](GstMessage* m) {
-    GError* e = nullptr;
-    gchar* dbg = nullptr;
-    const bool error = GST_MESSAGE_TYPE(m) == GST_MESSAGE_ERROR;
-    if (error) gst_message_parse_error(m, &e, &dbg);
-    else gst_message_parse_warning(m, &e, &dbg);
-    fmt::print(stderr, "{}: {} from {}: {}{}{}\n", who, error ? "error" : "warning",
-               GST_OBJECT_NAME(GST_MESSAGE_SRC(m)), e->message, dbg ? "\n  " : "", dbg ? dbg : "");
-    g_error_free(e);
-    g_free(dbg);
-    return error;
-  };
-  if (gst_element_set_state(pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
-    rc = 1;  // an element refused to start: say why (its error is already on the bus)
-    while (GstMessage* m = gst_bus_pop_filtered(bus, GstMessageType(GST_MESSAGE_ERROR | GST_MESSAGE_WARNING))) {
-      report(m);
-      gst_message_unref(m);
-    }
-  }
-  const auto t0 = Clock::now();
-  bool eos_sent = false;
-  Clock::time_point eos_at;
-  while (rc == 0) {
-    if (!eos_sent && (g_stop || (duration > 0 && seconds_since(t0) >= duration))) {
-      gst_element_send_event(pipeline, gst_event_new_eos());  // the end of the stream, as a camera unplugged
-      eos_sent = true;
-      eos_at = Clock::now();
-    }
-    if (eos_sent && seconds_since(eos_at) > 10) break;  // EOS did not come through: stop anyway
-    GstMessage* m = gst_bus_timed_pop_filtered(bus, 100 * GST_MSECOND,
-                                               GstMessageType(GST_MESSAGE_ERROR | GST_MESSAGE_EOS | GST_MESSAGE_WARNING));
-    if (!m) continue;
-    if (GST_MESSAGE_TYPE(m) == GST_MESSAGE_EOS) {
-      gst_message_unref(m);
-      break;
-    }
-    if (report(m)) rc = 1;
-    gst_message_unref(m);
-  }
-  gst_element_set_state(pipeline, GST_STATE_NULL);  // swarmtrain sends what is still pending
-  gst_object_unref(bus);
-  gst_object_unref(pipeline);
-  return rc;
 }
 
 namespace {
@@ -215,12 +148,6 @@ struct RunResult {
   }
 };
 
-std::string find_broker() {
-  for (const std::string& p : {self_dir() + "/swarmlens-broker", self_dir() + "/../broker/swarmlens-broker"})
-    if (access(p.c_str(), X_OK) == 0) return p;
-  return "swarmlens-broker";  // from PATH
-}
-
 std::string log_tail(const std::string& path) {
   std::ifstream f(path);
   std::string line, out;
@@ -246,7 +173,7 @@ RunResult run_federation(const DemoOptions& o, FederationSettings fed, const std
   MetricsWatch watch(*link, fed.model_id, t0);
 
   const std::string broker_log = logs + "/broker-" + method + ".log";
-  Process broker({find_broker(), "--nats", url, "--model-id", fed.model_id, "--server-lr", fmt::format("{}", fed.lr / o.nodes),
+  Process broker({find_sibling("swarmlens-broker", "broker"), "--nats", url, "--model-id", fed.model_id, "--server-lr", fmt::format("{}", fed.lr / o.nodes),
                   "--buffer-size", "1", "--staleness-grace", std::to_string(4 * o.nodes), "--max-staleness", "1000",
                   "--publish-interval-ms", "200", "--eval-interval-ms", "1000", "--test-data", data, "--test-limit",
                   "1000", "--stats", "5"},
@@ -273,7 +200,7 @@ RunResult run_federation(const DemoOptions& o, FederationSettings fed, const std
 
   if (!o.quiet) fmt::print("{}: {} nodes on {}, for {:.0f} s\n", method, o.nodes, url, o.duration);
   auto last_line = Clock::now();
-  while (seconds_since(t0) < o.duration && !g_stop) {
+  while (seconds_since(t0) < o.duration && !stop_requested()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     for (auto& n : nodes)
       if (!n->running() && n->exit_status() != 0)
@@ -296,7 +223,7 @@ RunResult run_federation(const DemoOptions& o, FederationSettings fed, const std
       std::fflush(stdout);
     }
   }
-  r.interrupted = g_stop;
+  r.interrupted = stop_requested();
   // Stop the nodes first (each sends what it still holds), let the broker merge and evaluate the
   // last updates, then stop it.
   for (auto& n : nodes) n->stop(SIGTERM, std::chrono::seconds(20));
@@ -389,7 +316,7 @@ int run_demo(const DemoOptions& o) {
   int rc = 0;
   try {
     runs.push_back(run_federation(o, o.fed, o.fed.dense ? "dense" : "twostep", url, data));
-    if (o.baseline && !o.fed.dense && !g_stop) {
+    if (o.baseline && !o.fed.dense && !stop_requested()) {
       FederationSettings dense = o.fed;
       dense.dense = true;
       runs.push_back(run_federation(o, dense, "dense", url, data));
@@ -400,8 +327,69 @@ int run_demo(const DemoOptions& o) {
   }
   server.reset();
   if (!runs.empty()) write_report(o, runs);
-  if (g_stop && rc == 0) fmt::print("swarmlens demo: interrupted; every process stopped, report written\n");
+  if (stop_requested() && rc == 0) fmt::print("swarmlens demo: interrupted; every process stopped, report written\n");
   return rc;
+}
+
+namespace {
+
+void add_federation_options(CLI::App* app, swarmlens::FederationSettings& f) {
+  app->add_option("--model-id", f.model_id, "model id (NATS subjects swarmlens.<id>.*)")->capture_default_str();
+  app->add_option("--lr", f.lr, "learning rate of one node's update")->check(CLI::PositiveNumber)->capture_default_str();
+  app->add_option("--local-lr", f.local_lr, "rate of a node's step on its own view (0 = --lr; the broker applies lr / nodes)")->check(CLI::NonNegativeNumber)->capture_default_str();
+  app->add_option("--momentum", f.momentum, "momentum, corrected locally")->check(CLI::Range(0.0, 0.999))->capture_default_str();
+  app->add_option("--density", f.density, "share of gradient entries sent after warm-up")->check(CLI::Range(1e-6, 1.0))->capture_default_str();
+  app->add_option("--trigger-age", f.trigger_age, "release the pending update after this many steps")->check(CLI::Range(1, 1000000))->capture_default_str();
+  app->add_option("--warmup-steps", f.warmup_steps, "steps per sparsity warm-up stage")->capture_default_str();
+  app->add_option("--batch", f.batch, "frames per training step")->check(CLI::Range(1, 4096))->capture_default_str();
+  app->add_flag("--dense", f.dense, "no compression: every gradient entry every step (the baseline)");
+}
+
+}  // namespace
+
+void add_demo_command(CLI::App& parent, Commands& commands) {
+  auto o = std::make_shared<DemoOptions>();
+  auto* c = parent.add_subcommand(
+      "demo", "The federation on this machine: nats-server (JetStream), swarmlens-broker and N camera-node "
+              "pipelines on Fashion-MNIST shards; live progress, then a report folder");
+  c->add_option("--nodes", o->nodes, "camera nodes, each its own process and pipeline")->check(CLI::Range(1, 64))->capture_default_str();
+  c->add_option("--duration", o->duration, "seconds per run")->check(CLI::Range(3.0, 86400.0))->capture_default_str();
+  c->add_option("--report", o->report, "report folder (accuracy.csv/png, overlay.png, summary)")->capture_default_str();
+  c->add_option("--nats", o->nats, "use this NATS server (with JetStream) instead of starting one");
+  c->add_option("--data", o->data, "Fashion-MNIST folder (default: the Debian package's)");
+  c->add_option("--fps", o->fps, "frames per second each node plays")->check(CLI::Range(1, 10000))->capture_default_str();
+  c->add_flag("--baseline", o->baseline, "then run dense (no compression) for as long, and compare");
+  c->add_flag("--view", o->view, "show node 0's overlay in a window (needs a display)");
+  c->add_flag("--quiet", o->quiet, "no live progress lines");
+  add_federation_options(c, o->fed);
+
+  commands.add(c, [o] {
+    if (o->view && !std::getenv("DISPLAY") && !std::getenv("WAYLAND_DISPLAY")) {
+      fmt::print(stderr, "swarmlens demo: --view needs a display (DISPLAY or WAYLAND_DISPLAY); running without the window\n");
+      o->view = false;
+    }
+    return run_demo(*o);
+  });
+}
+
+void add_node_command(CLI::App& parent, Commands& commands) {
+  auto o = std::make_shared<NodeOptions>();
+  auto* c = parent.add_subcommand("node", "One camera node: plays its Fashion-MNIST shard as live video into "
+                                          "swarmtrain, federated over NATS (what the demo starts N of)");
+  c->add_option("--nats", o->nats, "NATS server URL(s)")->capture_default_str();
+  c->add_option("--data", o->data, "Fashion-MNIST folder");
+  c->add_option("--node-id", o->node_id, "this node's id and shard index")->capture_default_str();
+  c->add_option("--nodes", o->nodes, "number of shards")->check(CLI::Range(1, 100000))->capture_default_str();
+  c->add_option("--fps", o->fps, "frames per second played")->check(CLI::Range(1, 10000))->capture_default_str();
+  c->add_option("--duration", o->duration, "seconds (0 = until Ctrl-C / SIGTERM)")->capture_default_str();
+  c->add_option("--overlay-png", o->overlay_png, "also classify and draw the overlay; a PNG of it here each second");
+  c->add_flag("--view", o->view, "also show the overlay in a window");
+  add_federation_options(c, o->fed);
+
+  commands.add(c, [o] {
+    if (o->node_id >= o->nodes) throw std::invalid_argument("--node-id must be below --nodes");
+    return run_node(*o);
+  });
 }
 
 }  // namespace swarmlens

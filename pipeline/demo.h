@@ -7,7 +7,13 @@
 #include <cstdint>
 #include <string>
 
+namespace CLI {
+class App;
+}
+
 namespace swarmlens {
+
+class Commands;
 
 // What a node trains with; the demo passes the same to every node and derives the broker's settings.
 struct FederationSettings {
@@ -37,11 +43,6 @@ struct NodeOptions {
 };
 int run_node(const NodeOptions& o);
 
-// Runs a gst-launch description until EOS, an error (1), `duration` seconds (0 = no limit) or
-// SIGINT/SIGTERM; a stop sends EOS first, so trainers send their pending update and write their
-// checkpoint. Errors and warnings go to stderr prefixed with `who`. 2 = the description is bad.
-int run_launch(const std::string& desc, const std::string& who, double duration);
-
 struct DemoOptions {
   std::string nats;          // "" = start nats-server with JetStream on a free loopback port
   std::string data;
@@ -55,5 +56,10 @@ struct DemoOptions {
   FederationSettings fed;
 };
 int run_demo(const DemoOptions& o);
+
+// Declares `demo` and its options under `parent`.
+void add_demo_command(CLI::App& parent, Commands& commands);
+// Declares `node` and its options under `parent`.
+void add_node_command(CLI::App& parent, Commands& commands);
 
 }  // namespace swarmlens

@@ -1,6 +1,8 @@
 #include "export.h"
 
+#include <CLI/CLI.hpp>
 #include <fmt/core.h>
+#include <memory>
 
 #include <fstream>
 #include <optional>
@@ -12,6 +14,7 @@
 #include "nats_link.h"
 #include "onnx_export.h"
 #include "snapshot.h"
+#include "command.h"
 
 namespace swarmlens {
 
@@ -82,6 +85,28 @@ int run_export(const ExportOptions& o) {
   fmt::print(stderr, "wrote {} ({} bytes): {} {}x{}x{}, {} classes, version {}, checked by the ONNX checker\n",
              o.output, bytes.size(), spec.name, spec.channels, spec.height, spec.width, spec.classes, s.version);
   return 0;
+}
+
+}  // namespace swarmlens
+
+namespace swarmlens {
+
+void add_export_command(CLI::App& parent, Commands& commands) {
+  auto o = std::make_shared<ExportOptions>();
+  auto* c = parent.add_subcommand("export", "Write the shared model (a snapshot file, or live from NATS) as ONNX");
+  c->add_option("--format", o->format, "file format")->check(CLI::IsMember({"onnx"}))->capture_default_str();
+  c->add_option("-o,--output", o->output, "the file to write")->required();
+  c->add_option("--snapshot", o->snapshot, "a snapshot file (a node's checkpoint, the broker's --snapshot)");
+  c->add_option("--nats-url", o->nats_url, "take the latest model kept in JetStream on this server");
+  c->add_option("--model-id", o->model_id, "model id (NATS subjects swarmlens.<id>.*)")->capture_default_str();
+  c->add_option("--credentials,--creds", o->credentials_file, "NATS credentials file: a .creds file, one line user:password, or a token")
+      ->check(CLI::ExistingFile);
+  c->add_option("--model", o->model, "registry name (default: the snapshot's)")->check(CLI::IsMember({"cnn", "mobilenet"}));
+  c->add_option("--input-width", o->input_width, "model input width (default: cnn 28, others 96)")->check(CLI::Range(8, 1024));
+  c->add_option("--input-height", o->input_height, "model input height (default: cnn 28, others 96)")->check(CLI::Range(8, 1024));
+  c->add_option("--classes", o->classes, "number of classes")->check(CLI::Range(2, 100000))->capture_default_str();
+  c->add_option("--class-names", o->classes_file, "file with one class name per line (default: Fashion-MNIST's)");
+  commands.add(c, [o] { return run_export(*o); });
 }
 
 }  // namespace swarmlens

@@ -3,7 +3,13 @@
 
 #include <string>
 
+namespace CLI {
+class App;
+}
+
 namespace swarmlens {
+
+class Commands;
 
 struct ExportOptions {
   std::string format = "onnx";
@@ -20,5 +26,8 @@ struct ExportOptions {
 
 // Returns a process exit code; errors go to stderr.
 int run_export(const ExportOptions& o);
+
+// Declares `export` and its options under `parent`.
+void add_export_command(CLI::App& parent, Commands& commands);
 
 }  // namespace swarmlens

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -128,6 +129,22 @@ std::string self_dir() {
   if (n <= 0) return ".";
   std::string path(buf, size_t(n));
   return path.substr(0, path.rfind('/'));
+}
+
+std::string find_sibling(const std::string& name, const std::string& build_folder) {
+  for (const std::string& p : {self_dir() + "/" + name, self_dir() + "/../" + build_folder + "/" + name})
+    if (access(p.c_str(), X_OK) == 0) return p;
+  return name;
+}
+
+int exec_sibling(const std::string& name, const std::string& build_folder, const std::vector<std::string>& args) {
+  const std::string path = find_sibling(name, build_folder);
+  std::vector<char*> argv{const_cast<char*>(path.c_str())};
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  execvp(path.c_str(), argv.data());
+  std::fprintf(stderr, "cannot run %s: %s\n", path.c_str(), std::strerror(errno));
+  return 127;
 }
 
 int free_loopback_port() {

@@ -56,6 +56,12 @@ class LocalNatsServer {
 
 // The directory of this executable, for finding its siblings (swarmlens-broker) in a build or install.
 std::string self_dir();
+// A program installed beside this one (self_dir()/name), or in the build tree (self_dir()/../folder/
+// name); else `name`, looked up in PATH.
+std::string find_sibling(const std::string& name, const std::string& build_folder);
+// Replaces this process with the sibling program `name` (find_sibling), passing `args`; returns
+// only if that fails (exit code 127, the reason on stderr).
+int exec_sibling(const std::string& name, const std::string& build_folder, const std::vector<std::string>& args);
 // A free TCP port on 127.0.0.1 (bound and released; the caller binds it right away).
 int free_loopback_port();
 // Waits until something accepts TCP connections on 127.0.0.1:port; false on timeout.

@@ -10,7 +10,13 @@
 #include "codec.h"
 #include "sparsify.h"
 
+namespace CLI {
+class App;
+}
+
 namespace swarmlens {
+
+class Commands;
 
 struct BenchOptions {
   std::string preset = "quick";
@@ -45,5 +51,8 @@ void apply_preset(BenchOptions& o, const std::string& preset);
 
 // Runs the benchmark, prints the table, writes JSON if asked. Returns a process exit code.
 int run_compression_bench(const BenchOptions& o);
+
+// Declares `compression` and its options under `parent`.
+void add_compression_bench_command(CLI::App& parent, Commands& commands);
 
 }  // namespace swarmlens

@@ -1,20 +1,23 @@
 #include "bench_gateway.h"
 
+#include <CLI/CLI.hpp>
 #include <fmt/core.h>
-#include <gst/gst.h>
+#include <unistd.h>
+#include <memory>
 
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <map>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
 #include "dataset.h"
+#include "launch.h"
 #include "metrics.h"
 #include "model.h"
 #include "snapshot.h"
+#include "command.h"
 
 namespace swarmlens {
 
@@ -26,56 +29,6 @@ struct Outcome {
   uint64_t version = 0;
   double accuracy = 0, seconds = 0;
 };
-
-uint64_t u64(const GstStructure* s, const char* f) {
-  guint64 v = 0;
-  gst_structure_get_uint64(s, f, &v);
-  return v;
-}
-
-// Runs to EOS and NULL; returns each element's last *-stats structure by element name.
-std::map<std::string, GstStructure*> play(const std::string& desc, double& seconds) {
-  GError* err = nullptr;
-  GstElement* p = gst_parse_launch(desc.c_str(), &err);
-  if (!p) throw std::runtime_error(std::string("pipeline: ") + (err ? err->message : desc));
-  std::map<std::string, GstStructure*> stats;
-  GstBus* bus = gst_element_get_bus(p);
-  auto take = [&](GstMessage* m) {
-    const GstStructure* s = gst_message_get_structure(m);
-    if (GST_MESSAGE_TYPE(m) == GST_MESSAGE_ELEMENT && s && g_str_has_suffix(gst_structure_get_name(s), "-stats")) {
-      GstStructure*& slot = stats[GST_OBJECT_NAME(GST_MESSAGE_SRC(m))];
-      if (slot) gst_structure_free(slot);
-      slot = gst_structure_copy(s);
-    }
-  };
-  const auto start = std::chrono::steady_clock::now();
-  gst_element_set_state(p, GST_STATE_PLAYING);
-  std::string error;
-  for (bool done = false; !done;) {
-    GstMessage* m = gst_bus_timed_pop(bus, 600 * GST_SECOND);
-    if (!m) throw std::runtime_error("pipeline did not end in 600 s");
-    if (GST_MESSAGE_TYPE(m) == GST_MESSAGE_EOS) done = true;
-    if (GST_MESSAGE_TYPE(m) == GST_MESSAGE_ERROR) {
-      GError* e = nullptr;
-      gst_message_parse_error(m, &e, nullptr);
-      error = e->message;
-      g_error_free(e);
-      done = true;
-    }
-    take(m);
-    gst_message_unref(m);
-  }
-  seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  gst_element_set_state(p, GST_STATE_NULL);
-  while (GstMessage* m = gst_bus_pop(bus)) {
-    take(m);
-    gst_message_unref(m);
-  }
-  gst_object_unref(bus);
-  gst_object_unref(p);
-  if (!error.empty()) throw std::runtime_error("pipeline failed: " + error);
-  return stats;
-}
 
 Outcome run(const GatewayBenchOptions& o, uint32_t interval_ms, const Dataset& test) {
   const std::string snapshot = (std::filesystem::temp_directory_path() /
@@ -97,20 +50,15 @@ Outcome run(const GatewayBenchOptions& o, uint32_t interval_ms, const Dataset& t
     for (uint32_t n = 1; n < o.nodes; ++n) desc += fmt::format("t{}.update ! gw. ", n);
   }
   Outcome out;
-  auto stats = play(desc, out.seconds);
-  auto of = [&](const std::string& name) {
-    auto it = stats.find(name);
-    if (it == stats.end()) throw std::runtime_error("no stats from " + name);
-    return it->second;
-  };
+  const Measured m = run_measured(desc);
+  out.seconds = m.seconds();
   for (uint32_t n = 0; n < o.nodes; ++n) {
-    out.node_messages += u64(of(fmt::format("t{}", n)), "messages");
-    out.node_bytes += u64(of(fmt::format("t{}", n)), "bytes-out");
+    out.node_messages += m.stat(fmt::format("t{}", n), "messages");
+    out.node_bytes += m.stat(fmt::format("t{}", n), "bytes-out");
   }
-  out.up_messages = u64(of("top"), "accepted");
-  out.up_bytes = u64(of("top"), "bytes-in");
-  out.version = u64(of("top"), "model-version");
-  for (auto& [name, s] : stats) gst_structure_free(s);
+  out.up_messages = m.stat("top", "accepted");
+  out.up_bytes = m.stat("top", "bytes-in");
+  out.version = m.stat("top", "model-version");
   const Snapshot s = load_snapshot(snapshot);
   std::remove(snapshot.c_str());
   auto model = Model::create({}, 1);
@@ -122,7 +70,6 @@ Outcome run(const GatewayBenchOptions& o, uint32_t interval_ms, const Dataset& t
 }  // namespace
 
 int run_gateway_bench(const GatewayBenchOptions& o) {
-  gst_init(nullptr, nullptr);
   set_compute_threads(1);
   const Dataset test = load_fashion_mnist(default_fashion_mnist_dir(), false);
   nlohmann::json runs = nlohmann::json::array();
@@ -152,6 +99,22 @@ int run_gateway_bench(const GatewayBenchOptions& o) {
                                << "\n";
   }
   return 0;
+}
+
+}  // namespace swarmlens
+
+namespace swarmlens {
+
+void add_gateway_bench_command(CLI::App& parent, Commands& commands) {
+  auto o = std::make_shared<GatewayBenchOptions>();
+  auto* c = parent.add_subcommand(
+      "gateway", "A site gateway (swarmaggregate mode=forward) against every update sent on its own: uplink messages, bytes, accuracy");
+  c->add_option("--nodes", o->nodes, "trainers behind the gateway")->check(CLI::Range(1, 64))->capture_default_str();
+  c->add_option("--frames", o->frames, "frames per trainer, every one trained")->check(CLI::Range(64, 1000000))->capture_default_str();
+  c->add_option("--intervals", o->intervals, "gateway intervals to compare, ms")->check(CLI::Range(1, 3600000))->capture_default_str();
+  c->add_option("--density", o->density, "trainers' density")->check(CLI::Range(1e-6, 1.0))->capture_default_str();
+  c->add_option("--json", o->json_path, "write results as JSON to this file");
+  commands.add(c, [o] { return run_gateway_bench(*o); });
 }
 
 }  // namespace swarmlens

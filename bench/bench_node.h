@@ -7,7 +7,13 @@
 
 #include <string>
 
+namespace CLI {
+class App;
+}
+
 namespace swarmlens {
+
+class Commands;
 
 struct NodeBenchOptions {
   double seconds = 40;     // per case
@@ -17,5 +23,8 @@ struct NodeBenchOptions {
 };
 
 int run_node_bench(const NodeBenchOptions& o);
+
+// Declares `node` and its options under `parent`.
+void add_node_bench_command(CLI::App& parent, Commands& commands);
 
 }  // namespace swarmlens

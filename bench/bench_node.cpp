@@ -1,7 +1,8 @@
 #include "bench_node.h"
 
+#include <CLI/CLI.hpp>
 #include <fmt/core.h>
-#include <gst/gst.h>
+#include <memory>
 #include <sched.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -15,7 +16,9 @@
 #include <vector>
 
 #include "camera.h"
+#include "launch.h"
 #include "process.h"
+#include "command.h"
 
 namespace swarmlens {
 
@@ -47,61 +50,21 @@ CameraOptions case_options(const Case& c, double seconds) {
 
 // One case in this process: frames at the sink after the first, their gaps, and the trainer's steps.
 json run_case(const Case& c, double seconds) {
-  gst_init(nullptr, nullptr);
   const std::string desc = camera_pipeline(case_options(c, seconds));
-  GError* err = nullptr;
-  GstElement* p = gst_parse_launch(desc.c_str(), &err);
-  if (!p || err) throw std::runtime_error("pipeline: " + std::string(err ? err->message : "?"));
-  struct Timing {
-    Clock::time_point first, last;
-    std::vector<double> gaps_ms;
-    uint64_t frames = 0;
-  } t;
-  GstElement* sink = gst_bin_get_by_name(GST_BIN(p), "sink");
-  GstPad* pad = gst_element_get_static_pad(sink, "sink");
-  gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, +[](GstPad*, GstPadProbeInfo*, gpointer data) {
-    auto* t = static_cast<Timing*>(data);
-    const auto now = Clock::now();
-    if (t->frames++ == 0) t->first = now;
-    else t->gaps_ms.push_back(std::chrono::duration<double, std::milli>(now - t->last).count());
-    t->last = now;
-    return GST_PAD_PROBE_OK;
-  }, &t, nullptr);
-  gst_object_unref(pad);
-  gst_object_unref(sink);
-  GstBus* bus = gst_element_get_bus(p);
-  gst_element_set_state(p, GST_STATE_PLAYING);
-  const auto t0 = Clock::now();
-  guint64 steps = 0, samples = 0;
-  bool eos_sent = false;
-  for (;;) {
-    if (!eos_sent && std::chrono::duration<double>(Clock::now() - t0).count() >= seconds) {
-      gst_element_send_event(p, gst_event_new_eos());
-      eos_sent = true;
-    }
-    GstMessage* m = gst_bus_timed_pop_filtered(bus, 100 * GST_MSECOND,
-        GstMessageType(GST_MESSAGE_ERROR | GST_MESSAGE_EOS | GST_MESSAGE_ELEMENT));
-    if (!m) continue;
-    const auto type = GST_MESSAGE_TYPE(m);
-    if (type == GST_MESSAGE_ELEMENT) {
-      const GstStructure* s = gst_message_get_structure(m);
-      if (gst_structure_has_name(s, "swarmtrain-stats")) {
-        gst_structure_get_uint64(s, "steps", &steps);
-        gst_structure_get_uint64(s, "samples", &samples);
-      }
-    }
-    gst_message_unref(m);
-    if (type == GST_MESSAGE_ERROR) throw std::runtime_error("pipeline error: " + desc);
-    if (type == GST_MESSAGE_EOS) break;
-  }
-  gst_element_set_state(p, GST_STATE_NULL);
-  gst_object_unref(bus);
-  gst_object_unref(p);
-  const double span = std::chrono::duration<double>(t.last - t.first).count();
-  std::vector<double> g = t.gaps_ms;
+  MeasureOptions mo;
+  mo.probe_sink = true;
+  mo.stop_after = seconds;
+  const Measured m = run_measured(desc, mo);
+  if (m.sink_buffers.empty()) throw std::runtime_error("no frame reached the sink: " + desc);
+  std::vector<double> g;
+  for (size_t i = 1; i < m.sink_buffers.size(); ++i)
+    g.push_back(std::chrono::duration<double, std::milli>(m.sink_buffers[i] - m.sink_buffers[i - 1]).count());
+  const uint64_t frames = m.sink_buffers.size();
+  const uint64_t steps = m.stat_or_zero("train", "steps"), samples = m.stat_or_zero("train", "samples");
+  const double span = std::chrono::duration<double>(m.sink_buffers.back() - m.sink_buffers.front()).count();
   std::sort(g.begin(), g.end());
   const auto pct = [&g](double q) { return g.empty() ? 0.0 : g[std::min(g.size() - 1, size_t(q * double(g.size())))]; };
-  return {{"case", c.key()}, {"frames", t.frames}, {"fps", span > 0 ? double(t.frames - 1) / span : 0.0},
+  return {{"case", c.key()}, {"frames", frames}, {"fps", span > 0 ? double(frames - 1) / span : 0.0},
           {"gap_p99_ms", pct(0.99)}, {"gap_max_ms", g.empty() ? 0.0 : g.back()},
           {"train_steps", steps}, {"train_samples", samples},
           {"train_steps_per_s", span > 0 ? double(steps) / span : 0.0}, {"pipeline", desc}};
@@ -111,7 +74,7 @@ json run_case(const Case& c, double seconds) {
 json run_child(const Case& c, const NodeBenchOptions& o) {
   int fds[2];
   if (pipe(fds) != 0) throw std::runtime_error("pipe failed");
-  const std::string exe = self_dir() + "/swarmlens";
+  const std::string exe = self_dir() + "/swarmlens-bench";
   const auto t0 = Clock::now();
   const pid_t pid = fork();
   if (pid < 0) throw std::runtime_error("fork failed");
@@ -123,7 +86,7 @@ json run_child(const Case& c, const NodeBenchOptions& o) {
     dup2(fds[1], STDOUT_FILENO);
     close(fds[0]);
     const std::string secs = fmt::format("{}", o.seconds);
-    execl(exe.c_str(), exe.c_str(), "bench", "node", "--child", c.key().c_str(), "--seconds", secs.c_str(), nullptr);
+    execl(exe.c_str(), exe.c_str(), "node", "--child", c.key().c_str(), "--seconds", secs.c_str(), nullptr);
     _exit(127);
   }
   close(fds[1]);
@@ -174,6 +137,21 @@ int run_node_bench(const NodeBenchOptions& o) {
   }
   if (!o.json_path.empty()) std::ofstream(o.json_path) << all.dump(2) << "\n";
   return 0;
+}
+
+}  // namespace swarmlens
+
+namespace swarmlens {
+
+void add_node_bench_command(CLI::App& parent, Commands& commands) {
+  auto o = std::make_shared<NodeBenchOptions>();
+  auto* c = parent.add_subcommand("node", "A camera node on a Pi-class budget: each case a process pinned to one "
+                                              "core; peak RSS, live frames/s and gaps, with and without training");
+  c->add_option("--seconds", o->seconds, "seconds per case")->check(CLI::Range(3.0, 3600.0))->capture_default_str();
+  c->add_option("--cpu", o->cpu, "the core to pin to")->check(CLI::Range(0, 1023))->capture_default_str();
+  c->add_option("--json", o->json_path, "write results as JSON to this file");
+  c->add_option("--child", o->child, "internal: run one case here")->group("");
+  commands.add(c, [o] { return run_node_bench(*o); });
 }
 
 }  // namespace swarmlens

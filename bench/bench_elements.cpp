@@ -1,6 +1,8 @@
 #include "bench_elements.h"
 
+#include <CLI/CLI.hpp>
 #include <fmt/core.h>
+#include <memory>
 #include <gst/gst.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -17,10 +19,12 @@
 #include "classifier.h"
 #include "compressor.h"
 #include "dataset.h"
+#include "launch.h"
 #include "busy_load.h"
 #include "model.h"
 #include "onnx_export.h"
 #include "snapshot.h"
+#include "command.h"
 
 namespace swarmlens {
 
@@ -33,48 +37,16 @@ double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::
 // Runs a pipeline that ends in "fakesink name=sink" to EOS. Returns the seconds from the first buffer
 // at the sink to EOS, so that start-up (loading the data set, the model) is not counted, as the bare
 // loops load theirs before their clock starts. `frames_out` gets the frames that reached the sink
-// after the first, and `samples` (if asked) the last swarmtrain-stats' trained samples.
+// after the first, and `samples` (if asked) the last swarmtrain-stats' trained samples (of the
+// swarmtrain named "train").
 double run_pipeline(const std::string& desc, guint64* frames_out, guint64* samples = nullptr) {
-  GError* err = nullptr;
-  GstElement* p = gst_parse_launch(desc.c_str(), &err);
-  if (!p) throw std::runtime_error("pipeline: " + std::string(err ? err->message : "?"));
-  GstBus* bus = gst_element_get_bus(p);
-  struct Timing {
-    Clock::time_point first;
-    guint64 frames = 0;
-  } timing;
-  GstElement* sink = gst_bin_get_by_name(GST_BIN(p), "sink");
-  GstPad* pad = gst_element_get_static_pad(sink, "sink");
-  gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, +[](GstPad*, GstPadProbeInfo*, gpointer data) {
-    auto* t = static_cast<Timing*>(data);
-    if (t->frames++ == 0) t->first = Clock::now();
-    return GST_PAD_PROBE_OK;
-  }, &timing, nullptr);
-  gst_object_unref(pad);
-  gst_object_unref(sink);
-  gst_element_set_state(p, GST_STATE_PLAYING);
-  double seconds = 0.0;
-  for (;;) {
-    GstMessage* m = gst_bus_timed_pop_filtered(
-        bus, 600 * GST_SECOND, GstMessageType(GST_MESSAGE_ERROR | GST_MESSAGE_EOS | GST_MESSAGE_ELEMENT));
-    if (!m) throw std::runtime_error("pipeline timed out: " + desc);
-    const auto type = GST_MESSAGE_TYPE(m);
-    if (type == GST_MESSAGE_ELEMENT && samples) {
-      const GstStructure* s = gst_message_get_structure(m);
-      if (gst_structure_has_name(s, "swarmtrain-stats")) gst_structure_get_uint64(s, "samples", samples);
-    }
-    gst_message_unref(m);
-    if (type == GST_MESSAGE_ERROR) throw std::runtime_error("pipeline error: " + desc);
-    if (type == GST_MESSAGE_EOS) {
-      seconds = since(timing.first);
-      break;
-    }
-  }
-  gst_element_set_state(p, GST_STATE_NULL);
-  gst_object_unref(bus);
-  gst_object_unref(p);
-  *frames_out = timing.frames > 0 ? timing.frames - 1 : 0;
-  return seconds;
+  MeasureOptions mo;
+  mo.probe_sink = true;
+  const Measured m = run_measured(desc, mo);
+  if (m.sink_buffers.empty()) throw std::runtime_error("no frame reached the sink: " + desc);
+  if (samples) *samples = m.stat("train", "samples");
+  *frames_out = m.sink_buffers.size() - 1;
+  return std::chrono::duration<double>(m.ended - m.sink_buffers.front()).count();
 }
 
 // Peak resident set of a gst-launch-1.0 child running `desc`, in MiB.
@@ -95,7 +67,6 @@ double peak_rss_mib(const std::string& desc) {
 }  // namespace
 
 int run_elements_bench(const ElementsBenchOptions& o) {
-  gst_init(nullptr, nullptr);
   const auto train = load_fashion_mnist(default_fashion_mnist_dir(), true);
   const auto order = shard_iid(train.size(), 1, 1)[0];  // swarmsrc's frame order
   nlohmann::json j;
@@ -123,7 +94,7 @@ int run_elements_bench(const ElementsBenchOptions& o) {
     // drop-when-busy=false: the element trains on every frame (and drains at EOS), as the bare loop does.
     guint64 samples = 0, frames = 0;
     const double secs = run_pipeline(fmt::format(
-        "swarmsrc fps-n=0 num-buffers={} ! swarmtrain batch-size={} drop-when-busy=false stats-interval=0 ! "
+        "swarmsrc fps-n=0 num-buffers={} ! swarmtrain name=train batch-size={} drop-when-busy=false stats-interval=0 ! "
         "fakesink name=sink", o.train_frames, o.batch), &frames, &samples);
     const double element_fps = double(frames) / secs;
     if (samples < guint64(steps) * o.batch) throw std::runtime_error("swarmtrain trained fewer frames than it saw");
@@ -225,7 +196,7 @@ int run_elements_bench(const ElementsBenchOptions& o) {
     for (const auto& c : cases) {
       BusyLoad load(c.busy ? cores : 0);
       if (c.busy) std::this_thread::sleep_for(std::chrono::milliseconds(700));  // the policy sees it
-      const std::string train = c.trainer.empty() ? "" : "swarmtrain stats-interval=200 " + c.trainer + " ! ";
+      const std::string train = c.trainer.empty() ? "" : "swarmtrain name=train stats-interval=200 " + c.trainer + " ! ";
       guint64 frames = 0, samples = 0;
       const double secs = run_pipeline(fmt::format("swarmsrc fps-n=0 num-buffers={} ! {}swarmclassify location={} ! fakesink name=sink",
                                                    o.idle_frames, train, snap), &frames, c.trainer.empty() ? nullptr : &samples);
@@ -244,6 +215,22 @@ int run_elements_bench(const ElementsBenchOptions& o) {
   }
   if (!o.json_path.empty()) std::ofstream(o.json_path) << j.dump(2) << "\n";
   return 0;
+}
+
+}  // namespace swarmlens
+
+namespace swarmlens {
+
+void add_elements_bench_command(CLI::App& parent, Commands& commands) {
+  auto o = std::make_shared<ElementsBenchOptions>();
+  auto* c = parent.add_subcommand(
+      "elements", "GStreamer elements vs the bare library loops they wrap; peak RSS of a node pipeline");
+  c->add_option("--train-frames", o->train_frames, "frames for the training comparison")->check(CLI::Range(64, 1000000))->capture_default_str();
+  c->add_option("--classify-frames", o->classify_frames, "frames for the classification comparison")->check(CLI::Range(10, 1000000))->capture_default_str();
+  c->add_option("--idle-frames", o->idle_frames, "classify frames per idle-policy case")->check(CLI::Range(100, 1000000))->capture_default_str();
+  c->add_option("--batch", o->batch, "batch size")->check(CLI::Range(1, 4096))->capture_default_str();
+  c->add_option("--json", o->json_path, "write results as JSON to this file");
+  commands.add(c, [o] { return run_elements_bench(*o); });
 }
 
 }  // namespace swarmlens

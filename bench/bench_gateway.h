@@ -8,7 +8,13 @@
 #include <string>
 #include <vector>
 
+namespace CLI {
+class App;
+}
+
 namespace swarmlens {
+
+class Commands;
 
 struct GatewayBenchOptions {
   uint32_t nodes = 4;
@@ -19,5 +25,8 @@ struct GatewayBenchOptions {
 };
 
 int run_gateway_bench(const GatewayBenchOptions& o);
+
+// Declares `gateway` and its options under `parent`.
+void add_gateway_bench_command(CLI::App& parent, Commands& commands);
 
 }  // namespace swarmlens

@@ -6,7 +6,13 @@
 #include <cstdint>
 #include <string>
 
+namespace CLI {
+class App;
+}
+
 namespace swarmlens {
+
+class Commands;
 
 struct BrokerBenchOptions {
   uint32_t publishers = 8;
@@ -20,5 +26,8 @@ struct BrokerBenchOptions {
 };
 
 int run_broker_bench(const BrokerBenchOptions& o);
+
+// Declares `broker` and its options under `parent`.
+void add_broker_bench_command(CLI::App& parent, Commands& commands);
 
 }  // namespace swarmlens

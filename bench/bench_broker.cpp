@@ -2,7 +2,9 @@
 
 #include <sys/resource.h>
 
+#include <CLI/CLI.hpp>
 #include <fmt/core.h>
+#include <memory>
 
 #include <algorithm>
 #include <atomic>
@@ -20,6 +22,7 @@
 #include "codec.h"
 #include "model.h"
 #include "process.h"
+#include "command.h"
 
 namespace swarmlens {
 namespace {
@@ -256,6 +259,25 @@ int run_broker_bench(const BrokerBenchOptions& o) {
              latency["max_ms"].get<double>(), latency["samples"].get<size_t>());
   if (!o.json_path.empty()) std::ofstream(o.json_path) << j.dump(2) << "\n";
   return 0;
+}
+
+}  // namespace swarmlens
+
+namespace swarmlens {
+
+void add_broker_bench_command(CLI::App& parent, Commands& commands) {
+  auto o = std::make_shared<BrokerBenchOptions>();
+  auto* c = parent.add_subcommand(
+      "broker", "Sparse updates merged per second, bare and served over NATS by many publishers; update-to-model latency");
+  c->add_option("--publishers", o->publishers, "concurrent publishers, each its own connection")->check(CLI::Range(1, 1024))->capture_default_str();
+  c->add_option("--updates", o->updates, "updates per publisher")->check(CLI::Range(1, 10000000))->capture_default_str();
+  c->add_option("--density", o->density, "share of the model's entries in each update")->check(CLI::Range(1e-6, 1.0))->capture_default_str();
+  c->add_option("--buffer-size", o->buffer_size, "FedBuff K: updates per model version")->check(CLI::Range(1, 100000))->capture_default_str();
+  c->add_option("--window", o->window, "updates in flight at most")->check(CLI::Range(1, 10000000))->capture_default_str();
+  c->add_option("--publish-interval-ms", o->publish_interval_ms, "the broker's model publish timer")->check(CLI::Range(1, 60000))->capture_default_str();
+  c->add_option("--latency-samples", o->latency_samples, "updates timed for latency")->check(CLI::Range(1, 100000))->capture_default_str();
+  c->add_option("--json", o->json_path, "write results as JSON to this file");
+  commands.add(c, [o] { return run_broker_bench(*o); });
 }
 
 }  // namespace swarmlens

@@ -4,7 +4,13 @@
 
 #include <string>
 
+namespace CLI {
+class App;
+}
+
 namespace swarmlens {
+
+class Commands;
 
 struct ElementsBenchOptions {
   int train_frames = 4096;
@@ -15,5 +21,8 @@ struct ElementsBenchOptions {
 };
 
 int run_elements_bench(const ElementsBenchOptions& o);
+
+// Declares `elements` and its options under `parent`.
+void add_elements_bench_command(CLI::App& parent, Commands& commands);
 
 }  // namespace swarmlens

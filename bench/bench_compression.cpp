@@ -1,23 +1,26 @@
 #include "bench_compression.h"
 
+#include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
 #include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <stdexcept>
 #include <thread>
 
 #include "aggregator.h"
+#include "command.h"
 #include "compressor.h"
 #include "dataset.h"
+#include "methods.h"
 #include "metrics.h"
 #include "model.h"
 #include "motion.h"
-#include "optim.h"
 
 namespace swarmlens {
 
@@ -46,13 +49,8 @@ struct MethodResult {
   std::vector<EpochPoint> curve;
 };
 
-enum class Method { Dense, TopK, TwoStep, FedAvg };
-
-Method parse_method(const std::string& m) {
-  if (m == "dense") return Method::Dense;
-  if (m == "topk") return Method::TopK;
-  if (m == "twostep") return Method::TwoStep;
-  if (m == "fedavg") return Method::FedAvg;
+Method method_named(const std::string& m) {
+  if (auto r = parse_method(m)) return *r;
   throw std::invalid_argument("unknown method '" + m + "' (dense, topk, twostep, fedavg)");
 }
 
@@ -99,22 +97,25 @@ class Simulation {
     agg_ = std::make_unique<Aggregator>(model_id_, model_->layout_hash(), model_->params_copy(), ac);
 
     const uint64_t total_steps = uint64_t(steps_per_epoch_) * o.epochs;
+    MethodConfig mc;
+    mc.method = m;
+    mc.lr = o.lr;
+    mc.momentum = o.momentum;
+    mc.fedavg_steps = o.fedavg_steps;
+    CompressorConfig& cc = mc.compression;
+    cc.sparsify.criterion = o.criterion;
+    cc.sparsify.density = o.density;
+    cc.sparsify.momentum = o.momentum;
+    cc.sparsify.clip_norm = o.clip_norm;
+    const auto stages = cc.sparsify.warmup_densities.size();
+    cc.sparsify.warmup_stage_steps = uint64_t(o.warmup_fraction * double(total_steps) / double(stages));
+    cc.trigger.max_age_steps = o.trigger_age;
+    cc.trigger.nnz_threshold = o.trigger_nnz;
+    cc.trigger.norm_threshold = o.trigger_norm;
+    cc.codec.value = o.values;
     for (uint32_t n = 0; n < o.nodes; ++n) {
-      CompressorConfig cc;
-      cc.sparsify.criterion = o.criterion;
-      cc.sparsify.density = o.density;
-      cc.sparsify.momentum = o.momentum;
-      cc.sparsify.clip_norm = o.clip_norm;
       cc.sparsify.seed = o.seed * 1000 + n;
-      const auto stages = cc.sparsify.warmup_densities.size();
-      cc.sparsify.warmup_stage_steps = uint64_t(o.warmup_fraction * double(total_steps) / double(stages));
-      if (m == Method::TwoStep) {
-        cc.trigger.max_age_steps = o.trigger_age;
-        cc.trigger.nnz_threshold = o.trigger_nnz;
-        cc.trigger.norm_threshold = o.trigger_norm;
-      }
-      cc.codec.value = o.values;
-      compressors_.emplace_back(dim_, cc, NodeIdentity{model_id_, model_->layout_hash(), n});
+      nodes_.emplace_back(mc, dim_, NodeIdentity{model_id_, model_->layout_hash(), n});
     }
     decode_opts_.layout_hash = model_->layout_hash();
     decode_opts_.dim = dim_;
@@ -123,9 +124,6 @@ class Simulation {
   MethodResult run() {
     const auto t0 = Clock::now();
     std::vector<std::vector<uint32_t>> order = d_.shards;
-    std::vector<std::vector<float>> local(o_.nodes);  // FedAvg: each node's own weights [P]
-    std::vector<FlatSgd> local_opt;
-    for (uint32_t n = 0; n < o_.nodes; ++n) local_opt.emplace_back(dim_, o_.lr, o_.momentum);
 
     for (uint32_t epoch = 1; epoch <= o_.epochs; ++epoch) {
       std::mt19937_64 rng(o_.seed * 7919 + epoch);
@@ -139,24 +137,20 @@ class Simulation {
                               (uint64_t(step) * o_.nodes + n) * o_.batch, MotionConfig{}, images_, labels_);
           else
             make_batch(d_.train, idx, o_.batch, images_, labels_);
-          if (method_ == Method::FedAvg) {
-            if (local[n].empty()) local[n] = agg_->params();
-            model_->set_params(local[n].data());
-          } else {
-            model_->set_params(agg_->params().data());
-            if (method_ == Method::TwoStep)  // the node trains on its own not-yet-sent progress
-              compressors_[n].apply_pending(model_->params(), float(o_.lr / o_.nodes));
-          }
+          model_->set_params(nodes_[n].weights(agg_->params()));
+          if (method_ == Method::TwoStep)  // the node trains on its own not-yet-sent progress
+            nodes_[n].compressor()->apply_pending(model_->params(), float(o_.lr / o_.nodes));
           const uint64_t base = agg_->version();
           auto t = Clock::now();
           loss_sum += model_->compute_gradient({images_.data(), labels_.data(), o_.batch}).loss;
-          if (method_ == Method::FedAvg) local_opt[n].step(local[n].data(), model_->grad());
+          const bool fedavg = method_ == Method::FedAvg;
+          if (fedavg) nodes_[n].step(model_->grad(), o_.batch, base);  // a local step
           r_.train_seconds += seconds_since(t);
           ++r_.steps;
-          if (method_ != Method::FedAvg) send(n, base);
+          if (!fedavg) send(n, base);
         }
         const bool round_end = (step + 1) % o_.fedavg_steps == 0 || step + 1 == steps_per_epoch_;
-        if (method_ == Method::FedAvg && round_end) fedavg_round(local);
+        if (method_ == Method::FedAvg && round_end) fedavg_round();
         if (method_ == Method::Dense || method_ == Method::TopK) agg_->flush();  // synchronous
       }
       r_.last_epoch_loss = loss_sum / (double(steps_per_epoch_) * o_.nodes);
@@ -177,34 +171,20 @@ class Simulation {
   // Compress this node's gradient (dense: encode it whole) and deliver what comes out.
   void send(uint32_t n, uint64_t base) {
     auto t = Clock::now();
-    std::optional<std::vector<uint8_t>> msg;
-    if (method_ == Method::Dense) {
-      msg = encode_dense(n, base, model_->grad(), o_.batch);
-    } else {
-      msg = compressors_[n].step(model_->grad(), o_.batch, base);
-    }
+    auto msg = nodes_[n].step(model_->grad(), o_.batch, base);
     r_.compress_seconds += seconds_since(t);
     if (msg) deliver(*msg);
   }
 
-  // The baselines' message: every entry as fp32, through the same codec as the sparse methods.
-  std::vector<uint8_t> encode_dense(uint32_t n, uint64_t base, const float* values, uint64_t samples) {
-    UpdateHeader h{model_id_, model_->layout_hash(), base, n, ++dense_seq_[n], samples};
-    return encode_update(h, from_dense(values, dim_), {IndexCoding::Dense, ValueCoding::Fp32});
-  }
-
-  void fedavg_round(std::vector<std::vector<float>>& local) {
+  void fedavg_round() {
     const std::vector<float>& global = agg_->params();
     for (uint32_t n = 0; n < o_.nodes; ++n) {
       auto t = Clock::now();
-      std::vector<float> delta(dim_);  // descent direction: global - local
-      for (uint32_t i = 0; i < dim_; ++i) delta[i] = global[i] - local[n][i];
-      auto msg = encode_dense(n, agg_->version(), delta.data(), uint64_t(o_.batch) * o_.fedavg_steps);
+      auto msg = nodes_[n].end_round(global, agg_->version(), uint64_t(o_.batch) * o_.fedavg_steps);
       r_.compress_seconds += seconds_since(t);
       deliver(msg);
     }
     agg_->flush();
-    for (auto& l : local) l = agg_->params();
   }
 
   void deliver(const std::vector<uint8_t>& msg) {
@@ -224,8 +204,7 @@ class Simulation {
   uint32_t dim_ = 0;
   uint32_t steps_per_epoch_ = 0;
   std::unique_ptr<Aggregator> agg_;
-  std::vector<TwoStepCompressor> compressors_;
-  std::map<uint32_t, uint64_t> dense_seq_;
+  std::vector<MethodNode> nodes_;
   DecodeOptions decode_opts_;
   std::vector<float> images_;
   std::vector<int64_t> labels_;
@@ -285,7 +264,7 @@ int run_compression_bench(const BenchOptions& o) {
   std::map<std::string, MethodResult> results;
   for (const auto& name : o.methods) {
     fmt::print(stderr, "method {}:\n", name);
-    results[name] = Simulation(o, d, parse_method(name)).run();
+    results[name] = Simulation(o, d, method_named(name)).run();
   }
 
   const uint64_t dense_bytes = results.count("dense") ? results["dense"].uplink_bytes : 0;
@@ -323,6 +302,56 @@ int run_compression_bench(const BenchOptions& o) {
     fmt::print(stderr, "wrote {}\n", o.json_path);
   }
   return 0;
+}
+
+namespace {
+// The options as typed: the criterion and value coding by name.
+struct CommandOptions : BenchOptions {
+  std::string criterion_text = criterion_name(criterion), values_text = value_coding_name(values);
+};
+}  // namespace
+
+void add_compression_bench_command(CLI::App& parent, Commands& commands) {
+  auto o = std::make_shared<CommandOptions>();
+  auto* c = parent.add_subcommand(
+      "compression", "Simulated nodes on Fashion-MNIST: dense SGD vs DGC top-k vs two-step vs FedAvg");
+  c->add_option("--preset", o->preset, "quick (CI, a few minutes) or full (where targets are judged); options given "
+                 "beside it override its values")
+      ->check(CLI::IsMember({"quick", "full"}))->capture_default_str()
+      ->each([o](const std::string& p) { apply_preset(*o, p); });
+  c->add_option("--model", o->model, "model registry name; crnn (recurrent) trains on moving Fashion-MNIST, class = direction")
+      ->check(CLI::IsMember({"cnn", "mobilenet", "crnn"}))->capture_default_str();
+  c->add_option("--window", o->window, "crnn: frames per sample")->check(CLI::Range(1, 64))->capture_default_str();
+  c->add_option("--data", o->data_dir, "Fashion-MNIST folder (default: $SWARMLENS_FASHION_MNIST or the Debian package's)");
+  c->add_option("--nodes", o->nodes, "simulated nodes")->check(CLI::Range(1, 256))->capture_default_str();
+  c->add_option("--epochs", o->epochs, "passes over each node's shard")->check(CLI::Range(1, 1000))->capture_default_str();
+  c->add_option("--train-limit", o->train_limit, "training images used (0 = all)")->capture_default_str();
+  c->add_option("--test-limit", o->test_limit, "test images used (0 = all)")->capture_default_str();
+  c->add_option("--batch", o->batch, "batch size per node")->check(CLI::Range(1, 4096))->capture_default_str();
+  c->add_option("--lr", o->lr, "learning rate")->check(CLI::PositiveNumber)->capture_default_str();
+  c->add_option("--momentum", o->momentum, "momentum")->check(CLI::Range(0.0, 0.999))->capture_default_str();
+  c->add_option("--density", o->density, "share of entries sent per step after warm-up")->check(CLI::Range(1e-6, 1.0))->capture_default_str();
+  c->add_option("--warmup-fraction", o->warmup_fraction, "share of the run in sparsity warm-up")->check(CLI::Range(0.0, 1.0))->capture_default_str();
+  c->add_option("--criterion", o->criterion_text, "selection: topk, sampled-topk, threshold, randomk")
+      ->check(CLI::IsMember({"topk", "sampled-topk", "randomk"}))->capture_default_str();
+  c->add_option("--values", o->values_text, "value coding on the wire: fp32, fp16, int8")
+      ->check(CLI::IsMember({"fp32", "fp16", "int8"}))->capture_default_str();
+  c->add_option("--clip-norm", o->clip_norm, "local gradient clipping L2 bound (0 = off)")->check(CLI::NonNegativeNumber)->capture_default_str();
+  c->add_option("--trigger-age", o->trigger_age, "two-step: release after this many steps (0 = off)")->capture_default_str();
+  c->add_option("--trigger-nnz", o->trigger_nnz, "two-step: release at this many pending entries (0 = off)")->capture_default_str();
+  c->add_option("--trigger-norm", o->trigger_norm, "two-step: release at this pending L2 norm (0 = off)")->check(CLI::NonNegativeNumber)->capture_default_str();
+  c->add_option("--fedavg-steps", o->fedavg_steps, "FedAvg local steps per round")->check(CLI::Range(1, 100000))->capture_default_str();
+  c->add_option("--alpha", o->dirichlet_alpha, "non-IID shards with Dirichlet(alpha); 0 = IID")->check(CLI::NonNegativeNumber)->capture_default_str();
+  c->add_option("--seed", o->seed, "seed for weights, shards and sampling")->capture_default_str();
+  c->add_option("--threads", o->threads, "LibTorch threads (0 = its default)")->capture_default_str();
+  c->add_option("--methods", o->methods, "methods to run, in order")
+      ->check(CLI::IsMember({"dense", "topk", "twostep", "fedavg"}))->delimiter(',')->capture_default_str();
+  c->add_option("--json", o->json_path, "write results as JSON to this file");
+  commands.add(c, [o] {
+    o->criterion = *parse_criterion(o->criterion_text);
+    o->values = *parse_value_coding(o->values_text);
+    return run_compression_bench(*o);
+  });
 }
 
 }  // namespace swarmlens

@@ -10,7 +10,13 @@
 #include <cstdint>
 #include <string>
 
+namespace CLI {
+class App;
+}
+
 namespace swarmlens {
+
+class Commands;
 
 struct FieldNodeOptions {
   std::string nats = "nats://127.0.0.1:4222";
@@ -49,5 +55,10 @@ struct FieldWatchOptions {
 
 int run_field_node(const FieldNodeOptions& o);   // exit code
 int run_field_watch(const FieldWatchOptions& o); // exit code
+
+// Declares `field-node` and its options under `parent`.
+void add_field_node_command(CLI::App& parent, Commands& commands);
+// Declares `field-watch` and its options under `parent`.
+void add_field_watch_command(CLI::App& parent, Commands& commands);
 
 }  // namespace swarmlens

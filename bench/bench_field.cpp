@@ -1,6 +1,8 @@
 #include "bench_field.h"
 
+#include <CLI/CLI.hpp>
 #include <fmt/core.h>
+#include <memory>
 #include <signal.h>
 
 #include <algorithm>
@@ -18,12 +20,13 @@
 #include "codec.h"
 #include "compressor.h"
 #include "dataset.h"
+#include "methods.h"
 #include "metrics.h"
 #include "model_channel.h"
 #include "node_link.h"
 #include "node_trainer.h"
-#include "optim.h"
 #include "reliable_uplink.h"
+#include "command.h"
 
 namespace swarmlens {
 namespace {
@@ -147,20 +150,19 @@ int run_synchronous(const FieldNodeOptions& o, const Dataset& train, std::vector
                 [&](std::shared_ptr<const Snapshot> m) { box.offer(std::move(m)); },
                 [&](const std::string& e) { fmt::print(stderr, "field-node {}: {}\n", o.node_id, e); });
   ShardStream stream(train, std::move(shard), o.seed * 7919 + o.node_id);
-  const bool fedavg = o.method == "fedavg", topk = o.method == "topk";
-  std::optional<TwoStepCompressor> compressor;
-  if (topk) {
-    CompressorConfig cc;
-    cc.sparsify.density = o.density;
-    cc.sparsify.momentum = o.momentum;
-    cc.sparsify.warmup_stage_steps = o.warmup_steps;
-    cc.sparsify.seed = o.seed * 1000 + o.node_id;
-    cc.trigger.max_age_steps = 1;  // no trigger: every step goes out
-    compressor.emplace(dim, cc, NodeIdentity{o.model_id, model->layout_hash(), o.node_id});
-  }
-  FlatSgd local_opt(dim, o.lr, o.momentum);
-  std::vector<float> global = model->params_copy(), local;
-  uint64_t version = 0, sequence = 0;
+  MethodConfig mc;
+  mc.method = *parse_method(o.method);
+  mc.lr = o.lr;
+  mc.momentum = o.momentum;
+  mc.fedavg_steps = o.fedavg_steps;
+  mc.compression.sparsify.density = o.density;
+  mc.compression.sparsify.momentum = o.momentum;
+  mc.compression.sparsify.warmup_stage_steps = o.warmup_steps;
+  mc.compression.sparsify.seed = o.seed * 1000 + o.node_id;
+  MethodNode node(mc, dim, NodeIdentity{o.model_id, model->layout_hash(), o.node_id});
+  const bool fedavg = mc.method == Method::FedAvg;
+  std::vector<float> global = model->params_copy();
+  uint64_t version = 0;
   if (auto m = box.latest()) {
     global = m->params;
     version = m->version;
@@ -171,34 +173,21 @@ int run_synchronous(const FieldNodeOptions& o, const Dataset& train, std::vector
   const auto t0 = Clock::now();
   auto last_report = t0;
   while (!g_stop && (o.duration <= 0 || since(t0) < o.duration)) {
-    std::vector<uint8_t> msg;
+    std::optional<std::vector<uint8_t>> msg;
     const uint32_t local_steps = fedavg ? o.fedavg_steps : 1;
-    local = global;
     for (uint32_t h = 0; h < local_steps; ++h) {
       stream.next(o.batch, images, labels);
-      model->set_params(local.data());
+      model->set_params(node.weights(global));
       model->compute_gradient({images.data(), labels.data(), labels.size()});
       ++c.steps;
       c.samples += labels.size();
-      if (fedavg) local_opt.step(local.data(), model->grad());
+      msg = node.step(model->grad(), o.batch, version);
     }
-    if (topk) {
-      auto m = compressor->step(model->grad(), o.batch, version);
-      if (!m) throw std::runtime_error("top-k selected nothing (an all-zero gradient)");
-      msg = std::move(*m);
-    } else {
-      std::vector<float> step(dim);
-      if (fedavg) {
-        for (uint32_t i = 0; i < dim; ++i) step[i] = global[i] - local[i];  // descent direction
-      } else {
-        std::copy(model->grad(), model->grad() + dim, step.begin());
-      }
-      UpdateHeader h{o.model_id, model->layout_hash(), version, o.node_id, ++sequence, uint64_t(o.batch) * local_steps};
-      msg = encode_update(h, from_dense(step.data(), dim), {IndexCoding::Dense, ValueCoding::Fp32});
-    }
-    send_blocking(link, msg);
+    if (fedavg) msg = node.end_round(global, version, uint64_t(o.batch) * local_steps);
+    if (!msg) throw std::runtime_error("top-k selected nothing (an all-zero gradient)");
+    send_blocking(link, *msg);
     ++c.messages;
-    c.update_bytes += msg.size();
+    c.update_bytes += msg->size();
     const auto tw = Clock::now();
     auto next = box.wait_newer(version);  // the round closes when every node's update is in
     c.wait_seconds += since(tw);
@@ -402,6 +391,53 @@ int run_field_watch(const FieldWatchOptions& o) {
     fmt::print(stderr, "field-watch: error: {}\n", e.what());
     return 1;
   }
+}
+
+}  // namespace swarmlens
+
+namespace swarmlens {
+
+void add_field_node_command(CLI::App& parent, Commands& commands) {
+  auto o = std::make_shared<FieldNodeOptions>();
+  auto* c = parent.add_subcommand("field-node", "One node of the field testbed (bench/field/run): trains its shard "
+                                      "as fast as its core allows with one method, over NATS");
+  c->add_option("--nats", o->nats, "NATS server URL")->capture_default_str();
+  c->add_option("--credentials", o->credentials, "NATS credentials file")->check(CLI::ExistingFile);
+  c->add_option("--model-id", o->model_id, "model id")->capture_default_str();
+  c->add_option("--method", o->method, "dense, fedavg, topk (synchronous, no trigger) or twostep")
+      ->check(CLI::IsMember({"dense", "fedavg", "topk", "twostep"}))->capture_default_str();
+  c->add_option("--data", o->data, "Fashion-MNIST folder");
+  c->add_option("--node-id", o->node_id, "this node's id and shard")->capture_default_str();
+  c->add_option("--nodes", o->nodes, "shards")->check(CLI::Range(1, 100000))->capture_default_str();
+  c->add_option("--batch", o->batch, "batch per step")->check(CLI::Range(1, 4096))->capture_default_str();
+  c->add_option("--lr", o->lr, "learning rate")->check(CLI::PositiveNumber)->capture_default_str();
+  c->add_option("--local-lr", o->local_lr, "twostep: rate of the node's own steps (0 = --lr; the broker applies lr / nodes)")->check(CLI::NonNegativeNumber)->capture_default_str();
+  c->add_option("--momentum", o->momentum, "momentum")->check(CLI::Range(0.0, 0.999))->capture_default_str();
+  c->add_option("--density", o->density, "topk, twostep: share of entries sent")->check(CLI::Range(1e-6, 1.0))->capture_default_str();
+  c->add_option("--warmup-steps", o->warmup_steps, "steps per sparsity warm-up stage")->capture_default_str();
+  c->add_option("--trigger-age", o->trigger_age, "twostep: release after this many steps")->check(CLI::Range(1, 1000000))->capture_default_str();
+  c->add_option("--fedavg-steps", o->fedavg_steps, "fedavg: local steps per round")->check(CLI::Range(1, 100000))->capture_default_str();
+  c->add_option("--seed", o->seed, "seed (as the broker's)")->capture_default_str();
+  c->add_option("--duration", o->duration, "seconds (0 = until SIGTERM)")->capture_default_str();
+  c->add_option("--checkpoint", o->checkpoint, "twostep: resume from and write this checkpoint");
+  commands.add(c, [o] { return run_field_node(*o); });
+}
+
+void add_field_watch_command(CLI::App& parent, Commands& commands) {
+  auto o = std::make_shared<FieldWatchOptions>();
+  auto* c = parent.add_subcommand("field-watch", "The field testbed's recorder: accuracy over wall time, every "
+                                       "node's counters, the final model's accuracy on the whole test set, as JSON");
+  c->add_option("--nats", o->nats, "NATS server URL")->capture_default_str();
+  c->add_option("--credentials", o->credentials, "NATS credentials file")->check(CLI::ExistingFile);
+  c->add_option("--model-id", o->model_id, "model id")->capture_default_str();
+  c->add_option("--data", o->data, "Fashion-MNIST folder");
+  c->add_option("--duration", o->duration, "seconds to record")->check(CLI::Range(1.0, 86400.0))->capture_default_str();
+  c->add_option("--target", o->target, "accuracy whose first crossing is timed")->check(CLI::Range(0.0, 1.0))->capture_default_str();
+  c->add_option("--sample-interval", o->sample_interval, "seconds between samples of the kept model")->check(CLI::Range(0.1, 3600.0))->capture_default_str();
+  c->add_option("--curve-images", o->curve_images, "test images per curve point")->check(CLI::Range(100, 10000))->capture_default_str();
+  c->add_option("--json", o->json_path, "write the record here")->required();
+  c->add_option("--label", o->label, "free text kept in the record");
+  commands.add(c, [o] { return run_field_watch(*o); });
 }
 
 }  // namespace swarmlens
