@@ -1,9 +1,5 @@
 #include "idle_policy.h"
 
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <ctime>
 #include <fstream>
@@ -150,12 +146,6 @@ TrainState IdleGate::check() {
   std::tm local{};
   localtime_r(&wall, &local);
   return decide(load, local.tm_hour * 60 + local.tm_min);
-}
-
-bool set_thread_nice(int nice) {
-  if (nice == 0) return true;
-  // On Linux a nice value belongs to a thread: setpriority on the thread id lowers this one only.
-  return setpriority(PRIO_PROCESS, id_t(syscall(SYS_gettid)), nice) == 0;
 }
 
 }  // namespace swarmlens

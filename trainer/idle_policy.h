@@ -76,7 +76,4 @@ class IdleGate {
   std::chrono::steady_clock::time_point last_at_{};
 };
 
-// Lowers the calling thread's priority to `nice` (setpriority on its thread id). False on failure.
-bool set_thread_nice(int nice);
-
 }  // namespace swarmlens

@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "codec.h"
+#include "priority.h"
 
 namespace swarmlens {
 

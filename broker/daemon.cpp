@@ -1,0 +1,175 @@
+#include "daemon.h"
+
+#include <fmt/core.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "dataset.h"
+#include "metrics.h"
+#include "priority.h"
+
+namespace swarmlens {
+
+using Clock = std::chrono::steady_clock;
+
+// Evaluates the newest model on the test set whenever its version moved, at most once per interval,
+// on its own thread at nice 19.
+class BrokerDaemon::Evaluator {
+ public:
+  struct Result {
+    double accuracy = -1.0;  // -1: nothing evaluated yet
+    uint64_t version = 0;
+    size_t images = 0;
+  };
+
+  Evaluator(const BrokerService& service, const DaemonConfig& cfg) : service_(service) {
+    auto test = std::make_shared<Dataset>(load_fashion_mnist(cfg.test_data, false));
+    test->truncate(cfg.test_limit);
+    result_.images = test->size();
+    thread_ = std::thread([this, test, model = cfg.broker.model, seed = cfg.broker.seed, ms = cfg.eval_interval_ms] {
+      loop(*test, model, seed, std::chrono::milliseconds(ms));
+    });
+  }
+  ~Evaluator() {
+    {
+      std::lock_guard<std::mutex> g(lock_);
+      quit_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+  }
+  Result result() const {
+    std::lock_guard<std::mutex> g(lock_);
+    return result_;
+  }
+
+ private:
+  void loop(const Dataset& test, const ModelSpec& spec, uint64_t seed, std::chrono::milliseconds interval) {
+    set_thread_nice(19);
+    auto eval = Model::create(spec, seed);
+    uint64_t evaluated = UINT64_MAX;
+    std::unique_lock<std::mutex> g(lock_);
+    while (!quit_) {
+      g.unlock();
+      if (service_.stats().version != evaluated) {
+        const Snapshot s = service_.snapshot();
+        eval->set_params(s.params.data());
+        const double a = evaluate_accuracy(*eval, test);
+        evaluated = s.version;
+        g.lock();
+        result_.accuracy = a;
+        result_.version = s.version;
+      } else {
+        g.lock();
+      }
+      wake_.wait_for(g, interval, [&] { return quit_; });
+    }
+  }
+
+  const BrokerService& service_;
+  mutable std::mutex lock_;
+  std::condition_variable wake_;
+  bool quit_ = false;
+  Result result_;
+  std::thread thread_;  // last: started when everything it uses exists
+};
+
+BrokerDaemon::BrokerDaemon(DaemonConfig cfg) : cfg_(std::move(cfg)) {
+  service_ = std::make_unique<BrokerService>(cfg_.broker, NatsLink::connect(cfg_.nats, [](LinkState s) {
+    fmt::print(stderr, "swarmlens-broker: NATS link {}\n", link_state_name(s));
+  }));
+  if (!cfg_.test_data.empty()) evaluator_ = std::make_unique<Evaluator>(*service_, cfg_);
+  metrics_link_ = NatsLink::connect(cfg_.nats);
+  last_stats_ = service_->stats();
+  std::string urls;
+  for (const auto& u : cfg_.nats.urls) urls += (urls.empty() ? "" : ",") + u;
+  fmt::print(stderr, "swarmlens-broker: serving model '{}' on {} (version {}{})\n", cfg_.broker.model_id, urls,
+             last_stats_.version,
+             last_stats_.resumed_from.empty() ? ", fresh weights" : ", resumed from the " + last_stats_.resumed_from);
+  if (last_stats_.journal_replayed || last_stats_.journal_skipped)
+    fmt::print(stderr, "swarmlens-broker: journal: {} accepted updates merged again, {} already in the snapshot\n",
+               last_stats_.journal_replayed, last_stats_.journal_skipped);
+}
+
+BrokerDaemon::~BrokerDaemon() = default;
+
+void BrokerDaemon::run(const std::atomic<bool>& stop) {
+  auto last_stats = Clock::now(), last_eval = last_stats - std::chrono::hours(1);
+  auto next_publish = Clock::now();  // the first model goes out at once: a node joining now gets it
+  while (!stop) {
+    if (Clock::now() < next_publish) {
+      std::this_thread::sleep_for(std::min<Clock::duration>(next_publish - Clock::now(), std::chrono::milliseconds(50)));
+      continue;
+    }
+    next_publish = Clock::now() + std::chrono::milliseconds(cfg_.publish_interval_ms);
+    publish();
+    report_journal();
+    auto now = Clock::now();
+    if (now - last_eval >= std::chrono::milliseconds(cfg_.eval_interval_ms)) {
+      last_eval = now;
+      publish_metrics();
+    }
+    now = Clock::now();
+    if (cfg_.stats_interval_s > 0 && now - last_stats >= std::chrono::seconds(cfg_.stats_interval_s)) {
+      print_stats(std::chrono::duration<double>(now - last_stats).count());
+      last_stats = now;
+    }
+  }
+  service_->publish_if_changed();  // the last version goes out (and into the snapshot) before exit
+  fmt::print(stderr, "swarmlens-broker: stopped at model version {}\n", service_->stats().version);
+}
+
+void BrokerDaemon::publish() {
+  try {
+    service_->publish_if_changed();
+  } catch (const std::exception& e) {  // link down: the next round tries again
+    fmt::print(stderr, "swarmlens-broker: cannot publish the model: {}\n", e.what());
+  }
+}
+
+void BrokerDaemon::report_journal() {
+  const BrokerStats st = service_->stats();
+  if (st.journal_errors <= journal_errors_seen_) return;
+  fmt::print(stderr, "swarmlens-broker: journal: {} write(s) failed ({}): updates accepted since the last "
+             "snapshot would be lost in a crash\n", st.journal_errors - journal_errors_seen_, st.journal_error);
+  journal_errors_seen_ = st.journal_errors;
+}
+
+void BrokerDaemon::publish_metrics() {
+  const BrokerStats st = service_->stats();
+  nlohmann::json m = {{"source", "broker"}, {"model_version", st.version}, {"updates_in", st.updates_in},
+                      {"bytes_in", st.bytes_in}, {"accepted", st.accepted}, {"rejected", st.rejected},
+                      {"models_out", st.models_out}, {"bytes_out", st.bytes_out}, {"journal_errors", st.journal_errors}};
+  if (evaluator_) {
+    if (const Evaluator::Result r = evaluator_->result(); r.accuracy >= 0) {
+      m["test_accuracy"] = r.accuracy;
+      m["evaluated_version"] = r.version;
+      m["test_images"] = r.images;
+    }
+  }
+  const std::string text = m.dump();
+  try {
+    metrics_link_->publish(metrics_subject(cfg_.broker.model_id), std::vector<uint8_t>(text.begin(), text.end()));
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "swarmlens-broker: cannot publish metrics: {}\n", e.what());
+  }
+}
+
+void BrokerDaemon::print_stats(double seconds) {
+  const BrokerStats st = service_->stats();
+  std::string rejected;
+  for (const auto& [why, n] : st.rejected) rejected += fmt::format(" {}={}", why, n);
+  const double acc = evaluator_ ? evaluator_->result().accuracy : -1.0;
+  fmt::print("stats: {:.1f} updates/s, in {} B, out {} B ({} snapshots, {} deltas), model v{}, accuracy {}, rejected:{}\n",
+             double(st.updates_in - last_stats_.updates_in) / seconds, st.bytes_in, st.bytes_out, st.snapshots_out,
+             st.deltas_out, st.version, acc < 0 ? std::string("-") : fmt::format("{:.4f}", acc),
+             rejected.empty() ? " none" : rejected);
+  std::fflush(stdout);
+  last_stats_ = st;
+}
+
+}  // namespace swarmlens

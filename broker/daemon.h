@@ -1,0 +1,56 @@
+// The swarmlens-broker daemon's loop, as a class: a BrokerService plus the publish timer, the test
+// evaluation on a thread of its own (lowest priority, so a slow evaluation never holds back taking
+// updates or publishing), the metrics message on swarmlens.<model>.metrics and the stats line.
+// broker/main.cpp only reads options into DaemonConfig and runs it.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "broker_service.h"
+#include "nats_link.h"
+
+namespace swarmlens {
+
+struct DaemonConfig {
+  BrokerConfig broker;
+  NatsOptions nats;
+  int publish_interval_ms = 500;  // at most one model per interval
+  int eval_interval_ms = 2000;    // at most one test evaluation (and metrics message) per interval
+  int stats_interval_s = 10;      // seconds between stats lines on stdout (0 = none)
+  std::string test_data;          // Fashion-MNIST folder: evaluate the model and publish metrics ("" = none)
+  size_t test_limit = 2000;       // test images evaluated
+};
+
+class BrokerDaemon {
+ public:
+  // Connects, builds or resumes the model (BrokerService) and starts the evaluator. Throws.
+  explicit BrokerDaemon(DaemonConfig cfg);
+  ~BrokerDaemon();  // stops the evaluator
+  BrokerDaemon(const BrokerDaemon&) = delete;
+  BrokerDaemon& operator=(const BrokerDaemon&) = delete;
+
+  // Serves until `stop` is set (checked every 50 ms, however long the publish interval), then
+  // publishes the last version (and writes the snapshot). The first model goes out at once.
+  void run(const std::atomic<bool>& stop);
+  BrokerService& service() { return *service_; }
+
+ private:
+  class Evaluator;
+  void publish();          // the model, if it changed; a failure is reported and retried next time
+  void report_journal();   // new journal write failures, on stderr
+  void publish_metrics();
+  void print_stats(double seconds);
+
+  DaemonConfig cfg_;
+  std::unique_ptr<BrokerService> service_;
+  std::unique_ptr<NatsLink> metrics_link_;
+  std::unique_ptr<Evaluator> evaluator_;  // null without test data
+  BrokerStats last_stats_;
+  uint64_t journal_errors_seen_ = 0;
+};
+
+}  // namespace swarmlens
