@@ -66,6 +66,13 @@ bool ReliableUplink::wait_idle(std::chrono::milliseconds timeout) {
   return cv_.wait_for(g, timeout, [&] { return !stats_.in_flight; });
 }
 
+std::optional<std::string> ReliableUplink::unanswered_after(std::chrono::milliseconds timeout) {
+  if (wait_idle(timeout)) return std::nullopt;
+  const UplinkStats us = stats();
+  return "update " + std::to_string(us.in_flight_seq) + " of node " + std::to_string(node_id_) +
+         " got no answer from the broker in " + std::to_string(timeout.count() / 1000) + " s";
+}
+
 UplinkStats ReliableUplink::stats() const {
   std::lock_guard<std::mutex> g(mu_);
   return stats_;

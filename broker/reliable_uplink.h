@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -67,6 +68,9 @@ class ReliableUplink {
   bool offer(const std::vector<uint8_t>& msg);
   // Waits until no update is in flight; false on timeout.
   bool wait_idle(std::chrono::milliseconds timeout);
+  // At stop: waits up to `timeout` for the update on the wire to be answered. Nothing when it was
+  // (or none was in flight), else which update got no answer, for the warning the owner gives.
+  std::optional<std::string> unanswered_after(std::chrono::milliseconds timeout);
   UplinkStats stats() const;
 
  private:

@@ -45,12 +45,10 @@
 #include <string>
 #include <vector>
 
-#include "broker_service.h"
+#include "aggregate_backend.h"
 #include "dataset.h"
 #include "frame.h"
 #include "natsprops.h"
-#include "update_merger.h"
-#include "reliable_uplink.h"
 #include "updatelink.h"
 
 GST_DEBUG_CATEGORY_STATIC (swarm_aggregate_debug);
@@ -88,11 +86,6 @@ struct Settings {
   swarmlens::NatsSettings nats;
 };
 
-struct Counts {  // serving, BrokerService keeps the in-counts (updates_in .. rejected) instead
-  uint64_t updates_in = 0, bytes_in = 0, accepted = 0, updates_out = 0, bytes_out = 0, models_out = 0;
-  std::map<std::string, uint64_t> rejected;
-};
-
 }  // namespace
 
 struct _GstSwarmAggregate {
@@ -102,21 +95,14 @@ struct _GstSwarmAggregate {
     Settings settings;
     // Made in start(), dropped in stop(). `run` is read-only in between.
     Settings run;
-    std::unique_ptr<swarmlens::BrokerService> service;  // serve
-    std::mutex merger_lock;                              // forward: the aggregate thread and models coming down
-    std::unique_ptr<swarmlens::UpdateMerger> merger;
-    std::unique_ptr<swarmlens::NodeLink> uplink;         // forward with nats-url; closed first in stop()
-    std::unique_ptr<swarmlens::ReliableUplink> acked;    // over uplink: kept until the broker answers
-    uint64_t layout_hash = 0;
-    uint32_t dim = 0, node_id = 0;
+    std::unique_ptr<swarmlens::AggregateBackend> backend;  // serving or forwarding
+    uint32_t node_id = 0;
     std::mutex model_lock;  // protects model, model_version
     GstBuffer *model = nullptr;  // the newest model for the trainers, encoded (null: none yet)
     uint64_t model_version = 0;
-    std::mutex count_lock;  // protects counts, warned
-    Counts counts;
+    std::mutex warn_lock;  // protects warned
     std::set<std::string> warned;  // rejection reasons already reported on the bus
     GstClockTime last_stats = GST_CLOCK_TIME_NONE;  // aggregate thread
-    std::optional<uint64_t> pushed_version;          // serve: the model last pushed downstream; aggregate thread
   } *priv;
 };
 
@@ -210,24 +196,11 @@ static void share_model (GstSwarmAggregate * self, const swarmlens::Snapshot & s
   gst_buffer_unref (buf);
 }
 
-// Forward mode: a model from the aggregator upstream. It names the gateway's combined updates it
-// holds; the trainers need their own.
-static void model_from_upstream (GstSwarmAggregate * self, const swarmlens::Snapshot & upstream) {
-  auto & p = *self->priv;
-  swarmlens::Snapshot s = upstream;
-  {
-    std::lock_guard<std::mutex> g (p.merger_lock);
-    if (!p.merger) return;
-    p.merger->translate (s);
-  }
-  share_model (self, s);
-}
-
 // The first rejection for each reason goes on the bus; the counts are in swarmaggregate-stats.
 static void warn_rejection (GstSwarmAggregate * self, GstPad * pad, const std::string & key, const std::string & reason) {
   bool first;
   {
-    std::lock_guard<std::mutex> g (self->priv->count_lock);
+    std::lock_guard<std::mutex> g (self->priv->warn_lock);
     first = self->priv->warned.insert (key).second;
   }
   if (first)
@@ -243,31 +216,8 @@ static void take_update (GstSwarmAggregate * self, GstPad * pad, GstBuffer * buf
   if (!gst_buffer_map (buf, &map, GST_MAP_READ)) return;
   const std::vector<uint8_t> bytes (map.data, map.data + map.size);
   gst_buffer_unmap (buf, &map);
-  std::string reason;
-  if (p.service) {
-    reason = p.service->submit (bytes);  // the service counts what it takes (NATS's updates too)
-  } else {
-    swarmlens::DecodeOptions opts;
-    opts.layout_hash = p.layout_hash;
-    opts.dim = p.dim;
-    const swarmlens::DecodeResult d = swarmlens::decode_update (bytes, opts);
-    if (!d.ok ()) {
-      reason = std::string (swarmlens::decode_error_name (d.error)) + ": " + d.detail;
-    } else {
-      std::lock_guard<std::mutex> g (p.merger_lock);
-      const swarmlens::Verdict v = p.merger->submit (d.value);
-      if (v != swarmlens::Verdict::Accepted) reason = swarmlens::verdict_name (v);
-    }
-  }
-  const std::string key = reason.substr (0, reason.find (':'));
-  if (!p.service) {
-    std::lock_guard<std::mutex> g (p.count_lock);
-    ++p.counts.updates_in;
-    p.counts.bytes_in += bytes.size ();
-    if (reason.empty ()) ++p.counts.accepted;
-    else ++p.counts.rejected[key];
-  }
-  if (!reason.empty ()) warn_rejection (self, pad, key, reason);
+  const std::string reason = p.backend->submit (bytes);  // counted by the backend
+  if (!reason.empty ()) warn_rejection (self, pad, reason.substr (0, reason.find (':')), reason);
 }
 
 static GstFlowReturn push_out (GstSwarmAggregate * self, GstBuffer * buf) {
@@ -288,76 +238,34 @@ static GstFlowReturn push_gap (GstSwarmAggregate * self) {
   GST_BUFFER_FLAG_SET (gap, GST_BUFFER_FLAG_DROPPABLE);
   GST_BUFFER_DURATION (gap) = GstClockTime (self->priv->run.interval) * GST_MSECOND;
   const GstFlowReturn ret = push_out (self, gap);
-  return ret == GST_FLOW_NOT_LINKED && self->priv->uplink ? GST_FLOW_OK : ret;
+  return ret == GST_FLOW_NOT_LINKED && self->priv->backend->src_is_optional () ? GST_FLOW_OK : ret;
 }
 
-// Every interval: forward the combined update, or publish the newer model. The aggregate thread.
+// Every interval: send the newer model (serving) or the combined update (forwarding) out of the src
+// pad; a gap when there is nothing. The aggregate thread.
 static GstFlowReturn tick (GstSwarmAggregate * self) {
   auto & p = *self->priv;
-  if (p.service) {
-    try {
-      p.service->publish_if_changed ();
-    } catch (const std::exception & e) {
-      GST_ELEMENT_WARNING (self, RESOURCE, WRITE, ("Cannot publish the model"), ("%s; tried again next interval", e.what ()));
-    }
-    auto model = p.service->published ();
-    if (!model || (p.pushed_version && model->version <= *p.pushed_version)) return push_gap (self);
-    share_model (self, *model);
+  swarmlens::AggregateOutput out = p.backend->tick ();
+  if (out.warning)
+    GST_ELEMENT_WARNING (self, RESOURCE, WRITE, ("%s", out.warning->what.c_str ()), ("%s", out.warning->detail.c_str ()));
+  if (out.model) {  // already shared with the trainers: its encoded buffer goes out too
     GstBuffer *buf;
     {
       std::lock_guard<std::mutex> g (p.model_lock);
       buf = gst_buffer_ref (p.model);
     }
-    p.pushed_version = model->version;
-    {
-      std::lock_guard<std::mutex> g (p.count_lock);
-      ++p.counts.models_out;
-    }
     return push_out (self, buf);
   }
-  std::optional<swarmlens::CombinedUpdate> c;
-  {
-    std::lock_guard<std::mutex> g (p.merger_lock);
-    c = p.merger->take ();
-  }
-  if (!c) return push_gap (self);
-  GstFlowReturn ret = push_out (self, gst_buffer_new_memdup (c->bytes.data (), c->bytes.size ()));
-  const bool sent = p.acked ? p.acked->offer (c->bytes) : ret == GST_FLOW_OK;
-  if (p.uplink && (ret == GST_FLOW_NOT_LINKED || ret == GST_FLOW_FLUSHING)) ret = GST_FLOW_OK;  // the copy is optional
-  if (!sent) {
-    std::lock_guard<std::mutex> g (p.merger_lock);
-    p.merger->restore (*c);  // nothing accepted is lost: it goes with the next
-    return ret;
-  }
-  std::lock_guard<std::mutex> g (p.count_lock);
-  ++p.counts.updates_out;
-  p.counts.bytes_out += c->bytes.size ();
+  if (!out.update) return push_gap (self);
+  GstFlowReturn ret = push_out (self, gst_buffer_new_memdup (out.update->bytes.data (), out.update->bytes.size ()));
+  p.backend->delivered (*out.update, ret == GST_FLOW_OK);
+  if (p.backend->src_is_optional () && (ret == GST_FLOW_NOT_LINKED || ret == GST_FLOW_FLUSHING)) ret = GST_FLOW_OK;
   return ret;
 }
 
 static void post_stats (GstSwarmAggregate * self) {
   auto & p = *self->priv;
-  Counts c;
-  {
-    std::lock_guard<std::mutex> g (p.count_lock);
-    c = p.counts;
-  }
-  uint64_t version = 0, pending = 0;
-  if (p.service) {  // serving, the service counts the updates in (with NATS the remote nodes' too)
-    const swarmlens::BrokerStats st = p.service->stats ();
-    c.updates_in = st.updates_in;
-    c.bytes_in = st.bytes_in;
-    c.accepted = st.accepted;
-    c.rejected = st.rejected;
-    version = st.version;
-  } else {
-    std::lock_guard<std::mutex> g (p.merger_lock);
-    pending = p.merger->pending_updates ();
-  }
-  {
-    std::lock_guard<std::mutex> g (p.model_lock);
-    if (!p.service) version = p.model_version;
-  }
+  const swarmlens::AggregateStats c = p.backend->stats ();
   uint64_t rejected = 0;
   std::string by;
   for (const auto & [reason, n] : c.rejected) {
@@ -366,11 +274,11 @@ static void post_stats (GstSwarmAggregate * self) {
   }
   GstStructure *s = gst_structure_new ("swarmaggregate-stats",
       "mode", G_TYPE_STRING, p.run.mode == MODE_SERVE ? "serve" : "forward",
-      "model-version", G_TYPE_UINT64, version, "updates-in", G_TYPE_UINT64, c.updates_in,
+      "model-version", G_TYPE_UINT64, c.version, "updates-in", G_TYPE_UINT64, c.updates_in,
       "bytes-in", G_TYPE_UINT64, c.bytes_in, "accepted", G_TYPE_UINT64, c.accepted,
       "rejected", G_TYPE_UINT64, rejected, "rejected-by", G_TYPE_STRING, by.c_str (),
       "updates-out", G_TYPE_UINT64, c.updates_out, "bytes-out", G_TYPE_UINT64, c.bytes_out,
-      "models-out", G_TYPE_UINT64, c.models_out, "pending", G_TYPE_UINT64, pending,
+      "models-out", G_TYPE_UINT64, c.models_out, "pending", G_TYPE_UINT64, c.pending,
       "node-id", G_TYPE_UINT, p.node_id, nullptr);
   gst_element_post_message (GST_ELEMENT (self), gst_message_new_element (GST_OBJECT (self), s));
 }
@@ -429,10 +337,10 @@ static gboolean start (GstAggregator * agg) {
   const Settings & s = p.run;
   const swarmlens::ModelSpec spec = swarmlens::camera_model_spec (s.model, s.input_width, s.input_height);
   p.node_id = s.node_id >= 0 ? guint32 (s.node_id) : guint32 (std::random_device {} () & 0x7fffffff);
-  p.counts = {};
   p.warned.clear ();
   p.last_stats = GST_CLOCK_TIME_NONE;
-  p.pushed_version.reset ();
+  auto to_trainers = [self] (const swarmlens::Snapshot & m) { share_model (self, m); };
+  bool link_failed = false;  // nats_open_link posted the error
   try {
     if (s.mode == MODE_SERVE) {
       swarmlens::BrokerConfig cfg;
@@ -448,43 +356,31 @@ static gboolean start (GstAggregator * agg) {
       cfg.aggregation.max_staleness = s.max_staleness;
       std::unique_ptr<swarmlens::NatsLink> link;
       if (!s.nats.url.empty ()) link = swarmlens::NatsLink::connect (swarmlens::nats_options (GST_ELEMENT (self), s.nats));
-      p.service = std::make_unique<swarmlens::BrokerService> (cfg, std::move (link));
-      share_model (self, p.service->snapshot ());  // the trainers' first model (resumed, or the seed's)
-      GST_INFO_OBJECT (self, "serving model '%s' from version %" G_GUINT64_FORMAT, s.model_id.c_str (), p.service->stats ().version);
+      p.backend = swarmlens::make_serving_backend (cfg, std::move (link), to_trainers);
+      GST_INFO_OBJECT (self, "serving model '%s' from version %" G_GUINT64_FORMAT, s.model_id.c_str (), p.backend->stats ().version);
     } else {
-      const auto model = swarmlens::Model::create (spec, s.seed);
-      p.layout_hash = model->layout_hash ();
-      p.dim = uint32_t (model->num_params ());
-      swarmlens::MergerConfig mc;
-      mc.node_id = p.node_id;
-      mc.clip_norm = s.clip_norm;
+      swarmlens::ForwardConfig cfg;
+      cfg.model_id = s.model_id;
+      cfg.model = spec;
+      cfg.merger.node_id = p.node_id;
+      cfg.merger.clip_norm = s.clip_norm;
       // Sequences start at the wall clock in microseconds, so a restarted gateway with the same
       // node-id is never taken for a replay upstream.
-      mc.first_sequence = uint64_t (std::chrono::duration_cast<std::chrono::microseconds> (
+      cfg.merger.first_sequence = uint64_t (std::chrono::duration_cast<std::chrono::microseconds> (
           std::chrono::system_clock::now ().time_since_epoch ()).count ());
-      {
-        std::lock_guard<std::mutex> g (p.merger_lock);
-        p.merger = std::make_unique<swarmlens::UpdateMerger> (s.model_id, p.layout_hash, p.dim, mc);
-      }
-      if (!s.nats.url.empty ()) {
-        p.uplink = swarmlens::nats_open_link (GST_ELEMENT (self), s.nats, s.model_id,
-            [self] (std::shared_ptr<const swarmlens::Snapshot> m) { model_from_upstream (self, *m); });
-        if (!p.uplink) {
-          std::lock_guard<std::mutex> g (p.merger_lock);
-          p.merger.reset ();
-          return FALSE;  // nats_open_link posted the error
-        }
-        p.acked = std::make_unique<swarmlens::ReliableUplink> (*p.uplink, p.node_id);  // throws: caught below
-      }
+      swarmlens::OpenUpstream open;
+      if (!s.nats.url.empty ())
+        open = [self, &s, &link_failed] (swarmlens::NodeLink::ModelHandler on_model) {
+          auto link = swarmlens::nats_open_link (GST_ELEMENT (self), s.nats, s.model_id, std::move (on_model));
+          link_failed = !link;
+          return link;
+        };
+      p.backend = swarmlens::make_forwarding_backend (cfg, open, to_trainers);
       GST_INFO_OBJECT (self, "forwarding model '%s' as node %u", s.model_id.c_str (), p.node_id);
     }
   } catch (const std::exception & e) {
-    p.service.reset ();
-    p.acked.reset ();
-    p.uplink.reset ();
-    std::lock_guard<std::mutex> g (p.merger_lock);
-    p.merger.reset ();
-    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("Cannot start the aggregator"), ("%s", e.what ()));
+    p.backend.reset ();
+    if (!link_failed) GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("Cannot start the aggregator"), ("%s", e.what ()));
     return FALSE;
   }
   return TRUE;
@@ -493,37 +389,11 @@ static gboolean start (GstAggregator * agg) {
 static gboolean stop (GstAggregator * agg) {
   auto *self = GST_SWARM_AGGREGATE (agg);
   auto & p = *self->priv;
-  if (p.uplink) {
-    // What was merged but not forwarded yet still goes upstream.
-    std::optional<swarmlens::CombinedUpdate> c;
-    {
-      std::lock_guard<std::mutex> g (p.merger_lock);
-      c = p.merger->take ();
-    }
-    // One update may be on the wire still: it gets 3 s to be answered before the last one goes.
-    if (c && !p.acked->offer (c->bytes) && !(p.acked->wait_idle (std::chrono::milliseconds (3000)) && p.acked->offer (c->bytes)))
-      GST_ELEMENT_WARNING (self, RESOURCE, WRITE, ("The last combined update could not be sent"),
-          ("%" G_GUINT64_FORMAT " updates from the trainers are lost: the NATS link is down or the broker does not answer", c->updates));
-    if (!p.acked->wait_idle (std::chrono::milliseconds (3000))) {
-      const swarmlens::UplinkStats us = p.acked->stats ();
-      GST_ELEMENT_WARNING (self, RESOURCE, WRITE, ("The last combined update was not acknowledged"),
-          ("update %" G_GUINT64_FORMAT " of node %u got no answer from the broker in 3 s", us.in_flight_seq, p.node_id));
-    }
-    p.acked.reset ();
-    p.uplink.reset ();  // no model callback after this
-  }
-  if (p.service) {
-    try {
-      p.service->publish_if_changed ();  // the last accepted updates are in the published (and kept) model
-    } catch (const std::exception & e) {
-      GST_ELEMENT_WARNING (self, RESOURCE, WRITE, ("Cannot publish the last model"), ("%s", e.what ()));
-    }
-  }
-  if (p.service || p.merger) post_stats (self);  // the final figures, whatever the interval
-  p.service.reset ();
-  {
-    std::lock_guard<std::mutex> g (p.merger_lock);
-    p.merger.reset ();
+  if (p.backend) {
+    for (const auto & w : p.backend->finish ())
+      GST_ELEMENT_WARNING (self, RESOURCE, WRITE, ("%s", w.what.c_str ()), ("%s", w.detail.c_str ()));
+    post_stats (self);  // the final figures, whatever the interval
+    p.backend.reset ();  // no model callback after this
   }
   std::lock_guard<std::mutex> g (p.model_lock);
   if (p.model) gst_buffer_unref (p.model);
@@ -564,12 +434,13 @@ static gboolean src_event (GstAggregator * agg, GstEvent * event) {
   if (!model) return GST_AGGREGATOR_CLASS (gst_swarm_aggregate_parent_class)->src_event (agg, event);
   gst_event_unref (event);
   // Forward mode chained into another swarmaggregate: its model comes up to us, and on to our trainers.
-  if (self->priv->run.mode != MODE_FORWARD) return TRUE;  // a server has its own model
-  if (model->layout_hash != self->priv->layout_hash || model->params.size () != self->priv->dim) {
-    GST_ELEMENT_WARNING (self, STREAM, DECODE, ("Model from downstream is for another layout"), (nullptr));
+  if (self->priv->run.mode != MODE_FORWARD || !self->priv->backend) return TRUE;  // a server has its own model
+  try {
+    self->priv->backend->model_from_upstream (*model);
+  } catch (const std::invalid_argument & e) {
+    GST_ELEMENT_WARNING (self, STREAM, DECODE, ("Model from downstream is for another layout"), ("%s", e.what ()));
     return FALSE;
   }
-  model_from_upstream (self, *model);
   return TRUE;
 }
 

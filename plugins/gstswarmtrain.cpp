@@ -478,12 +478,9 @@ static gboolean stop (GstBaseTransform * trans) {
   // The update on the wire gets a moment to be answered; one that is not stays unaccounted for
   // here (the broker may still take it) and is said so. What the trainer could not hand over is in
   // its checkpoint's pending update.
-  if (self->priv->uplink && !self->priv->uplink->wait_idle (std::chrono::milliseconds (3000))) {
-    const swarmlens::UplinkStats us = self->priv->uplink->stats ();
-    GST_ELEMENT_WARNING (self, RESOURCE, WRITE, ("The last update was not acknowledged"),
-        ("update %" G_GUINT64_FORMAT " of node %u got no answer from the broker in 3 s", us.in_flight_seq,
-            self->priv->node_id));
-  }
+  if (self->priv->uplink)
+    if (auto why = self->priv->uplink->unanswered_after (std::chrono::milliseconds (3000)))
+      GST_ELEMENT_WARNING (self, RESOURCE, WRITE, ("The last update was not acknowledged"), ("%s", why->c_str ()));
   post_stats (self);  // the final figures, the last update included (and on the metrics subject)
   {
     std::lock_guard<std::mutex> g (self->priv->lock);

@@ -92,6 +92,14 @@ class Model {
   void set_params(const float* p);
 };
 
+// What a model's parameters look like, without keeping a model: for those that only check updates
+// against it (a gateway). Computed once per spec in a process. Throws as Model::create.
+struct ModelLayout {
+  uint64_t hash = 0;      // Model::layout_hash()
+  size_t num_params = 0;  // Model::num_params()
+};
+ModelLayout model_layout(const ModelSpec& spec);
+
 // Why `device` cannot run models here, or "" if it can: an unknown device string, a LibTorch built
 // without CUDA (Debian's is CPU-only; JetPack's LibTorch on a Jetson has CUDA), or no such GPU.
 std::string device_problem(const std::string& device);

@@ -5,8 +5,11 @@
 
 #include <cstring>
 #include <functional>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
+#include <tuple>
 
 #include "model.h"
 #include "model_plans.h"
@@ -294,6 +297,19 @@ std::string device_problem(const std::string& device) {
   std::string problem;
   parse_device(device, &problem);
   return problem;
+}
+
+ModelLayout model_layout(const ModelSpec& spec) {
+  static std::mutex lock;
+  static std::map<std::tuple<std::string, int, int, int, int>, ModelLayout> known;
+  const auto key = std::make_tuple(spec.name, spec.channels, spec.height, spec.width, spec.classes);
+  std::lock_guard<std::mutex> g(lock);
+  auto it = known.find(key);
+  if (it == known.end()) {
+    const auto m = Model::create(spec, 0);  // the layout does not depend on the weights
+    it = known.emplace(key, ModelLayout{m->layout_hash(), m->num_params()}).first;
+  }
+  return it->second;
 }
 
 void set_compute_threads(int threads) {
