@@ -2,30 +2,27 @@
 
 #include <fcntl.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
 
+#include "bytes.h"
 #include "codec.h"
+#include "framing.h"
 #include "snapshot.h"
 
 namespace swarmlens {
 namespace {
 
-constexpr char kMagic[4] = {'S', 'W', 'J', '1'};
+constexpr Magic kMagic = {'S', 'W', 'J', '1'};  // no version byte: records follow
 
-void put_u32(std::vector<uint8_t>& out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) out.push_back(uint8_t(v >> (8 * i)));
-}
-uint32_t get_u32(const uint8_t* p) { return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24; }
-uint32_t crc_of(const std::vector<uint8_t>& b) { return uint32_t(crc32(0L, b.data(), uInt(b.size()))); }
-
+// A record: its length, the CRC-32 of the payload (framing.h's), the payload.
 void record(std::vector<uint8_t>& out, const std::vector<uint8_t>& payload) {
-  put_u32(out, uint32_t(payload.size()));
-  put_u32(out, crc_of(payload));
-  out.insert(out.end(), payload.begin(), payload.end());
+  ByteWriter w(out);
+  w.put<uint32_t>(uint32_t(payload.size()));
+  w.put<uint32_t>(crc32_of(payload.data(), payload.size()));
+  w.bytes(payload.data(), payload.size());
 }
 
 }  // namespace
@@ -33,18 +30,19 @@ void record(std::vector<uint8_t>& out, const std::vector<uint8_t>& payload) {
 UpdateJournal::UpdateJournal(std::string path) : path_(std::move(path)) {
   if (auto bytes = read_file_bytes(path_); bytes && !bytes->empty()) {
     const std::vector<uint8_t>& b = *bytes;
-    if (b.size() < 4 || std::memcmp(b.data(), kMagic, 4) != 0)
+    if (!has_magic(b.data(), b.size(), kMagic))
       throw std::runtime_error(path_ + ": not a Swarmlens update journal");
     size_t at = 4;
     DecodeOptions header;
     header.header_only = true;
-    while (at < b.size()) {
-      if (b.size() - at < 8) break;
-      const uint32_t len = get_u32(&b[at]), crc = get_u32(&b[at + 4]);
-      if (b.size() - at - 8 < len) break;
+    ByteReader r(b.data() + at, b.size() - at);
+    while (r.remaining() > 0) {
+      uint32_t len = 0, crc = 0;
+      ByteReader payload(nullptr, 0);
+      if (!r.get(len) || !r.get(crc) || !r.sub(len, payload)) break;
+      if (crc32_of(payload.data(), len) != crc) break;
       JournalEntry e;
-      e.payload.assign(b.begin() + long(at + 8), b.begin() + long(at + 8 + len));
-      if (crc_of(e.payload) != crc) break;
+      e.payload.assign(payload.data(), payload.data() + len);
       const DecodeResult d = decode_update(e.payload, header);
       if (!d.ok()) break;  // only accepted updates are written: anything else is damage
       e.node_id = d.value.header.node_id;

@@ -1,7 +1,6 @@
 #include "codec.h"
 
 #include <c10/util/Half.h>
-#include <zlib.h>
 
 #include <algorithm>
 #include <cmath>
@@ -9,6 +8,7 @@
 #include <stdexcept>
 
 #include "bytes.h"
+#include "framing.h"
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the wire format is little-endian");
 
@@ -16,12 +16,8 @@ namespace swarmlens {
 
 namespace {
 
-constexpr uint8_t kMagic[4] = {'S', 'W', 'L', 'U'};
+constexpr Magic kMagic = {'S', 'W', 'L', 'U'};
 constexpr float kFp16Max = 65504.0f;
-
-uint32_t crc32_of(const uint8_t* p, size_t n) {
-  return uint32_t(crc32(crc32(0L, Z_NULL, 0), p, uInt(n)));
-}
 
 // Indices are delta coded: d0 = index[0], di = index[i] - index[i-1] (>= 1).
 uint64_t delta_at(const SparseVector& s, size_t i) {
@@ -231,9 +227,8 @@ std::vector<uint8_t> encode_update(const UpdateHeader& h, const SparseVector& s,
 
   std::vector<uint8_t> out;
   out.reserve(64 + h.model_id.size() + index_bytes.size() + s.nnz() * 4);
+  begin_frame(out, kMagic, kWireVersion);
   ByteWriter w(out);
-  w.bytes(kMagic, 4);
-  w.put<uint8_t>(kWireVersion);
   w.put<uint8_t>(uint8_t(coding));
   w.put<uint8_t>(uint8_t(cfg.value));
   w.put<uint8_t>(uint8_t(h.model_id.size()));
@@ -275,23 +270,23 @@ std::vector<uint8_t> encode_update(const UpdateHeader& h, const SparseVector& s,
       break;
     }
   }
-  w.put<uint32_t>(crc32_of(out.data(), out.size()));
+  end_frame(out);
   return out;
 }
 
 DecodeResult decode_update(const uint8_t* data, size_t size, const DecodeOptions& opts) {
-  if (size < 4) return fail(DecodeError::Truncated, "shorter than the magic");
-  if (!std::equal(kMagic, kMagic + 4, data)) return fail(DecodeError::BadMagic, "not an update");
-  if (size < 5) return fail(DecodeError::Truncated, "no format version");
-  if (data[4] != kWireVersion)
-    return fail(DecodeError::BadVersion, "format version " + std::to_string(data[4]) +
-                                             ", expected " + std::to_string(kWireVersion));
-  if (size < 9) return fail(DecodeError::Truncated, "header cut short");
-  uint32_t crc = 0;
-  std::memcpy(&crc, data + size - 4, 4);
-  if (crc != crc32_of(data, size - 4)) return fail(DecodeError::BadChecksum, "CRC-32 mismatch");
-
-  ByteReader r(data + 5, size - 9);  // after version, before the checksum
+  FrameCheck frame = check_frame(data, size, kMagic, kWireVersion);
+  switch (frame.error) {
+    case FrameError::None: break;
+    case FrameError::Truncated:
+      return fail(DecodeError::Truncated, size < 4 ? "shorter than the magic" : size < 5 ? "no format version" : "header cut short");
+    case FrameError::BadMagic: return fail(DecodeError::BadMagic, "not an update");
+    case FrameError::BadVersion:
+      return fail(DecodeError::BadVersion, "format version " + std::to_string(frame.version) + ", expected " +
+                                               std::to_string(kWireVersion));
+    case FrameError::BadChecksum: return fail(DecodeError::BadChecksum, "CRC-32 mismatch");
+  }
+  ByteReader& r = frame.body;  // after version, before the checksum
   DecodeResult res;
   UpdateHeader& h = res.value.header;
   uint8_t coding = 0, vcoding = 0, id_len = 0, rice_k = 0;

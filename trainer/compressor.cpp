@@ -1,13 +1,12 @@
 #include "compressor.h"
 
-#include <zlib.h>
-
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
 #include <utility>
 
 #include "bytes.h"
+#include "framing.h"
 
 namespace swarmlens {
 
@@ -71,17 +70,16 @@ void TwoStepCompressor::requeue(const std::vector<uint8_t>& message) {
 }
 
 namespace {
-constexpr char kStateMagic[4] = {'S', 'W', 'L', 'R'};
+constexpr Magic kStateMagic = {'S', 'W', 'L', 'R'};
 constexpr uint8_t kStateVersion = 1;
 }  // namespace
 
 std::vector<uint8_t> TwoStepCompressor::save_state() const {
   std::vector<uint8_t> out;
+  begin_frame(out, kStateMagic, kStateVersion);
   ByteWriter w(out);
   const uint32_t dim = sparsifier_.dim();
   const SparseVector& p = trigger_.pending();
-  w.bytes(kStateMagic, 4);
-  w.put(kStateVersion);
   w.put(id_.layout_hash);
   w.put(dim);
   w.put(sparsifier_.steps());
@@ -96,21 +94,19 @@ std::vector<uint8_t> TwoStepCompressor::save_state() const {
   w.put(uint32_t(p.nnz()));
   w.bytes(p.index.data(), p.nnz() * sizeof(uint32_t));
   w.bytes(p.value.data(), p.nnz() * sizeof(float));
-  w.put(uint32_t(crc32(0L, out.data(), uInt(out.size()))));
+  end_frame(out);
   return out;
 }
 
 void TwoStepCompressor::load_state(const uint8_t* data, size_t size, const std::string& what) {
   const auto bad = [&](const std::string& why) { return std::runtime_error(what + ": node state " + why); };
-  if (size < 4 + 1 + 4 || std::memcmp(data, kStateMagic, 4) != 0) throw bad("has no SWLR magic");
-  uint32_t crc = 0;
-  std::memcpy(&crc, data + size - 4, 4);
-  if (crc != uint32_t(crc32(0L, data, uInt(size - 4)))) throw bad("fails its checksum");
-  ByteReader r(data + 4, size - 8);
-  uint8_t version = 0;
+  FrameCheck frame = check_frame(data, size, kStateMagic, kStateVersion);
+  if (frame.error == FrameError::Truncated || frame.error == FrameError::BadMagic) throw bad("has no SWLR magic");
+  if (frame.error == FrameError::BadVersion) throw bad("has an unknown format version");
+  if (frame.error == FrameError::BadChecksum) throw bad("fails its checksum");
+  ByteReader& r = frame.body;
   uint64_t layout = 0, steps = 0, messages = 0, bytes_out = 0, samples = 0, base = 0;
   uint32_t dim = 0, nnz = 0;
-  if (!r.get(version) || version != kStateVersion) throw bad("has an unknown format version");
   if (!r.get(layout) || !r.get(dim) || !r.get(steps) || !r.get(messages) || !r.get(bytes_out)) throw bad("is truncated");
   if (layout != id_.layout_hash || dim != sparsifier_.dim()) throw bad("is for another model layout");
   std::vector<float> velocity(dim), residual(dim);

@@ -1,7 +1,5 @@
 #include "snapshot.h"
 
-#include <zlib.h>
-
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -11,20 +9,20 @@
 #include <stdexcept>
 
 #include "bytes.h"
+#include "framing.h"
 
 namespace swarmlens {
 
 namespace {
-constexpr uint8_t kMagic[4] = {'S', 'W', 'L', 'M'};
+constexpr Magic kMagic = {'S', 'W', 'L', 'M'};
 constexpr uint8_t kVersion = 1;
 }  // namespace
 
 std::vector<uint8_t> encode_snapshot(const Snapshot& s) {
   if (s.model.empty() || s.model.size() > 255) throw std::invalid_argument("snapshot: model name");
   std::vector<uint8_t> buf;
+  begin_frame(buf, kMagic, kVersion);
   ByteWriter w(buf);
-  w.bytes(kMagic, 4);
-  w.put<uint8_t>(kVersion);
   w.put<uint8_t>(uint8_t(s.model.size()));
   w.bytes(s.model.data(), s.model.size());
   w.put<uint64_t>(s.layout_hash);
@@ -36,19 +34,17 @@ std::vector<uint8_t> encode_snapshot(const Snapshot& s) {
     w.put<uint32_t>(node);
     w.put<uint64_t>(seq);
   }
-  w.put<uint32_t>(uint32_t(crc32(crc32(0L, Z_NULL, 0), buf.data(), uInt(buf.size()))));
+  end_frame(buf);
   return buf;
 }
 
 Snapshot decode_snapshot(const uint8_t* data, size_t size, const std::string& what) {
   auto bad = [&](const char* why) { return std::runtime_error(what + ": " + why); };
-  if (size < 4 + 1 + 1 + 24 + 4 || !std::equal(kMagic, kMagic + 4, data)) throw bad("not a Swarmlens snapshot");
-  if (data[4] != kVersion) throw bad("unsupported snapshot version");
-  uint32_t crc = 0;
-  std::memcpy(&crc, data + size - 4, 4);
-  if (crc != uint32_t(crc32(crc32(0L, Z_NULL, 0), data, uInt(size - 4))))
-    throw bad("checksum mismatch (corrupt or truncated)");
-  ByteReader r(data + 5, size - 9);
+  FrameCheck frame = check_frame(data, size, kMagic, kVersion, 1 + 24);
+  if (frame.error == FrameError::Truncated || frame.error == FrameError::BadMagic) throw bad("not a Swarmlens snapshot");
+  if (frame.error == FrameError::BadVersion) throw bad("unsupported snapshot version");
+  if (frame.error == FrameError::BadChecksum) throw bad("checksum mismatch (corrupt or truncated)");
+  ByteReader& r = frame.body;
   Snapshot s;
   uint8_t name_len = 0;
   uint64_t count = 0;
@@ -74,8 +70,7 @@ Snapshot decode_snapshot(const uint8_t* data, size_t size, const std::string& wh
 }
 
 namespace {
-constexpr uint8_t kDeltaMagic[4] = {'S', 'W', 'L', 'D'};
-uint32_t crc_of(const uint8_t* p, size_t n) { return uint32_t(crc32(crc32(0L, Z_NULL, 0), p, uInt(n))); }
+constexpr Magic kDeltaMagic = {'S', 'W', 'L', 'D'};
 }  // namespace
 
 ModelDelta make_delta(const Snapshot& base, const Snapshot& next) {
@@ -99,9 +94,8 @@ ModelDelta make_delta(const Snapshot& base, const Snapshot& next) {
 
 std::vector<uint8_t> encode_delta(const ModelDelta& d) {
   std::vector<uint8_t> buf;
+  begin_frame(buf, kDeltaMagic, kVersion);
   ByteWriter w(buf);
-  w.bytes(kDeltaMagic, 4);
-  w.put<uint8_t>(kVersion);
   w.put<uint64_t>(d.layout_hash);
   w.put<uint64_t>(d.base_version);
   w.put<uint64_t>(d.version);
@@ -118,18 +112,17 @@ std::vector<uint8_t> encode_delta(const ModelDelta& d) {
     w.varint(node);
     w.varint(seq);
   }
-  w.put<uint32_t>(crc_of(buf.data(), buf.size()));
+  end_frame(buf);
   return buf;
 }
 
 ModelDelta decode_delta(const uint8_t* data, size_t size, const std::string& what) {
   auto bad = [&](const char* why) { return std::runtime_error(what + ": " + why); };
-  if (size < 4 + 1 + 28 + 4 || !std::equal(kDeltaMagic, kDeltaMagic + 4, data)) throw bad("not a Swarmlens model delta");
-  if (data[4] != kVersion) throw bad("unsupported model delta version");
-  uint32_t crc = 0;
-  std::memcpy(&crc, data + size - 4, 4);
-  if (crc != crc_of(data, size - 4)) throw bad("checksum mismatch (corrupt or truncated)");
-  ByteReader r(data + 5, size - 9);
+  FrameCheck frame = check_frame(data, size, kDeltaMagic, kVersion, 28);
+  if (frame.error == FrameError::Truncated || frame.error == FrameError::BadMagic) throw bad("not a Swarmlens model delta");
+  if (frame.error == FrameError::BadVersion) throw bad("unsupported model delta version");
+  if (frame.error == FrameError::BadChecksum) throw bad("checksum mismatch (corrupt or truncated)");
+  ByteReader& r = frame.body;
   ModelDelta d;
   uint64_t count = 0;
   if (!r.get(d.layout_hash) || !r.get(d.base_version) || !r.get(d.version) || !r.get(d.dim) || !r.varint(count))
@@ -172,8 +165,8 @@ Snapshot apply_delta(const Snapshot& base, const ModelDelta& d) {
 }
 
 ModelMessage model_message_kind(const uint8_t* data, size_t size) {
-  if (size >= 4 && std::equal(kMagic, kMagic + 4, data)) return ModelMessage::Snapshot;
-  if (size >= 4 && std::equal(kDeltaMagic, kDeltaMagic + 4, data)) return ModelMessage::Delta;
+  if (has_magic(data, size, kMagic)) return ModelMessage::Snapshot;
+  if (has_magic(data, size, kDeltaMagic)) return ModelMessage::Delta;
   return ModelMessage::Unknown;
 }
 
