@@ -89,7 +89,7 @@ class Simulation {
         // scaled so that N nodes' updates add up like one averaged step. A lag of up to one trigger
         // period per node is normal, not staleness.
         ac.buffer_size = 1;
-        ac.server_lr = o.lr / o.nodes;
+        ac.server_lr = averaging_server_lr(o.lr, o.nodes);
         ac.staleness_grace = uint64_t(o.nodes) * std::max<uint64_t>(1, o.trigger_age);
         break;
       case Method::FedAvg: ac.server_lr = 1.0; break;  // average the model deltas
@@ -139,7 +139,7 @@ class Simulation {
             make_batch(d_.train, idx, o_.batch, images_, labels_);
           model_->set_params(nodes_[n].weights(agg_->params()));
           if (method_ == Method::TwoStep)  // the node trains on its own not-yet-sent progress
-            nodes_[n].compressor()->apply_pending(model_->params(), float(o_.lr / o_.nodes));
+            nodes_[n].compressor()->apply_pending(model_->params(), float(averaging_server_lr(o_.lr, o_.nodes)));
           const uint64_t base = agg_->version();
           auto t = Clock::now();
           loss_sum += model_->compute_gradient({images_.data(), labels_.data(), o_.batch}).loss;
@@ -237,10 +237,11 @@ nlohmann::json to_json(const MethodResult& r, uint64_t dense_bytes) {
 }  // namespace
 
 void apply_preset(BenchOptions& o, const std::string& preset) {
+  const BenchOptions quick;  // the defaults are the quick preset
   if (preset == "quick") {
-    o.nodes = 4, o.epochs = 2, o.train_limit = 8000, o.test_limit = 2000;
-  } else if (preset == "full") {
-    o.nodes = 4, o.epochs = 3, o.train_limit = 0, o.test_limit = 0;
+    o.nodes = quick.nodes, o.epochs = quick.epochs, o.train_limit = quick.train_limit, o.test_limit = quick.test_limit;
+  } else if (preset == "full") {  // where targets are judged: every image, one epoch more
+    o.nodes = quick.nodes, o.epochs = quick.epochs + 1, o.train_limit = 0, o.test_limit = 0;
   } else {
     throw std::invalid_argument("unknown preset '" + preset + "' (quick, full)");
   }

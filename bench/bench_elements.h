@@ -4,6 +4,8 @@
 
 #include <string>
 
+#include "node_trainer.h"
+
 namespace CLI {
 class App;
 }
@@ -16,7 +18,7 @@ struct ElementsBenchOptions {
   int train_frames = 4096;
   int classify_frames = 2000;
   int idle_frames = 3000;         // classify frames per idle-policy case
-  unsigned batch = 32;
+  unsigned batch = NodeTrainerConfig{}.batch_size;
   std::string json_path;
 };
 

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
+#include "aggregator.h"
 #include "dataset.h"
 #include "launch.h"
 #include "metrics.h"
@@ -40,7 +41,7 @@ Outcome run(const GatewayBenchOptions& o, uint32_t interval_ms, const Dataset& t
                         "stats-interval=0 ! fakesink ",
                         o.frames, n, o.nodes, n, n + 1, o.lr, o.momentum, o.density);
   const std::string top = fmt::format("swarmaggregate name=top learning-rate={} interval=50 snapshot={} stats-interval=0 "
-                                      "! fakesink async=false", o.lr / o.nodes, snapshot);
+                                      "! fakesink async=false", averaging_server_lr(o.lr, o.nodes), snapshot);
   if (interval_ms == 0) {
     desc += "t0.update ! " + top + " ";
     for (uint32_t n = 1; n < o.nodes; ++n) desc += fmt::format("t{}.update ! top. ", n);

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "demo.h"
+
 namespace CLI {
 class App;
 }
@@ -17,10 +19,11 @@ namespace swarmlens {
 class Commands;
 
 struct GatewayBenchOptions {
-  uint32_t nodes = 4;
+  uint32_t nodes = DemoOptions{}.nodes;  // as the demo's
   uint32_t frames = 1500;                  // per node, every one trained
   std::vector<uint32_t> intervals = {250, 1000};  // gateway intervals, ms
-  double lr = 0.05, density = 0.01, momentum = 0.6;
+  // the demo's node settings
+  double lr = FederationSettings{}.lr, density = FederationSettings{}.density, momentum = FederationSettings{}.momentum;
   std::string json_path;
 };
 

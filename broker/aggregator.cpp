@@ -5,6 +5,11 @@
 
 namespace swarmlens {
 
+double averaging_server_lr(double node_lr, uint32_t nodes, uint32_t buffer_size) {
+  if (nodes == 0) throw std::invalid_argument("averaging_server_lr: no nodes");
+  return double(buffer_size) * node_lr / double(nodes);
+}
+
 const char* verdict_name(Verdict v) {
   switch (v) {
     case Verdict::Accepted: return "accepted";

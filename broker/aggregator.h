@@ -34,6 +34,11 @@ struct AggregatorConfig {
   bool check_sequence = true;    // reject a node's sequence number that does not increase
 };
 
+// The server learning rate at which `nodes` nodes' updates, each a gradient step at `node_lr`, add
+// up like one averaged step: the aggregator applies the mean of each buffer of `buffer_size` updates,
+// so buffer_size x node_lr / nodes. (One node alone: its own rate.)
+double averaging_server_lr(double node_lr, uint32_t nodes, uint32_t buffer_size = 1);
+
 enum class Verdict {
   Accepted,        // buffered (and applied, if it filled the buffer)
   LayoutMismatch,  // another model id, layout hash or dimension

@@ -20,6 +20,7 @@
 #include "aggregator.h"
 #include "model.h"
 #include "model_channel.h"
+#include "node_trainer.h"
 #include "nats_link.h"
 #include "snapshot.h"
 #include "update_ack.h"
@@ -28,9 +29,9 @@
 namespace swarmlens {
 
 struct BrokerConfig {
-  std::string model_id = "default";
+  std::string model_id = NodeTrainerConfig{}.model_id;
   ModelSpec model;
-  uint64_t seed = 1;              // initial weights, as the nodes' seed
+  uint64_t seed = NodeTrainerConfig{}.seed;  // initial weights, as the nodes' seed
   AggregatorConfig aggregation;
   std::string snapshot_path;      // resume from it at start; rewritten (atomically) on each publish
   bool journal = true;            // with snapshot_path: journal accepted updates in <snapshot>.journal

@@ -21,7 +21,7 @@ int main(int argc, char** argv) {
   DaemonConfig d;
   NatsOptions& nats = d.nats;
   BrokerConfig& cfg = d.broker;
-  std::string url = "nats://127.0.0.1:4222";
+  std::string url = nats.urls.front();
   app.add_option("--nats", url, "NATS server URL(s), comma-separated")->capture_default_str();
   app.add_option("--user", nats.user, "NATS user");
   app.add_option("--password", nats.password, "NATS password");

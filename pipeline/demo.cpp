@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "command.h"
+#include "aggregator.h"
 #include "dataset.h"
 #include "launch.h"
 #include "model_channel.h"
@@ -173,7 +174,7 @@ RunResult run_federation(const DemoOptions& o, FederationSettings fed, const std
   MetricsWatch watch(*link, fed.model_id, t0);
 
   const std::string broker_log = logs + "/broker-" + method + ".log";
-  Process broker({find_sibling("swarmlens-broker", "broker"), "--nats", url, "--model-id", fed.model_id, "--server-lr", fmt::format("{}", fed.lr / o.nodes),
+  Process broker({find_sibling("swarmlens-broker", "broker"), "--nats", url, "--model-id", fed.model_id, "--server-lr", fmt::format("{}", averaging_server_lr(fed.lr, o.nodes)),
                   "--buffer-size", "1", "--staleness-grace", std::to_string(4 * o.nodes), "--max-staleness", "1000",
                   "--publish-interval-ms", "200", "--eval-interval-ms", "1000", "--test-data", data, "--test-limit",
                   "1000", "--stats", "5"},

@@ -7,6 +7,9 @@
 #include <cstdint>
 #include <string>
 
+#include "nats_link.h"
+#include "node_trainer.h"
+
 namespace CLI {
 class App;
 }
@@ -18,7 +21,7 @@ class Commands;
 // What a node trains with; the demo passes the same to every node and derives the broker's settings.
 struct FederationSettings {
   std::string model_id = "demo";
-  double lr = 0.05;          // the step of one node's update; the broker applies each at lr / nodes
+  double lr = NodeTrainerConfig{}.lr;  // one node's step; the broker applies each update at averaging_server_lr
   // The step a node takes on its own view (0 = lr). The broker applies each update at lr / nodes, so
   // the nodes' progress is averaged; stepping the own view at lr / nodes too made nodes that pull the
   // model rarely overshoot (docs/benchmarks.md, field testbed).
@@ -27,12 +30,12 @@ struct FederationSettings {
   double density = 0.01;     // share of gradient entries sent after warm-up
   uint64_t trigger_age = 1;  // release the pending update after this many steps
   uint64_t warmup_steps = 10;
-  uint32_t batch = 32;
+  uint32_t batch = NodeTrainerConfig{}.batch_size;
   bool dense = false;        // baseline: every entry every step (density 1, no warm-up)
 };
 
 struct NodeOptions {
-  std::string nats = "nats://127.0.0.1:4222";
+  std::string nats = NatsOptions{}.urls.front();
   std::string data;          // Fashion-MNIST folder ("" = the default)
   uint32_t node_id = 0, nodes = 1;  // shard node_id of nodes
   int fps = 300;             // frames per second played

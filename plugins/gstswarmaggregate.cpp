@@ -48,14 +48,16 @@
 #include "aggregate_backend.h"
 #include "dataset.h"
 #include "frame.h"
+#include "modelprops.h"
 #include "natsprops.h"
+#include "node_trainer.h"
 #include "updatelink.h"
 
 GST_DEBUG_CATEGORY_STATIC (swarm_aggregate_debug);
 #define GST_CAT_DEFAULT swarm_aggregate_debug
 
-enum { PROP_0, PROP_MODE, PROP_MODEL, PROP_MODEL_ID, PROP_INPUT_WIDTH, PROP_INPUT_HEIGHT, PROP_SEED,
-  PROP_NODE_ID, PROP_INTERVAL, PROP_LEARNING_RATE, PROP_BUFFER_SIZE, PROP_CLIP_NORM, PROP_STALENESS_GRACE,
+enum { PROP_0, PROP_MODEL /* and the model properties after it (no device): modelprops.h */,
+  PROP_MODE = PROP_MODEL + swarmlens::kModelProperties, PROP_SEED, PROP_NODE_ID, PROP_INTERVAL, PROP_LEARNING_RATE, PROP_BUFFER_SIZE, PROP_CLIP_NORM, PROP_STALENESS_GRACE,
   PROP_MAX_STALENESS, PROP_SNAPSHOT, PROP_RETAIN, PROP_STATS_INTERVAL,
   PROP_NATS_URL /* and the two after it: natsprops.h */ };
 
@@ -74,17 +76,29 @@ static GType swarm_aggregate_mode_get_type () {
 
 namespace {
 
-struct Settings {
+struct Settings : swarmlens::ModelSettings {
+  Settings ();  // the broker library's defaults
   gint mode = MODE_SERVE;
-  std::string model = "cnn", model_id = "default", snapshot;
-  gint input_width = 28, input_height = 28;
-  guint64 seed = 1, staleness_grace = 0, max_staleness = 1000;
-  gint64 node_id = -1;
-  guint interval = 500, buffer_size = 1, stats_interval = 1000;
-  gdouble lr = 0.05, clip_norm = 0.0;
-  gboolean retain = TRUE;
+  std::string snapshot;
+  guint64 seed, staleness_grace, max_staleness;
+  gint64 node_id = -1;          // a random one at start
+  guint interval = 500;         // ms
+  guint buffer_size, stats_interval = 1000;
+  gdouble lr, clip_norm;
+  gboolean retain;
   swarmlens::NatsSettings nats;
 };
+
+Settings::Settings () {
+  const swarmlens::BrokerConfig b;
+  seed = b.seed;
+  staleness_grace = b.aggregation.staleness_grace;
+  max_staleness = b.aggregation.max_staleness;
+  buffer_size = b.aggregation.buffer_size;
+  clip_norm = b.aggregation.clip_norm;
+  retain = b.retain;
+  lr = swarmlens::averaging_server_lr (swarmlens::NodeTrainerConfig {}.lr, 1);  // one trainer: its own rate
+}
 
 }  // namespace
 
@@ -121,10 +135,6 @@ static void set_property (GObject * object, guint id, const GValue * v, GParamSp
   auto str = [&] { return std::string (g_value_get_string (v) ? g_value_get_string (v) : ""); };
   switch (id) {
     case PROP_MODE: s.mode = g_value_get_enum (v); break;
-    case PROP_MODEL: s.model = str (); break;
-    case PROP_MODEL_ID: s.model_id = str (); break;
-    case PROP_INPUT_WIDTH: s.input_width = g_value_get_int (v); break;
-    case PROP_INPUT_HEIGHT: s.input_height = g_value_get_int (v); break;
     case PROP_SEED: s.seed = g_value_get_uint64 (v); break;
     case PROP_NODE_ID: s.node_id = g_value_get_int64 (v); break;
     case PROP_INTERVAL: s.interval = g_value_get_uint (v); break;
@@ -137,7 +147,8 @@ static void set_property (GObject * object, guint id, const GValue * v, GParamSp
     case PROP_RETAIN: s.retain = g_value_get_boolean (v); break;
     case PROP_STATS_INTERVAL: s.stats_interval = g_value_get_uint (v); break;
     default:
-      if (!swarmlens::nats_set_property (s.nats, PROP_NATS_URL, id, v)) G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
+      if (!swarmlens::model_set_property (s, PROP_MODEL, id, v) && !swarmlens::nats_set_property (s.nats, PROP_NATS_URL, id, v))
+        G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
   }
 }
 
@@ -147,10 +158,6 @@ static void get_property (GObject * object, guint id, GValue * v, GParamSpec * p
   const Settings & s = self->priv->settings;
   switch (id) {
     case PROP_MODE: g_value_set_enum (v, s.mode); break;
-    case PROP_MODEL: g_value_set_string (v, s.model.c_str ()); break;
-    case PROP_MODEL_ID: g_value_set_string (v, s.model_id.c_str ()); break;
-    case PROP_INPUT_WIDTH: g_value_set_int (v, s.input_width); break;
-    case PROP_INPUT_HEIGHT: g_value_set_int (v, s.input_height); break;
     case PROP_SEED: g_value_set_uint64 (v, s.seed); break;
     case PROP_NODE_ID: g_value_set_int64 (v, s.node_id); break;
     case PROP_INTERVAL: g_value_set_uint (v, s.interval); break;
@@ -163,7 +170,8 @@ static void get_property (GObject * object, guint id, GValue * v, GParamSpec * p
     case PROP_RETAIN: g_value_set_boolean (v, s.retain); break;
     case PROP_STATS_INTERVAL: g_value_set_uint (v, s.stats_interval); break;
     default:
-      if (!swarmlens::nats_get_property (s.nats, PROP_NATS_URL, id, v)) G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
+      if (!swarmlens::model_get_property (s, PROP_MODEL, id, v) && !swarmlens::nats_get_property (s.nats, PROP_NATS_URL, id, v))
+        G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
   }
 }
 
@@ -459,41 +467,38 @@ static void gst_swarm_aggregate_class_init (GstSwarmAggregateClass * klass) {
   gobject->get_property = get_property;
   gobject->finalize = finalize;
   const auto ready = GParamFlags (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
+  const Settings d;  // the defaults
   g_object_class_install_property (gobject, PROP_MODE, g_param_spec_enum ("mode", "Mode",
       "serve: be the aggregator; forward: merge the updates and send them on to the aggregator upstream",
-      GST_TYPE_SWARM_AGGREGATE_MODE, MODE_SERVE, ready));
-  g_object_class_install_property (gobject, PROP_MODEL, g_param_spec_string ("model", "Model",
-      "Model registry name, as the trainers' (cnn or mobilenet)", "cnn", ready));
-  g_object_class_install_property (gobject, PROP_MODEL_ID, g_param_spec_string ("model-id", "Model id",
-      "The model's id, as the trainers' (updates for another are rejected; NATS subjects swarmlens.<model-id>.*)", "default", ready));
-  g_object_class_install_property (gobject, PROP_INPUT_WIDTH, g_param_spec_int ("input-width", "Input width",
-      "Model input width, as the trainers'", 8, 1024, 28, ready));
-  g_object_class_install_property (gobject, PROP_INPUT_HEIGHT, g_param_spec_int ("input-height", "Input height",
-      "Model input height, as the trainers'", 8, 1024, 28, ready));
+      GST_TYPE_SWARM_AGGREGATE_MODE, d.mode, ready));
+  swarmlens::model_install_properties (gobject, PROP_MODEL, {
+      "Model registry name, as the trainers' (cnn or mobilenet)",
+      "The model's id, as the trainers' (updates for another are rejected; NATS subjects swarmlens.<model-id>.*)",
+      "the trainers' (cnn: 28)", nullptr});
   g_object_class_install_property (gobject, PROP_SEED, g_param_spec_uint64 ("seed", "Seed",
-      "Seed of the initial weights, as the trainers' (serve)", 0, G_MAXUINT64, 1, ready));
+      "Seed of the initial weights, as the trainers' (serve)", 0, G_MAXUINT64, d.seed, ready));
   g_object_class_install_property (gobject, PROP_NODE_ID, g_param_spec_int64 ("node-id", "Node id",
-      "This gateway's node id upstream (forward; -1 = a random one at start)", -1, G_MAXUINT32, -1, ready));
+      "This gateway's node id upstream (forward; -1 = a random one at start)", -1, G_MAXUINT32, d.node_id, ready));
   g_object_class_install_property (gobject, PROP_INTERVAL, g_param_spec_uint ("interval", "Interval",
-      "Milliseconds between combined updates sent on (forward) or models served (serve)", 1, 3600000, 500, ready));
+      "Milliseconds between combined updates sent on (forward) or models served (serve)", 1, 3600000, d.interval, ready));
   g_object_class_install_property (gobject, PROP_LEARNING_RATE, g_param_spec_double ("learning-rate",
       "Learning rate", "Server learning rate (serve): w -= learning-rate * update; the trainers' learning-rate "
-      "divided by their number keeps their steps as they would be alone", 1e-6, 10.0, 0.05, ready));
+      "divided by their number keeps their steps as they would be alone", 1e-6, 10.0, d.lr, ready));
   g_object_class_install_property (gobject, PROP_BUFFER_SIZE, g_param_spec_uint ("buffer-size", "Buffer size",
-      "Updates merged per model version (serve; FedBuff K)", 1, 100000, 1, ready));
+      "Updates merged per model version (serve; FedBuff K)", 1, 100000, d.buffer_size, ready));
   g_object_class_install_property (gobject, PROP_CLIP_NORM, g_param_spec_double ("clip-norm", "Clip norm",
-      "L2 bound per update; larger ones are scaled down (0 = off)", 0.0, G_MAXDOUBLE, 0.0, ready));
+      "L2 bound per update; larger ones are scaled down (0 = off)", 0.0, G_MAXDOUBLE, d.clip_norm, ready));
   g_object_class_install_property (gobject, PROP_STALENESS_GRACE, g_param_spec_uint64 ("staleness-grace",
-      "Staleness grace", "Model versions an update may lag and still weigh 1 (serve)", 0, G_MAXUINT64, 0, ready));
+      "Staleness grace", "Model versions an update may lag and still weigh 1 (serve)", 0, G_MAXUINT64, d.staleness_grace, ready));
   g_object_class_install_property (gobject, PROP_MAX_STALENESS, g_param_spec_uint64 ("max-staleness",
-      "Max staleness", "Updates lagging more model versions are rejected (serve)", 0, G_MAXUINT64, 1000, ready));
+      "Max staleness", "Updates lagging more model versions are rejected (serve)", 0, G_MAXUINT64, d.max_staleness, ready));
   g_object_class_install_property (gobject, PROP_SNAPSHOT, g_param_spec_string ("snapshot", "Snapshot",
-      "Snapshot file: resumed from at start, rewritten on each model served (serve; empty = none)", "", ready));
+      "Snapshot file: resumed from at start, rewritten on each model served (serve; empty = none)", d.snapshot.c_str (), ready));
   g_object_class_install_property (gobject, PROP_RETAIN, g_param_spec_boolean ("retain", "Retain",
       "Keep the served model in JetStream for late joiners and restarts (serve with nats-url; the server needs -js)",
-      TRUE, ready));
+      d.retain, ready));
   g_object_class_install_property (gobject, PROP_STATS_INTERVAL, g_param_spec_uint ("stats-interval",
-      "Stats interval", "Milliseconds between swarmaggregate-stats bus messages (0 = none)", 0, 3600000, 1000, ready));
+      "Stats interval", "Milliseconds between swarmaggregate-stats bus messages (0 = none)", 0, 3600000, d.stats_interval, ready));
   swarmlens::nats_install_properties (gobject, PROP_NATS_URL);
 
   gst_element_class_add_static_pad_template_with_gtype (element, &sink_template, GST_TYPE_AGGREGATOR_PAD);

@@ -36,13 +36,15 @@
 #include "frame_window.h"
 #include "gstswarmmeta.h"
 #include "model_hub.h"
+#include "modelprops.h"
 #include "natsprops.h"
 
 GST_DEBUG_CATEGORY_STATIC (swarm_classify_debug);
 #define GST_CAT_DEFAULT swarm_classify_debug
 
-enum { PROP_0, PROP_MODEL, PROP_MODEL_ID, PROP_LOCATION, PROP_INPUT_WIDTH, PROP_INPUT_HEIGHT, PROP_EVERY,
-  PROP_WINDOW, PROP_BACKEND, PROP_DEVICE, PROP_NATS_URL /* and the two after it: natsprops.h */ };
+enum { PROP_0, PROP_MODEL /* and the model properties after it: modelprops.h */,
+  PROP_LOCATION = PROP_MODEL + swarmlens::kModelProperties, PROP_EVERY, PROP_WINDOW, PROP_BACKEND,
+  PROP_NATS_URL /* and the two after it: natsprops.h */ };
 
 typedef enum { BACKEND_LIBTORCH, BACKEND_OPENCV } Backend;
 
@@ -61,12 +63,11 @@ static guint signals[N_SIGNALS];
 
 namespace {
 
-struct Settings {
-  std::string model = "cnn", model_id = "default", location;
-  gint input_width = 28, input_height = 28;
-  guint every = 1, window = 8;
+struct Settings : swarmlens::ModelSettings {
+  std::string location;
+  guint every = 1;
+  guint window = guint (swarmlens::WindowConfig {}.window);
   Backend backend = BACKEND_LIBTORCH;
-  std::string device = "cpu";
   swarmlens::NatsSettings nats;
 };
 
@@ -108,17 +109,13 @@ static void set_property (GObject * object, guint id, const GValue * v, GParamSp
   Settings & s = self->priv->settings;
   auto str = [&] { return std::string (g_value_get_string (v) ? g_value_get_string (v) : ""); };
   switch (id) {
-    case PROP_MODEL: s.model = str (); break;
-    case PROP_MODEL_ID: s.model_id = str (); break;
     case PROP_LOCATION: s.location = str (); break;
-    case PROP_INPUT_WIDTH: s.input_width = g_value_get_int (v); break;
-    case PROP_INPUT_HEIGHT: s.input_height = g_value_get_int (v); break;
     case PROP_EVERY: s.every = g_value_get_uint (v); break;
     case PROP_WINDOW: s.window = g_value_get_uint (v); break;
     case PROP_BACKEND: s.backend = Backend (g_value_get_enum (v)); break;
-    case PROP_DEVICE: s.device = str (); break;
     default:
-      if (!swarmlens::nats_set_property (s.nats, PROP_NATS_URL, id, v)) G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
+      if (!swarmlens::model_set_property (s, PROP_MODEL, id, v) && !swarmlens::nats_set_property (s.nats, PROP_NATS_URL, id, v))
+        G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
   }
 }
 
@@ -127,17 +124,13 @@ static void get_property (GObject * object, guint id, GValue * v, GParamSpec * p
   std::lock_guard<std::mutex> g (self->priv->lock);
   const Settings & s = self->priv->settings;
   switch (id) {
-    case PROP_MODEL: g_value_set_string (v, s.model.c_str ()); break;
-    case PROP_MODEL_ID: g_value_set_string (v, s.model_id.c_str ()); break;
     case PROP_LOCATION: g_value_set_string (v, s.location.c_str ()); break;
-    case PROP_INPUT_WIDTH: g_value_set_int (v, s.input_width); break;
-    case PROP_INPUT_HEIGHT: g_value_set_int (v, s.input_height); break;
     case PROP_EVERY: g_value_set_uint (v, s.every); break;
     case PROP_WINDOW: g_value_set_uint (v, s.window); break;
     case PROP_BACKEND: g_value_set_enum (v, s.backend); break;
-    case PROP_DEVICE: g_value_set_string (v, s.device.c_str ()); break;
     default:
-      if (!swarmlens::nats_get_property (s.nats, PROP_NATS_URL, id, v)) G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
+      if (!swarmlens::model_get_property (s, PROP_MODEL, id, v) && !swarmlens::nats_get_property (s.nats, PROP_NATS_URL, id, v))
+        G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
   }
 }
 
@@ -287,28 +280,25 @@ static void gst_swarm_classify_class_init (GstSwarmClassifyClass * klass) {
   gobject->finalize = finalize;
   const auto ready = GParamFlags (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
   const auto playing = GParamFlags (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING);
-  g_object_class_install_property (gobject, PROP_MODEL, g_param_spec_string ("model", "Model",
-      "Model registry name: cnn, mobilenet or crnn (recurrent, over a window of frames); backend=libtorch", "cnn", ready));
-  g_object_class_install_property (gobject, PROP_MODEL_ID, g_param_spec_string ("model-id", "Model id",
-      "Take the live model of the swarmtrain sharing this id in this process, or with nats-url the global model of this id (when location is empty)", "default", ready));
+  const Settings d;  // the defaults
+  swarmlens::model_install_properties (gobject, PROP_MODEL, {
+      "Model registry name: cnn, mobilenet or crnn (recurrent, over a window of frames); backend=libtorch",
+      "Take the live model of the swarmtrain sharing this id in this process, or with nats-url the global model "
+      "of this id (when location is empty)",
+      "frames are scaled to it (cnn: 28)",
+      "Compute device for backend=libtorch: cpu, cuda or cuda:N (a LibTorch built with CUDA, as JetPack's "
+      "on a Jetson; otherwise an error at start)"});
   g_object_class_install_property (gobject, PROP_LOCATION, g_param_spec_string ("location", "Location",
       "Model file: a snapshot (.swm) with backend=libtorch (empty = the live model by model-id), an exported "
       ".onnx file with backend=opencv", "", ready));
-  g_object_class_install_property (gobject, PROP_INPUT_WIDTH, g_param_spec_int ("input-width", "Input width",
-      "Model input width (cnn: 28)", 8, 1024, 28, ready));
-  g_object_class_install_property (gobject, PROP_INPUT_HEIGHT, g_param_spec_int ("input-height", "Input height",
-      "Model input height (cnn: 28)", 8, 1024, 28, ready));
   g_object_class_install_property (gobject, PROP_WINDOW, g_param_spec_uint ("window", "Window",
-      "Temporal models (crnn): frames per sample, the stream's last ones (as swarmtrain's window)", 1, 64, 8, ready));
+      "Temporal models (crnn): frames per sample, the stream's last ones (as swarmtrain's window)", 1, 64, d.window, ready));
   g_object_class_install_property (gobject, PROP_BACKEND, g_param_spec_enum ("backend", "Backend",
       "Inference runtime: libtorch (snapshots, live models) or opencv (OpenCV DNN on an exported ONNX file; "
       "model, input size and classes come from the file)", GST_TYPE_SWARM_CLASSIFY_BACKEND, BACKEND_LIBTORCH, ready));
-  g_object_class_install_property (gobject, PROP_DEVICE, g_param_spec_string ("device", "Device",
-      "Compute device for backend=libtorch: cpu, cuda or cuda:N (a LibTorch built with CUDA, as JetPack's "
-      "on a Jetson; otherwise an error at start)", "cpu", ready));
   swarmlens::nats_install_properties (gobject, PROP_NATS_URL);
   g_object_class_install_property (gobject, PROP_EVERY, g_param_spec_uint ("every", "Every",
-      "Classify every Nth frame; the others carry the last result", 1, 1000, 1, playing));
+      "Classify every Nth frame; the others carry the last result", 1, 1000, d.every, playing));
   /**
    * GstSwarmClassify::model-updated:
    * @version: the model version now in use

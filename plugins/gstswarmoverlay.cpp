@@ -26,6 +26,7 @@
 #include "frame.h"
 #include "gstswarmmeta.h"
 #include "model_hub.h"
+#include "node_trainer.h"
 
 GST_DEBUG_CATEGORY_STATIC (swarm_overlay_debug);
 #define GST_CAT_DEFAULT swarm_overlay_debug
@@ -35,7 +36,7 @@ enum { PROP_0, PROP_MODEL_ID, PROP_WINDOW, PROP_LABELS_FILE };
 namespace {
 
 struct Settings {
-  std::string model_id = "default", labels_file;
+  std::string model_id = swarmlens::NodeTrainerConfig {}.model_id, labels_file;
   guint window = 200;
 };
 
@@ -217,7 +218,8 @@ static void gst_swarm_overlay_class_init (GstSwarmOverlayClass * klass) {
   const auto ready = GParamFlags (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
   const auto playing = GParamFlags (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING);
   g_object_class_install_property (gobject, PROP_MODEL_ID, g_param_spec_string ("model-id", "Model id",
-      "Show uplink bytes and compression ratio of the swarmtrain with this id", "default", playing));
+      "Show uplink bytes and compression ratio of the swarmtrain with this id",
+      swarmlens::NodeTrainerConfig {}.model_id.c_str (), playing));
   g_object_class_install_property (gobject, PROP_WINDOW, g_param_spec_uint ("window", "Window",
       "Labelled frames in the rolling accuracy", 1, 100000, 200, playing));
   g_object_class_install_property (gobject, PROP_LABELS_FILE, g_param_spec_string ("labels-file",

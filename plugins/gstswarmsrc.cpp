@@ -28,6 +28,7 @@
 #include "gstswarmmeta.h"
 #include "image_folder.h"
 #include "motion.h"
+#include "node_trainer.h"
 
 GST_DEBUG_CATEGORY_STATIC (swarm_src_debug);
 #define GST_CAT_DEFAULT swarm_src_debug
@@ -46,7 +47,7 @@ struct Settings {
   bool train = true;
   guint shard_index = 0, shard_count = 1;
   gdouble alpha = 0.0;
-  guint64 seed = 1;
+  guint64 seed = swarmlens::NodeTrainerConfig {}.seed;  // as the trainers'
   gint width = DEFAULT_SIZE, height = DEFAULT_SIZE;
   GstVideoFormat format = GST_VIDEO_FORMAT_GRAY8;
   gint fps_n = DEFAULT_FPS, fps_d = 1;

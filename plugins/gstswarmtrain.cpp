@@ -68,6 +68,7 @@
 #include "frame.h"
 #include "frame_window.h"
 #include "gstswarmmeta.h"
+#include "modelprops.h"
 #include "natsprops.h"
 #include "node_trainer.h"
 #include "reliable_uplink.h"
@@ -76,31 +77,52 @@
 GST_DEBUG_CATEGORY_STATIC (swarm_train_debug);
 #define GST_CAT_DEFAULT swarm_train_debug
 
-enum { PROP_0, PROP_MODEL, PROP_MODEL_ID, PROP_INPUT_WIDTH, PROP_INPUT_HEIGHT, PROP_BATCH_SIZE,
+enum { PROP_0, PROP_MODEL /* and the model properties after it: modelprops.h */,
+  PROP_BATCH_SIZE = PROP_MODEL + swarmlens::kModelProperties,
   PROP_LEARNING_RATE, PROP_MOMENTUM, PROP_DENSITY, PROP_CRITERION, PROP_WARMUP_STEPS, PROP_TRIGGER_AGE,
-  PROP_TRIGGER_NORM, PROP_DEVICE, PROP_CHECKPOINT, PROP_LABEL, PROP_STATS_INTERVAL, PROP_SEED,
+  PROP_TRIGGER_NORM, PROP_CHECKPOINT, PROP_LABEL, PROP_STATS_INTERVAL, PROP_SEED,
   PROP_DROP_WHEN_BUSY, PROP_NODE_ID, PROP_WINDOW, PROP_WINDOW_STRIDE, PROP_IDLE_POLICY, PROP_LOAD_CEILING,
   PROP_SCHEDULE, PROP_NICE,
   PROP_NATS_URL /* and the two after it: natsprops.h */ };
 
 namespace {
 
-struct Settings {
-  std::string model = "cnn", model_id = "default", criterion = "sampled-topk", device = "cpu", checkpoint;
-  gint input_width = 28, input_height = 28;
-  guint batch_size = 32;
-  gdouble lr = 0.05, momentum = 0.9, density = 0.001, trigger_norm = 0.0;
-  guint64 warmup_steps = 25, trigger_age = 2, seed = 1;
-  gint label = -1;
-  guint stats_interval = 1000;
-  bool drop_when_busy = true;
-  gint64 node_id = -1;
-  guint window = 8, window_stride = 2;
-  std::string idle_policy = "always", schedule;
-  gdouble load_ceiling = 0.5;
-  gint nice = 10;
+struct Settings : swarmlens::ModelSettings {
+  Settings ();  // the trainer library's defaults
+  std::string criterion, checkpoint;
+  guint batch_size;
+  gdouble lr, momentum, density, trigger_norm;
+  guint64 warmup_steps, trigger_age, seed;
+  gint label = -1;               // the frames' label metas
+  guint stats_interval = 1000;   // ms
+  bool drop_when_busy = true;    // a live source
+  gint64 node_id = -1;           // a random one at start
+  guint window, window_stride;
+  std::string idle_policy, schedule;
+  gdouble load_ceiling;
+  gint nice;
   swarmlens::NatsSettings nats;
 };
+
+Settings::Settings () {
+  const swarmlens::NodeTrainerConfig node;
+  const swarmlens::CompressorConfig c = swarmlens::node_compression_defaults ();
+  const swarmlens::WindowConfig w;
+  criterion = swarmlens::criterion_name (c.sparsify.criterion);
+  batch_size = node.batch_size;
+  lr = node.lr;
+  momentum = c.sparsify.momentum;
+  density = c.sparsify.density;
+  trigger_norm = c.trigger.norm_threshold;
+  warmup_steps = c.sparsify.warmup_stage_steps;
+  trigger_age = c.trigger.max_age_steps;
+  seed = node.seed;
+  window = guint (w.window);
+  window_stride = guint (w.stride);
+  idle_policy = swarmlens::idle_mode_name (node.idle.mode);
+  load_ceiling = node.idle.load_ceiling;
+  nice = node.idle.nice;
+}
 
 }  // namespace
 
@@ -142,10 +164,6 @@ static void set_property (GObject * object, guint id, const GValue * v, GParamSp
   Settings & s = self->priv->settings;
   auto str = [&] { return std::string (g_value_get_string (v) ? g_value_get_string (v) : ""); };
   switch (id) {
-    case PROP_MODEL: s.model = str (); break;
-    case PROP_MODEL_ID: s.model_id = str (); break;
-    case PROP_INPUT_WIDTH: s.input_width = g_value_get_int (v); break;
-    case PROP_INPUT_HEIGHT: s.input_height = g_value_get_int (v); break;
     case PROP_BATCH_SIZE: s.batch_size = g_value_get_uint (v); break;
     case PROP_LEARNING_RATE: s.lr = g_value_get_double (v); break;
     case PROP_MOMENTUM: s.momentum = g_value_get_double (v); break;
@@ -154,7 +172,6 @@ static void set_property (GObject * object, guint id, const GValue * v, GParamSp
     case PROP_WARMUP_STEPS: s.warmup_steps = g_value_get_uint64 (v); break;
     case PROP_TRIGGER_AGE: s.trigger_age = g_value_get_uint64 (v); break;
     case PROP_TRIGGER_NORM: s.trigger_norm = g_value_get_double (v); break;
-    case PROP_DEVICE: s.device = str (); break;
     case PROP_CHECKPOINT: s.checkpoint = str (); break;
     case PROP_LABEL: s.label = g_value_get_int (v); break;
     case PROP_STATS_INTERVAL: s.stats_interval = g_value_get_uint (v); break;
@@ -168,7 +185,8 @@ static void set_property (GObject * object, guint id, const GValue * v, GParamSp
     case PROP_SCHEDULE: s.schedule = str (); break;
     case PROP_NICE: s.nice = g_value_get_int (v); break;
     default:
-      if (!swarmlens::nats_set_property (s.nats, PROP_NATS_URL, id, v)) G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
+      if (!swarmlens::model_set_property (s, PROP_MODEL, id, v) && !swarmlens::nats_set_property (s.nats, PROP_NATS_URL, id, v))
+        G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
   }
 }
 
@@ -177,10 +195,6 @@ static void get_property (GObject * object, guint id, GValue * v, GParamSpec * p
   std::lock_guard<std::mutex> g (self->priv->lock);
   const Settings & s = self->priv->settings;
   switch (id) {
-    case PROP_MODEL: g_value_set_string (v, s.model.c_str ()); break;
-    case PROP_MODEL_ID: g_value_set_string (v, s.model_id.c_str ()); break;
-    case PROP_INPUT_WIDTH: g_value_set_int (v, s.input_width); break;
-    case PROP_INPUT_HEIGHT: g_value_set_int (v, s.input_height); break;
     case PROP_BATCH_SIZE: g_value_set_uint (v, s.batch_size); break;
     case PROP_LEARNING_RATE: g_value_set_double (v, s.lr); break;
     case PROP_MOMENTUM: g_value_set_double (v, s.momentum); break;
@@ -189,7 +203,6 @@ static void get_property (GObject * object, guint id, GValue * v, GParamSpec * p
     case PROP_WARMUP_STEPS: g_value_set_uint64 (v, s.warmup_steps); break;
     case PROP_TRIGGER_AGE: g_value_set_uint64 (v, s.trigger_age); break;
     case PROP_TRIGGER_NORM: g_value_set_double (v, s.trigger_norm); break;
-    case PROP_DEVICE: g_value_set_string (v, s.device.c_str ()); break;
     case PROP_CHECKPOINT: g_value_set_string (v, s.checkpoint.c_str ()); break;
     case PROP_LABEL: g_value_set_int (v, s.label); break;
     case PROP_STATS_INTERVAL: g_value_set_uint (v, s.stats_interval); break;
@@ -203,7 +216,8 @@ static void get_property (GObject * object, guint id, GValue * v, GParamSpec * p
     case PROP_SCHEDULE: g_value_set_string (v, s.schedule.c_str ()); break;
     case PROP_NICE: g_value_set_int (v, s.nice); break;
     default:
-      if (!swarmlens::nats_get_property (s.nats, PROP_NATS_URL, id, v)) G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
+      if (!swarmlens::model_get_property (s, PROP_MODEL, id, v) && !swarmlens::nats_get_property (s.nats, PROP_NATS_URL, id, v))
+        G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
   }
 }
 
@@ -577,68 +591,64 @@ static void gst_swarm_train_class_init (GstSwarmTrainClass * klass) {
   gobject->finalize = finalize;
   const auto ready = GParamFlags (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
   const auto playing = GParamFlags (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING);
-  g_object_class_install_property (gobject, PROP_MODEL, g_param_spec_string ("model", "Model",
+  const Settings d;  // the defaults
+  swarmlens::model_install_properties (gobject, PROP_MODEL, {
       "Model registry name: cnn (1x28x28 small CNN), mobilenet (RGB, input-width x input-height) or crnn "
-      "(recurrent: grey frames, a window of them per sample, 4 classes: motion left, right, up, down)", "cnn", ready));
-  g_object_class_install_property (gobject, PROP_MODEL_ID, g_param_spec_string ("model-id", "Model id",
-      "Name the model and its statistics are shared under in this process (swarmclassify, swarmoverlay) and, with nats-url, on the network (subjects swarmlens.<model-id>.*)", "default", ready));
-  g_object_class_install_property (gobject, PROP_INPUT_WIDTH, g_param_spec_int ("input-width", "Input width",
-      "Model input width; frames are scaled to it (cnn: 28)", 8, 1024, 28, ready));
-  g_object_class_install_property (gobject, PROP_INPUT_HEIGHT, g_param_spec_int ("input-height", "Input height",
-      "Model input height; frames are scaled to it (cnn: 28)", 8, 1024, 28, ready));
+      "(recurrent: grey frames, a window of them per sample, 4 classes: motion left, right, up, down)",
+      "Name the model and its statistics are shared under in this process (swarmclassify, swarmoverlay) and, "
+      "with nats-url, on the network (subjects swarmlens.<model-id>.*)",
+      "frames are scaled to it (cnn: 28)",
+      "Compute device for training: cpu, cuda or cuda:N (a LibTorch built with CUDA, as JetPack's on a "
+      "Jetson; otherwise an error at start). Weights stay in host memory; the GPU computes the gradients"});
   g_object_class_install_property (gobject, PROP_BATCH_SIZE, g_param_spec_uint ("batch-size", "Batch size",
-      "Frames per training step", 1, 4096, 32, ready));
+      "Frames per training step", 1, 4096, d.batch_size, ready));
   g_object_class_install_property (gobject, PROP_LEARNING_RATE, g_param_spec_double ("learning-rate",
       "Learning rate", "SGD rate of this node's own steps; the aggregator applies each update at its own rate "
-      "(swarmlens-broker --server-lr: this rate / the number of nodes, so their progress is averaged)", 1e-6, 10.0, 0.05, ready));
+      "(swarmlens-broker --server-lr: this rate / the number of nodes, so their progress is averaged)", 1e-6, 10.0, d.lr, ready));
   g_object_class_install_property (gobject, PROP_MOMENTUM, g_param_spec_double ("momentum", "Momentum",
-      "Momentum, corrected locally (DGC)", 0.0, 0.999, 0.9, ready));
+      "Momentum, corrected locally (DGC)", 0.0, 0.999, d.momentum, ready));
   g_object_class_install_property (gobject, PROP_DENSITY, g_param_spec_double ("density", "Density",
-      "Share of gradient entries sent per step after warm-up (0.001 = 99.9% sparsity)", 1e-6, 1.0, 0.001, ready));
+      "Share of gradient entries sent per step after warm-up (0.001 = 99.9% sparsity)", 1e-6, 1.0, d.density, ready));
   g_object_class_install_property (gobject, PROP_CRITERION, g_param_spec_string ("criterion", "Criterion",
-      "Selection criterion: topk, sampled-topk, threshold or randomk", "sampled-topk", ready));
+      "Selection criterion: topk, sampled-topk, threshold or randomk", d.criterion.c_str (), ready));
   g_object_class_install_property (gobject, PROP_WARMUP_STEPS, g_param_spec_uint64 ("warmup-steps",
       "Warm-up steps", "Steps per sparsity warm-up stage (75%, 93.75%, 98.4%, 99.6%); 0 = none", 0,
-      G_MAXUINT64, 25, ready));
+      G_MAXUINT64, d.warmup_steps, ready));
   g_object_class_install_property (gobject, PROP_TRIGGER_AGE, g_param_spec_uint64 ("trigger-age",
-      "Trigger age", "Release the pending update after this many steps (0 = off)", 0, G_MAXUINT64, 2, ready));
+      "Trigger age", "Release the pending update after this many steps (0 = off)", 0, G_MAXUINT64, d.trigger_age, ready));
   g_object_class_install_property (gobject, PROP_TRIGGER_NORM, g_param_spec_double ("trigger-norm",
-      "Trigger norm", "Release the pending update when its L2 norm reaches this (0 = off)", 0.0, G_MAXDOUBLE, 0.0, ready));
-  g_object_class_install_property (gobject, PROP_DEVICE, g_param_spec_string ("device", "Device",
-      "Compute device for training: cpu, cuda or cuda:N (a LibTorch built with CUDA, as JetPack's on a "
-      "Jetson; otherwise an error at start). Weights stay in host memory; the GPU computes the gradients",
-      "cpu", ready));
+      "Trigger norm", "Release the pending update when its L2 norm reaches this (0 = off)", 0.0, G_MAXDOUBLE, d.trigger_norm, ready));
   g_object_class_install_property (gobject, PROP_CHECKPOINT, g_param_spec_string ("checkpoint", "Checkpoint",
       "Snapshot file: resumed from at start, written at stop (empty = none)", "", ready));
   g_object_class_install_property (gobject, PROP_LABEL, g_param_spec_int ("label", "Label",
-      "Teach mode: train every frame as this class (-1 = use the frames' label metas)", -1, 9, -1, playing));
+      "Teach mode: train every frame as this class (-1 = use the frames' label metas)", -1, 9, d.label, playing));
   g_object_class_install_property (gobject, PROP_STATS_INTERVAL, g_param_spec_uint ("stats-interval",
-      "Stats interval", "Milliseconds between swarmtrain-stats bus messages (0 = none)", 0, 3600000, 1000, playing));
+      "Stats interval", "Milliseconds between swarmtrain-stats bus messages (0 = none)", 0, 3600000, d.stats_interval, playing));
   g_object_class_install_property (gobject, PROP_SEED, g_param_spec_uint64 ("seed", "Seed",
-      "Seed of the initial weights and sampling", 0, G_MAXUINT64, 1, ready));
+      "Seed of the initial weights and sampling", 0, G_MAXUINT64, d.seed, ready));
 
   g_object_class_install_property (gobject, PROP_DROP_WHEN_BUSY, g_param_spec_boolean ("drop-when-busy",
       "Drop when busy", "Sample frames when the trainer is busy so the stream never waits (live sources); "
-      "false = hold the stream until there is room, training on every labelled frame (files)", TRUE, playing));
+      "false = hold the stream until there is room, training on every labelled frame (files)", d.drop_when_busy, playing));
 
   g_object_class_install_property (gobject, PROP_NODE_ID, g_param_spec_int64 ("node-id", "Node id",
-      "This node's id in the federation, unique per model (-1 = a random one at start)", -1, G_MAXUINT32, -1, ready));
+      "This node's id in the federation, unique per model (-1 = a random one at start)", -1, G_MAXUINT32, d.node_id, ready));
   g_object_class_install_property (gobject, PROP_WINDOW, g_param_spec_uint ("window", "Window",
       "Temporal models (crnn): frames per sample, the stream's last ones; a window's label is its last frame's",
-      1, 64, 8, ready));
+      1, 64, d.window, ready));
   g_object_class_install_property (gobject, PROP_WINDOW_STRIDE, g_param_spec_uint ("window-stride",
-      "Window stride", "Temporal models: a sample every this many frames once the window is full", 1, 64, 2, ready));
+      "Window stride", "Temporal models: a sample every this many frames once the window is full", 1, 64, d.window_stride, ready));
   g_object_class_install_property (gobject, PROP_IDLE_POLICY, g_param_spec_string ("idle-policy", "Idle policy",
       "When to train: always; load (only while other processes use at most load-ceiling of the CPUs); "
       "schedule (only within the schedule); load+schedule (both). Paused, frames are sampled as when busy, "
-      "and the residual and pending update are kept", "always", ready));
+      "and the residual and pending update are kept", d.idle_policy.c_str (), ready));
   g_object_class_install_property (gobject, PROP_LOAD_CEILING, g_param_spec_double ("load-ceiling", "Load ceiling",
       "idle-policy=load: pause when other processes use more than this share of all CPUs (resume below 80% of it)",
-      0.01, 1.0, 0.5, ready));
+      0.01, 1.0, d.load_ceiling, ready));
   g_object_class_install_property (gobject, PROP_SCHEDULE, g_param_spec_string ("schedule", "Schedule",
       "idle-policy=schedule: daily windows in local time, e.g. \"22:00-06:00\" or \"01:00-05:00,12:00-13:00\"", "", ready));
   g_object_class_install_property (gobject, PROP_NICE, g_param_spec_int ("nice", "Nice",
-      "Nice value of the training thread (the video path keeps its own); 0 = unchanged", 0, 19, 10, ready));
+      "Nice value of the training thread (the video path keeps its own); 0 = unchanged", 0, 19, d.nice, ready));
   swarmlens::nats_install_properties (gobject, PROP_NATS_URL);
 
   gst_element_class_add_static_pad_template (element, &sink_template);

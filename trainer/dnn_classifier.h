@@ -10,6 +10,7 @@
 
 #include "classifier.h"
 #include "model.h"
+#include "onnx_export.h"
 
 namespace swarmlens {
 
@@ -20,7 +21,7 @@ struct OnnxModelInfo {
   std::string model_id;
   uint64_t version = 0;
   std::vector<std::string> class_names;
-  float input_mean = 0.0f, input_std = 1.0f;
+  float input_mean = OnnxExportInfo{}.input_mean, input_std = OnnxExportInfo{}.input_std;  // without metadata: as exported
 };
 OnnxModelInfo read_onnx_info(const std::string& path);
 

@@ -8,6 +8,13 @@
 
 namespace swarmlens {
 
+// A temporal model's frames per sample, and the frames between two samples once the window is full,
+// unless told otherwise (swarmtrain, swarmclassify, the compression benchmark).
+struct WindowConfig {
+  int window = 8;
+  int stride = 2;
+};
+
 class FrameWindow {
  public:
   FrameWindow() = default;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "compressor.h"
+#include "node_trainer.h"
 #include "optim.h"
 
 namespace swarmlens {
@@ -22,8 +23,8 @@ const char* method_name(Method m);
 
 struct MethodConfig {
   Method method = Method::TwoStep;
-  double lr = 0.05;            // FedAvg: the local steps' rate
-  double momentum = 0.9;       // FedAvg: the local steps' momentum (top-k, two-step: compression.sparsify)
+  double lr = NodeTrainerConfig{}.lr;  // FedAvg: the local steps' rate
+  double momentum = SparsifierConfig{}.momentum;  // FedAvg: the local steps' momentum (top-k, two-step: compression.sparsify)
   uint32_t fedavg_steps = 8;   // FedAvg: local steps per round
   CompressorConfig compression;  // top-k and two-step; top-k ignores the trigger (every step goes out)
 };

@@ -11,6 +11,13 @@
 
 namespace swarmlens {
 
+CompressorConfig node_compression_defaults() {
+  CompressorConfig c;
+  c.sparsify.warmup_stage_steps = 25;
+  c.trigger.max_age_steps = 2;
+  return c;
+}
+
 NodeTrainer::NodeTrainer(NodeTrainerConfig cfg)
     : cfg_(std::move(cfg)),
       model_(Model::create(cfg_.model, cfg_.seed, cfg_.device)),

@@ -42,6 +42,12 @@ struct NodeTrainerConfig {
   std::string device = "cpu";     // where forward/backward run: cpu, cuda, cuda:N (Model::create)
 };
 
+// A camera node's compression unless told otherwise (swarmtrain's properties, the field testbed's
+// nodes): the library's selection, density and momentum, a warm-up of 25 steps a stage, and the
+// pending update released every 2 steps. (NodeTrainerConfig's own `compression` is the library's
+// plain default: no warm-up, every step released.)
+CompressorConfig node_compression_defaults();
+
 class NodeTrainer {
  public:
   explicit NodeTrainer(NodeTrainerConfig cfg);  // builds the model; throws on a bad config

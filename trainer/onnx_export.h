@@ -8,11 +8,12 @@
 #include <vector>
 
 #include "model.h"
+#include "node_trainer.h"
 
 namespace swarmlens {
 
 struct OnnxExportInfo {
-  std::string model_id = "default";     // the federation's model id (metadata)
+  std::string model_id = NodeTrainerConfig{}.model_id;  // the federation's model id (metadata)
   uint64_t version = 0;                 // the model version exported (metadata)
   std::vector<std::string> class_names;  // one per class, in the model's metadata
   float input_mean = 0.0f;              // how frames are normalised: (x / 255 - mean) / std

@@ -1,0 +1,61 @@
+#include "modelprops.h"
+
+#include "node_trainer.h"
+
+namespace swarmlens {
+
+ModelSettings::ModelSettings () {
+  const NodeTrainerConfig d;
+  model = d.model.name;
+  model_id = d.model_id;
+  device = d.device;
+  input_width = d.model.width;
+  input_height = d.model.height;
+}
+
+void model_install_properties (GObjectClass * klass, guint first, const ModelBlurbs & blurbs) {
+  const auto ready = GParamFlags (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
+  const ModelSettings d;
+  g_object_class_install_property (klass, first, g_param_spec_string ("model", "Model", blurbs.model,
+      d.model.c_str (), ready));
+  g_object_class_install_property (klass, first + 1, g_param_spec_string ("model-id", "Model id", blurbs.model_id,
+      d.model_id.c_str (), ready));
+  // Composed blurbs: GLib keeps its own copies (no G_PARAM_STATIC_BLURB).
+  const auto composed = GParamFlags (G_PARAM_READWRITE | G_PARAM_STATIC_NAME | G_PARAM_STATIC_NICK | GST_PARAM_MUTABLE_READY);
+  const std::string width = std::string ("Model input width: ") + blurbs.input;
+  const std::string height = std::string ("Model input height: ") + blurbs.input;
+  g_object_class_install_property (klass, first + 2, g_param_spec_int ("input-width", "Input width",
+      width.c_str (), 8, 1024, d.input_width, composed));
+  g_object_class_install_property (klass, first + 3, g_param_spec_int ("input-height", "Input height",
+      height.c_str (), 8, 1024, d.input_height, composed));
+  if (blurbs.device)
+    g_object_class_install_property (klass, first + 4, g_param_spec_string ("device", "Device", blurbs.device,
+        d.device.c_str (), ready));
+}
+
+bool model_set_property (ModelSettings & s, guint first, guint id, const GValue * v) {
+  if (id < first || id >= first + kModelProperties) return false;
+  const auto text = [v] { return std::string (g_value_get_string (v) ? g_value_get_string (v) : ""); };
+  switch (id - first) {
+    case 0: s.model = text (); break;
+    case 1: s.model_id = text (); break;
+    case 2: s.input_width = g_value_get_int (v); break;
+    case 3: s.input_height = g_value_get_int (v); break;
+    case 4: s.device = text (); break;
+  }
+  return true;
+}
+
+bool model_get_property (const ModelSettings & s, guint first, guint id, GValue * v) {
+  if (id < first || id >= first + kModelProperties) return false;
+  switch (id - first) {
+    case 0: g_value_set_string (v, s.model.c_str ()); break;
+    case 1: g_value_set_string (v, s.model_id.c_str ()); break;
+    case 2: g_value_set_int (v, s.input_width); break;
+    case 3: g_value_set_int (v, s.input_height); break;
+    case 4: g_value_set_string (v, s.device.c_str ()); break;
+  }
+  return true;
+}
+
+}  // namespace swarmlens
