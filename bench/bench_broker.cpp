@@ -110,6 +110,70 @@ class InFlightWindow {
   std::thread pacer_;
 };
 
+// The updates decoded and merged in one loop, no NATS: updates per second.
+double bare_rate(const std::vector<std::vector<std::vector<uint8_t>>>& streams, const std::string& id, uint64_t hash,
+                 std::vector<float> params, const AggregatorConfig& agg) {
+  const uint32_t dim = uint32_t(params.size());
+  Aggregator a(id, hash, std::move(params), agg);
+  DecodeOptions d;
+  d.layout_hash = hash;
+  d.dim = dim;
+  const auto t0 = Clock::now();
+  uint64_t n = 0, total = 0;
+  for (size_t s = 0; s < streams[0].size(); ++s)
+    for (const auto& stream : streams) {
+      ++total;
+      const DecodeResult r = decode_update(stream[s], d);
+      if (r.ok() && a.submit(r.value) == Verdict::Accepted) ++n;
+    }
+  const double per_s = double(n) / secs(Clock::now() - t0);
+  if (n != total) throw std::runtime_error("bare loop rejected updates");
+  return per_s;
+}
+
+// One node sends an update every 20 ms; for each, the milliseconds until a model containing it
+// arrives (the model subject, snapshots and deltas, as a node sees it).
+std::vector<double> model_latencies(const NatsOptions& nats, const std::string& id, uint64_t hash, uint32_t dim,
+                                    const BrokerBenchOptions& o) {
+  auto node = NatsLink::connect(nats);
+  ModelReceiver receiver;
+  std::mutex m;
+  std::condition_variable cv;
+  std::map<uint64_t, Clock::time_point> sent_at;
+  std::vector<double> lat_ms;
+  const uint32_t probe = o.publishers + 1;
+  node->subscribe(model_subject(id), [&](const std::string& s, std::vector<uint8_t> payload) {
+    auto model = receiver.receive(payload.data(), payload.size(), s);
+    if (!model) return;
+    const auto it = model->applied.find(probe);
+    if (it == model->applied.end()) return;
+    const auto now = Clock::now();
+    std::lock_guard<std::mutex> g(m);
+    for (auto i = sent_at.begin(); i != sent_at.end() && i->first <= it->second;) {
+      lat_ms.push_back(secs(now - i->second) * 1000);
+      i = sent_at.erase(i);
+    }
+    cv.notify_all();
+  });
+  node->flush();
+  const auto probes = make_updates(id, hash, dim, o.density, probe, o.latency_samples, 1);
+  for (size_t i = 0; i < probes.size(); ++i) {
+    {
+      std::lock_guard<std::mutex> g(m);
+      sent_at[i + 1] = Clock::now();
+    }
+    node->publish(update_subject(id), probes[i]);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  {
+    std::unique_lock<std::mutex> l(m);
+    cv.wait_for(l, std::chrono::seconds(10), [&] { return sent_at.empty(); });
+  }
+  node.reset();  // closed before what its callback uses goes
+  std::lock_guard<std::mutex> g(m);
+  return lat_ms;
+}
+
 }  // namespace
 
 int run_broker_bench(const BrokerBenchOptions& o) {
@@ -130,22 +194,7 @@ int run_broker_bench(const BrokerBenchOptions& o) {
   const size_t update_bytes = streams[0][0].size();
 
   // Bare: the same updates decoded and merged in one loop, no NATS.
-  double bare_per_s = 0;
-  {
-    Aggregator a(id, hash, model->params_copy(), agg);
-    DecodeOptions d;
-    d.layout_hash = hash;
-    d.dim = dim;
-    const auto t0 = Clock::now();
-    uint64_t n = 0;
-    for (uint64_t s = 0; s < o.updates; ++s)
-      for (uint32_t p = 0; p < o.publishers; ++p) {
-        const DecodeResult r = decode_update(streams[p][s], d);
-        if (r.ok() && a.submit(r.value) == Verdict::Accepted) ++n;
-      }
-    bare_per_s = double(n) / secs(Clock::now() - t0);
-    if (n != o.updates * o.publishers) throw std::runtime_error("bare loop rejected updates");
-  }
+  const double bare_per_s = bare_rate(streams, id, hash, model->params_copy(), agg);
 
   // Served: a real nats-server with JetStream, BrokerService publishing the model on its timer, and
   // P publishers each on its own connection. Publishers keep at most `window` updates in flight
@@ -193,49 +242,14 @@ int run_broker_bench(const BrokerBenchOptions& o) {
     served_per_s = double(final_stats.accepted) / served_seconds;
     capacity_per_s = double(final_stats.updates_in) / final_stats.busy_seconds;
 
-    // Latency: one node sends an update every 20 ms; the time until a model containing it arrives
-    // (the model subject, snapshots and deltas, as a node sees it).
-    auto node = NatsLink::connect(nats);
-    ModelReceiver receiver;
-    std::mutex m;
-    std::condition_variable cv;
-    std::map<uint64_t, Clock::time_point> sent_at;
-    std::vector<double> lat_ms;
-    const uint32_t probe = o.publishers + 1;
-    node->subscribe(model_subject(id), [&](const std::string& s, std::vector<uint8_t> payload) {
-      auto model = receiver.receive(payload.data(), payload.size(), s);
-      if (!model) return;
-      const auto it = model->applied.find(probe);
-      if (it == model->applied.end()) return;
-      const auto now = Clock::now();
-      std::lock_guard<std::mutex> g(m);
-      for (auto i = sent_at.begin(); i != sent_at.end() && i->first <= it->second;) {
-        lat_ms.push_back(secs(now - i->second) * 1000);
-        i = sent_at.erase(i);
-      }
-      cv.notify_all();
-    });
-    node->flush();
-    const auto probes = make_updates(id, hash, dim, o.density, probe, o.latency_samples, 1);
-    for (size_t i = 0; i < probes.size(); ++i) {
-      {
-        std::lock_guard<std::mutex> g(m);
-        sent_at[i + 1] = Clock::now();
-      }
-      node->publish(update_subject(id), probes[i]);
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    {
-      std::unique_lock<std::mutex> l(m);
-      cv.wait_for(l, std::chrono::seconds(10), [&] { return sent_at.empty(); });
-    }
+    // Latency: one node sends an update every 20 ms; the time until a model containing it arrives.
+    std::vector<double> lat_ms = model_latencies(nats, id, hash, dim, o);
     done = true;
     timer.join();
     std::sort(lat_ms.begin(), lat_ms.end());
     auto pct = [&](double q) { return lat_ms.empty() ? -1.0 : lat_ms[size_t(q * double(lat_ms.size() - 1))]; };
     latency = {{"samples", lat_ms.size()}, {"p50_ms", pct(0.5)}, {"p95_ms", pct(0.95)}, {"max_ms", pct(1.0)},
                {"publish_interval_ms", o.publish_interval_ms}};
-    node.reset();
   }
 
   const nlohmann::json j = {
