@@ -210,7 +210,7 @@ int run_twostep(const FieldNodeOptions& o, const Dataset& train, std::vector<uin
   cfg.node_id = o.node_id;
   cfg.seed = o.seed;
   cfg.batch_size = o.batch;
-  cfg.lr = o.local_lr > 0 ? o.local_lr : o.lr;  // the broker applies lr / nodes
+  cfg.lr = own_step_lr(o.local_lr, o.lr);  // the broker applies lr / nodes
   cfg.compression.sparsify.density = o.density;
   cfg.compression.sparsify.momentum = o.momentum;
   cfg.compression.sparsify.warmup_stage_steps = o.warmup_steps;

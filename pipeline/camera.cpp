@@ -8,16 +8,12 @@
 
 #include "command.h"
 #include "launch.h"
+#include "launch_desc.h"
+#include "properties.h"
 
 namespace swarmlens {
 
 namespace {
-
-// A property value for gst-launch: quoted, so paths and URLs with spaces or commas survive.
-std::string quoted(const std::string& v) {
-  if (v.find('"') != std::string::npos) throw std::invalid_argument("a value with a double quote: " + v);
-  return "\"" + v + "\"";
-}
 
 std::string output_tail(const CameraOptions& o) {
   if (o.output == "none") return "fakesink name=sink sync=false";
@@ -41,28 +37,30 @@ std::string output_tail(const CameraOptions& o) {
 std::string camera_pipeline(const CameraOptions& o) {
   if (o.source.find_first_not_of(" \t\n") == std::string::npos)
     throw std::invalid_argument("no camera source (e.g. source = libcamerasrc ! video/x-raw,width=640,height=480)");
-  std::string nats;
-  if (!o.nats.empty()) {
-    nats = " nats-url=" + quoted(o.nats);
-    if (!o.nats_credentials.empty()) nats += " nats-credentials=" + quoted(o.nats_credentials);
-    if (!o.nats_tls_ca.empty()) nats += " nats-tls-ca=" + quoted(o.nats_tls_ca);
-  }
-  std::string model = "model=" + o.model;
-  if (o.input_width > 0) model += fmt::format(" input-width={}", o.input_width);
-  if (o.input_height > 0) model += fmt::format(" input-height={}", o.input_height);
-  std::string train = fmt::format(
-      "swarmtrain name=train {} model-id={} label={} device={} idle-policy={} load-ceiling={} density={} "
-      "trigger-age={} learning-rate={} stats-interval=10000{}",
-      model, quoted(o.model_id), o.label, o.device, o.idle_policy, o.load_ceiling, o.density, o.trigger_age, o.lr,
-      nats);
-  if (o.node_id >= 0) train += fmt::format(" node-id={}", o.node_id);
-  if (!o.schedule.empty()) train += " schedule=" + quoted(o.schedule);
-  if (!o.checkpoint.empty()) train += " checkpoint=" + quoted(o.checkpoint);
+  // The model and the NATS link, as swarmtrain and swarmclassify both take them.
+  const auto model_and_nats = [&o](LaunchElement e) {
+    e.set_word(props::kModel, o.model).set(props::kModelId, o.model_id).set_word(props::kDevice, o.device);
+    if (o.input_width > 0) e.set(props::kInputWidth, o.input_width);
+    if (o.input_height > 0) e.set(props::kInputHeight, o.input_height);
+    if (!o.nats.empty())
+      e.set(props::kNatsUrl, o.nats).set_if(props::kNatsCredentials, o.nats_credentials).set_if(props::kNatsTlsCa, o.nats_tls_ca);
+    return e;
+  };
+  LaunchElement train = model_and_nats(LaunchElement("swarmtrain name=train"));
+  train.set(props::kLabel, o.label)
+      .set_word(props::kIdlePolicy, o.idle_policy)
+      .set(props::kLoadCeiling, o.load_ceiling)
+      .set(props::kDensity, o.density)
+      .set(props::kTriggerAge, o.trigger_age)
+      .set(props::kLearningRate, o.lr)
+      .set(props::kStatsInterval, 10000)
+      .set_if(props::kSchedule, o.schedule)
+      .set_if(props::kCheckpoint, o.checkpoint);
+  if (o.node_id >= 0) train.set(props::kNodeId, o.node_id);
   // The classifier takes the shared model from NATS when there is one, else this trainer's.
-  return fmt::format("{} ! videoconvert ! video/x-raw,format=BGRx ! {}swarmclassify {} model-id={} device={}{} ! "
-                     "swarmoverlay model-id={} ! {}",
-                     o.source, o.train ? train + " ! " : "", model, quoted(o.model_id), o.device, nats,
-                     quoted(o.model_id), output_tail(o));
+  return fmt::format("{} ! videoconvert ! video/x-raw,format=BGRx ! {}{} ! {} ! {}", o.source,
+                     o.train ? train.str() + " ! " : "", model_and_nats(LaunchElement("swarmclassify")).str(),
+                     LaunchElement("swarmoverlay").set(props::kModelId, o.model_id).str(), output_tail(o));
 }
 
 int run_camera(const CameraOptions& o, bool print_only) {

@@ -23,9 +23,11 @@
 #include "aggregator.h"
 #include "dataset.h"
 #include "launch.h"
+#include "launch_desc.h"
 #include "model_channel.h"
 #include "nats_link.h"
 #include "process.h"
+#include "properties.h"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -49,20 +51,28 @@ std::string human_bytes(double b) {
 std::string node_pipeline(const NodeOptions& o, const std::string& data) {
   const FederationSettings& f = o.fed;
   const bool overlay = !o.overlay_png.empty() || o.view;
-  std::string d = fmt::format(
-      "swarmsrc location=\"{}\" shard-index={} shard-count={} loop=true is-live=true fps-n={} {} ! "
-      "swarmtrain name=train model-id={} node-id={} nats-url=\"{}\" learning-rate={} momentum={} "
-      "density={} trigger-age={} warmup-steps={} batch-size={} stats-interval=1000",
-      data, o.node_id, o.nodes, o.fps, overlay ? "width=280 height=280 format=BGRx" : "", f.model_id, o.node_id,
-      o.nats, f.local_lr > 0 ? f.local_lr : f.lr, f.momentum, f.dense ? 1.0 : f.density, f.dense ? 1 : f.trigger_age,
-      f.dense ? 0 : f.warmup_steps, f.batch);
+  const LaunchElement train = LaunchElement("swarmtrain name=train")
+                                  .set(props::kModelId, f.model_id)
+                                  .set(props::kNodeId, o.node_id)
+                                  .set(props::kNatsUrl, o.nats)
+                                  .set(props::kLearningRate, own_step_lr(f.local_lr, f.lr))
+                                  .set(props::kMomentum, f.momentum)
+                                  .set(props::kDensity, f.dense ? 1.0 : f.density)
+                                  .set(props::kTriggerAge, f.dense ? uint64_t(1) : f.trigger_age)
+                                  .set(props::kWarmupSteps, f.dense ? uint64_t(0) : f.warmup_steps)
+                                  .set(props::kBatchSize, f.batch)
+                                  .set(props::kStatsInterval, 1000);
+  std::string d = fmt::format("swarmsrc location={} shard-index={} shard-count={} loop=true is-live=true fps-n={} {} ! {}",
+                              quoted(data), o.node_id, o.nodes, o.fps, overlay ? "width=280 height=280 format=BGRx" : "",
+                              train.str());
   if (!overlay) return d + " ! fakesink sync=false";
   // Classify with the global model from the aggregator, a couple of frames a second.
   d += fmt::format(
       " ! tee name=t t. ! queue ! fakesink sync=false "
       "t. ! queue leaky=downstream max-size-buffers=4 ! videorate drop-only=true ! video/x-raw,framerate=2/1 ! "
-      "swarmclassify model-id={} nats-url=\"{}\" ! swarmoverlay model-id={} ! videoconvert ! tee name=o",
-      f.model_id, o.nats, f.model_id);
+      "{} ! {} ! videoconvert ! tee name=o",
+      LaunchElement("swarmclassify").set(props::kModelId, f.model_id).set(props::kNatsUrl, o.nats).str(),
+      LaunchElement("swarmoverlay").set(props::kModelId, f.model_id).str());
   if (!o.overlay_png.empty()) d += fmt::format(" o. ! queue ! pngenc ! multifilesink location=\"{}\"", o.overlay_png);
   if (o.view) d += " o. ! queue ! videoconvert ! autovideosink sync=false";
   return d;

@@ -8,6 +8,7 @@
 #include <optional>
 #include <stdexcept>
 
+#include "camera_model.h"
 #include "dataset.h"
 #include "model.h"
 #include "model_channel.h"

@@ -46,7 +46,7 @@
 #include <vector>
 
 #include "aggregate_backend.h"
-#include "dataset.h"
+#include "camera_model.h"
 #include "frame.h"
 #include "modelprops.h"
 #include "natsprops.h"

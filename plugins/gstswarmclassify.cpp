@@ -31,7 +31,7 @@
 
 #include "classifier.h"
 #include "dnn_classifier.h"
-#include "dataset.h"
+#include "camera_model.h"
 #include "frame.h"
 #include "frame_window.h"
 #include "gstswarmmeta.h"

@@ -64,13 +64,14 @@
 
 #include <nlohmann/json.hpp>
 
-#include "dataset.h"
+#include "camera_model.h"
 #include "frame.h"
 #include "frame_window.h"
 #include "gstswarmmeta.h"
 #include "modelprops.h"
 #include "natsprops.h"
 #include "node_trainer.h"
+#include "properties.h"
 #include "reliable_uplink.h"
 #include "updatelink.h"
 
@@ -600,29 +601,29 @@ static void gst_swarm_train_class_init (GstSwarmTrainClass * klass) {
       "frames are scaled to it (cnn: 28)",
       "Compute device for training: cpu, cuda or cuda:N (a LibTorch built with CUDA, as JetPack's on a "
       "Jetson; otherwise an error at start). Weights stay in host memory; the GPU computes the gradients"});
-  g_object_class_install_property (gobject, PROP_BATCH_SIZE, g_param_spec_uint ("batch-size", "Batch size",
+  g_object_class_install_property (gobject, PROP_BATCH_SIZE, g_param_spec_uint (swarmlens::props::kBatchSize, "Batch size",
       "Frames per training step", 1, 4096, d.batch_size, ready));
-  g_object_class_install_property (gobject, PROP_LEARNING_RATE, g_param_spec_double ("learning-rate",
+  g_object_class_install_property (gobject, PROP_LEARNING_RATE, g_param_spec_double (swarmlens::props::kLearningRate,
       "Learning rate", "SGD rate of this node's own steps; the aggregator applies each update at its own rate "
       "(swarmlens-broker --server-lr: this rate / the number of nodes, so their progress is averaged)", 1e-6, 10.0, d.lr, ready));
-  g_object_class_install_property (gobject, PROP_MOMENTUM, g_param_spec_double ("momentum", "Momentum",
+  g_object_class_install_property (gobject, PROP_MOMENTUM, g_param_spec_double (swarmlens::props::kMomentum, "Momentum",
       "Momentum, corrected locally (DGC)", 0.0, 0.999, d.momentum, ready));
-  g_object_class_install_property (gobject, PROP_DENSITY, g_param_spec_double ("density", "Density",
+  g_object_class_install_property (gobject, PROP_DENSITY, g_param_spec_double (swarmlens::props::kDensity, "Density",
       "Share of gradient entries sent per step after warm-up (0.001 = 99.9% sparsity)", 1e-6, 1.0, d.density, ready));
   g_object_class_install_property (gobject, PROP_CRITERION, g_param_spec_string ("criterion", "Criterion",
       "Selection criterion: topk, sampled-topk, threshold or randomk", d.criterion.c_str (), ready));
-  g_object_class_install_property (gobject, PROP_WARMUP_STEPS, g_param_spec_uint64 ("warmup-steps",
+  g_object_class_install_property (gobject, PROP_WARMUP_STEPS, g_param_spec_uint64 (swarmlens::props::kWarmupSteps,
       "Warm-up steps", "Steps per sparsity warm-up stage (75%, 93.75%, 98.4%, 99.6%); 0 = none", 0,
       G_MAXUINT64, d.warmup_steps, ready));
-  g_object_class_install_property (gobject, PROP_TRIGGER_AGE, g_param_spec_uint64 ("trigger-age",
+  g_object_class_install_property (gobject, PROP_TRIGGER_AGE, g_param_spec_uint64 (swarmlens::props::kTriggerAge,
       "Trigger age", "Release the pending update after this many steps (0 = off)", 0, G_MAXUINT64, d.trigger_age, ready));
   g_object_class_install_property (gobject, PROP_TRIGGER_NORM, g_param_spec_double ("trigger-norm",
       "Trigger norm", "Release the pending update when its L2 norm reaches this (0 = off)", 0.0, G_MAXDOUBLE, d.trigger_norm, ready));
-  g_object_class_install_property (gobject, PROP_CHECKPOINT, g_param_spec_string ("checkpoint", "Checkpoint",
+  g_object_class_install_property (gobject, PROP_CHECKPOINT, g_param_spec_string (swarmlens::props::kCheckpoint, "Checkpoint",
       "Snapshot file: resumed from at start, written at stop (empty = none)", "", ready));
-  g_object_class_install_property (gobject, PROP_LABEL, g_param_spec_int ("label", "Label",
+  g_object_class_install_property (gobject, PROP_LABEL, g_param_spec_int (swarmlens::props::kLabel, "Label",
       "Teach mode: train every frame as this class (-1 = use the frames' label metas)", -1, 9, d.label, playing));
-  g_object_class_install_property (gobject, PROP_STATS_INTERVAL, g_param_spec_uint ("stats-interval",
+  g_object_class_install_property (gobject, PROP_STATS_INTERVAL, g_param_spec_uint (swarmlens::props::kStatsInterval,
       "Stats interval", "Milliseconds between swarmtrain-stats bus messages (0 = none)", 0, 3600000, d.stats_interval, playing));
   g_object_class_install_property (gobject, PROP_SEED, g_param_spec_uint64 ("seed", "Seed",
       "Seed of the initial weights and sampling", 0, G_MAXUINT64, d.seed, ready));
@@ -631,21 +632,21 @@ static void gst_swarm_train_class_init (GstSwarmTrainClass * klass) {
       "Drop when busy", "Sample frames when the trainer is busy so the stream never waits (live sources); "
       "false = hold the stream until there is room, training on every labelled frame (files)", d.drop_when_busy, playing));
 
-  g_object_class_install_property (gobject, PROP_NODE_ID, g_param_spec_int64 ("node-id", "Node id",
+  g_object_class_install_property (gobject, PROP_NODE_ID, g_param_spec_int64 (swarmlens::props::kNodeId, "Node id",
       "This node's id in the federation, unique per model (-1 = a random one at start)", -1, G_MAXUINT32, d.node_id, ready));
   g_object_class_install_property (gobject, PROP_WINDOW, g_param_spec_uint ("window", "Window",
       "Temporal models (crnn): frames per sample, the stream's last ones; a window's label is its last frame's",
       1, 64, d.window, ready));
   g_object_class_install_property (gobject, PROP_WINDOW_STRIDE, g_param_spec_uint ("window-stride",
       "Window stride", "Temporal models: a sample every this many frames once the window is full", 1, 64, d.window_stride, ready));
-  g_object_class_install_property (gobject, PROP_IDLE_POLICY, g_param_spec_string ("idle-policy", "Idle policy",
+  g_object_class_install_property (gobject, PROP_IDLE_POLICY, g_param_spec_string (swarmlens::props::kIdlePolicy, "Idle policy",
       "When to train: always; load (only while other processes use at most load-ceiling of the CPUs); "
       "schedule (only within the schedule); load+schedule (both). Paused, frames are sampled as when busy, "
       "and the residual and pending update are kept", d.idle_policy.c_str (), ready));
-  g_object_class_install_property (gobject, PROP_LOAD_CEILING, g_param_spec_double ("load-ceiling", "Load ceiling",
+  g_object_class_install_property (gobject, PROP_LOAD_CEILING, g_param_spec_double (swarmlens::props::kLoadCeiling, "Load ceiling",
       "idle-policy=load: pause when other processes use more than this share of all CPUs (resume below 80% of it)",
       0.01, 1.0, d.load_ceiling, ready));
-  g_object_class_install_property (gobject, PROP_SCHEDULE, g_param_spec_string ("schedule", "Schedule",
+  g_object_class_install_property (gobject, PROP_SCHEDULE, g_param_spec_string (swarmlens::props::kSchedule, "Schedule",
       "idle-policy=schedule: daily windows in local time, e.g. \"22:00-06:00\" or \"01:00-05:00,12:00-13:00\"", "", ready));
   g_object_class_install_property (gobject, PROP_NICE, g_param_spec_int ("nice", "Nice",
       "Nice value of the training thread (the video path keeps its own); 0 = unchanged", 0, 19, d.nice, ready));

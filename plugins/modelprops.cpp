@@ -1,6 +1,7 @@
 #include "modelprops.h"
 
 #include "node_trainer.h"
+#include "properties.h"
 
 namespace swarmlens {
 
@@ -16,20 +17,20 @@ ModelSettings::ModelSettings () {
 void model_install_properties (GObjectClass * klass, guint first, const ModelBlurbs & blurbs) {
   const auto ready = GParamFlags (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
   const ModelSettings d;
-  g_object_class_install_property (klass, first, g_param_spec_string ("model", "Model", blurbs.model,
+  g_object_class_install_property (klass, first, g_param_spec_string (props::kModel, "Model", blurbs.model,
       d.model.c_str (), ready));
-  g_object_class_install_property (klass, first + 1, g_param_spec_string ("model-id", "Model id", blurbs.model_id,
+  g_object_class_install_property (klass, first + 1, g_param_spec_string (props::kModelId, "Model id", blurbs.model_id,
       d.model_id.c_str (), ready));
   // Composed blurbs: GLib keeps its own copies (no G_PARAM_STATIC_BLURB).
   const auto composed = GParamFlags (G_PARAM_READWRITE | G_PARAM_STATIC_NAME | G_PARAM_STATIC_NICK | GST_PARAM_MUTABLE_READY);
   const std::string width = std::string ("Model input width: ") + blurbs.input;
   const std::string height = std::string ("Model input height: ") + blurbs.input;
-  g_object_class_install_property (klass, first + 2, g_param_spec_int ("input-width", "Input width",
+  g_object_class_install_property (klass, first + 2, g_param_spec_int (props::kInputWidth, "Input width",
       width.c_str (), 8, 1024, d.input_width, composed));
-  g_object_class_install_property (klass, first + 3, g_param_spec_int ("input-height", "Input height",
+  g_object_class_install_property (klass, first + 3, g_param_spec_int (props::kInputHeight, "Input height",
       height.c_str (), 8, 1024, d.input_height, composed));
   if (blurbs.device)
-    g_object_class_install_property (klass, first + 4, g_param_spec_string ("device", "Device", blurbs.device,
+    g_object_class_install_property (klass, first + 4, g_param_spec_string (props::kDevice, "Device", blurbs.device,
         d.device.c_str (), ready));
 }
 

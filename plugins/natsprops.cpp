@@ -2,17 +2,19 @@
 
 #include <sstream>
 
+#include "properties.h"
+
 namespace swarmlens {
 
 void nats_install_properties (GObjectClass * klass, guint first) {
   const auto ready = GParamFlags (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
-  g_object_class_install_property (klass, first, g_param_spec_string ("nats-url", "NATS URL",
+  g_object_class_install_property (klass, first, g_param_spec_string (props::kNatsUrl, "NATS URL",
       "NATS server URL(s), comma-separated (nats://[user:password@]host:port, tls://...); empty = no "
       "network, the model stays in this process", "", ready));
-  g_object_class_install_property (klass, first + 1, g_param_spec_string ("nats-credentials", "NATS credentials",
+  g_object_class_install_property (klass, first + 1, g_param_spec_string (props::kNatsCredentials, "NATS credentials",
       "NATS credentials file: a .creds file (JWT and nkey seed), or one line user:password, or one line "
       "with a token; keep it readable only by the service user", "", ready));
-  g_object_class_install_property (klass, first + 2, g_param_spec_string ("nats-tls-ca", "NATS TLS CA",
+  g_object_class_install_property (klass, first + 2, g_param_spec_string (props::kNatsTlsCa, "NATS TLS CA",
       "CA bundle to verify the NATS server (turns TLS on)", "", ready));
 }
 

@@ -9,7 +9,6 @@
 #include <random>
 #include <stdexcept>
 
-#include "motion.h"
 
 namespace swarmlens {
 
@@ -147,9 +146,5 @@ void make_batch(const Dataset& d, const uint32_t* indices, size_t count, std::ve
   }
 }
 
-ModelSpec camera_model_spec(const std::string& name, int width, int height, int window) {
-  if (is_temporal(name)) return {name, 1, height, width, int(motion_class_names().size()), window};
-  return {name, name == "cnn" ? 1 : 3, height, width, 10};
-}
 
 }  // namespace swarmlens

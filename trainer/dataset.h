@@ -54,11 +54,6 @@ inline Normalisation frame_normalisation(int channels) {
   return channels == 1 ? Normalisation{kFashionMean, kFashionStd} : Normalisation{0.5f, 0.25f};
 }
 
-// The model a camera node trains from its model name, input size and window (the elements'
-// properties; swarmlens export reads snapshots the same way): cnn and crnn read grey frames, every
-// other model RGB; 10 classes (Fashion-MNIST), but crnn 4 (the directions of moving
-// Fashion-MNIST: left, right, up, down). window counts only for temporal models.
-ModelSpec camera_model_spec(const std::string& name, int width, int height, int window = 1);
 void make_batch(const Dataset& d, const uint32_t* indices, size_t count, std::vector<float>& images,
                 std::vector<int64_t>& labels);
 

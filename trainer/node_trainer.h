@@ -48,6 +48,10 @@ struct NodeTrainerConfig {
 // plain default: no warm-up, every step released.)
 CompressorConfig node_compression_defaults();
 
+// The rate a federated node steps its own view at: `local_lr`, or `lr` when it is 0 (the aggregator
+// applies each update at its own rate, averaging_server_lr).
+inline double own_step_lr(double local_lr, double lr) { return local_lr > 0 ? local_lr : lr; }
+
 class NodeTrainer {
  public:
   explicit NodeTrainer(NodeTrainerConfig cfg);  // builds the model; throws on a bad config
