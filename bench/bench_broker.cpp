@@ -275,9 +275,6 @@ int run_broker_bench(const BrokerBenchOptions& o) {
   return 0;
 }
 
-}  // namespace swarmlens
-
-namespace swarmlens {
 
 void add_broker_bench_command(CLI::App& parent, Commands& commands) {
   auto o = std::make_shared<BrokerBenchOptions>();

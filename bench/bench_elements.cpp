@@ -221,9 +221,6 @@ int run_elements_bench(const ElementsBenchOptions& o) {
   return 0;
 }
 
-}  // namespace swarmlens
-
-namespace swarmlens {
 
 void add_elements_bench_command(CLI::App& parent, Commands& commands) {
   auto o = std::make_shared<ElementsBenchOptions>();

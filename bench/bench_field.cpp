@@ -21,6 +21,7 @@
 #include "compressor.h"
 #include "dataset.h"
 #include "methods.h"
+#include "nats_cli.h"
 #include "metrics.h"
 #include "model_channel.h"
 #include "node_link.h"
@@ -393,16 +394,12 @@ int run_field_watch(const FieldWatchOptions& o) {
   }
 }
 
-}  // namespace swarmlens
-
-namespace swarmlens {
 
 void add_field_node_command(CLI::App& parent, Commands& commands) {
   auto o = std::make_shared<FieldNodeOptions>();
   auto* c = parent.add_subcommand("field-node", "One node of the field testbed (bench/field/run): trains its shard "
                                       "as fast as its core allows with one method, over NATS");
-  c->add_option("--nats", o->nats, "NATS server URL")->capture_default_str();
-  c->add_option("--credentials", o->credentials, "NATS credentials file")->check(CLI::ExistingFile);
+  add_nats_options(*c, {&o->nats, &o->credentials}, "NATS server URL");
   c->add_option("--model-id", o->model_id, "model id")->capture_default_str();
   c->add_option("--method", o->method, "dense, fedavg, topk (synchronous, no trigger) or twostep")
       ->check(CLI::IsMember({"dense", "fedavg", "topk", "twostep"}))->capture_default_str();
@@ -427,8 +424,7 @@ void add_field_watch_command(CLI::App& parent, Commands& commands) {
   auto o = std::make_shared<FieldWatchOptions>();
   auto* c = parent.add_subcommand("field-watch", "The field testbed's recorder: accuracy over wall time, every "
                                        "node's counters, the final model's accuracy on the whole test set, as JSON");
-  c->add_option("--nats", o->nats, "NATS server URL")->capture_default_str();
-  c->add_option("--credentials", o->credentials, "NATS credentials file")->check(CLI::ExistingFile);
+  add_nats_options(*c, {&o->nats, &o->credentials}, "NATS server URL");
   c->add_option("--model-id", o->model_id, "model id")->capture_default_str();
   c->add_option("--data", o->data, "Fashion-MNIST folder");
   c->add_option("--duration", o->duration, "seconds to record")->check(CLI::Range(1.0, 86400.0))->capture_default_str();

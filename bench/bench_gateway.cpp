@@ -102,9 +102,6 @@ int run_gateway_bench(const GatewayBenchOptions& o) {
   return 0;
 }
 
-}  // namespace swarmlens
-
-namespace swarmlens {
 
 void add_gateway_bench_command(CLI::App& parent, Commands& commands) {
   auto o = std::make_shared<GatewayBenchOptions>();

@@ -139,9 +139,6 @@ int run_node_bench(const NodeBenchOptions& o) {
   return 0;
 }
 
-}  // namespace swarmlens
-
-namespace swarmlens {
 
 void add_node_bench_command(CLI::App& parent, Commands& commands) {
   auto o = std::make_shared<NodeBenchOptions>();

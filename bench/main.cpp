@@ -1,9 +1,6 @@
 // swarmlens-bench: the measuring rigs (`swarmlens bench ...` runs this program). Each benchmark
 // declares its own options and run function; figures and commands are in docs/benchmarks.md.
 #include <CLI/CLI.hpp>
-#include <fmt/core.h>
-
-#include <exception>
 
 #include "bench_broker.h"
 #include "bench_compression.h"
@@ -12,7 +9,6 @@
 #include "bench_gateway.h"
 #include "bench_node.h"
 #include "command.h"
-#include "launch.h"
 
 int main(int argc, char** argv) {
   using namespace swarmlens;
@@ -27,12 +23,5 @@ int main(int argc, char** argv) {
   add_node_bench_command(app, commands);
   add_field_node_command(app, commands);
   add_field_watch_command(app, commands);
-  CLI11_PARSE(app, argc, argv);
-  use_build_plugin_dir();
-  try {
-    return commands.run_parsed();
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "error: {}\n", e.what());
-    return 1;
-  }
+  return run_command_line(app, commands, argc, argv);
 }

@@ -9,6 +9,7 @@
 #include <atomic>
 
 #include "daemon.h"
+#include "nats_cli.h"
 
 namespace {
 std::atomic<bool> g_stop{false};
@@ -22,14 +23,10 @@ int main(int argc, char** argv) {
   NatsOptions& nats = d.nats;
   BrokerConfig& cfg = d.broker;
   std::string url = nats.urls.front();
-  app.add_option("--nats", url, "NATS server URL(s), comma-separated")->capture_default_str();
+  add_nats_options(app, {&url, &nats.credentials_file, &nats.tls_ca}, "NATS server URL(s), comma-separated");
   app.add_option("--user", nats.user, "NATS user");
   app.add_option("--password", nats.password, "NATS password");
   app.add_option("--token", nats.token, "NATS token");
-  app.add_option("--credentials,--creds", nats.credentials_file,
-                 "NATS credentials file: a .creds file, one line user:password, or a token (keeps secrets off the command line)")
-      ->check(CLI::ExistingFile);
-  app.add_option("--tls-ca", nats.tls_ca, "CA bundle to verify the server (turns TLS on)");
   app.add_option("--tls-cert", nats.tls_cert, "client certificate (mutual TLS)");
   app.add_option("--tls-key", nats.tls_key, "client key (mutual TLS)");
   app.add_option("--model-id", cfg.model_id, "model id (subjects swarmlens.<id>.*)")->capture_default_str();

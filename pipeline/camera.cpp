@@ -9,6 +9,7 @@
 #include "command.h"
 #include "launch.h"
 #include "launch_desc.h"
+#include "nats_cli.h"
 #include "properties.h"
 
 namespace swarmlens {
@@ -89,9 +90,8 @@ void add_camera_command(CLI::App& parent, Commands& commands) {
                                               "(INI, section [camera]; docs/deploy.md)");
   c->add_option("--source", o->source, "the camera as a gst-launch description up to raw video, e.g. "
                                              "\"libcamerasrc ! video/x-raw,width=640,height=480\"")->required();
-  c->add_option("--nats", o->nats, "NATS server URL(s) of the broker (empty: train alone)");
-  c->add_option("--nats-credentials", o->nats_credentials, "NATS credentials file (user:password, a token, or .creds)");
-  c->add_option("--nats-tls-ca", o->nats_tls_ca, "CA bundle to verify the NATS server (turns TLS on)");
+  add_nats_options(*c, {&o->nats, &o->nats_credentials, &o->nats_tls_ca, /*check_credentials=*/false},
+                   "NATS server URL(s) of the broker (empty: train alone)");
   c->add_option("--model", o->model, "cnn (grey 28x28) or mobilenet (RGB)")->check(CLI::IsMember({"cnn", "mobilenet"}))->capture_default_str();
   c->add_option("--input-width", o->input_width, "mobilenet input width")->check(CLI::Range(8, 1024));
   c->add_option("--input-height", o->input_height, "mobilenet input height")->check(CLI::Range(8, 1024));

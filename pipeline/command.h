@@ -1,6 +1,7 @@
 // A command line of subcommands, each owning its options and its run function: a subcommand's
 // add_*_command(parent, commands) declares its options on its own CLI11 App, over an options struct
-// it keeps alive, and registers what runs when it is the one parsed. main() only adds and runs.
+// it keeps alive, and registers what runs when it is the one parsed. main() only adds them and
+// calls run_command_line.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -25,5 +26,10 @@ class Commands {
  private:
   std::vector<std::pair<CLI::App*, Run>> commands_;
 };
+
+// Parses the command line (a usage error or --help ends there, as CLI11 says), finds the plugin in a
+// build tree (use_build_plugin_dir), runs the parsed subcommand and returns its exit code; an
+// exception from it is printed as "error: ..." with exit code 1.
+int run_command_line(CLI::App& app, const Commands& commands, int argc, char** argv);
 
 }  // namespace swarmlens

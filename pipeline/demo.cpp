@@ -24,6 +24,7 @@
 #include "dataset.h"
 #include "launch.h"
 #include "launch_desc.h"
+#include "nats_cli.h"
 #include "model_channel.h"
 #include "nats_link.h"
 #include "process.h"
@@ -366,7 +367,7 @@ void add_demo_command(CLI::App& parent, Commands& commands) {
   c->add_option("--nodes", o->nodes, "camera nodes, each its own process and pipeline")->check(CLI::Range(1, 64))->capture_default_str();
   c->add_option("--duration", o->duration, "seconds per run")->check(CLI::Range(3.0, 86400.0))->capture_default_str();
   c->add_option("--report", o->report, "report folder (accuracy.csv/png, overlay.png, summary)")->capture_default_str();
-  c->add_option("--nats", o->nats, "use this NATS server (with JetStream) instead of starting one");
+  add_nats_options(*c, {&o->nats}, "use this NATS server (with JetStream) instead of starting one");
   c->add_option("--data", o->data, "Fashion-MNIST folder (default: the Debian package's)");
   c->add_option("--fps", o->fps, "frames per second each node plays")->check(CLI::Range(1, 10000))->capture_default_str();
   c->add_flag("--baseline", o->baseline, "then run dense (no compression) for as long, and compare");
@@ -387,7 +388,7 @@ void add_node_command(CLI::App& parent, Commands& commands) {
   auto o = std::make_shared<NodeOptions>();
   auto* c = parent.add_subcommand("node", "One camera node: plays its Fashion-MNIST shard as live video into "
                                           "swarmtrain, federated over NATS (what the demo starts N of)");
-  c->add_option("--nats", o->nats, "NATS server URL(s)")->capture_default_str();
+  add_nats_options(*c, {&o->nats}, "NATS server URL(s)");
   c->add_option("--data", o->data, "Fashion-MNIST folder");
   c->add_option("--node-id", o->node_id, "this node's id and shard index")->capture_default_str();
   c->add_option("--nodes", o->nodes, "number of shards")->check(CLI::Range(1, 100000))->capture_default_str();

@@ -12,6 +12,7 @@
 #include "dataset.h"
 #include "model.h"
 #include "model_channel.h"
+#include "nats_cli.h"
 #include "nats_link.h"
 #include "onnx_export.h"
 #include "snapshot.h"
@@ -88,9 +89,6 @@ int run_export(const ExportOptions& o) {
   return 0;
 }
 
-}  // namespace swarmlens
-
-namespace swarmlens {
 
 void add_export_command(CLI::App& parent, Commands& commands) {
   auto o = std::make_shared<ExportOptions>();
@@ -98,10 +96,8 @@ void add_export_command(CLI::App& parent, Commands& commands) {
   c->add_option("--format", o->format, "file format")->check(CLI::IsMember({"onnx"}))->capture_default_str();
   c->add_option("-o,--output", o->output, "the file to write")->required();
   c->add_option("--snapshot", o->snapshot, "a snapshot file (a node's checkpoint, the broker's --snapshot)");
-  c->add_option("--nats-url", o->nats_url, "take the latest model kept in JetStream on this server");
+  add_nats_options(*c, {&o->nats_url, &o->credentials_file}, "take the latest model kept in JetStream on this server");
   c->add_option("--model-id", o->model_id, "model id (NATS subjects swarmlens.<id>.*)")->capture_default_str();
-  c->add_option("--credentials,--creds", o->credentials_file, "NATS credentials file: a .creds file, one line user:password, or a token")
-      ->check(CLI::ExistingFile);
   c->add_option("--model", o->model, "registry name (default: the snapshot's)")->check(CLI::IsMember({"cnn", "mobilenet"}));
   c->add_option("--input-width", o->input_width, "model input width (default: cnn 28, others 96)")->check(CLI::Range(8, 1024));
   c->add_option("--input-height", o->input_height, "model input height (default: cnn 28, others 96)")->check(CLI::Range(8, 1024));

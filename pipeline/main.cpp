@@ -1,15 +1,11 @@
 // The swarmlens command. Each subcommand declares its own options and run function (add_*_command);
 // `swarmlens bench ...` runs the benchmark program, swarmlens-bench, built in bench/.
 #include <CLI/CLI.hpp>
-#include <fmt/core.h>
-
-#include <exception>
 
 #include "camera.h"
 #include "command.h"
 #include "demo.h"
 #include "export.h"
-#include "launch.h"
 #include "process.h"
 
 int main(int argc, char** argv) {
@@ -29,12 +25,5 @@ int main(int argc, char** argv) {
   // A config file gives any option, by its long name without dashes, under [camera].
   app.set_config("--config", "", "INI file of options, one section per subcommand (e.g. [camera])");
 
-  CLI11_PARSE(app, argc, argv);
-  use_build_plugin_dir();
-  try {
-    return commands.run_parsed();
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "error: {}\n", e.what());
-    return 1;
-  }
+  return run_command_line(app, commands, argc, argv);
 }
