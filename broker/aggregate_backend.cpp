@@ -112,13 +112,9 @@ class ForwardingBackend : public AggregateBackend {
 
   void delivered(const CombinedUpdate& c, bool pushed_downstream) override {
     const bool sent = acked_ ? acked_->offer(c.bytes) : pushed_downstream;
+    if (sent) return delivered_stats(c);
     std::lock_guard<std::mutex> g(lock_);
-    if (!sent) {
-      merger_.restore(c);  // nothing accepted is lost: it goes with the next
-      return;
-    }
-    ++stats_.updates_out;
-    stats_.bytes_out += c.bytes.size();
+    merger_.restore(c);  // nothing accepted is lost: it goes with the next
   }
 
   void model_from_upstream(const Snapshot& s) override {
