@@ -20,7 +20,7 @@ class Commands;
 struct BrokerBenchOptions {
   uint32_t publishers = 8;
   uint64_t updates = 2500;       // per publisher
-  double density = FederationSettings{}.density;  // share of the small CNN's entries in each update (the demo's)
+  double density = FederationSettings::kDefaultDensity;  // share of the small CNN's entries in each update (the demo's)
   uint32_t buffer_size = AggregatorConfig{}.buffer_size;  // FedBuff K
   uint64_t window = 2000;        // updates in flight (sent, not yet taken by the broker)
   int publish_interval_ms = 100; // the broker's model publish timer

@@ -24,27 +24,27 @@ class Commands;
 
 struct BenchOptions {
   std::string preset = "quick";
-  std::string model = "cnn";       // cnn, mobilenet, or crnn (on moving Fashion-MNIST)
+  std::string model = ModelSpec::kDefaultName;  // cnn, mobilenet, or crnn (on moving Fashion-MNIST)
   uint32_t window = WindowConfig{}.window;  // crnn: frames per sample
   std::string data_dir;            // empty: default_fashion_mnist_dir()
-  uint32_t nodes = DemoOptions{}.nodes;  // as the demo's
+  uint32_t nodes = DemoOptions::kDefaultNodes;  // as the demo's
   uint32_t epochs = 2;
   size_t train_limit = 8000;       // 0 = the whole training set
   size_t test_limit = 2000;        // 0 = the whole test set
-  uint32_t batch = NodeTrainerConfig{}.batch_size;  // per node
-  double lr = NodeTrainerConfig{}.lr;
-  double momentum = SparsifierConfig{}.momentum;
-  double density = SparsifierConfig{}.density;  // twostep/topk after warm-up
+  uint32_t batch = NodeTrainerConfig::kDefaultBatch;  // per node
+  double lr = NodeTrainerConfig::kDefaultLr;
+  double momentum = SparsifierConfig::kDefaultMomentum;
+  double density = SparsifierConfig::kDefaultDensity;  // twostep/topk after warm-up
   double warmup_fraction = 0.05;   // share of the run spent in the four warm-up stages
-  Criterion criterion = SparsifierConfig{}.criterion;
+  Criterion criterion = SparsifierConfig::kDefaultCriterion;
   ValueCoding values = ValueCoding::Fp16;
   double clip_norm = 0.0;          // local gradient clipping (DGC); 0 = off
   uint64_t trigger_age = 2;        // twostep: release after this many steps...
   uint64_t trigger_nnz = 0;        // ...or this many pending entries (0 = off)...
   double trigger_norm = 0.0;       // ...or this pending L2 norm (0 = off)
-  uint32_t fedavg_steps = MethodConfig{}.fedavg_steps;  // FedAvg: local steps between model averages
+  uint32_t fedavg_steps = MethodConfig::kDefaultFedAvgSteps;  // FedAvg: local steps between model averages
   double dirichlet_alpha = 0.0;    // 0 = IID shards
-  uint64_t seed = NodeTrainerConfig{}.seed;
+  uint64_t seed = NodeTrainerConfig::kDefaultSeed;
   int threads = 0;
   std::vector<std::string> methods = {"dense", "topk", "twostep", "fedavg"};
   std::string json_path;

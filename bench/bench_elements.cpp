@@ -67,7 +67,7 @@ double peak_rss_mib(const std::string& desc) {
 // Training: the bare loop (batch, gradient, two-step compression, local apply) vs swarmtrain.
 nlohmann::json measure_train(const ElementsBenchOptions& o, const Dataset& train, const std::vector<uint32_t>& order) {
   auto model = Model::create({}, 1);
-  const float lr = float(NodeTrainerConfig{}.lr);  // as swarmtrain's defaults
+  const float lr = float(NodeTrainerConfig::kDefaultLr);  // as swarmtrain's defaults
   TwoStepCompressor comp(uint32_t(model->num_params()), node_compression_defaults(), {"bench", model->layout_hash(), 0});
   std::vector<float> global = model->params_copy(), images;
   std::vector<int64_t> labels;

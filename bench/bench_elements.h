@@ -18,7 +18,7 @@ struct ElementsBenchOptions {
   int train_frames = 4096;
   int classify_frames = 2000;
   int idle_frames = 3000;         // classify frames per idle-policy case
-  unsigned batch = NodeTrainerConfig{}.batch_size;
+  unsigned batch = NodeTrainerConfig::kDefaultBatch;
   std::string json_path;
 };
 

@@ -24,30 +24,30 @@ namespace swarmlens {
 class Commands;
 
 struct FieldNodeOptions {
-  std::string nats = NatsOptions{}.urls.front();
+  std::string nats = NatsOptions::kDefaultUrl;
   std::string credentials;       // NATS credentials file ("" = none)
   std::string model_id = "field";
   std::string method = "twostep";  // dense, fedavg, topk, twostep
   std::string data;                // Fashion-MNIST folder ("" = the default)
-  uint32_t node_id = 0, nodes = DemoOptions{}.nodes;  // as the demo's
-  uint32_t batch = NodeTrainerConfig{}.batch_size;
-  double lr = NodeTrainerConfig{}.lr, momentum = SparsifierConfig{}.momentum;
+  uint32_t node_id = 0, nodes = DemoOptions::kDefaultNodes;  // as the demo's
+  uint32_t batch = NodeTrainerConfig::kDefaultBatch;
+  double lr = NodeTrainerConfig::kDefaultLr, momentum = SparsifierConfig::kDefaultMomentum;
   // twostep: the rate a node steps its own view at (0 = lr). The broker applies each update at
   // lr / nodes; a node stepping at that rate too overshoots when it pulls the model rarely.
   double local_lr = 0;
-  double density = SparsifierConfig{}.density;  // topk, twostep after warm-up
+  double density = SparsifierConfig::kDefaultDensity;  // topk, twostep after warm-up
   // steps per warm-up stage (topk, twostep); twostep: release after this many steps (when the link is free)
-  uint64_t warmup_steps = node_compression_defaults().sparsify.warmup_stage_steps;
-  uint64_t trigger_age = node_compression_defaults().trigger.max_age_steps;
-  uint32_t fedavg_steps = MethodConfig{}.fedavg_steps;  // FedAvg: local steps per round
-  uint64_t seed = NodeTrainerConfig{}.seed;
+  uint64_t warmup_steps = NodeTrainerConfig::kNodeWarmupStageSteps;
+  uint64_t trigger_age = NodeTrainerConfig::kNodeTriggerAge;
+  uint32_t fedavg_steps = MethodConfig::kDefaultFedAvgSteps;  // FedAvg: local steps per round
+  uint64_t seed = NodeTrainerConfig::kDefaultSeed;
   double duration = 0;             // seconds (0 = until SIGTERM)
   double report_interval = 1.0;    // seconds between metrics messages
   std::string checkpoint;          // twostep: node checkpoint (weights, residuals, pending update)
 };
 
 struct FieldWatchOptions {
-  std::string nats = NatsOptions{}.urls.front();
+  std::string nats = NatsOptions::kDefaultUrl;
   std::string credentials;
   std::string model_id = "field";
   std::string data;

@@ -19,11 +19,11 @@ namespace swarmlens {
 class Commands;
 
 struct GatewayBenchOptions {
-  uint32_t nodes = DemoOptions{}.nodes;  // as the demo's
+  uint32_t nodes = DemoOptions::kDefaultNodes;  // as the demo's
   uint32_t frames = 1500;                  // per node, every one trained
   std::vector<uint32_t> intervals = {250, 1000};  // gateway intervals, ms
   // the demo's node settings
-  double lr = FederationSettings{}.lr, density = FederationSettings{}.density, momentum = FederationSettings{}.momentum;
+  double lr = NodeTrainerConfig::kDefaultLr, density = FederationSettings::kDefaultDensity, momentum = FederationSettings::kDefaultMomentum;
   std::string json_path;
 };
 

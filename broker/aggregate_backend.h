@@ -74,7 +74,7 @@ std::unique_ptr<AggregateBackend> make_serving_backend(const BrokerConfig& cfg, 
                                                        AggregateBackend::ModelForTrainers to_trainers);
 
 struct ForwardConfig {
-  std::string model_id = NodeTrainerConfig{}.model_id;
+  std::string model_id = NodeTrainerConfig::kDefaultModelId;
   ModelSpec model;          // the trainers' model: its layout is what updates are checked against
   MergerConfig merger;
   UplinkOptions uplink;

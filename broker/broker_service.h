@@ -29,9 +29,9 @@
 namespace swarmlens {
 
 struct BrokerConfig {
-  std::string model_id = NodeTrainerConfig{}.model_id;
+  std::string model_id = NodeTrainerConfig::kDefaultModelId;
   ModelSpec model;
-  uint64_t seed = NodeTrainerConfig{}.seed;  // initial weights, as the nodes' seed
+  uint64_t seed = NodeTrainerConfig::kDefaultSeed;  // initial weights, as the nodes' seed
   AggregatorConfig aggregation;
   std::string snapshot_path;      // resume from it at start; rewritten (atomically) on each publish
   bool journal = true;            // with snapshot_path: journal accepted updates in <snapshot>.journal

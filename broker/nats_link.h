@@ -18,7 +18,8 @@
 namespace swarmlens {
 
 struct NatsOptions {
-  std::vector<std::string> urls = {"nats://127.0.0.1:4222"};
+  static constexpr char kDefaultUrl[] = "nats://127.0.0.1:4222";
+  std::vector<std::string> urls = {kDefaultUrl};
   std::string name = "swarmlens";
   std::string user, password;         // user/password authentication
   std::string token;                  // token authentication

@@ -24,19 +24,19 @@ struct CameraOptions {
   std::string nats;                    // NATS URL(s); "" = train alone, nothing sent
   std::string nats_credentials;        // credentials file (user:password, token or .creds)
   std::string nats_tls_ca;             // CA bundle: TLS to the server
-  std::string model = ModelSpec{}.name;  // cnn, mobilenet
+  std::string model = ModelSpec::kDefaultName;  // cnn, mobilenet
   int input_width = 0, input_height = 0;  // mobilenet input (0 = the element default)
-  std::string model_id = NodeTrainerConfig{}.model_id;
+  std::string model_id = NodeTrainerConfig::kDefaultModelId;
   int64_t node_id = -1;                // -1 = random
   int label = -1;                      // teach mode class; -1 = the frames' label metas
-  std::string device = NodeTrainerConfig{}.device;  // cpu, cuda, cuda:N
+  std::string device = NodeTrainerConfig::kDefaultDevice;  // cpu, cuda, cuda:N
   std::string idle_policy = "load";    // always, load, schedule, load+schedule
   double load_ceiling = 0.7;
   std::string schedule;                // HH:MM-HH:MM,...
   std::string checkpoint;              // the weights: resumed from at start, written at stop
-  double density = FederationSettings{}.density;  // as the demo's nodes
+  double density = FederationSettings::kDefaultDensity;  // as the demo's nodes
   uint64_t trigger_age = 8;
-  double lr = NodeTrainerConfig{}.lr;
+  double lr = NodeTrainerConfig::kDefaultLr;
   std::string output = "none";         // none, display, udp://HOST:PORT
   std::string encoder = "x264enc tune=zerolatency speed-preset=ultrafast bitrate=1500 key-int-max=30";
   double duration = 0;                 // seconds (0 = until SIGTERM)

@@ -21,21 +21,23 @@ class Commands;
 // What a node trains with; the demo passes the same to every node and derives the broker's settings.
 struct FederationSettings {
   std::string model_id = "demo";
-  double lr = NodeTrainerConfig{}.lr;  // one node's step; the broker applies each update at averaging_server_lr
+  double lr = NodeTrainerConfig::kDefaultLr;  // one node's step; the broker applies each update at averaging_server_lr
   // The step a node takes on its own view (0 = lr). The broker applies each update at lr / nodes, so
   // the nodes' progress is averaged; stepping the own view at lr / nodes too made nodes that pull the
   // model rarely overshoot (docs/benchmarks.md, field testbed).
   double local_lr = 0;
-  double momentum = 0.6;     // asynchronous nodes add momentum of their own (docs/benchmarks.md)
-  double density = 0.01;     // share of gradient entries sent after warm-up
+  static constexpr double kDefaultMomentum = 0.6;  // asynchronous nodes add momentum of their own (docs/benchmarks.md)
+  static constexpr double kDefaultDensity = 0.01;  // share of gradient entries sent after warm-up
+  double momentum = kDefaultMomentum;
+  double density = kDefaultDensity;
   uint64_t trigger_age = 1;  // release the pending update after this many steps
   uint64_t warmup_steps = 10;
-  uint32_t batch = NodeTrainerConfig{}.batch_size;
+  uint32_t batch = NodeTrainerConfig::kDefaultBatch;
   bool dense = false;        // baseline: every entry every step (density 1, no warm-up)
 };
 
 struct NodeOptions {
-  std::string nats = NatsOptions{}.urls.front();
+  std::string nats = NatsOptions::kDefaultUrl;
   std::string data;          // Fashion-MNIST folder ("" = the default)
   uint32_t node_id = 0, nodes = 1;  // shard node_id of nodes
   int fps = 300;             // frames per second played
@@ -50,7 +52,8 @@ struct DemoOptions {
   std::string nats;          // "" = start nats-server with JetStream on a free loopback port
   std::string data;
   std::string report = "report";
-  uint32_t nodes = 4;
+  static constexpr uint32_t kDefaultNodes = 4;
+  uint32_t nodes = kDefaultNodes;
   double duration = 60;      // seconds per run
   int fps = 300;
   bool baseline = false;     // also run dense, for the same time, and compare

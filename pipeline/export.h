@@ -18,11 +18,11 @@ struct ExportOptions {
   std::string output;            // the file written
   std::string snapshot;          // a snapshot file (SWLS: a checkpoint, the broker's --snapshot)...
   std::string nats_url;          // ...or the latest model kept in JetStream on this server
-  std::string model_id = NodeTrainerConfig{}.model_id;
+  std::string model_id = NodeTrainerConfig::kDefaultModelId;
   std::string credentials_file;  // NATS credentials file (NatsOptions::credentials_file), if the server wants them
   std::string model;             // registry name; default: the snapshot's
   int input_width = 0, input_height = 0;  // 0: the model's default (cnn 28x28, others 96x96)
-  int classes = ModelSpec{}.classes;
+  int classes = ModelSpec::kDefaultClasses;
   std::string classes_file;      // one class name per line; default: Fashion-MNIST's (10 classes)
 };
 

@@ -97,7 +97,7 @@ Settings::Settings () {
   buffer_size = b.aggregation.buffer_size;
   clip_norm = b.aggregation.clip_norm;
   retain = b.retain;
-  lr = swarmlens::averaging_server_lr (swarmlens::NodeTrainerConfig {}.lr, 1);  // one trainer: its own rate
+  lr = swarmlens::averaging_server_lr (swarmlens::NodeTrainerConfig::kDefaultLr, 1);  // one trainer: its own rate
 }
 
 }  // namespace

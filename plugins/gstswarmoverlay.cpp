@@ -36,7 +36,7 @@ enum { PROP_0, PROP_MODEL_ID, PROP_WINDOW, PROP_LABELS_FILE };
 namespace {
 
 struct Settings {
-  std::string model_id = swarmlens::NodeTrainerConfig {}.model_id, labels_file;
+  std::string model_id = swarmlens::NodeTrainerConfig::kDefaultModelId, labels_file;
   guint window = 200;
 };
 
@@ -219,7 +219,7 @@ static void gst_swarm_overlay_class_init (GstSwarmOverlayClass * klass) {
   const auto playing = GParamFlags (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING);
   g_object_class_install_property (gobject, PROP_MODEL_ID, g_param_spec_string ("model-id", "Model id",
       "Show uplink bytes and compression ratio of the swarmtrain with this id",
-      swarmlens::NodeTrainerConfig {}.model_id.c_str (), playing));
+      swarmlens::NodeTrainerConfig::kDefaultModelId, playing));
   g_object_class_install_property (gobject, PROP_WINDOW, g_param_spec_uint ("window", "Window",
       "Labelled frames in the rolling accuracy", 1, 100000, 200, playing));
   g_object_class_install_property (gobject, PROP_LABELS_FILE, g_param_spec_string ("labels-file",

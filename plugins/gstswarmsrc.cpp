@@ -47,7 +47,7 @@ struct Settings {
   bool train = true;
   guint shard_index = 0, shard_count = 1;
   gdouble alpha = 0.0;
-  guint64 seed = swarmlens::NodeTrainerConfig {}.seed;  // as the trainers'
+  guint64 seed = swarmlens::NodeTrainerConfig::kDefaultSeed;  // as the trainers'
   gint width = DEFAULT_SIZE, height = DEFAULT_SIZE;
   GstVideoFormat format = GST_VIDEO_FORMAT_GRAY8;
   gint fps_n = DEFAULT_FPS, fps_d = 1;

@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Every default is written once: no setting's default value is written in two places.
 
-Scans the member initialisers of the settings structs (those named *Config, *Options, *Settings,
+Scans the member initialisers and the named defaults (`static constexpr double kDefaultLr = 0.05;`)
+of the settings structs (those named *Config, *Options, *Settings,
 *Spec and *Info, the elements' Settings among them) in trainer/, broker/, plugins/, pipeline/ and bench/:
 `type name = literal;`, `type a = 1, b = 2;`, directly in the struct's body.
 A name given the same literal in two different files is a default written twice: one of them
 should read it from the other (e.g. `double lr = NodeTrainerConfig{}.lr;`). Literals that mean
-"off" or "none" (0, false, -1, "") are not defaults of a tuning and are not compared. Fails with
+"off" or "none" (0, false, -1, "") are not defaults of a tuning and are not compared; a text
+literal is compared by its value alone, under any name. Fails with
 the places found; prints `N passed, N failed` for the settings it compared.
 """
 import pathlib
@@ -16,8 +18,9 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 FOLDERS = ["trainer", "broker", "plugins", "pipeline", "bench"]
 # A declaration inside a struct/class body: an indented type, then name = literal [, name = literal]...
-DECL = re.compile(r"^\s+(?:const\s+)?[A-Za-z_][\w:<>]*\s+(\w+\s*=\s*[^;{}()]+(?:,\s*\w+\s*=\s*[^;{}()]+)*);")
-ITEM = re.compile(r"(\w+)\s*=\s*(\"[^\"]*\"|'[^']*'|[-+]?[0-9][0-9.eE+\-x]*[a-zA-Z]*)\s*$")
+DECL = re.compile(r"^\s+(?:static\s+)?(?:constexpr\s+)?(?:const\s+)?[A-Za-z_][\w:<>]*\s+"
+                  r"(\w+(?:\[\])?\s*=\s*[^;{}()]+(?:,\s*\w+\s*=\s*[^;{}()]+)*);")
+ITEM = re.compile(r"(\w+)(?:\[\])?\s*=\s*(\"[^\"]*\"|'[^']*'|[-+]?[0-9][0-9.eE+\-x]*[a-zA-Z]*)\s*$")
 OFF = {"0", "0.0", "0.0f", "false", "-1", '""', "0u", "0ll"}
 STRUCT = re.compile(r"^\s*(?:struct|class)\s+(\w+)[^;]*\{\s*(//.*)?$")
 SETTINGS = re.compile(r"(Config|Options|Settings|Spec|Info)$")
@@ -57,7 +60,9 @@ def main():
             if path.suffix not in (".h", ".cpp"):
                 continue
             for name, value, where in literals(path):
-                seen.setdefault((name, value), []).append(where)
+                # A text default is compared by its value alone: the same text under two names
+                # (kDefaultModelId and model_id = "default") is still written twice.
+                seen.setdefault(("(text)" if value.startswith('"') else name, value), []).append(where)
     twice = {k: v for k, v in seen.items() if len({w.split(":")[0] for w in v}) > 1}
     for (name, value), places in sorted(twice.items()):
         print(f"default written twice: {name} = {value} in " + ", ".join(places))

@@ -21,7 +21,8 @@ struct OnnxModelInfo {
   std::string model_id;
   uint64_t version = 0;
   std::vector<std::string> class_names;
-  float input_mean = OnnxExportInfo{}.input_mean, input_std = OnnxExportInfo{}.input_std;  // without metadata: as exported
+  // without metadata: as exported
+  float input_mean = OnnxExportInfo::kDefaultInputMean, input_std = OnnxExportInfo::kDefaultInputStd;
 };
 OnnxModelInfo read_onnx_info(const std::string& path);
 

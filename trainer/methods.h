@@ -23,9 +23,10 @@ const char* method_name(Method m);
 
 struct MethodConfig {
   Method method = Method::TwoStep;
-  double lr = NodeTrainerConfig{}.lr;  // FedAvg: the local steps' rate
-  double momentum = SparsifierConfig{}.momentum;  // FedAvg: the local steps' momentum (top-k, two-step: compression.sparsify)
-  uint32_t fedavg_steps = 8;   // FedAvg: local steps per round
+  static constexpr uint32_t kDefaultFedAvgSteps = 8;
+  double lr = NodeTrainerConfig::kDefaultLr;  // FedAvg: the local steps' rate
+  double momentum = SparsifierConfig::kDefaultMomentum;  // FedAvg: the local steps' momentum (top-k, two-step: compression.sparsify)
+  uint32_t fedavg_steps = kDefaultFedAvgSteps;  // FedAvg: local steps per round
   CompressorConfig compression;  // top-k and two-step; top-k ignores the trigger (every step goes out)
 };
 

@@ -15,11 +15,13 @@ namespace swarmlens {
 struct ModelSpec {
   // Registry name: "cnn" (1x28x28 small CNN), "mobilenet" (any CxHxW), "crnn" (a per-frame CNN
   // encoder feeding a GRU over `window` frames; H and W multiples of 4).
-  std::string name = "cnn";
+  static constexpr char kDefaultName[] = "cnn";
+  static constexpr int kDefaultClasses = 10;  // Fashion-MNIST's
+  std::string name = kDefaultName;
   int channels = 1;
   int height = 28;
   int width = 28;
-  int classes = 10;
+  int classes = kDefaultClasses;
   // Frames per sample. Temporal models take [window, C, H, W] per sample; the others take one frame
   // (window must be 1). Not part of the layout: a recurrent model's weights fit any window length.
   int window = 1;

@@ -13,8 +13,8 @@ namespace swarmlens {
 
 CompressorConfig node_compression_defaults() {
   CompressorConfig c;
-  c.sparsify.warmup_stage_steps = 25;
-  c.trigger.max_age_steps = 2;
+  c.sparsify.warmup_stage_steps = NodeTrainerConfig::kNodeWarmupStageSteps;
+  c.trigger.max_age_steps = NodeTrainerConfig::kNodeTriggerAge;
   return c;
 }
 

@@ -26,12 +26,23 @@
 namespace swarmlens {
 
 struct NodeTrainerConfig {
+  // The defaults, named for the configs and commands that take them over (elements, the broker, the
+  // demo, the benchmarks): read as NodeTrainerConfig::kDefault*.
+  static constexpr char kDefaultModelId[] = "default";
+  static constexpr uint64_t kDefaultSeed = 1;
+  static constexpr uint32_t kDefaultBatch = 32;
+  static constexpr double kDefaultLr = 0.05;
+  static constexpr char kDefaultDevice[] = "cpu";
+  // A camera node's compression (node_compression_defaults): warm-up steps a stage, trigger age.
+  static constexpr uint64_t kNodeWarmupStageSteps = 25;
+  static constexpr uint64_t kNodeTriggerAge = 2;
+
   ModelSpec model;
-  std::string model_id = "default";
+  std::string model_id = kDefaultModelId;
   uint32_t node_id = 0;           // unique per node in a federation (the aggregator orders by it)
-  uint64_t seed = 1;
-  uint32_t batch_size = 32;
-  double lr = 0.05;
+  uint64_t seed = kDefaultSeed;
+  uint32_t batch_size = kDefaultBatch;
+  double lr = kDefaultLr;
   CompressorConfig compression;   // compression.sparsify.momentum is the momentum
   size_t buffer_frames = 256;     // bounded frame buffer
   // Snapshot path: resumed at start, written at stop ("" = none); the compressor's state (residual,
@@ -39,7 +50,7 @@ struct NodeTrainerConfig {
   std::string checkpoint;
   uint64_t publish_every = 8;     // publish the model to the hub every N steps
   IdlePolicyConfig idle;          // when to train; the training thread's nice value
-  std::string device = "cpu";     // where forward/backward run: cpu, cuda, cuda:N (Model::create)
+  std::string device = kDefaultDevice;  // where forward/backward run: cpu, cuda, cuda:N (Model::create)
 };
 
 // A camera node's compression unless told otherwise (swarmtrain's properties, the field testbed's

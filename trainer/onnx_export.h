@@ -13,11 +13,12 @@
 namespace swarmlens {
 
 struct OnnxExportInfo {
-  std::string model_id = NodeTrainerConfig{}.model_id;  // the federation's model id (metadata)
+  static constexpr float kDefaultInputMean = 0.0f, kDefaultInputStd = 1.0f;
+  std::string model_id = NodeTrainerConfig::kDefaultModelId;  // the federation's model id (metadata)
   uint64_t version = 0;                 // the model version exported (metadata)
   std::vector<std::string> class_names;  // one per class, in the model's metadata
-  float input_mean = 0.0f;              // how frames are normalised: (x / 255 - mean) / std
-  float input_std = 1.0f;
+  float input_mean = kDefaultInputMean;  // how frames are normalised: (x / 255 - mean) / std
+  float input_std = kDefaultInputStd;
 };
 
 // The ONNX opset the graphs are written for: 10, the last whose Clip takes min/max as attributes,

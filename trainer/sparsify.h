@@ -26,10 +26,13 @@ std::optional<Criterion> parse_criterion(std::string_view name);
 const char* criterion_name(Criterion c);
 
 struct SparsifierConfig {
-  Criterion criterion = Criterion::SampledTopK;
-  double density = 0.001;    // fraction of entries sent per step after warm-up (sparsity 99.9%)
+  static constexpr Criterion kDefaultCriterion = Criterion::SampledTopK;
+  static constexpr double kDefaultDensity = 0.001;
+  static constexpr double kDefaultMomentum = 0.9;
+  Criterion criterion = kDefaultCriterion;
+  double density = kDefaultDensity;    // fraction of entries sent per step after warm-up (sparsity 99.9%)
   double threshold = 0.0;    // Criterion::Threshold: send entries with |v| >= threshold
-  double momentum = 0.9;     // momentum correction factor m (0 = plain gradient accumulation)
+  double momentum = kDefaultMomentum;  // momentum correction factor m (0 = plain gradient accumulation)
   double clip_norm = 0.0;    // local gradient clipping: L2 bound on each g (0 = off)
   // Exponential warm-up: density per stage, each stage lasting warmup_stage_steps steps
   // (sparsity 75%, 93.75%, 98.4375%, 99.6%, then `density`). 0 steps = no warm-up.

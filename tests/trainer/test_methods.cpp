@@ -7,6 +7,7 @@
 
 #include "codec.h"
 #include "framing.h"
+#include "gaussian.h"
 #include "methods.h"
 
 using namespace swarmlens;
@@ -14,14 +15,6 @@ using namespace swarmlens;
 namespace {
 
 constexpr uint32_t kDim = 2000;
-
-std::vector<float> gaussian(size_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> d(0.0f, 1.0f);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
 
 MethodNode node(Method m, uint64_t trigger_age = 0) {
   MethodConfig c;

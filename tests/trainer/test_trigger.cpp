@@ -4,6 +4,7 @@
 #include <random>
 
 #include "compressor.h"
+#include "gaussian.h"
 #include "trigger.h"
 
 using namespace swarmlens;
@@ -16,14 +17,6 @@ SparseVector sv(uint32_t dim, std::vector<uint32_t> idx, std::vector<float> val)
   s.index = std::move(idx);
   s.value = std::move(val);
   return s;
-}
-
-std::vector<float> gaussian(size_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> d(0.0f, 1.0f);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
 }
 
 }  // namespace
