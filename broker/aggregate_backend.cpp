@@ -89,17 +89,18 @@ class ForwardingBackend : public AggregateBackend {
     opts.layout_hash = layout_.hash;
     opts.dim = uint32_t(layout_.num_params);
     const DecodeResult d = decode_update(update, opts);
-    std::string reason;
+    std::string key, reason;  // counted by key, as BrokerService does; the reason says "key: detail"
     std::lock_guard<std::mutex> g(lock_);
     if (!d.ok()) {
-      reason = std::string(decode_error_name(d.error)) + ": " + d.detail;
+      key = decode_error_name(d.error);
+      reason = key + ": " + d.detail;
     } else if (const Verdict v = merger_.submit(d.value); v != Verdict::Accepted) {
-      reason = verdict_name(v);
+      key = reason = verdict_name(v);
     }
     ++stats_.updates_in;
     stats_.bytes_in += update.size();
     if (reason.empty()) ++stats_.accepted;
-    else ++stats_.rejected[reason.substr(0, reason.find(':'))];
+    else ++stats_.rejected[key];
     return reason;
   }
 

@@ -107,15 +107,15 @@ void BrokerDaemon::run(const std::atomic<bool>& stop) {
     }
     next_publish = Clock::now() + std::chrono::milliseconds(cfg_.publish_interval_ms);
     publish();
-    report_journal();
-    auto now = Clock::now();
+    const BrokerStats st = service_->stats();  // one copy a round, for what reports it
+    report_journal(st);
+    const auto now = Clock::now();
     if (now - last_eval >= std::chrono::milliseconds(cfg_.eval_interval_ms)) {
       last_eval = now;
-      publish_metrics();
+      publish_metrics(st);
     }
-    now = Clock::now();
     if (cfg_.stats_interval_s > 0 && now - last_stats >= std::chrono::seconds(cfg_.stats_interval_s)) {
-      print_stats(std::chrono::duration<double>(now - last_stats).count());
+      print_stats(st, std::chrono::duration<double>(now - last_stats).count());
       last_stats = now;
     }
   }
@@ -131,16 +131,14 @@ void BrokerDaemon::publish() {
   }
 }
 
-void BrokerDaemon::report_journal() {
-  const BrokerStats st = service_->stats();
+void BrokerDaemon::report_journal(const BrokerStats& st) {
   if (st.journal_errors <= journal_errors_seen_) return;
   fmt::print(stderr, "swarmlens-broker: journal: {} write(s) failed ({}): updates accepted since the last "
              "snapshot would be lost in a crash\n", st.journal_errors - journal_errors_seen_, st.journal_error);
   journal_errors_seen_ = st.journal_errors;
 }
 
-void BrokerDaemon::publish_metrics() {
-  const BrokerStats st = service_->stats();
+void BrokerDaemon::publish_metrics(const BrokerStats& st) {
   nlohmann::json m = {{"source", "broker"}, {"model_version", st.version}, {"updates_in", st.updates_in},
                       {"bytes_in", st.bytes_in}, {"accepted", st.accepted}, {"rejected", st.rejected},
                       {"models_out", st.models_out}, {"bytes_out", st.bytes_out}, {"journal_errors", st.journal_errors}};
@@ -159,8 +157,7 @@ void BrokerDaemon::publish_metrics() {
   }
 }
 
-void BrokerDaemon::print_stats(double seconds) {
-  const BrokerStats st = service_->stats();
+void BrokerDaemon::print_stats(const BrokerStats& st, double seconds) {
   std::string rejected;
   for (const auto& [why, n] : st.rejected) rejected += fmt::format(" {}={}", why, n);
   const double acc = evaluator_ ? evaluator_->result().accuracy : -1.0;

@@ -41,9 +41,10 @@ class BrokerDaemon {
  private:
   class Evaluator;
   void publish();          // the model, if it changed; a failure is reported and retried next time
-  void report_journal();   // new journal write failures, on stderr
-  void publish_metrics();
-  void print_stats(double seconds);
+  // Each reads the round's one copy of the service's counters.
+  void report_journal(const BrokerStats& st);  // new journal write failures, on stderr
+  void publish_metrics(const BrokerStats& st);
+  void print_stats(const BrokerStats& st, double seconds);
 
   DaemonConfig cfg_;
   std::unique_ptr<BrokerService> service_;

@@ -34,7 +34,6 @@ class MethodNode {
  public:
   MethodNode(const MethodConfig& cfg, uint32_t dim, NodeIdentity id);
 
-  Method method() const { return cfg_.method; }
   // The weights this node's next gradient is taken at: FedAvg's own weights (a copy of `global` at
   // the round's start), the global model for the others (two-step nodes add their pending update
   // with compressor()->apply_pending).
