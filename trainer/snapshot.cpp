@@ -16,6 +16,15 @@ namespace swarmlens {
 namespace {
 constexpr Magic kMagic = {'S', 'W', 'L', 'M'};
 constexpr uint8_t kVersion = 1;
+
+// The body of a good frame of `kind` ("snapshot", "model delta"); else a runtime_error naming `what`.
+ByteReader checked_body(const FrameCheck& f, const std::string& what, const std::string& kind) {
+  auto bad = [&](const std::string& why) { return std::runtime_error(what + ": " + why); };
+  if (f.error == FrameError::Truncated || f.error == FrameError::BadMagic) throw bad("not a Swarmlens " + kind);
+  if (f.error == FrameError::BadVersion) throw bad("unsupported " + kind + " version");
+  if (f.error == FrameError::BadChecksum) throw bad("checksum mismatch (corrupt or truncated)");
+  return f.body;
+}
 }  // namespace
 
 std::vector<uint8_t> encode_snapshot(const Snapshot& s) {
@@ -40,11 +49,7 @@ std::vector<uint8_t> encode_snapshot(const Snapshot& s) {
 
 Snapshot decode_snapshot(const uint8_t* data, size_t size, const std::string& what) {
   auto bad = [&](const char* why) { return std::runtime_error(what + ": " + why); };
-  FrameCheck frame = check_frame(data, size, kMagic, kVersion, 1 + 24);
-  if (frame.error == FrameError::Truncated || frame.error == FrameError::BadMagic) throw bad("not a Swarmlens snapshot");
-  if (frame.error == FrameError::BadVersion) throw bad("unsupported snapshot version");
-  if (frame.error == FrameError::BadChecksum) throw bad("checksum mismatch (corrupt or truncated)");
-  ByteReader& r = frame.body;
+  ByteReader r = checked_body(check_frame(data, size, kMagic, kVersion, 1 + 24), what, "snapshot");
   Snapshot s;
   uint8_t name_len = 0;
   uint64_t count = 0;
@@ -118,11 +123,7 @@ std::vector<uint8_t> encode_delta(const ModelDelta& d) {
 
 ModelDelta decode_delta(const uint8_t* data, size_t size, const std::string& what) {
   auto bad = [&](const char* why) { return std::runtime_error(what + ": " + why); };
-  FrameCheck frame = check_frame(data, size, kDeltaMagic, kVersion, 28);
-  if (frame.error == FrameError::Truncated || frame.error == FrameError::BadMagic) throw bad("not a Swarmlens model delta");
-  if (frame.error == FrameError::BadVersion) throw bad("unsupported model delta version");
-  if (frame.error == FrameError::BadChecksum) throw bad("checksum mismatch (corrupt or truncated)");
-  ByteReader& r = frame.body;
+  ByteReader r = checked_body(check_frame(data, size, kDeltaMagic, kVersion, 28), what, "model delta");
   ModelDelta d;
   uint64_t count = 0;
   if (!r.get(d.layout_hash) || !r.get(d.base_version) || !r.get(d.version) || !r.get(d.dim) || !r.varint(count))
