@@ -162,7 +162,7 @@ std::vector<double> model_latencies(const NatsOptions& nats, const std::string& 
       std::lock_guard<std::mutex> g(m);
       sent_at[i + 1] = Clock::now();
     }
-    node->publish(update_subject(id), probes[i]);
+    node->publish(update_subject(id, probe), probes[i]);
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   {
@@ -209,6 +209,8 @@ int run_broker_bench(const BrokerBenchOptions& o) {
     BrokerConfig bc;
     bc.model_id = id;
     bc.aggregation = agg;
+    bc.rate.updates_per_s = 0;  // a few publishers stand in for many nodes: no per-node rate limit
+    bc.rate.bytes_per_s = 0;
     BrokerService broker(bc, NatsLink::connect(nats));
     std::atomic<bool> done{false};
     std::thread timer([&] {
@@ -227,7 +229,7 @@ int run_broker_bench(const BrokerBenchOptions& o) {
           auto link = NatsLink::connect(nats);
           for (const auto& u : streams[p]) {
             window.take();
-            link->publish(update_subject(id), u);
+            link->publish(update_subject(id, p), u);
           }
           link->flush();
         });

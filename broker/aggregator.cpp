@@ -1,5 +1,6 @@
 #include "aggregator.h"
 
+#include <chrono>
 #include <cmath>
 #include <stdexcept>
 
@@ -19,6 +20,7 @@ const char* verdict_name(Verdict v) {
     case Verdict::FromTheFuture: return "from_the_future";
     case Verdict::Replayed: return "replayed";
     case Verdict::AbsurdNorm: return "absurd_norm";
+    case Verdict::SequenceJump: return "sequence_jump";
     case Verdict::kCount: break;
   }
   return "?";
@@ -42,7 +44,8 @@ Aggregator::Aggregator(std::string model_id, uint64_t layout_hash, std::vector<f
       cfg_(cfg),
       opt_(w_.size(), cfg.server_lr, cfg.server_momentum),
       version_(initial_version),
-      acc_(w_.size()) {
+      acc_(w_.size()),
+      bound_(cfg.norm) {
   if (cfg_.buffer_size == 0) throw std::invalid_argument("aggregator: buffer size must be >= 1");
   if (!(cfg_.server_lr > 0.0)) throw std::invalid_argument("aggregator: server lr must be > 0");
 }
@@ -70,20 +73,42 @@ Verdict Aggregator::submit(const DecodedUpdate& u) {
   const uint64_t tau = version_ - h.base_version;
   if (tau > cfg_.max_staleness) return verdict(Verdict::TooStale);
   const double norm = s.l2_norm();
-  if (cfg_.reject_norm > 0.0 && norm > cfg_.reject_norm) return verdict(Verdict::AbsurdNorm);
+  last_norm_ = norm;
+  const NormBound::Decision nd = bound_.decide(norm);
+  if (nd.refused) return verdict(Verdict::AbsurdNorm);
   if (cfg_.check_sequence) {
     auto it = last_sequence_.find(h.node_id);
     if (it != last_sequence_.end() && h.sequence <= it->second) return verdict(Verdict::Replayed);
+    if (sequence_jump(h.sequence, it == last_sequence_.end() ? 0 : it->second, cfg_.max_sequence_ahead_s))
+      return verdict(Verdict::SequenceJump);
     last_sequence_[h.node_id] = h.sequence;
   }
-
-  const double clip = (cfg_.clip_norm > 0.0 && norm > cfg_.clip_norm) ? cfg_.clip_norm / norm : 1.0;
-  last_weight_ = staleness_weight(tau) * clip;
+  bound_.accepted(norm);
+  if (nd.scale < 1.0) ++clipped_;
+  last_weight_ = staleness_weight(tau) * nd.scale;
   acc_.add(s, float(last_weight_));
   ++buffered_;
   buffered_sequence_[h.node_id] = std::max(buffered_sequence_[h.node_id], h.sequence);
   if (buffered_ >= cfg_.buffer_size) flush();
   return verdict(Verdict::Accepted);
+}
+
+void Aggregator::reset_params(std::vector<float> params) {
+  if (params.size() != w_.size()) throw std::invalid_argument("aggregator: reset with another dimension");
+  w_ = std::move(params);
+  opt_.reset();
+  acc_.reset(true);
+  buffered_ = 0;
+  buffered_sequence_.clear();
+}
+
+bool sequence_jump(uint64_t sequence, uint64_t last, uint64_t ahead_s) {
+  if (ahead_s == 0) return false;
+  const uint64_t now_us = uint64_t(std::chrono::duration_cast<std::chrono::microseconds>(
+                                       std::chrono::system_clock::now().time_since_epoch()).count());
+  const uint64_t by_clock = now_us + ahead_s * 1000000ull;
+  const uint64_t by_last = last > UINT64_MAX - (1ull << 32) ? UINT64_MAX : last + (1ull << 32);
+  return sequence > std::max(by_clock, by_last);
 }
 
 bool Aggregator::flush() {

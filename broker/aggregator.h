@@ -16,6 +16,7 @@
 
 #include "codec.h"
 #include "optim.h"
+#include "robust.h"
 #include "sparse_accumulator.h"
 
 namespace swarmlens {
@@ -25,13 +26,15 @@ struct AggregatorConfig {
   double server_momentum = 0.0;  // > 0 makes every apply O(num_params)
   uint32_t buffer_size = 1;      // K: updates per model version
   bool average = true;           // divide the buffered sum by the number of updates in it
-  double clip_norm = 0.0;        // L2 bound per update (0 = off); larger updates are scaled down
-  // Updates with an L2 norm above this are rejected outright (0 = off): far beyond what honest
-  // training sends, a fault or an attack, not worth even a clipped step.
-  double reject_norm = 0.0;
+  // The L2 bound per update (robust.h): adaptive by default, clipping to a multiple of the median of
+  // recent accepted norms and refusing far larger ones and any above an absolute ceiling.
+  NormBoundConfig norm;
   uint64_t max_staleness = 1000; // reject updates whose tau exceeds this
   uint64_t staleness_grace = 0;  // tau up to this is weighted 1 (small lags are normal with triggers)
   bool check_sequence = true;    // reject a node's sequence number that does not increase
+  // Refuse a sequence further ahead than this of the wall clock in microseconds (nodes number their
+  // updates from it) and of the node's last one plus 2^32: an absurd jump would shut the node out.
+  uint64_t max_sequence_ahead_s = 3600;
 };
 
 // The server learning rate at which `nodes` nodes' updates, each a gradient step at `node_lr`, add
@@ -46,7 +49,8 @@ enum class Verdict {
   TooStale,
   FromTheFuture,   // base version newer than the model
   Replayed,        // sequence not above the node's last accepted one
-  AbsurdNorm,      // L2 norm above reject_norm
+  AbsurdNorm,      // L2 norm refused by the norm bound (robust.h)
+  SequenceJump,    // sequence absurdly far ahead (max_sequence_ahead_s)
   kCount
 };
 const char* verdict_name(Verdict v);
@@ -72,6 +76,12 @@ class Aggregator {
   size_t buffered() const { return buffered_; }
   uint64_t count(Verdict v) const { return counts_[size_t(v)]; }
   double last_weight() const { return last_weight_; }
+  double last_norm() const { return last_norm_; }  // of the last update submitted (before clipping)
+  const NormBound& norm_bound() const { return bound_; }
+  uint64_t clipped() const { return clipped_; }  // accepted updates scaled down by the norm bound
+  // Replaces the parameters (a model that failed its check goes back to the last good one); the
+  // buffer is dropped with them, the version and the sequences stay.
+  void reset_params(std::vector<float> params);
   // Per node, the highest sequence number whose update is in params() (buffered ones are not yet).
   const std::map<uint32_t, uint64_t>& applied_sequences() const { return applied_; }
   double staleness_weight(uint64_t tau) const;
@@ -90,6 +100,12 @@ class Aggregator {
   std::map<uint32_t, uint64_t> buffered_sequence_, applied_;  // node id -> sequence in the buffer / in w_
   std::array<uint64_t, size_t(Verdict::kCount)> counts_{};
   double last_weight_ = 0.0;
+  double last_norm_ = 0.0;
+  NormBound bound_;
+  uint64_t clipped_ = 0;
 };
+
+// Whether `sequence` is an absurd jump: beyond both now (in microseconds) + ahead_s and last + 2^32.
+bool sequence_jump(uint64_t sequence, uint64_t last, uint64_t ahead_s);
 
 }  // namespace swarmlens

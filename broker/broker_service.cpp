@@ -6,29 +6,25 @@
 namespace swarmlens {
 
 BrokerService::BrokerService(BrokerConfig cfg, std::unique_ptr<NatsLink> link)
-    : cfg_(std::move(cfg)), link_(std::move(link)) {
+    : cfg_(std::move(cfg)), rate_(cfg_.rate), link_(std::move(link)) {
   auto model = Model::create(cfg_.model, cfg_.seed);
   layout_hash_ = model->layout_hash();
   dim_ = uint32_t(model->num_params());
-  // Resume from the newest of the snapshot file and the model kept in JetStream.
-  std::optional<Snapshot> resume;
-  auto consider = [&](Snapshot s, const char* from, const std::string& what) {
-    if (s.layout_hash != layout_hash_ || s.params.size() != dim_)
-      throw std::runtime_error(what + ": snapshot is for another model layout");
-    if (!resume || s.version > resume->version) {
-      resume = std::move(s);
-      stats_.resumed_from = from;
+  const std::vector<float> initial = model->params_copy();
+  max_model_norm_ = cfg_.max_model_norm_factor * l2_norm(initial);
+  if (!cfg_.signing_key_path.empty()) {
+    if (std::ifstream(cfg_.signing_key_path).good()) {
+      key_ = load_signing_key(cfg_.signing_key_path);
+    } else {
+      key_ = generate_signing_key();
+      save_signing_key(cfg_.signing_key_path, *key_);
     }
-  };
-  if (!cfg_.snapshot_path.empty() && std::ifstream(cfg_.snapshot_path).good())
-    consider(load_snapshot(cfg_.snapshot_path), "snapshot file", cfg_.snapshot_path);
-  if (!link_) cfg_.retain = false;
-  if (cfg_.retain) {
-    link_->ensure_retention_stream(retention_stream(cfg_.model_id), "swarmlens." + cfg_.model_id + ".retained.>");
-    if (auto kept = fetch_retained_model(*link_, cfg_.model_id))
-      consider(std::move(*kept), "JetStream", retention_stream(cfg_.model_id));
+    stats_.signing = true;
+    stats_.public_key = public_key_hex(key_->public_key);
   }
-  std::vector<float> params = resume ? std::move(resume->params) : model->params_copy();
+  if (!link_) cfg_.retain = false;
+  std::optional<Snapshot> resume = resume_source();
+  std::vector<float> params = resume ? std::move(resume->params) : initial;
   const uint64_t version = resume ? resume->version : 0;
   aggregator_ = std::make_unique<Aggregator>(cfg_.model_id, layout_hash_, std::move(params), cfg_.aggregation, version);
   if (resume) aggregator_->resume_sequences(resume->applied);
@@ -38,24 +34,94 @@ BrokerService::BrokerService(BrokerConfig cfg, std::unique_ptr<NatsLink> link)
     replay_journal();
   }
   if (!link_) return;
-  link_->subscribe(update_subject(cfg_.model_id),
-                  [this](const std::string&, std::vector<uint8_t> payload) {
-                    auto ack = take(payload);
-                    if (!ack) return;
-                    try {
-                      const std::string text = encode_ack(*ack);
-                      link_->publish(ack_subject(cfg_.model_id, ack->node), std::vector<uint8_t>(text.begin(), text.end()));
-                      std::lock_guard<std::mutex> g(lock_);
-                      ++stats_.acks_out;
-                    } catch (const NatsError&) {  // link down: the node sends it again and hears "replayed"
-                    }
-                  },
-                  [this](const std::string&) {
-                    std::lock_guard<std::mutex> g(lock_);
-                    ++stats_.rejected["bad_chunks"];
-                  },
-                  cfg_.max_pending_bytes);
+  link_->subscribe(update_subjects(cfg_.model_id),
+                   [this](const std::string& subject, std::vector<uint8_t> payload) { on_update(subject, payload); },
+                   [this](const std::string&) {
+                     std::lock_guard<std::mutex> g(lock_);
+                     ++stats_.rejected["bad_chunks"];
+                   },
+                   cfg_.max_pending_bytes, max_update_bytes());
   link_->flush();
+}
+
+size_t BrokerService::max_update_bytes() const {
+  return cfg_.max_update_bytes ? cfg_.max_update_bytes : 2 * size_t(dim_) * sizeof(float) + 4096;
+}
+
+std::optional<Snapshot> BrokerService::resume_source() {
+  // Resume from the newest of the snapshot file (the operator's own disk: a bad one is an error) and
+  // the model kept in JetStream (the network's: a corrupt, unsigned, forged or exploding one is
+  // refused, said, and the file or fresh weights used instead).
+  std::optional<Snapshot> resume;
+  auto consider = [&](Snapshot s, const char* from, const std::string& what) {
+    if (s.layout_hash != layout_hash_ || s.params.size() != dim_)
+      throw std::runtime_error(what + ": snapshot is for another model layout");
+    if (!resume || s.version > resume->version) {
+      resume = std::move(s);
+      stats_.resumed_from = from;
+    }
+  };
+  if (!cfg_.snapshot_path.empty() && std::ifstream(cfg_.snapshot_path).good()) {
+    Snapshot s = load_snapshot(cfg_.snapshot_path);
+    check_adoptable(s, ModelTrust{std::nullopt, max_model_norm_}, cfg_.snapshot_path);
+    consider(std::move(s), "snapshot file", cfg_.snapshot_path);
+  }
+  if (!cfg_.retain) return resume;
+  link_->ensure_retention_stream(retention_stream(cfg_.model_id), "swarmlens." + cfg_.model_id + ".retained.>");
+  ModelTrust trust;
+  trust.max_norm = max_model_norm_;
+  if (key_) trust.key = key_->public_key;
+  try {
+    if (auto kept = fetch_retained_model(*link_, cfg_.model_id, trust)) {
+      if (kept->layout_hash != layout_hash_ || kept->params.size() != dim_)
+        throw std::runtime_error(retention_stream(cfg_.model_id) + ": retained model is for another model layout");
+      consider(std::move(*kept), "JetStream", retention_stream(cfg_.model_id));
+    }
+  } catch (const NatsError&) {
+    throw;  // JetStream unreachable: not a bad message, the operator must see it
+  } catch (const std::exception& e) {
+    stats_.resume_refused = e.what();
+  }
+  return resume;
+}
+
+void BrokerService::on_update(const std::string& subject, const std::vector<uint8_t>& payload) {
+  // The node id is the subject's last token: swarmlens.<model>.update.<node>.
+  std::optional<uint32_t> node;
+  const auto dot = subject.rfind('.');
+  try {
+    size_t used = 0;
+    const std::string tail = subject.substr(dot + 1);
+    const unsigned long v = std::stoul(tail, &used);
+    if (used == tail.size() && v <= UINT32_MAX) node = uint32_t(v);
+  } catch (const std::exception&) {
+  }
+  if (!node) {
+    std::lock_guard<std::mutex> g(lock_);
+    ++received_;
+    ++stats_.updates_in;
+    ++stats_.rejected["bad_subject"];
+    return;
+  }
+  auto ack = take(payload, nullptr, node);
+  if (!ack) return;
+  try {
+    const std::string text = encode_ack(*ack);
+    link_->publish(ack_subject(cfg_.model_id, ack->node), signed_bytes(std::vector<uint8_t>(text.begin(), text.end()), kSignedAck));
+    std::lock_guard<std::mutex> g(lock_);
+    ++stats_.acks_out;
+  } catch (const NatsError&) {  // link down: the node sends it again and hears "replayed"
+  }
+}
+
+std::vector<uint8_t> BrokerService::signed_bytes(std::vector<uint8_t> bytes, const char* kind) const {
+  if (key_) sign_payload(bytes, *key_, kind, cfg_.model_id);
+  return bytes;
+}
+
+std::optional<PublicKey> BrokerService::public_key() const {
+  if (!key_) return std::nullopt;
+  return key_->public_key;
 }
 
 BrokerService::~BrokerService() { link_.reset(); }  // no update callback after this
@@ -80,7 +146,8 @@ std::string BrokerService::submit(const std::vector<uint8_t>& payload) {
   return reason;
 }
 
-std::optional<UpdateAck> BrokerService::take(const std::vector<uint8_t>& payload, std::string* reason) {
+std::optional<UpdateAck> BrokerService::take(const std::vector<uint8_t>& payload, std::string* reason,
+                                             std::optional<uint32_t> subject_node) {
   auto say = [&](std::string r) {
     if (reason) *reason = std::move(r);
   };
@@ -90,7 +157,7 @@ std::optional<UpdateAck> BrokerService::take(const std::vector<uint8_t>& payload
     std::chrono::steady_clock::time_point start;
     ~Busy() { self->stats_.busy_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); }
   };
-  const size_t max_bytes = cfg_.max_update_bytes ? cfg_.max_update_bytes : 2 * size_t(dim_) * sizeof(float) + 4096;
+  const size_t max_bytes = max_update_bytes();
   if (payload.size() > max_bytes) {
     std::lock_guard<std::mutex> g(lock_);
     const Busy busy{this, start};
@@ -123,7 +190,19 @@ std::optional<UpdateAck> BrokerService::take(const std::vector<uint8_t>& payload
                      h.value.header.base_version, 0.0};
   }
   const UpdateHeader& hd = d.value.header;
+  if (subject_node && *subject_node != hd.node_id) {  // a login sending as another node: no answer
+    ++stats_.rejected["identity_mismatch"];
+    say("identity_mismatch: node " + std::to_string(hd.node_id) + " on the subject of node " + std::to_string(*subject_node));
+    return std::nullopt;
+  }
+  if (!rate_.allow(hd.node_id, payload.size())) {
+    ++stats_.rejected["rate_limited"];
+    say("rate_limited");
+    return UpdateAck{hd.node_id, hd.sequence, "rate_limited", aggregator_->version(), hd.base_version, 0.0};
+  }
   const Verdict v = aggregator_->submit(d.value);
+  stats_.norm_median = aggregator_->norm_bound().median();
+  stats_.clipped = aggregator_->clipped();
   stats_.version = aggregator_->version();
   UpdateAck ack{hd.node_id, hd.sequence, verdict_name(v), aggregator_->version(), hd.base_version, 0.0};
   if (v == Verdict::Accepted) {
@@ -151,6 +230,13 @@ bool BrokerService::publish_if_changed() {
     std::lock_guard<std::mutex> g(lock_);
     if (aggregator_->version() == published_version_) return false;
     *s = snapshot_locked();
+    const std::string why = check_model(s->params, max_model_norm_);
+    if (!why.empty()) {  // never published: back to the last model that was (or the initial one)
+      ++stats_.models_refused;
+      stats_.model_refusal = "version " + std::to_string(s->version) + ": " + why;
+      aggregator_->reset_params(published_ ? published_->params : Model::create(cfg_.model, cfg_.seed)->params_copy());
+      return false;
+    }
   }
   std::vector<uint8_t> bytes;  // stays empty without a link: nothing goes on the wire
   bool full = !base_ || since_full_ + 1 >= cfg_.full_every;
@@ -161,6 +247,7 @@ bool BrokerService::publish_if_changed() {
     full = bytes.size() * 2 > s->params.size() * sizeof(float);  // a delta that big: a snapshot is worth it
   }
   if (full && link_) bytes = encode_snapshot(*s);
+  if (link_) bytes = signed_bytes(std::move(bytes), kSignedModel);
   if (cfg_.retain) link_->retain(retained_prefix(cfg_.model_id, full ? "full" : "delta"), bytes);
   if (link_) link_->publish(model_subject(cfg_.model_id), bytes);
   if (!cfg_.snapshot_path.empty()) save_snapshot(cfg_.snapshot_path, *s);

@@ -22,6 +22,8 @@
 #include "model_channel.h"
 #include "node_trainer.h"
 #include "nats_link.h"
+#include "robust.h"
+#include "signing.h"
 #include "snapshot.h"
 #include "update_ack.h"
 #include "update_journal.h"
@@ -41,6 +43,14 @@ struct BrokerConfig {
   // Updates larger than this are rejected ("oversized") before decoding; 0 = twice a dense fp32
   // update of the model plus 4 KiB (no honest encoding comes near).
   size_t max_update_bytes = 0;
+  RateLimitConfig rate;  // per node id (robust.h)
+  // The model is checked before every publish: every parameter finite and its L2 norm at most this
+  // many times the initial model's (0 = finiteness only). A model that fails goes back to the last
+  // one published, and the refusal is counted.
+  double max_model_norm_factor = ModelTrust::kDefaultNormFactor;
+  // Ed25519 secret key file (signing.h): every model and ack goes out signed. Created, with its .pub
+  // beside it, when the file does not exist. "" = unsigned (the receivers trust models blindly).
+  std::string signing_key_path;
 };
 
 struct BrokerStats {
@@ -56,6 +66,13 @@ struct BrokerStats {
   uint64_t journal_errors = 0;    // appends that failed (disk full): merged, but not crash-safe
   std::string journal_error;      // the last failure's message
   uint64_t acks_out = 0;
+  uint64_t models_refused = 0;     // failed the check before publish: rolled back to the last good one
+  std::string model_refusal;       // the last one's reason
+  std::string resume_refused;      // a resume source refused at start (forged, corrupt), and why
+  double norm_median = 0.0;        // median L2 norm of recent accepted updates (the adaptive bound's base)
+  uint64_t clipped = 0;            // accepted updates scaled down to the norm bound
+  bool signing = false;            // models and acks go out signed
+  std::string public_key;          // hex, when signing
 };
 
 class BrokerService {
@@ -76,8 +93,13 @@ class BrokerService {
   // Takes one encoded update, as from the update subject: "" when accepted, else the reason it was
   // rejected (counted in stats). Thread: any.
   std::string submit(const std::vector<uint8_t>& payload);
-  // The same, with the answer the node gets (nullopt when its sender cannot be read).
-  std::optional<UpdateAck> take(const std::vector<uint8_t>& payload, std::string* reason = nullptr);
+  // The same, with the answer the node gets (nullopt when its sender cannot be read). subject_node:
+  // the node id of the subject it came on (enforced by the server's permissions): a payload that
+  // claims another is refused ("identity_mismatch").
+  std::optional<UpdateAck> take(const std::vector<uint8_t>& payload, std::string* reason = nullptr,
+                                std::optional<uint32_t> subject_node = std::nullopt);
+  // The broker's public key when it signs (for the nodes' model-key).
+  std::optional<PublicKey> public_key() const;
   BrokerStats stats() const;
   uint64_t updates_received() const { return received_.load(); }  // lock-free, for pacing
   Snapshot snapshot() const;
@@ -85,10 +107,17 @@ class BrokerService {
  private:
   Snapshot snapshot_locked() const;                     // caller holds lock_
   void replay_journal();                                // constructor: merges what the journal holds
+  std::optional<Snapshot> resume_source();              // constructor: the newest valid model to resume
+  void on_update(const std::string& subject, const std::vector<uint8_t>& payload);  // NATS thread
+  std::vector<uint8_t> signed_bytes(std::vector<uint8_t> bytes, const char* kind) const;
+  size_t max_update_bytes() const;
 
   BrokerConfig cfg_;
   uint64_t layout_hash_ = 0;
   uint32_t dim_ = 0;
+  double max_model_norm_ = 0;             // 0 = finiteness only
+  std::optional<SigningKey> key_;
+  RateLimit rate_;                        // under lock_
   std::atomic<uint64_t> received_{0};
   mutable std::mutex lock_;  // protects aggregator_ and stats_; taken by the NATS callback and the owner
   std::unique_ptr<Aggregator> aggregator_;

@@ -38,8 +38,16 @@ int main(int argc, char** argv) {
   app.add_option("--server-lr", cfg.aggregation.server_lr, "server learning rate: the mean of buffer-size updates (gradients) is applied at this rate; buffer-size x the nodes' lr / nodes averages them")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--server-momentum", cfg.aggregation.server_momentum, "server momentum (dense synchronous SGD; 0 = off)")->check(CLI::Range(0.0, 0.999))->capture_default_str();
   app.add_option("--buffer-size", cfg.aggregation.buffer_size, "updates per model version (FedBuff K)")->check(CLI::Range(1, 100000))->capture_default_str();
-  app.add_option("--clip-norm", cfg.aggregation.clip_norm, "L2 bound per update (0 = off)")->check(CLI::NonNegativeNumber)->capture_default_str();
-  app.add_option("--reject-norm", cfg.aggregation.reject_norm, "reject updates with an L2 norm above this (0 = off)")->check(CLI::NonNegativeNumber)->capture_default_str();
+  NormBoundConfig& norm = cfg.aggregation.norm;
+  app.add_option("--clip-norm", norm.clip_norm, "fixed L2 bound per update, larger ones scaled down (0 = adaptive: --clip-factor x the median of recent accepted norms)")->check(CLI::NonNegativeNumber)->capture_default_str();
+  app.add_option("--clip-factor", norm.clip_factor, "adaptive bound: clip updates to this many times the median norm of recent accepted ones (0 = off)")->check(CLI::NonNegativeNumber)->capture_default_str();
+  app.add_option("--reject-factor", norm.reject_factor, "refuse updates above this many times that median (0 = off)")->check(CLI::NonNegativeNumber)->capture_default_str();
+  app.add_option("--max-norm,--reject-norm", norm.max_norm, "absolute ceiling: refuse updates with an L2 norm above this (0 = none)")->check(CLI::NonNegativeNumber)->capture_default_str();
+  app.add_option("--max-model-norm-factor", cfg.max_model_norm_factor, "refuse to publish a model whose parameter norm exceeds this many times the initial model's (0 = finiteness only)")->check(CLI::NonNegativeNumber)->capture_default_str();
+  app.add_option("--rate-updates", cfg.rate.updates_per_s, "updates per second per node id (0 = no limit)")->check(CLI::NonNegativeNumber)->capture_default_str();
+  app.add_option("--rate-bytes", cfg.rate.bytes_per_s, "update bytes per second per node id (0 = no limit)")->check(CLI::NonNegativeNumber)->capture_default_str();
+  app.add_option("--max-sequence-ahead", cfg.aggregation.max_sequence_ahead_s, "refuse update sequences more than this many seconds ahead of the clock (nodes number updates in microseconds; 0 = no check)")->capture_default_str();
+  app.add_option("--signing-key", cfg.signing_key_path, "Ed25519 secret key file: sign every model and ack (created with its .pub if missing; nodes verify with model-key = the .pub)");
   app.add_option("--max-staleness", cfg.aggregation.max_staleness, "reject updates this many versions behind")->capture_default_str();
   app.add_option("--staleness-grace", cfg.aggregation.staleness_grace, "versions behind still weighted 1")->capture_default_str();
   app.add_option("--publish-interval-ms", d.publish_interval_ms, "at most one model per interval")->check(CLI::Range(10, 3600000))->capture_default_str();

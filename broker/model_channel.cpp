@@ -2,6 +2,8 @@
 
 #include <cctype>
 
+#include "robust.h"
+
 namespace swarmlens {
 
 std::string retention_stream(const std::string& model_id) {
@@ -10,25 +12,49 @@ std::string retention_stream(const std::string& model_id) {
   return s;
 }
 
-std::optional<Snapshot> fetch_retained_model(NatsLink& link, const std::string& model_id) {
+std::vector<uint8_t> verified_model_bytes(const uint8_t* data, size_t size, const ModelTrust& trust,
+                                          const std::string& model_id, const std::string& what) {
+  size_t body = 0;
+  const Signature sig = verify_payload(data, size, trust.key, kSignedModel, model_id, &body);
+  if (trust.key && sig != Signature::Valid)
+    throw std::runtime_error(what + ": " + (sig == Signature::Unsigned ? "not signed" : "bad signature") +
+                             " (the model key does not vouch for it)");
+  return std::vector<uint8_t>(data, data + body);
+}
+
+void check_adoptable(const Snapshot& s, const ModelTrust& trust, const std::string& what) {
+  const std::string why = check_model(s.params, trust.max_norm);
+  if (!why.empty()) throw std::runtime_error(what + ": model version " + std::to_string(s.version) + " refused: " + why);
+}
+
+std::optional<Snapshot> fetch_retained_model(NatsLink& link, const std::string& model_id, const ModelTrust& trust) {
   const std::string stream = retention_stream(model_id);
   auto full = link.fetch_retained(stream, retained_prefix(model_id, "full"));
   if (!full) return std::nullopt;
-  Snapshot s = decode_snapshot(full->data(), full->size(), stream + " (retained snapshot)");
+  const std::string what_full = stream + " (retained snapshot)", what_delta = stream + " (retained delta)";
+  *full = verified_model_bytes(full->data(), full->size(), trust, model_id, what_full);
+  Snapshot s = decode_snapshot(full->data(), full->size(), what_full);
   auto delta = link.fetch_retained(stream, retained_prefix(model_id, "delta"));
   if (delta) {
-    const ModelDelta d = decode_delta(delta->data(), delta->size(), stream + " (retained delta)");
+    *delta = verified_model_bytes(delta->data(), delta->size(), trust, model_id, what_delta);
+    const ModelDelta d = decode_delta(delta->data(), delta->size(), what_delta);
     // A delta from an older full snapshot is stale (the newer full one holds more); one from a newer
     // snapshot means the full one was replaced while we read: take what we have, still a published model.
     if (d.base_version == s.version) s = apply_delta(s, d);
   }
+  check_adoptable(s, trust, stream);
   return s;
 }
 
-std::shared_ptr<const Snapshot> ModelReceiver::receive(const uint8_t* data, size_t size, const std::string& subject) {
+std::shared_ptr<const Snapshot> ModelReceiver::receive(const uint8_t* signed_data, size_t signed_size,
+                                                       const std::string& subject) {
+  const std::vector<uint8_t> bytes = verified_model_bytes(signed_data, signed_size, trust_, model_id_, subject);
+  const uint8_t* data = bytes.data();
+  const size_t size = bytes.size();
   switch (model_message_kind(data, size)) {
     case ModelMessage::Snapshot: {
       auto s = std::make_shared<const Snapshot>(decode_snapshot(data, size, subject));
+      check_adoptable(*s, trust_, subject);
       std::lock_guard<std::mutex> g(lock_);
       if (latest_ && latest_->version >= s->version) return nullptr;
       base_ = s;
@@ -43,7 +69,9 @@ std::shared_ptr<const Snapshot> ModelReceiver::receive(const uint8_t* data, size
         ++skipped_;
         return nullptr;
       }
-      latest_ = std::make_shared<const Snapshot>(apply_delta(*base_, d));
+      auto next = std::make_shared<const Snapshot>(apply_delta(*base_, d));
+      check_adoptable(*next, trust_, subject);
+      latest_ = next;
       return latest_;
     }
     case ModelMessage::Unknown: break;

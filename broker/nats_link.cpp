@@ -93,6 +93,8 @@ struct NatsLink::Impl {
     ErrorHandler on_error;
     std::mutex lock;  // protects assembler: nats.c may deliver from its own thread per subscription
     ChunkAssembler assembler;
+    Subscription(uint64_t max_bytes)
+        : assembler(std::chrono::milliseconds(kChunkTimeoutMs), 64, max_bytes, 2 * max_bytes) {}
     SubscriptionPtr sub;
     bool complete = false;  // under link->state_lock: closed, and its handler has returned for good
   };
@@ -124,6 +126,42 @@ struct NatsLink::Impl {
   std::mutex subs_lock;  // protects subs (the list; each entry is used by its own callback)
   std::list<std::unique_ptr<Subscription>> subs;
   std::atomic<uint64_t> next_chunk_id{0};
+  // Expires stalled chunked payloads once a second, so a sender that stops mid-payload cannot keep
+  // memory held until someone else's chunk arrives.
+  std::mutex sweep_lock;
+  std::condition_variable sweep_cv;
+  bool sweep_stop = false;
+  std::thread sweeper;
+
+  void sweep_loop() {
+    std::unique_lock<std::mutex> l(sweep_lock);
+    while (!sweep_cv.wait_for(l, std::chrono::seconds(1), [&] { return sweep_stop; })) {
+      l.unlock();
+      std::lock_guard<std::mutex> g(subs_lock);
+      for (auto& s : subs) {
+        std::string error;
+        {
+          std::lock_guard<std::mutex> a(s->lock);
+          error = s->assembler.expire();
+        }
+        if (!error.empty() && s->on_error) {
+          try {
+            s->on_error(error);
+          } catch (...) {
+          }
+        }
+      }
+      l.lock();
+    }
+  }
+  void stop_sweeper() {
+    {
+      std::lock_guard<std::mutex> g(sweep_lock);
+      sweep_stop = true;
+    }
+    sweep_cv.notify_all();
+    if (sweeper.joinable()) sweeper.join();
+  }
 
   void report(LinkState s) {
     std::lock_guard<std::mutex> g(state_lock);
@@ -192,6 +230,7 @@ struct NatsLink::Impl {
 NatsLink::NatsLink(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 NatsLink::~NatsLink() {
+  impl_->stop_sweeper();
   {
     std::lock_guard<std::mutex> g(impl_->state_lock);
     impl_->on_state = nullptr;  // disarmed: the owner may already be gone
@@ -257,7 +296,14 @@ std::unique_ptr<NatsLink> NatsLink::connect(const NatsOptions& o, StateHandler o
   const std::string& user = c.user.empty() ? o.user : c.user;
   const std::string& password = c.user.empty() ? o.password : c.password;
   const std::string& token = c.token.empty() ? o.token : c.token;
-  if (!user.empty()) check(natsOptions_SetUserInfo(opts, user.c_str(), password.c_str()), "user/password");
+  if (!user.empty()) {
+    check(natsOptions_SetUserInfo(opts, user.c_str(), password.c_str()), "user/password");
+    // Replies (JetStream, flush) come to _INBOX.<user>.>: the server can then let each login read
+    // only its own inboxes (samples/nats/swarmlens-nats.conf).
+    if (user.find_first_of(".*> \t") != std::string::npos)
+      throw NatsError("NATS user '" + user + "': '.', '*', '>' and blanks are not allowed in a user name");
+    check(natsOptions_SetCustomInboxPrefix(opts, ("_INBOX." + user).c_str()), "inbox prefix");
+  }
   if (!token.empty()) check(natsOptions_SetToken(opts, token.c_str()), "token");
   if (!c.creds_file.empty())
     check(natsOptions_SetUserCredentialsFromFiles(opts, c.creds_file.c_str(), nullptr), "credentials " + c.creds_file);
@@ -303,8 +349,8 @@ void NatsLink::publish(const std::string& subject, const std::vector<uint8_t>& p
 }
 
 void NatsLink::subscribe(const std::string& subject, MessageHandler on_message, ErrorHandler on_error,
-                         int64_t pending_bytes) {
-  auto s = std::make_unique<Impl::Subscription>();
+                         int64_t pending_bytes, uint64_t max_message_bytes) {
+  auto s = std::make_unique<Impl::Subscription>(max_message_bytes);
   s->link = impl_.get();
   s->on_message = std::move(on_message);
   s->on_error = std::move(on_error);
@@ -317,6 +363,17 @@ void NatsLink::subscribe(const std::string& subject, MessageHandler on_message, 
         "pending limits on " + subject);
   std::lock_guard<std::mutex> g(impl_->subs_lock);
   impl_->subs.push_back(std::move(s));
+  if (!impl_->sweeper.joinable()) impl_->sweeper = std::thread([impl = impl_.get()] { impl->sweep_loop(); });
+}
+
+uint64_t NatsLink::chunks_dropped() const {
+  std::lock_guard<std::mutex> g(impl_->subs_lock);
+  uint64_t n = 0;
+  for (auto& s : impl_->subs) {
+    std::lock_guard<std::mutex> a(s->lock);
+    n += s->assembler.dropped();
+  }
+  return n;
 }
 
 int NatsLink::request_timeout_ms() const { return impl_->request_timeout_ms; }

@@ -70,9 +70,15 @@ class NatsLink {
   void publish(const std::string& subject, const std::vector<uint8_t>& payload);
   // Handler gets whole payloads (chunks reassembled), in order, on one nats.c thread; on_error gets
   // chunk and handler failures. pending_bytes bounds what may wait undelivered before nats.c drops
-  // messages (a slow consumer).
+  // messages (a slow consumer). max_message_bytes bounds a reassembled payload; the chunks of
+  // unfinished ones held at once are bounded by twice that, and dropped when they stall for
+  // kChunkTimeout (checked every second, whether or not more chunks arrive).
   void subscribe(const std::string& subject, MessageHandler on_message, ErrorHandler on_error = {},
-                 int64_t pending_bytes = 64ll << 20);
+                 int64_t pending_bytes = 64ll << 20, uint64_t max_message_bytes = kMaxMessageBytes);
+  static constexpr uint64_t kMaxMessageBytes = 256ull << 20;
+  static constexpr int kChunkTimeoutMs = 30000;
+  // Unfinished chunked payloads dropped (memory bound, timeout, inconsistent) on all subscriptions.
+  uint64_t chunks_dropped() const;
   // Waits until the server has processed everything published so far. Throws on timeout.
   void flush(int timeout_ms = 5000);
 

@@ -1,10 +1,18 @@
 #include "node_link.h"
 
+#include "codec.h"
+
 namespace swarmlens {
 
 NodeLink::NodeLink(const NatsOptions& opts, std::string model_id, ModelHandler on_model, EventHandler on_event,
-                   bool follow)
-    : model_id_(std::move(model_id)), on_model_(std::move(on_model)), on_event_(std::move(on_event)) {
+                   bool follow, ModelTrust trust)
+    : model_id_(std::move(model_id)),
+      trust_(trust),
+      on_model_(std::move(on_model)),
+      on_event_(std::move(on_event)),
+      receiver_(model_id_, trust_) {
+  if (!trust_.key)
+    report("no model key: models and acks are trusted blindly (set the broker's public key to refuse forged ones)");
   link_ = NatsLink::connect(opts, [this](LinkState s) {
     if (s == LinkState::Reconnected) {
       std::lock_guard<std::mutex> g(lock_);
@@ -20,10 +28,11 @@ NodeLink::NodeLink(const NatsOptions& opts, std::string model_id, ModelHandler o
   // whichever is newer).
   link_->subscribe(model_subject(model_id_),
                    [this](const std::string& subject, std::vector<uint8_t> payload) { on_model_message(subject, payload); },
-                   [this](const std::string& what) { report(model_subject(model_id_) + ": " + what); });
+                   [this](const std::string& what) { report(model_subject(model_id_) + ": " + what); },
+                   64ll << 20, trust_.max_model_bytes ? trust_.max_model_bytes : NatsLink::kMaxMessageBytes);
   link_->flush(link_->request_timeout_ms());
   try {
-    if (auto kept = fetch_retained_model(*link_, model_id_)) {
+    if (auto kept = fetch_retained_model(*link_, model_id_, trust_)) {
       auto model = std::make_shared<const Snapshot>(std::move(*kept));
       receiver_.seed(model);
       if (receiver_.latest() == model) {
@@ -35,9 +44,19 @@ NodeLink::NodeLink(const NatsOptions& opts, std::string model_id, ModelHandler o
         if (on_model_) on_model_(model);
       }
     }
-  } catch (const std::exception& e) {  // no JetStream: the node starts from its seed and the live models
+  } catch (const NatsError& e) {  // no JetStream: the node starts from its seed and the live models
     report(std::string("no retained model: ") + e.what());
+  } catch (const std::exception& e) {  // forged, corrupt or exploding: refused, the live models follow
+    refused_model(std::string("retained model refused: ") + e.what());
   }
+}
+
+void NodeLink::refused_model(const std::string& why) {
+  {
+    std::lock_guard<std::mutex> g(lock_);
+    ++stats_.models_refused;
+  }
+  report(why);
 }
 
 NodeLink::~NodeLink() { link_.reset(); }
@@ -47,7 +66,7 @@ void NodeLink::on_model_message(const std::string& subject, const std::vector<ui
   try {
     model = receiver_.receive(payload.data(), payload.size(), subject);
   } catch (const std::exception& e) {
-    report(std::string("model rejected: ") + e.what());
+    refused_model(std::string("model refused: ") + e.what());
     return;
   }
   {
@@ -63,9 +82,13 @@ void NodeLink::on_model_message(const std::string& subject, const std::vector<ui
 
 bool NodeLink::send_update(const std::vector<uint8_t>& msg) {
   bool sent = false;
+  DecodeOptions header;
+  header.header_only = true;
+  const DecodeResult h = decode_update(msg, header);
+  if (!h.ok()) throw std::invalid_argument("send_update: not an encoded update");
   if (link_->connected()) {
     try {
-      link_->publish(update_subject(model_id_), msg);
+      link_->publish(update_subject(model_id_, h.value.header.node_id), msg);
       sent = true;
     } catch (const NatsError& e) {
       report(e.what());
@@ -92,19 +115,31 @@ void NodeLink::publish_metrics(const std::string& json) {
 void NodeLink::on_acks(uint32_t node_id, AckHandler handler) {
   on_ack_ = std::move(handler);
   const std::string subject = ack_subject(model_id_, node_id);
-  link_->subscribe(subject, [this, subject](const std::string&, std::vector<uint8_t> payload) {
-    auto ack = parse_ack(std::string(payload.begin(), payload.end()));
-    if (!ack) {
-      report(subject + ": not an acknowledgement");
-      return;
-    }
+  link_->subscribe(subject, [this](const std::string& subj, std::vector<uint8_t> payload) { on_ack_message(subj, payload); },
+                   [this, subject](const std::string& what) { report(subject + ": " + what); },
+                   1 << 20, 64 << 10);  // acks are a few hundred bytes
+  link_->flush(link_->request_timeout_ms());
+}
+
+void NodeLink::on_ack_message(const std::string& subject, const std::vector<uint8_t>& payload) {
+  size_t body = 0;
+  const Signature sig = verify_payload(payload.data(), payload.size(), trust_.key, kSignedAck, model_id_, &body);
+  std::optional<UpdateAck> ack;
+  if (!trust_.key || sig == Signature::Valid) ack = parse_ack(std::string(payload.begin(), payload.begin() + std::ptrdiff_t(body)));
+  if (!ack) {
     {
       std::lock_guard<std::mutex> g(lock_);
-      ++stats_.acks_in;
+      ++stats_.acks_refused;
     }
-    on_ack_(*ack);
-  }, [this, subject](const std::string& what) { report(subject + ": " + what); });
-  link_->flush(link_->request_timeout_ms());
+    report(subject + ": acknowledgement refused (" +
+           (trust_.key && sig != Signature::Valid ? std::string(signature_name(sig)) : std::string("not an acknowledgement")) + ")");
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> g(lock_);
+    ++stats_.acks_in;
+  }
+  on_ack_(*ack);
 }
 
 void NodeLink::flush(int timeout_ms) { link_->flush(timeout_ms); }
@@ -132,8 +167,11 @@ bool NodeLink::pull_model() {
         }
       }
     }
-  } catch (const std::exception& e) {
+  } catch (const NatsError& e) {
     report(std::string("cannot pull the model: ") + e.what());
+    return false;
+  } catch (const std::exception& e) {
+    refused_model(std::string("pulled model refused: ") + e.what());
     return false;
   }
   {

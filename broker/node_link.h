@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "model_channel.h"
+#include "signing.h"
 #include "nats_link.h"
 #include "update_ack.h"
 
@@ -29,6 +30,9 @@ struct NodeLinkStats {
   uint64_t model_version = 0;    // newest model received (0 = none)
   uint64_t reconnects = 0;       // times the link came back after a disconnect
   uint64_t acks_in = 0;
+  // Refused: models that are forged (bad or missing signature under the model key), corrupt or fail
+  // their check (non-finite, exploding); acks that are not signed by the key or do not parse.
+  uint64_t models_refused = 0, acks_refused = 0;
   bool connected = false;
 };
 
@@ -42,13 +46,15 @@ class NodeLink {
   // model, on nats.c's thread (and once on the caller's thread for the retained model).
   // With follow = false it does not subscribe to the model subject: the node pulls the model with
   // pull_model() when its link has room (a slow link is not flooded with every published model).
+  // Models and acks are checked against trust (signing.h); without a key, on_event hears once that
+  // models are trusted blindly.
   NodeLink(const NatsOptions& opts, std::string model_id, ModelHandler on_model, EventHandler on_event = {},
-           bool follow = true);
+           bool follow = true, ModelTrust trust = {});
   ~NodeLink();
   NodeLink(const NodeLink&) = delete;
   NodeLink& operator=(const NodeLink&) = delete;
 
-  // Publishes an update on the update subject; false (and nothing sent) while the link is down or
+  // Publishes an update on its node's update subject (the node id read from its header); false (and nothing sent) while the link is down or
   // when the publish fails. Thread: any (the trainer's).
   bool send_update(const std::vector<uint8_t>& msg);
   // Publishes a JSON text on the metrics subject; failures are reported to on_event only.
@@ -66,9 +72,12 @@ class NodeLink {
 
  private:
   void on_model_message(const std::string& subject, const std::vector<uint8_t>& payload);
+  void on_ack_message(const std::string& subject, const std::vector<uint8_t>& payload);
+  void refused_model(const std::string& why);
   void report(const std::string& what);
 
   std::string model_id_;
+  ModelTrust trust_;
   ModelHandler on_model_;
   EventHandler on_event_;
   AckHandler on_ack_;

@@ -107,6 +107,13 @@ void ReliableUplink::run() {
     }
     g.lock();
     if (!stats_.in_flight) continue;
+    if (answered_ && stats_.last_ack.verdict == "rate_limited") {  // not refused: sent again a second later
+      ++stats_.rate_limited;
+      answered_ = false;
+      flushed = true;
+      sent_at = Clock::now() - std::chrono::milliseconds(opts_.ack_timeout_ms) + std::chrono::seconds(1);
+      continue;
+    }
     if (answered_) {
       const UpdateAck a = stats_.last_ack;
       if (a.delivered()) {

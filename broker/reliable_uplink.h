@@ -41,6 +41,7 @@ struct UplinkStats {
   uint64_t delivered = 0;     // answered "accepted" or "replayed"
   uint64_t duplicates = 0;    // of those, "replayed": an earlier copy had got through
   uint64_t refused = 0;       // answered with a rejection
+  uint64_t rate_limited = 0;  // answered "rate_limited": sent again a second later, not refused
   std::map<std::string, uint64_t> refused_by;
   uint64_t catchups = 0;      // models pulled because the link came back
   uint64_t catchup_model_version = 0;  // the node's model version after the last catch-up

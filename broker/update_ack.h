@@ -3,7 +3,9 @@
 //   {"node": 3, "seq": 17, "verdict": "accepted", "version": 120, "base_version": 112, "weight": 0.26}
 // verdict is "accepted" (merged; journalled when the broker keeps a snapshot), "replayed" (this
 // sequence was taken before: a resend whose first copy got through), or the reason it was refused
-// (too_stale, non_finite, absurd_norm, layout_mismatch, from_the_future). weight is the staleness
+// (too_stale, non_finite, absurd_norm, layout_mismatch, from_the_future, sequence_jump), or
+// "rate_limited": the node sent faster than the broker takes from one node, and should send it again
+// later (ReliableUplink does, a second later). weight is the staleness
 // weight it was merged with. Updates that cannot be read (bad magic, checksum, truncated) get no
 // answer: their sender is not known.
 #pragma once

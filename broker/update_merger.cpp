@@ -14,7 +14,8 @@ UpdateMerger::UpdateMerger(std::string model_id, uint64_t layout_hash, uint32_t 
       dim_(dim),
       cfg_(cfg),
       sequence_(std::max<uint64_t>(cfg.first_sequence, 1)),
-      acc_(dim) {}
+      acc_(dim),
+      bound_(cfg.norm) {}
 
 Verdict UpdateMerger::submit(const DecodedUpdate& u) {
   auto verdict = [&](Verdict v) {
@@ -23,14 +24,19 @@ Verdict UpdateMerger::submit(const DecodedUpdate& u) {
   };
   if (const Verdict v = check_update(u, model_id_, layout_hash_, dim_); v != Verdict::Accepted) return verdict(v);
   const UpdateHeader& h = u.header;
+  const double norm = u.update.l2_norm();
+  const NormBound::Decision nd = bound_.decide(norm);
+  if (nd.refused) return verdict(Verdict::AbsurdNorm);
   if (cfg_.check_sequence) {
     auto it = last_sequence_.find(h.node_id);
     if (it != last_sequence_.end() && h.sequence <= it->second) return verdict(Verdict::Replayed);
+    if (sequence_jump(h.sequence, it == last_sequence_.end() ? 0 : it->second, cfg_.max_sequence_ahead_s))
+      return verdict(Verdict::SequenceJump);
     last_sequence_[h.node_id] = h.sequence;
   }
-  const double norm = u.update.l2_norm();
-  const double clip = (cfg_.clip_norm > 0.0 && norm > cfg_.clip_norm) ? cfg_.clip_norm / norm : 1.0;
-  acc_.add(u.update, float(clip));
+  bound_.accepted(norm);
+  if (nd.scale < 1.0) ++clipped_;
+  acc_.add(u.update, float(nd.scale));
   ++pending_updates_;
   pending_samples_ += h.samples;
   pending_base_ = std::min(pending_base_.value_or(h.base_version), h.base_version);

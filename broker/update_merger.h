@@ -5,7 +5,7 @@
 // The combined update is the sum of the accepted updates (the upstream aggregator applies
 // w -= lr * update per update, so the sum moves the model as the separate updates would), computed
 // against the oldest base version among them. Each accepted update is validated as the aggregator
-// does (layout, NaN/Inf, per-node sequence) and norm-clipped when clip_norm is set.
+// does (layout, NaN/Inf, per-node sequence, norm bound) and norm-clipped as it would be.
 //
 // Sequences: the upstream aggregator's snapshots say which of the *gateway's* updates they hold.
 // The merger remembers which node sequences went into each combined update, and translate()
@@ -30,8 +30,9 @@ namespace swarmlens {
 struct MergerConfig {
   uint32_t node_id = 0;        // the gateway's id upstream
   uint64_t first_sequence = 1; // the gateway's first sequence (a restarted gateway starts above its last)
-  double clip_norm = 0.0;      // L2 bound per local update (0 = off)
+  NormBoundConfig norm;        // L2 bound per local update, as the aggregator's (robust.h)
   bool check_sequence = true;
+  uint64_t max_sequence_ahead_s = AggregatorConfig{}.max_sequence_ahead_s;
   // The combined update's coding. fp16 halves the values' bytes; what it rounds off stays in the
   // sum for the next update that touches the entry. fp32 forwards the sum exactly.
   CodecConfig codec{std::nullopt, ValueCoding::Fp16};
@@ -62,6 +63,7 @@ class UpdateMerger {
   size_t pending_updates() const { return pending_updates_; }
   uint64_t count(Verdict v) const { return counts_[size_t(v)]; }
   uint64_t next_sequence() const { return sequence_; }
+  uint64_t clipped() const { return clipped_; }  // accepted updates scaled down by the norm bound
 
  private:
 
@@ -80,6 +82,8 @@ class UpdateMerger {
   std::map<uint64_t, std::map<uint32_t, uint64_t>> sent_;
   std::map<uint32_t, uint64_t> held_;  // local sequences known to be in the upstream model
   std::array<uint64_t, size_t(Verdict::kCount)> counts_{};
+  NormBound bound_;
+  uint64_t clipped_ = 0;
 };
 
 }  // namespace swarmlens

@@ -95,7 +95,7 @@ Settings::Settings () {
   staleness_grace = b.aggregation.staleness_grace;
   max_staleness = b.aggregation.max_staleness;
   buffer_size = b.aggregation.buffer_size;
-  clip_norm = b.aggregation.clip_norm;
+  clip_norm = b.aggregation.norm.clip_norm;
   retain = b.retain;
   lr = swarmlens::averaging_server_lr (swarmlens::NodeTrainerConfig::kDefaultLr, 1);  // one trainer: its own rate
 }
@@ -359,7 +359,7 @@ static gboolean start (GstAggregator * agg) {
       cfg.retain = s.retain;
       cfg.aggregation.server_lr = s.lr;
       cfg.aggregation.buffer_size = s.buffer_size;
-      cfg.aggregation.clip_norm = s.clip_norm;
+      cfg.aggregation.norm.clip_norm = s.clip_norm;
       cfg.aggregation.staleness_grace = s.staleness_grace;
       cfg.aggregation.max_staleness = s.max_staleness;
       std::unique_ptr<swarmlens::NatsLink> link;
@@ -371,7 +371,7 @@ static gboolean start (GstAggregator * agg) {
       cfg.model_id = s.model_id;
       cfg.model = spec;
       cfg.merger.node_id = p.node_id;
-      cfg.merger.clip_norm = s.clip_norm;
+      cfg.merger.norm.clip_norm = s.clip_norm;
       // Sequences start at the wall clock in microseconds, so a restarted gateway with the same
       // node-id is never taken for a replay upstream.
       cfg.merger.first_sequence = uint64_t (std::chrono::duration_cast<std::chrono::microseconds> (
@@ -487,7 +487,7 @@ static void gst_swarm_aggregate_class_init (GstSwarmAggregateClass * klass) {
   g_object_class_install_property (gobject, PROP_BUFFER_SIZE, g_param_spec_uint ("buffer-size", "Buffer size",
       "Updates merged per model version (serve; FedBuff K)", 1, 100000, d.buffer_size, ready));
   g_object_class_install_property (gobject, PROP_CLIP_NORM, g_param_spec_double ("clip-norm", "Clip norm",
-      "L2 bound per update; larger ones are scaled down (0 = off)", 0.0, G_MAXDOUBLE, d.clip_norm, ready));
+      "fixed L2 bound per update, larger ones scaled down (0 = adaptive: 3 x the median norm of recent accepted updates, refusing those above 50 x, and any above 1000)", 0.0, G_MAXDOUBLE, d.clip_norm, ready));
   g_object_class_install_property (gobject, PROP_STALENESS_GRACE, g_param_spec_uint64 ("staleness-grace",
       "Staleness grace", "Model versions an update may lag and still weigh 1 (serve)", 0, G_MAXUINT64, d.staleness_grace, ready));
   g_object_class_install_property (gobject, PROP_MAX_STALENESS, g_param_spec_uint64 ("max-staleness",

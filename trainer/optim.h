@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <algorithm>
 #include <vector>
 
 namespace swarmlens {
@@ -24,6 +25,7 @@ class FlatSgd {
     }
   }
   bool has_momentum() const { return !u_.empty(); }
+  void reset() { std::fill(u_.begin(), u_.end(), 0.0f); }  // forget the velocity
   float lr() const { return lr_; }
   size_t dim() const { return dim_; }
 

@@ -77,7 +77,7 @@ TEST_CASE("aggregator weights stale updates down as 1/(1+sqrt(tau))", "[aggregat
 
 TEST_CASE("aggregator clips each update's norm", "[aggregator]") {
   AggregatorConfig cfg;
-  cfg.clip_norm = 1.0;
+  cfg.norm.clip_norm = 1.0;
   Aggregator a("m", 77, std::vector<float>(8, 0.0f), cfg);
   a.submit(update({0, 1}, {30.0f, 40.0f}));
   CHECK(std::hypot(a.params()[0], a.params()[1]) == Approx(1.0));

@@ -85,7 +85,7 @@ TEST_CASE("swarmlens-broker serves the model, publishes metrics, and resumes fro
   // Keep sending (sequence increasing) until the daemon is up and has published a merged model.
   uint64_t seq = 0;
   for (int i = 0; i < 200; ++i) {
-    node->publish(update_subject("daemon"), encode_update({"daemon", model->layout_hash(), 0, 1, ++seq, 32}, s, {}));
+    node->publish(update_subject("daemon", 1), encode_update({"daemon", model->layout_hash(), 0, 1, ++seq, 32}, s, {}));
     std::unique_lock<std::mutex> l(latest.m);
     if (latest.cv.wait_for(l, std::chrono::milliseconds(100), [&] { return latest.version >= 1 && latest.metrics; })) break;
   }
@@ -103,7 +103,7 @@ TEST_CASE("swarmlens-broker serves the model, publishes metrics, and resumes fro
     broker = spawn_broker(server.url(), snap);
     // One more update: the restarted broker publishes a version after the one it resumed from.
     for (int i = 0; i < 200; ++i) {
-      node->publish(update_subject("daemon"), encode_update({"daemon", model->layout_hash(), before, 1, ++seq, 32}, s, {}));
+      node->publish(update_subject("daemon", 1), encode_update({"daemon", model->layout_hash(), before, 1, ++seq, 32}, s, {}));
       std::unique_lock<std::mutex> l(latest.m);
       if (latest.cv.wait_for(l, std::chrono::milliseconds(100), [&] { return latest.version > before; })) break;
     }

@@ -125,15 +125,15 @@ TEST_CASE("broker_rejects_malformed_wrong_layout_and_nan_updates and the model s
   s.index = {5, 17};
   s.value = {0.5f, -0.25f};
   auto good = encode_update(h, s, {});
-  peer->publish(update_subject("bad"), {1, 2, 3});                    // garbage
+  peer->publish(update_subject("bad", 9), {1, 2, 3});                    // garbage
   auto wrong = good;
   wrong[0] = 'X';
-  peer->publish(update_subject("bad"), wrong);                        // bad magic
+  peer->publish(update_subject("bad", 9), wrong);                        // bad magic
   UpdateHeader other = h;
   other.layout_hash ^= 1;
-  peer->publish(update_subject("bad"), encode_update(other, s, {}));  // another layout
-  peer->publish(update_subject("bad"), good);                         // fine
-  peer->publish(update_subject("bad"), good);                         // replayed
+  peer->publish(update_subject("bad", 9), encode_update(other, s, {}));  // another layout
+  peer->publish(update_subject("bad", 9), good);                         // fine
+  peer->publish(update_subject("bad", 9), good);                         // replayed
   // NaN on the wire, with a checksum that matches: caught by the value check, not the CRC.
   UpdateHeader next = h;
   next.sequence = 2;
@@ -146,9 +146,9 @@ TEST_CASE("broker_rejects_malformed_wrong_layout_and_nan_updates and the model s
   std::memcpy(&*at, &qnan, 4);
   const uint32_t crc = uint32_t(crc32(crc32(0L, Z_NULL, 0), nan.data(), uInt(nan.size() - 4)));
   std::memcpy(nan.data() + nan.size() - 4, &crc, 4);
-  peer->publish(update_subject("bad"), nan);
+  peer->publish(update_subject("bad", 9), nan);
   // Oversized: 3 MB, over max_payload, so it travels in chunks, is reassembled, then rejected.
-  peer->publish(update_subject("bad"), std::vector<uint8_t>(3 << 20, 0x5a));
+  peer->publish(update_subject("bad", 9), std::vector<uint8_t>(3 << 20, 0x5a));
   peer->flush();
   for (int i = 0; i < 100 && broker.stats().updates_in < 7; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   const auto st = broker.stats();
@@ -205,7 +205,7 @@ TEST_CASE("a node that starts late receives the latest model before it trains", 
   for (uint64_t seq = 1; seq <= 5; ++seq) {
     s.index = {uint32_t(seq * 1000), uint32_t(seq * 1000 + 7)};
     s.value = {0.5f, -0.25f};
-    peer->publish(update_subject("late"), encode_update({"late", model->layout_hash(), seq - 1, 4, seq, 32}, s, {}));
+    peer->publish(update_subject("late", 4), encode_update({"late", model->layout_hash(), seq - 1, 4, seq, 32}, s, {}));
     peer->flush();
     for (int i = 0; i < 100 && broker.stats().version < seq; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
     REQUIRE(broker.publish_if_changed());
@@ -258,7 +258,7 @@ struct PoisonRun {
   BrokerStats stats;
   bool finite = true;
 };
-PoisonRun poison_run(const Dataset& train, const Dataset& test, bool attack, double clip_norm, double reject_norm) {
+PoisonRun poison_run(const Dataset& train, const Dataset& test, bool attack, const NormBoundConfig& bound) {
   const uint32_t nodes = 4, rounds = 60, batch = 32;
   const double lr = 0.05;
   auto model = Model::create({}, 1);
@@ -266,8 +266,7 @@ PoisonRun poison_run(const Dataset& train, const Dataset& test, bool attack, dou
   BrokerConfig bc;
   bc.model_id = "poison";
   bc.aggregation.server_lr = lr / nodes;
-  bc.aggregation.clip_norm = clip_norm;
-  bc.aggregation.reject_norm = reject_norm;
+  bc.aggregation.norm = bound;
   BrokerService broker(bc, nullptr);
   const Shards shards = shard_iid(train.size(), nodes + 1, 7);
   std::vector<TwoStepCompressor> comp;
@@ -327,21 +326,25 @@ TEST_CASE("one poisoning node among four: norm clipping keeps the model learning
   train.truncate(12000);
   Dataset test = load_fashion_mnist(default_fashion_mnist_dir(), false);
   test.truncate(1000);
-  const PoisonRun clean = poison_run(train, test, false, 0.0, 0.0);
-  const PoisonRun open = poison_run(train, test, true, 0.0, 0.0);
-  // The bound an operator sets from honest traffic: half the median norm of honest updates, so no
-  // single update, honest or not, outweighs the rest (at the median itself the attacker still
-  // halved the accuracy: 0.34 against 0.77 clean, in this run's setting).
-  const double bound = 0.5 * clean.median_honest_norm;
-  REQUIRE(bound > 0);
-  const PoisonRun clipped = poison_run(train, test, true, bound, 0.0);
-  INFO("median honest norm " << bound << "; accuracy: clean " << clean.accuracy << ", attacked " << open.accuracy << ", attacked with clipping " << clipped.accuracy);
+  NormBoundConfig off;  // no bound at all, as before robust aggregation was the default
+  off.clip_factor = off.reject_factor = off.max_norm = 0.0;
+  const PoisonRun clean = poison_run(train, test, false, NormBoundConfig{});
+  const PoisonRun open = poison_run(train, test, true, off);
+  // The defaults: clipped to 3x the median of recent accepted norms, refused above 50x or 1000.
+  const PoisonRun robust = poison_run(train, test, true, NormBoundConfig{});
+  INFO("median honest norm " << clean.median_honest_norm << "; accuracy: clean " << clean.accuracy << ", attacked "
+       << open.accuracy << ", attacked under the default bound " << robust.accuracy);
   CHECK(clean.accuracy > 0.6);
-  CHECK(open.accuracy < clean.accuracy - 0.2);      // the attack is real: unclipped, it wrecks the model
-  CHECK(clipped.accuracy > clean.accuracy - 0.1);   // clipped, it does not
-  CHECK(clipped.finite);
-  // With reject_norm the attacker's updates are not even taken, and counted by reason.
-  const PoisonRun rejected = poison_run(train, test, true, 0.0, 10 * bound);
+  CHECK(open.accuracy < clean.accuracy - 0.2);     // the attack is real: unbounded, it wrecks the model
+  // Under the default bound it does not: the sign-flipped update counts as much as one honest one,
+  // so 4 honest nodes move the model at 3/4 of their speed (0.69 against 0.75 clean after 60 rounds
+  // when this was written; docs/security.md).
+  CHECK(robust.accuracy > clean.accuracy - 0.1);
+  CHECK(robust.finite);
+  // Tighter: refused outright above 10x the median, and counted by reason.
+  NormBoundConfig strict;
+  strict.reject_factor = 10.0;
+  const PoisonRun rejected = poison_run(train, test, true, strict);
   CHECK(rejected.stats.rejected.at("absurd_norm") >= 50);
   CHECK(rejected.accuracy > clean.accuracy - 0.1);
 

@@ -148,7 +148,7 @@ TEST_CASE("under the sample NATS config a node publishes updates but never a mod
   CHECK(late.latest()->params[0] != 7.0f);
 
   // A viewer may publish nothing: its update never reaches the broker.
-  viewer->publish(update_subject("sec"), encode_update(UpdateHeader{"sec", base.layout_hash, 1, 4, 1, 32}, u, {}));
+  viewer->publish(update_subject("sec", 4), encode_update(UpdateHeader{"sec", base.layout_hash, 1, 4, 1, 32}, u, {}));
   viewer->flush();
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   CHECK(broker->stats().updates_in == 1);

@@ -82,7 +82,7 @@ TEST_CASE("merger rejects what the aggregator would, and keeps it out of the sum
 
 TEST_CASE("merger clips each local update to the norm bound", "[merger]") {
   MergerConfig cfg = gateway();
-  cfg.clip_norm = 1.0;
+  cfg.norm.clip_norm = 1.0;
   cfg.codec.value = ValueCoding::Fp32;
   UpdateMerger m("m", 77, 8, cfg);
   m.submit(local(1, 1, {0, 1}, {3.0f, 4.0f}));  // norm 5 -> scaled by 1/5
