@@ -93,6 +93,15 @@ BrokerDaemon::BrokerDaemon(DaemonConfig cfg) : cfg_(std::move(cfg)) {
   if (last_stats_.journal_replayed || last_stats_.journal_skipped)
     fmt::print(stderr, "swarmlens-broker: journal: {} accepted updates merged again, {} already in the snapshot\n",
                last_stats_.journal_replayed, last_stats_.journal_skipped);
+  if (!last_stats_.resume_refused.empty())
+    fmt::print(stderr, "swarmlens-broker: the model kept in JetStream was refused ({}); started from {} instead\n",
+               last_stats_.resume_refused,
+               last_stats_.resumed_from.empty() ? std::string("fresh weights") : "the " + last_stats_.resumed_from);
+  if (last_stats_.signing)
+    fmt::print(stderr, "swarmlens-broker: models and acks signed; nodes verify with model-key={}\n", last_stats_.public_key);
+  else
+    fmt::print(stderr, "swarmlens-broker: warning: no --signing-key: models and acks go out unsigned, and nodes "
+                       "can only trust them blindly\n");
 }
 
 BrokerDaemon::~BrokerDaemon() = default;
@@ -141,7 +150,9 @@ void BrokerDaemon::report_journal(const BrokerStats& st) {
 void BrokerDaemon::publish_metrics(const BrokerStats& st) {
   nlohmann::json m = {{"source", "broker"}, {"model_version", st.version}, {"updates_in", st.updates_in},
                       {"bytes_in", st.bytes_in}, {"accepted", st.accepted}, {"rejected", st.rejected},
-                      {"models_out", st.models_out}, {"bytes_out", st.bytes_out}, {"journal_errors", st.journal_errors}};
+                      {"models_out", st.models_out}, {"bytes_out", st.bytes_out}, {"journal_errors", st.journal_errors},
+                      {"clipped", st.clipped}, {"norm_median", st.norm_median}, {"models_refused", st.models_refused},
+                      {"signed", st.signing}};
   if (evaluator_) {
     if (const Evaluator::Result r = evaluator_->result(); r.accuracy >= 0) {
       m["test_accuracy"] = r.accuracy;
@@ -161,10 +172,14 @@ void BrokerDaemon::print_stats(const BrokerStats& st, double seconds) {
   std::string rejected;
   for (const auto& [why, n] : st.rejected) rejected += fmt::format(" {}={}", why, n);
   const double acc = evaluator_ ? evaluator_->result().accuracy : -1.0;
-  fmt::print("stats: {:.1f} updates/s, in {} B, out {} B ({} snapshots, {} deltas), model v{}, accuracy {}, rejected:{}\n",
+  fmt::print("stats: {:.1f} updates/s, in {} B, out {} B ({} snapshots, {} deltas), model v{}, accuracy {}, "
+             "clipped {} (median norm {:.3g}), rejected:{}\n",
              double(st.updates_in - last_stats_.updates_in) / seconds, st.bytes_in, st.bytes_out, st.snapshots_out,
-             st.deltas_out, st.version, acc < 0 ? std::string("-") : fmt::format("{:.4f}", acc),
-             rejected.empty() ? " none" : rejected);
+             st.deltas_out, st.version, acc < 0 ? std::string("-") : fmt::format("{:.4f}", acc), st.clipped,
+             st.norm_median, rejected.empty() ? " none" : rejected);
+  if (st.models_refused > last_stats_.models_refused)
+    fmt::print(stderr, "swarmlens-broker: {} model(s) refused before publishing and rolled back (last: {})\n",
+               st.models_refused - last_stats_.models_refused, st.model_refusal);
   std::fflush(stdout);
   last_stats_ = st;
 }

@@ -44,7 +44,8 @@ std::string camera_pipeline(const CameraOptions& o) {
     if (o.input_width > 0) e.set(props::kInputWidth, o.input_width);
     if (o.input_height > 0) e.set(props::kInputHeight, o.input_height);
     if (!o.nats.empty())
-      e.set(props::kNatsUrl, o.nats).set_if(props::kNatsCredentials, o.nats_credentials).set_if(props::kNatsTlsCa, o.nats_tls_ca);
+      e.set(props::kNatsUrl, o.nats).set_if(props::kNatsCredentials, o.nats_credentials).set_if(props::kNatsTlsCa, o.nats_tls_ca)
+        .set_if(props::kModelKey, o.model_key);
     return e;
   };
   LaunchElement train = model_and_nats(LaunchElement("swarmtrain name=train"));
@@ -90,7 +91,7 @@ void add_camera_command(CLI::App& parent, Commands& commands) {
                                               "(INI, section [camera]; docs/deploy.md)");
   c->add_option("--source", o->source, "the camera as a gst-launch description up to raw video, e.g. "
                                              "\"libcamerasrc ! video/x-raw,width=640,height=480\"")->required();
-  add_nats_options(*c, {&o->nats, &o->nats_credentials, &o->nats_tls_ca, /*check_credentials=*/false},
+  add_nats_options(*c, {&o->nats, &o->nats_credentials, &o->nats_tls_ca, /*check_credentials=*/false, &o->model_key},
                    "NATS server URL(s) of the broker (empty: train alone)");
   c->add_option("--model", o->model, "cnn (grey 28x28) or mobilenet (RGB)")->check(CLI::IsMember({"cnn", "mobilenet"}))->capture_default_str();
   c->add_option("--input-width", o->input_width, "mobilenet input width")->check(CLI::Range(8, 1024));

@@ -24,6 +24,7 @@ struct CameraOptions {
   std::string nats;                    // NATS URL(s); "" = train alone, nothing sent
   std::string nats_credentials;        // credentials file (user:password, token or .creds)
   std::string nats_tls_ca;             // CA bundle: TLS to the server
+  std::string model_key;               // the broker's public key (models and acks verified)
   std::string model = ModelSpec::kDefaultName;  // cnn, mobilenet
   int input_width = 0, input_height = 0;  // mobilenet input (0 = the element default)
   std::string model_id = NodeTrainerConfig::kDefaultModelId;

@@ -29,6 +29,7 @@
 #include "nats_link.h"
 #include "process.h"
 #include "properties.h"
+#include "signing.h"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -56,6 +57,7 @@ std::string node_pipeline(const NodeOptions& o, const std::string& data) {
                                   .set(props::kModelId, f.model_id)
                                   .set(props::kNodeId, o.node_id)
                                   .set(props::kNatsUrl, o.nats)
+                                  .set_if(props::kModelKey, o.model_key)
                                   .set(props::kLearningRate, own_step_lr(f.local_lr, f.lr))
                                   .set(props::kMomentum, f.momentum)
                                   .set(props::kDensity, f.dense ? 1.0 : f.density)
@@ -72,7 +74,8 @@ std::string node_pipeline(const NodeOptions& o, const std::string& data) {
       " ! tee name=t t. ! queue ! fakesink sync=false "
       "t. ! queue leaky=downstream max-size-buffers=4 ! videorate drop-only=true ! video/x-raw,framerate=2/1 ! "
       "{} ! {} ! videoconvert ! tee name=o",
-      LaunchElement("swarmclassify").set(props::kModelId, f.model_id).set(props::kNatsUrl, o.nats).str(),
+      LaunchElement("swarmclassify").set(props::kModelId, f.model_id).set(props::kNatsUrl, o.nats)
+          .set_if(props::kModelKey, o.model_key).str(),
       LaunchElement("swarmoverlay").set(props::kModelId, f.model_id).str());
   if (!o.overlay_png.empty()) d += fmt::format(" o. ! queue ! pngenc ! multifilesink location=\"{}\"", o.overlay_png);
   if (o.view) d += " o. ! queue ! videoconvert ! autovideosink sync=false";
@@ -185,7 +188,15 @@ RunResult run_federation(const DemoOptions& o, FederationSettings fed, const std
   MetricsWatch watch(*link, fed.model_id, t0);
 
   const std::string broker_log = logs + "/broker-" + method + ".log";
-  Process broker({find_sibling("swarmlens-broker", "broker"), "--nats", url, "--model-id", fed.model_id, "--server-lr", fmt::format("{}", averaging_server_lr(fed.lr, o.nodes)),
+  // A key pair of this run's own: the broker signs every model and ack, the nodes refuse what it did
+  // not sign (a forged model on the open loopback server is not adopted).
+  const std::string key_path = logs + "/broker-" + method + ".key";
+  std::remove(key_path.c_str());
+  const SigningKey key = generate_signing_key();
+  save_signing_key(key_path, key);
+  const std::string model_key = public_key_hex(key.public_key);
+  Process broker({find_sibling("swarmlens-broker", "broker"), "--nats", url, "--model-id", fed.model_id,
+                  "--signing-key", key_path, "--server-lr", fmt::format("{}", averaging_server_lr(fed.lr, o.nodes)),
                   "--buffer-size", "1", "--staleness-grace", std::to_string(4 * o.nodes), "--max-staleness", "1000",
                   "--publish-interval-ms", "200", "--eval-interval-ms", "1000", "--test-data", data, "--test-limit",
                   "1000", "--stats", "5"},
@@ -201,7 +212,8 @@ RunResult run_federation(const DemoOptions& o, FederationSettings fed, const std
                                      "--lr", fmt::format("{}", fed.lr), "--local-lr", fmt::format("{}", fed.local_lr),
                                      "--momentum", fmt::format("{}", fed.momentum),
                                      "--density", fmt::format("{}", fed.density), "--trigger-age", std::to_string(fed.trigger_age),
-                                     "--warmup-steps", std::to_string(fed.warmup_steps), "--batch", std::to_string(fed.batch)};
+                                     "--warmup-steps", std::to_string(fed.warmup_steps), "--batch", std::to_string(fed.batch),
+                                     "--model-key", model_key};
     if (fed.dense) argv.push_back("--dense");
     if (i == 0 && method == "twostep") {
       argv.insert(argv.end(), {"--overlay-png", o.report + "/overlay.png"});
@@ -388,7 +400,7 @@ void add_node_command(CLI::App& parent, Commands& commands) {
   auto o = std::make_shared<NodeOptions>();
   auto* c = parent.add_subcommand("node", "One camera node: plays its Fashion-MNIST shard as live video into "
                                           "swarmtrain, federated over NATS (what the demo starts N of)");
-  add_nats_options(*c, {&o->nats}, "NATS server URL(s)");
+  add_nats_options(*c, {&o->nats, nullptr, nullptr, true, &o->model_key}, "NATS server URL(s)");
   c->add_option("--data", o->data, "Fashion-MNIST folder");
   c->add_option("--node-id", o->node_id, "this node's id and shard index")->capture_default_str();
   c->add_option("--nodes", o->nodes, "number of shards")->check(CLI::Range(1, 100000))->capture_default_str();

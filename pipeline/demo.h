@@ -38,6 +38,7 @@ struct FederationSettings {
 
 struct NodeOptions {
   std::string nats = NatsOptions::kDefaultUrl;
+  std::string model_key;     // the broker's public key: models and acks verified with it
   std::string data;          // Fashion-MNIST folder ("" = the default)
   uint32_t node_id = 0, nodes = 1;  // shard node_id of nodes
   int fps = 300;             // frames per second played

@@ -12,6 +12,8 @@
 #include "dataset.h"
 #include "model.h"
 #include "model_channel.h"
+#include <cstdio>
+
 #include "nats_cli.h"
 #include "nats_link.h"
 #include "onnx_export.h"
@@ -30,9 +32,14 @@ Snapshot fetch_live(const ExportOptions& o) {
   auto link = NatsLink::connect(n);
   const std::string none = "no model of id '" + o.model_id + "' is kept in JetStream on " + o.nats_url +
                            " (is a broker serving it?)";
+  ModelTrust trust;
+  if (o.model_key.empty())
+    std::fprintf(stderr, "swarmlens export: no --model-key: the live model is trusted blindly\n");
+  else
+    trust.key = parse_public_key(o.model_key);
   std::optional<Snapshot> model;
   try {
-    model = fetch_retained_model(*link, o.model_id);
+    model = fetch_retained_model(*link, o.model_id, trust);
   } catch (const NatsError& e) {
     throw std::runtime_error(none + ": " + e.what());
   }
@@ -96,7 +103,7 @@ void add_export_command(CLI::App& parent, Commands& commands) {
   c->add_option("--format", o->format, "file format")->check(CLI::IsMember({"onnx"}))->capture_default_str();
   c->add_option("-o,--output", o->output, "the file to write")->required();
   c->add_option("--snapshot", o->snapshot, "a snapshot file (a node's checkpoint, the broker's --snapshot)");
-  add_nats_options(*c, {&o->nats_url, &o->credentials_file}, "take the latest model kept in JetStream on this server");
+  add_nats_options(*c, {&o->nats_url, &o->credentials_file, nullptr, true, &o->model_key}, "take the latest model kept in JetStream on this server");
   c->add_option("--model-id", o->model_id, "model id (NATS subjects swarmlens.<id>.*)")->capture_default_str();
   c->add_option("--model", o->model, "registry name (default: the snapshot's)")->check(CLI::IsMember({"cnn", "mobilenet"}));
   c->add_option("--input-width", o->input_width, "model input width (default: cnn 28, others 96)")->check(CLI::Range(8, 1024));

@@ -20,6 +20,7 @@ struct ExportOptions {
   std::string nats_url;          // ...or the latest model kept in JetStream on this server
   std::string model_id = NodeTrainerConfig::kDefaultModelId;
   std::string credentials_file;  // NATS credentials file (NatsOptions::credentials_file), if the server wants them
+  std::string model_key;         // the broker's public key: a live model not signed with it is refused
   std::string model;             // registry name; default: the snapshot's
   int input_width = 0, input_height = 0;  // 0: the model's default (cnn 28x28, others 96x96)
   int classes = ModelSpec::kDefaultClasses;

@@ -50,6 +50,7 @@
 #include "frame.h"
 #include "modelprops.h"
 #include "natsprops.h"
+#include "properties.h"
 #include "node_trainer.h"
 #include "updatelink.h"
 
@@ -59,7 +60,8 @@ GST_DEBUG_CATEGORY_STATIC (swarm_aggregate_debug);
 enum { PROP_0, PROP_MODEL /* and the model properties after it (no device): modelprops.h */,
   PROP_MODE = PROP_MODEL + swarmlens::kModelProperties, PROP_SEED, PROP_NODE_ID, PROP_INTERVAL, PROP_LEARNING_RATE,
   PROP_BUFFER_SIZE, PROP_CLIP_NORM, PROP_STALENESS_GRACE, PROP_MAX_STALENESS, PROP_SNAPSHOT, PROP_RETAIN, PROP_STATS_INTERVAL,
-  PROP_NATS_URL /* and the two after it: natsprops.h */ };
+  PROP_SIGNING_KEY,
+  PROP_NATS_URL /* and the kNatsProperties - 1 after it: natsprops.h */ };
 
 enum { MODE_SERVE = 0, MODE_FORWARD = 1 };
 
@@ -80,6 +82,7 @@ struct Settings : swarmlens::ModelSettings {
   Settings ();  // the broker library's defaults
   gint mode = MODE_SERVE;
   std::string snapshot;
+  std::string signing_key;
   guint64 seed, staleness_grace, max_staleness;
   gint64 node_id = -1;          // a random one at start
   guint interval = 500;         // ms
@@ -144,6 +147,7 @@ static void set_property (GObject * object, guint id, const GValue * v, GParamSp
     case PROP_STALENESS_GRACE: s.staleness_grace = g_value_get_uint64 (v); break;
     case PROP_MAX_STALENESS: s.max_staleness = g_value_get_uint64 (v); break;
     case PROP_SNAPSHOT: s.snapshot = str (); break;
+    case PROP_SIGNING_KEY: s.signing_key = str (); break;
     case PROP_RETAIN: s.retain = g_value_get_boolean (v); break;
     case PROP_STATS_INTERVAL: s.stats_interval = g_value_get_uint (v); break;
     default:
@@ -167,6 +171,7 @@ static void get_property (GObject * object, guint id, GValue * v, GParamSpec * p
     case PROP_STALENESS_GRACE: g_value_set_uint64 (v, s.staleness_grace); break;
     case PROP_MAX_STALENESS: g_value_set_uint64 (v, s.max_staleness); break;
     case PROP_SNAPSHOT: g_value_set_string (v, s.snapshot.c_str ()); break;
+    case PROP_SIGNING_KEY: g_value_set_string (v, s.signing_key.c_str ()); break;
     case PROP_RETAIN: g_value_set_boolean (v, s.retain); break;
     case PROP_STATS_INTERVAL: g_value_set_uint (v, s.stats_interval); break;
     default:
@@ -356,6 +361,7 @@ static gboolean start (GstAggregator * agg) {
       cfg.model = spec;
       cfg.seed = s.seed;
       cfg.snapshot_path = s.snapshot;
+      cfg.signing_key_path = s.signing_key;
       cfg.retain = s.retain;
       cfg.aggregation.server_lr = s.lr;
       cfg.aggregation.buffer_size = s.buffer_size;
@@ -492,6 +498,10 @@ static void gst_swarm_aggregate_class_init (GstSwarmAggregateClass * klass) {
       "Staleness grace", "Model versions an update may lag and still weigh 1 (serve)", 0, G_MAXUINT64, d.staleness_grace, ready));
   g_object_class_install_property (gobject, PROP_MAX_STALENESS, g_param_spec_uint64 ("max-staleness",
       "Max staleness", "Updates lagging more model versions are rejected (serve)", 0, G_MAXUINT64, d.max_staleness, ready));
+  g_object_class_install_property (gobject, PROP_SIGNING_KEY, g_param_spec_string (swarmlens::props::kSigningKey, "Signing key",
+      "serve: Ed25519 secret key file; every model and ack published on NATS is signed with it (made, with "
+      "its .pub beside it, when the file does not exist); nodes verify with model-key = the .pub. Empty = "
+      "unsigned: nodes can only trust models blindly", "", ready));
   g_object_class_install_property (gobject, PROP_SNAPSHOT, g_param_spec_string ("snapshot", "Snapshot",
       "Snapshot file: resumed from at start, rewritten on each model served (serve; empty = none)", d.snapshot.c_str (), ready));
   g_object_class_install_property (gobject, PROP_RETAIN, g_param_spec_boolean ("retain", "Retain",

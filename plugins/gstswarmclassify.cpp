@@ -44,7 +44,7 @@ GST_DEBUG_CATEGORY_STATIC (swarm_classify_debug);
 
 enum { PROP_0, PROP_MODEL /* and the model properties after it: modelprops.h */,
   PROP_LOCATION = PROP_MODEL + swarmlens::kModelProperties, PROP_EVERY, PROP_WINDOW, PROP_BACKEND,
-  PROP_NATS_URL /* and the two after it: natsprops.h */ };
+  PROP_NATS_URL /* and the kNatsProperties - 1 after it: natsprops.h */ };
 
 typedef enum { BACKEND_LIBTORCH, BACKEND_OPENCV } Backend;
 

@@ -37,9 +37,12 @@
  *
  * Statistics go out as element messages named `swarmtrain-stats` every `stats-interval` ms: steps,
  * samples, dropped, loss, train-accuracy, bytes-out, messages, compression-ratio, model-version,
- * node-id, state (training, paused-load, outside-schedule), other-load, pauses, and with NATS
- * bytes-sent, models-received; federated, the same figures also go out as
- * JSON on `swarmlens.<model-id>.metrics`.
+ * node-id, state (training, paused-load, outside-schedule), other-load, pauses, skipped-batches
+ * (non-finite gradients: not trained on), models-refused (non-finite or exploding models offered),
+ * diverged (the last batch was skipped: the node is not learning), and with NATS bytes-sent,
+ * models-received, models-refused-by-link (forged, unsigned under `model-key`, corrupt), acks-refused;
+ * federated, the same figures also go out as JSON on `swarmlens.<model-id>.metrics` (state
+ * "diverged" while the node is not learning).
  *
  * |[
  * gst-launch-1.0 swarmsrc ! swarmtrain ! swarmclassify ! swarmoverlay ! fakesink
@@ -84,7 +87,7 @@ enum { PROP_0, PROP_MODEL /* and the model properties after it: modelprops.h */,
   PROP_TRIGGER_NORM, PROP_CHECKPOINT, PROP_LABEL, PROP_STATS_INTERVAL, PROP_SEED,
   PROP_DROP_WHEN_BUSY, PROP_NODE_ID, PROP_WINDOW, PROP_WINDOW_STRIDE, PROP_IDLE_POLICY, PROP_LOAD_CEILING,
   PROP_SCHEDULE, PROP_NICE,
-  PROP_NATS_URL /* and the two after it: natsprops.h */ };
+  PROP_NATS_URL /* and the kNatsProperties - 1 after it: natsprops.h */ };
 
 namespace {
 
@@ -459,10 +462,12 @@ static void post_stats (GstSwarmTrain * self) {
       "messages", G_TYPE_UINT64, st.messages, "compression-ratio", G_TYPE_DOUBLE, st.compression_ratio (),
       "model-version", G_TYPE_UINT64, st.model_version, "node-id", G_TYPE_UINT, p.node_id,
       "state", G_TYPE_STRING, swarmlens::train_state_name (st.state), "other-load", G_TYPE_DOUBLE, st.other_load,
-      "pauses", G_TYPE_UINT64, st.pauses, nullptr);
+      "pauses", G_TYPE_UINT64, st.pauses, "skipped-batches", G_TYPE_UINT64, st.skipped_batches,
+      "models-refused", G_TYPE_UINT64, st.models_refused, "diverged", G_TYPE_BOOLEAN, gboolean (st.diverged), nullptr);
   if (p.link) {
     const swarmlens::NodeLinkStats ls = p.link->stats ();
     gst_structure_set (s, "bytes-sent", G_TYPE_UINT64, ls.bytes_sent, "models-received", G_TYPE_UINT64, ls.models_in,
+        "models-refused-by-link", G_TYPE_UINT64, ls.models_refused, "acks-refused", G_TYPE_UINT64, ls.acks_refused,
         "connected", G_TYPE_BOOLEAN, gboolean (ls.connected), nullptr);
     swarmlens::UplinkStats us;
     if (p.uplink) {
@@ -474,7 +479,9 @@ static void post_stats (GstSwarmTrain * self) {
         {"dropped", st.dropped}, {"loss", st.loss}, {"train_accuracy", st.train_accuracy},
         {"bytes_out", st.bytes_out}, {"bytes_sent", ls.bytes_sent}, {"messages", st.messages},
         {"dense_bytes", st.dense_bytes}, {"model_version", st.model_version}, {"models_in", ls.models_in},
-        {"bytes_in", ls.bytes_in}, {"state", swarmlens::train_state_name (st.state)},
+        {"bytes_in", ls.bytes_in}, {"state", st.diverged ? "diverged" : swarmlens::train_state_name (st.state)},
+        {"skipped_batches", st.skipped_batches}, {"models_refused", st.models_refused + ls.models_refused},
+        {"acks_refused", ls.acks_refused},
         {"updates_delivered", us.delivered}, {"updates_refused", us.refused}, {"updates_resent", us.resent},
         {"update_in_flight", us.in_flight}};
     p.link->publish_metrics (m.dump ());

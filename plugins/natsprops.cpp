@@ -16,19 +16,27 @@ void nats_install_properties (GObjectClass * klass, guint first) {
       "with a token; keep it readable only by the service user", "", ready));
   g_object_class_install_property (klass, first + 2, g_param_spec_string (props::kNatsTlsCa, "NATS TLS CA",
       "CA bundle to verify the NATS server (turns TLS on)", "", ready));
+  g_object_class_install_property (klass, first + 3, g_param_spec_string (props::kModelKey, "Model key",
+      "The broker's Ed25519 public key (64 hex digits, or the path of the broker's .pub file): models and "
+      "acks not signed with it are refused and counted; empty = trusted blindly (a warning says so)", "", ready));
 }
 
+namespace {
+template <typename S> auto &nats_field (S & s, guint index) {
+  return index == 0 ? s.url : index == 1 ? s.credentials : index == 2 ? s.tls_ca : s.model_key;
+}
+}  // namespace
+
 bool nats_set_property (NatsSettings & s, guint first, guint id, const GValue * v) {
-  if (id < first || id >= first + 3) return false;
+  if (id < first || id >= first + kNatsProperties) return false;
   const char *text = g_value_get_string (v);
-  std::string &field = id == first ? s.url : id == first + 1 ? s.credentials : s.tls_ca;
-  field = text ? text : "";
+  nats_field (s, id - first) = text ? text : "";
   return true;
 }
 
 bool nats_get_property (const NatsSettings & s, guint first, guint id, GValue * v) {
-  if (id < first || id >= first + 3) return false;
-  g_value_set_string (v, (id == first ? s.url : id == first + 1 ? s.credentials : s.tls_ca).c_str ());
+  if (id < first || id >= first + kNatsProperties) return false;
+  g_value_set_string (v, nats_field (s, id - first).c_str ());
   return true;
 }
 
@@ -54,8 +62,15 @@ std::unique_ptr<NodeLink> nats_open_link (GstElement * element, const NatsSettin
     else
       GST_ELEMENT_WARNING (element, RESOURCE, READ, ("NATS: %s", what.c_str ()), (nullptr));
   };
+  ModelTrust trust;
   try {
-    return std::make_unique<NodeLink> (opts, model_id, std::move (on_model), on_event);
+    if (!s.model_key.empty ()) trust.key = parse_public_key (s.model_key);
+  } catch (const std::exception & e) {
+    GST_ELEMENT_ERROR (element, RESOURCE, SETTINGS, ("Bad %s", props::kModelKey), ("%s", e.what ()));
+    return nullptr;
+  }
+  try {
+    return std::make_unique<NodeLink> (opts, model_id, std::move (on_model), on_event, true, trust);
   } catch (const std::exception & e) {
     GST_ELEMENT_ERROR (element, RESOURCE, OPEN_READ_WRITE, ("Cannot connect to NATS at %s", s.url.c_str ()),
         ("%s", e.what ()));

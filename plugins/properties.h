@@ -16,6 +16,9 @@ inline constexpr char kDevice[] = "device";
 inline constexpr char kNatsUrl[] = "nats-url";
 inline constexpr char kNatsCredentials[] = "nats-credentials";
 inline constexpr char kNatsTlsCa[] = "nats-tls-ca";
+inline constexpr char kModelKey[] = "model-key";
+// swarmaggregate (serve)
+inline constexpr char kSigningKey[] = "signing-key";
 
 // swarmtrain
 inline constexpr char kNodeId[] = "node-id";

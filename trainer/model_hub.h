@@ -27,6 +27,10 @@ struct TrainStats {
   TrainState state = TrainState::Training;  // the idle policy's verdict (idle_policy.h)
   double other_load = 0.0;    // other processes' share of the CPUs, as last measured (load modes)
   uint64_t pauses = 0;        // times the policy paused training
+  uint64_t skipped_batches = 0;  // batches whose gradient was not finite: not trained on, not sent
+  uint64_t models_refused = 0;   // offered models that were not finite or exploded (never adopted)
+  // Whether the last batches were skipped for non-finite gradients: the node is not learning.
+  bool diverged = false;
   double compression_ratio() const { return bytes_out ? double(dense_bytes) / double(bytes_out) : 0.0; }
 };
 

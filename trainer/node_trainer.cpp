@@ -1,5 +1,7 @@
 #include "node_trainer.h"
 
+#include <cmath>
+
 
 #include <algorithm>
 #include <chrono>
@@ -18,11 +20,20 @@ CompressorConfig node_compression_defaults() {
   return c;
 }
 
+namespace {
+double l2_of(const std::vector<float>& v) {
+  double s = 0.0;
+  for (float x : v) s += double(x) * double(x);
+  return std::sqrt(s);
+}
+}  // namespace
+
 NodeTrainer::NodeTrainer(NodeTrainerConfig cfg)
     : cfg_(std::move(cfg)),
       model_(Model::create(cfg_.model, cfg_.seed, cfg_.device)),
       gate_(cfg_.idle),
       global_(model_->params_copy()),
+      initial_norm_(l2_of(global_)),
       frame_size_(sample_size(cfg_.model)),
       rng_(cfg_.seed) {
   if (cfg_.batch_size == 0) throw std::invalid_argument("batch size must be >= 1");
@@ -116,7 +127,18 @@ void NodeTrainer::set_uplink(Uplink send) { uplink_ = std::move(send); }
 
 void NodeTrainer::offer_model(std::shared_ptr<const Snapshot> model) {
   if (!model || model->layout_hash != model_->layout_hash() || model->params.size() != global_.size()) return;
+  double sq = 0.0;
+  bool finite = true;
+  for (float v : model->params) {
+    finite = finite && std::isfinite(v);
+    sq += double(v) * double(v);
+  }
+  const bool exploded = cfg_.max_model_norm_factor > 0 && std::sqrt(sq) > cfg_.max_model_norm_factor * initial_norm_;
   std::lock_guard<std::mutex> lock(mutex_);
+  if (!finite || exploded) {  // a wrecked or forged model: keep training on the one we have
+    ++stats_.models_refused;
+    return;
+  }
   if (!offered_ || offered_->version < model->version) offered_ = std::move(model);
 }
 
@@ -226,7 +248,12 @@ void NodeTrainer::train_batch(std::vector<float>& images, std::vector<int64_t>& 
   try {
     msg = compressor_->step(model_->grad(), labels.size(), version_);
   } catch (const std::invalid_argument&) {
-    return;  // NaN/Inf gradient: this batch is skipped, the residual stays intact
+    // NaN/Inf gradient: this batch is skipped, the residual stays intact; counted and shown, so a
+    // node that no longer learns does not pass for one that does.
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++stats_.skipped_batches;
+    stats_.diverged = true;
+    return;
   }
   if (msg) deliver(*msg);
   bool do_publish = false;
@@ -237,6 +264,7 @@ void NodeTrainer::train_batch(std::vector<float>& images, std::vector<int64_t>& 
     s.loss = (1 - a) * s.loss + a * st.loss;
     s.train_accuracy = (1 - a) * s.train_accuracy + a * double(st.correct) / double(labels.size());
     ++s.steps;
+    s.diverged = false;
     s.samples += labels.size();
     s.bytes_out = compressor_->bytes_out();
     s.messages = compressor_->messages();

@@ -36,6 +36,9 @@ struct NodeTrainerConfig {
   // A camera node's compression (node_compression_defaults): warm-up steps a stage, trigger age.
   static constexpr uint64_t kNodeWarmupStageSteps = 25;
   static constexpr uint64_t kNodeTriggerAge = 2;
+  // A model whose parameter L2 norm exceeds this many times the initial model's is refused as
+  // exploding, by the nodes (offer_model) and by the broker before it publishes.
+  static constexpr double kDefaultMaxModelNormFactor = 20.0;
 
   ModelSpec model;
   std::string model_id = kDefaultModelId;
@@ -51,6 +54,7 @@ struct NodeTrainerConfig {
   uint64_t publish_every = 8;     // publish the model to the hub every N steps
   IdlePolicyConfig idle;          // when to train; the training thread's nice value
   std::string device = kDefaultDevice;  // where forward/backward run: cpu, cuda, cuda:N (Model::create)
+  double max_model_norm_factor = kDefaultMaxModelNormFactor;  // 0 = finiteness only
 };
 
 // A camera node's compression unless told otherwise (swarmtrain's properties, the field testbed's
@@ -115,6 +119,7 @@ class NodeTrainer {
   std::unique_ptr<TwoStepCompressor> compressor_;
   IdleGate gate_;                 // the training thread's only
   std::vector<float> global_;     // the node's model without its pending update [P]
+  double initial_norm_ = 0.0;     // L2 norm of the initial parameters (the exploding-model bound's base)
   size_t frame_size_;
   uint64_t version_ = 0;
 
