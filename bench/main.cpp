@@ -2,6 +2,7 @@
 // declares its own options and run function; figures and commands are in docs/benchmarks.md.
 #include <CLI/CLI.hpp>
 
+#include "bench_attacks.h"
 #include "bench_broker.h"
 #include "bench_compression.h"
 #include "bench_elements.h"
@@ -17,6 +18,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   Commands commands;
   add_compression_bench_command(app, commands);
+  add_attacks_bench_command(app, commands);
   add_elements_bench_command(app, commands);
   add_broker_bench_command(app, commands);
   add_gateway_bench_command(app, commands);

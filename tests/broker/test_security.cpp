@@ -153,3 +153,52 @@ TEST_CASE("under the sample NATS config a node publishes updates but never a mod
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   CHECK(broker->stats().updates_in == 1);
 }
+
+TEST_CASE("per-node logins made by samples/nats/add-node speak for their own node id only", "[security][nats][identity]") {
+  const std::string dir = "security-nodes";
+  REQUIRE(std::system(("rm -rf " + dir + " && " + kSamples + "/nats/add-node " + dir + " 7 >/dev/null && " + kSamples +
+                       "/nats/add-node " + dir + " 8 >/dev/null").c_str()) == 0);
+  SecureServer base;  // certificates and the environment the shipped file reads
+  base.server.reset();
+  NatsServer server(std::vector<std::string>{"-c", dir + "/swarmlens-nats.conf"});
+  auto with = [&](const std::string& who, const std::string& creds) {
+    NatsOptions o;
+    o.urls = {server.url()};
+    o.tls_ca = base.dir + "/ca.pem";
+    o.name = who;
+    o.credentials_file = creds;
+    return o;
+  };
+  std::ofstream("creds-broker.txt") << "broker:broker-pw-2\n";
+  BrokerConfig bc;
+  bc.model_id = "ids";
+  bc.retain = false;
+  BrokerService broker(bc, NatsLink::connect(with("broker", "creds-broker.txt")));
+  const Snapshot s = broker.snapshot();
+  SparseVector u;
+  u.dim = uint32_t(s.params.size());
+  u.index = {1};
+  u.value = {0.5f};
+  auto node7 = NatsLink::connect(with("node-7", dir + "/node-7.creds"));
+  node7->publish(update_subject("ids", 8), encode_update(UpdateHeader{"ids", s.layout_hash, 0, 8, 1, 32}, u, {}));  // as node 8
+  node7->publish(update_subject("ids", 7), encode_update(UpdateHeader{"ids", s.layout_hash, 0, 8, 2, 32}, u, {}));  // claims 8
+  node7->publish(update_subject("ids", 7), encode_update(UpdateHeader{"ids", s.layout_hash, 0, 7, 1, 32}, u, {}));  // itself
+  node7->flush();
+  for (int i = 0; i < 100 && broker.stats().updates_in < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const BrokerStats st = broker.stats();
+  CHECK(st.updates_in == 2);  // the server dropped the one on node 8's subject
+  CHECK(st.rejected.at("identity_mismatch") == 1);
+  CHECK(st.accepted == 1);
+  // Node 7's acks and inboxes are its own: reading node 8's is refused by the server.
+  Inbox other;
+  node7->subscribe(ack_subject("ids", 8), other.handler());
+  node7->subscribe("_INBOX.broker.>", other.handler());
+  auto broker_side = NatsLink::connect(with("broker", "creds-broker.txt"));
+  const std::string ack = encode_ack(UpdateAck{8, 1, "accepted", 1, 0, 1.0});
+  broker_side->publish(ack_subject("ids", 8), std::vector<uint8_t>(ack.begin(), ack.end()));
+  broker_side->flush();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  std::lock_guard<std::mutex> g(other.m);
+  CHECK(other.payloads.empty());
+}
