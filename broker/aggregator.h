@@ -34,7 +34,8 @@ struct AggregatorConfig {
   bool check_sequence = true;    // reject a node's sequence number that does not increase
   // Refuse a sequence further ahead than this of the wall clock in microseconds (nodes number their
   // updates from it) and of the node's last one plus 2^32: an absurd jump would shut the node out.
-  uint64_t max_sequence_ahead_s = 3600;
+  static constexpr uint64_t kDefaultMaxSequenceAheadS = 3600;
+  uint64_t max_sequence_ahead_s = kDefaultMaxSequenceAheadS;
 };
 
 // The server learning rate at which `nodes` nodes' updates, each a gradient step at `node_lr`, add

@@ -32,7 +32,7 @@ struct MergerConfig {
   uint64_t first_sequence = 1; // the gateway's first sequence (a restarted gateway starts above its last)
   NormBoundConfig norm;        // L2 bound per local update, as the aggregator's (robust.h)
   bool check_sequence = true;
-  uint64_t max_sequence_ahead_s = AggregatorConfig{}.max_sequence_ahead_s;
+  uint64_t max_sequence_ahead_s = AggregatorConfig::kDefaultMaxSequenceAheadS;
   // The combined update's coding. fp16 halves the values' bytes; what it rounds off stays in the
   // sum for the next update that touches the entry. fp32 forwards the sum exactly.
   CodecConfig codec{std::nullopt, ValueCoding::Fp16};
