@@ -88,14 +88,10 @@ std::optional<Snapshot> BrokerService::resume_source() {
 void BrokerService::on_update(const std::string& subject, const std::vector<uint8_t>& payload) {
   // The node id is the subject's last token: swarmlens.<model>.update.<node>.
   std::optional<uint32_t> node;
-  const auto dot = subject.rfind('.');
-  try {
-    size_t used = 0;
-    const std::string tail = subject.substr(dot + 1);
-    const unsigned long v = std::stoul(tail, &used);
-    if (used == tail.size() && v <= UINT32_MAX) node = uint32_t(v);
-  } catch (const std::exception&) {
-  }
+  const std::string tail = subject.substr(subject.rfind('.') + 1);
+  if (!tail.empty() && tail.size() <= 10 && tail.find_first_not_of("0123456789") == std::string::npos &&
+      std::stoull(tail) <= UINT32_MAX)
+    node = uint32_t(std::stoull(tail));
   if (!node) {
     std::lock_guard<std::mutex> g(lock_);
     ++received_;

@@ -450,7 +450,8 @@ std::optional<std::vector<uint8_t>> NatsLink::fetch_retained(const std::string& 
       const char* header = nullptr;
       std::optional<ChunkInfo> info;
       if (natsMsgHeader_Get(msg.get(), kChunkHeader, &header) == NATS_OK && header) info = ChunkInfo::parse(header);
-      if (!info || info->index != i) throw NatsError(subject + ": retained message without a valid chunk header");
+      if (!info || info->index != i)  // not written by a Swarmlens link: bad content, not a dead server
+        throw std::runtime_error(subject + ": retained message without a valid chunk header");
       if (!first) first = info;
       if (info->id != first->id) {  // a newer payload is being written over the one we started on
         last_error = "retained chunks of two payloads";
@@ -465,7 +466,7 @@ std::optional<std::vector<uint8_t>> NatsLink::fetch_retained(const std::string& 
       if (r.payload) return std::move(*r.payload);
     }
   }
-  throw NatsError("cannot read the payload retained under " + prefix + ": " + last_error);
+  throw std::runtime_error("cannot read the payload retained under " + prefix + ": " + last_error);
 }
 
 bool NatsLink::connected() const { return natsConnection_Status(impl_->conn.get()) == NATS_CONN_STATUS_CONNECTED; }

@@ -90,8 +90,9 @@ class NatsLink {
   // acknowledged by the server before the next. Throws NatsError.
   void retain(const std::string& prefix, const std::vector<uint8_t>& payload);
   // The payload last retained under prefix in stream, or nullopt if there is none (no stream, no
-  // message). Throws NatsError if JetStream does not answer, or if the chunks stay inconsistent
-  // (a writer racing this read) after a few tries.
+  // message). Throws NatsError if JetStream does not answer; std::runtime_error for content that is
+  // not a Swarmlens payload (no chunk header) or chunks that stay inconsistent (a writer racing this
+  // read) after a few tries.
   std::optional<std::vector<uint8_t>> fetch_retained(const std::string& stream, const std::string& prefix);
 
   bool connected() const;

@@ -247,13 +247,21 @@ TEST_CASE("a broker whose retained model is garbage or forged starts anyway, fro
     published = b.stats().version;
   }
   auto attacker = NatsLink::connect(o);
-  // Garbage kept in JetStream over the real model.
+  // Garbage kept in JetStream over the real model: framed as a Swarmlens link would, and raw.
   attacker->retain(retained_prefix("res", "full"), std::vector<uint8_t>(5000, 0x42));
   {
     BrokerService b(bc, NatsLink::connect(o));
     CHECK(b.stats().resumed_from == "snapshot file");
     CHECK(b.stats().version == published);
     CHECK_FALSE(b.stats().resume_refused.empty());
+  }
+  attacker->publish(retained_prefix("res", "full") + ".0", std::vector<uint8_t>(100, 0x42));  // no chunk header
+  attacker->flush();
+  std::this_thread::sleep_for(200ms);
+  {
+    BrokerService b(bc, NatsLink::connect(o));
+    CHECK(b.stats().version == published);
+    CHECK(b.stats().resume_refused.find("chunk header") != std::string::npos);
   }
   // A well-formed model with a huge version, unsigned: refused, never resumed from.
   const Snapshot s = BrokerService(bc, nullptr).snapshot();
