@@ -25,6 +25,8 @@ struct AttacksOptions {
   double lr = 0.05;
   std::vector<std::string> attacks = {"signflip", "noise", "huge", "sybil"};
   bool undefended = false;      // also run each attack with every bound off (to show it bites)
+  double clip_factor = NormBoundConfig::kDefaultClipFactor;
+  std::vector<uint32_t> sizes = {5, 10};  // federations run: 1 in 5 malicious
   std::string json_path;
 };
 
@@ -61,6 +63,7 @@ RunResult run(const Dataset& train, const Dataset& test, uint32_t nodes, uint32_
   bc.model_id = "attacks";
   bc.aggregation.server_lr = averaging_server_lr(o.lr, nodes);
   bc.rate.updates_per_s = 0;  // rounds run faster than real time: the rate limit is not what is measured
+  bc.aggregation.norm.clip_factor = o.clip_factor;
   if (!defended) {
     bc.aggregation.norm.clip_factor = 0;
     bc.aggregation.norm.max_norm = 0;
@@ -134,7 +137,8 @@ int run_attacks(const AttacksOptions& o) {
                     {"honest_sent", r.honest_sent}, {"honest_accepted", r.honest_accepted}, {"clipped", r.stats.clipped},
                     {"rejected", r.stats.rejected}, {"models_refused", r.stats.models_refused}, {"seconds", r.seconds}});
   };
-  for (const auto& [nodes, bad] : std::vector<std::pair<uint32_t, uint32_t>>{{5, 1}, {10, 2}}) {
+  for (const uint32_t nodes : o.sizes) {
+    const uint32_t bad = nodes / 5;
     const RunResult clean = run(train, test, nodes, 0, "none", true, o);
     record("none", nodes, 0, true, clean, clean.accuracy);
     // What the defences cost an honest federation: the clean run with every bound off.
@@ -145,7 +149,7 @@ int run_attacks(const AttacksOptions& o) {
     }
   }
   if (!o.json_path.empty())
-    std::ofstream(o.json_path) << nlohmann::json{{"rounds", o.rounds}, {"train_limit", o.train_limit},
+    std::ofstream(o.json_path) << nlohmann::json{{"rounds", o.rounds}, {"clip_factor", o.clip_factor}, {"train_limit", o.train_limit},
                                                  {"test_limit", o.test_limit}, {"lr", o.lr}, {"runs", runs}}.dump(2)
                                << "\n";
   return 0;
@@ -164,6 +168,10 @@ void add_attacks_bench_command(CLI::App& parent, Commands& commands) {
   c->add_option("--attack", o->attacks, "attacks to run")->check(CLI::IsMember({"signflip", "noise", "huge", "sybil"}))
       ->capture_default_str();
   c->add_flag("--undefended", o->undefended, "also run each attack (1 of 5) with every bound off");
+  c->add_option("--clip-factor", o->clip_factor, "the broker's adaptive clip: this many times the median norm")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  c->add_option("--nodes", o->sizes, "federation sizes run, one in five malicious")->check(CLI::Range(5, 1000))
+      ->capture_default_str();
   c->add_option("--json", o->json_path, "write results as JSON to this file");
   commands.add(c, [o] { return run_attacks(*o); });
 }

@@ -31,7 +31,8 @@ namespace swarmlens {
 
 struct NormBoundConfig {
   double clip_norm = 0.0;      // fixed L2 bound per update (0 = adaptive: clip_factor x median)
-  double clip_factor = 1.0;    // adaptive bound: this many times the median of recent accepted norms
+  static constexpr double kDefaultClipFactor = 1.0;
+  double clip_factor = kDefaultClipFactor;  // adaptive bound: this many times the median of recent accepted norms
   double reject_factor = 0.0;  // refuse an update above this many times that median (0 = never)
   double max_norm = 1e6;       // absolute ceiling: refused above it, always (0 = none)
   uint32_t window = 64;        // accepted norms the median is taken over
