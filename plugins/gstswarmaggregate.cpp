@@ -372,6 +372,9 @@ static gboolean start (GstAggregator * agg) {
       if (!s.nats.url.empty ()) link = swarmlens::NatsLink::connect (swarmlens::nats_options (GST_ELEMENT (self), s.nats));
       p.backend = swarmlens::make_serving_backend (cfg, std::move (link), to_trainers);
       GST_INFO_OBJECT (self, "serving model '%s' from version %" G_GUINT64_FORMAT, s.model_id.c_str (), p.backend->stats ().version);
+      if (!s.nats.url.empty () && s.signing_key.empty ())
+        GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS, ("Models are published unsigned"),
+            ("no %s: nodes on NATS can only trust the models blindly", swarmlens::props::kSigningKey));
     } else {
       swarmlens::ForwardConfig cfg;
       cfg.model_id = s.model_id;
