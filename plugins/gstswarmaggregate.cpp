@@ -496,7 +496,7 @@ static void gst_swarm_aggregate_class_init (GstSwarmAggregateClass * klass) {
   g_object_class_install_property (gobject, PROP_BUFFER_SIZE, g_param_spec_uint ("buffer-size", "Buffer size",
       "Updates merged per model version (serve; FedBuff K)", 1, 100000, d.buffer_size, ready));
   g_object_class_install_property (gobject, PROP_CLIP_NORM, g_param_spec_double ("clip-norm", "Clip norm",
-      "fixed L2 bound per update, larger ones scaled down (0 = adaptive: 3 x the median norm of recent accepted updates, refusing those above 50 x, and any above 1000)", 0.0, G_MAXDOUBLE, d.clip_norm, ready));
+      "fixed L2 bound per update, larger ones scaled down (0 = adaptive, as swarmlens-broker: clip to a multiple of the median norm of recent accepted updates, refuse above an absolute ceiling; docs/security.md)", 0.0, G_MAXDOUBLE, d.clip_norm, ready));
   g_object_class_install_property (gobject, PROP_STALENESS_GRACE, g_param_spec_uint64 ("staleness-grace",
       "Staleness grace", "Model versions an update may lag and still weigh 1 (serve)", 0, G_MAXUINT64, d.staleness_grace, ready));
   g_object_class_install_property (gobject, PROP_MAX_STALENESS, g_param_spec_uint64 ("max-staleness",
