@@ -19,6 +19,7 @@
 #include "model.h"
 #include "model_channel.h"
 #include "nats_server.h"
+#include "temp_dir.h"
 #include "node_link.h"
 #include "reliable_uplink.h"
 #include "robust.h"
@@ -30,19 +31,10 @@
 #include <filesystem>
 
 using namespace swarmlens;
+using swarmlens::testing::TempDir;
 using namespace std::chrono_literals;
 
 namespace {
-
-struct TempDir {
-  TempDir() {
-    char tmpl[] = "/tmp/swarmlens-attacks-XXXXXX";
-    REQUIRE(mkdtemp(tmpl));
-    path = tmpl;
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  std::string path;
-};
 
 // One chunk with Swarmlens's chunk header, sent by a plain nats.c client (not the project's link).
 void publish_raw_chunk(natsConnection* nc, const std::string& subject, const std::vector<uint8_t>& data,

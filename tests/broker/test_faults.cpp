@@ -30,6 +30,7 @@
 #include "broker_service.h"
 #include "dataset.h"
 #include "nats_server.h"
+#include "temp_dir.h"
 #include "node_link.h"
 #include "node_trainer.h"
 #include "process.h"
@@ -38,21 +39,12 @@
 #include "update_journal.h"
 
 using namespace swarmlens;
+using swarmlens::testing::TempDir;
 using namespace std::chrono_literals;
 using swarmlens::testing::NatsServer;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct TempDir {
-  TempDir() {
-    char tmpl[] = "/tmp/swarmlens-faults-XXXXXX";
-    REQUIRE(mkdtemp(tmpl));
-    path = tmpl;
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string path;
-};
 
 // Update k of node n: 16 entries spread over the model, values in {-3..3}/256 without 0.
 SparseVector synthetic(uint32_t dim, uint32_t node, uint64_t k) {
