@@ -1,5 +1,7 @@
 #include "export.h"
 
+#include <cstdio>
+
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 #include <memory>
@@ -12,8 +14,6 @@
 #include "dataset.h"
 #include "model.h"
 #include "model_channel.h"
-#include <cstdio>
-
 #include "nats_cli.h"
 #include "nats_link.h"
 #include "onnx_export.h"

@@ -1,9 +1,7 @@
 #include "node_trainer.h"
 
-#include <cmath>
-
-
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <fstream>
 #include <stdexcept>

@@ -4,9 +4,11 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <limits>
 #include <thread>
 
 #include "dataset.h"
+#include "model.h"
 #include "node_trainer.h"
 
 using namespace swarmlens;
@@ -228,4 +230,24 @@ TEST_CASE("a node that restarts resumes its residual, momentum and unsent update
   }
   NodeTrainer t(cfg);
   CHECK_THROWS_WITH(t.start(), Catch::Contains(".state: node state fails its checksum"));
+}
+
+TEST_CASE("a node refuses an offered model that is not finite or whose norm exploded, and counts it", "[node][robust]") {
+  const NodeTrainerConfig cfg = small_config();
+  NodeTrainer trainer(cfg);
+  const auto model = Model::create(cfg.model, cfg.seed);
+  auto offer = [&](uint64_t version, std::vector<float> params) {
+    trainer.offer_model(std::make_shared<const Snapshot>("cnn", model->layout_hash(), version, std::move(params)));
+  };
+  std::vector<float> exploded = model->params_copy();
+  for (float& v : exploded) v *= 1000.0f;  // far past 20 x the initial norm
+  offer(5, exploded);
+  std::vector<float> nan = model->params_copy();
+  nan[3] = std::numeric_limits<float>::quiet_NaN();
+  offer(6, nan);
+  CHECK(trainer.stats().models_refused == 2);
+  std::vector<float> sane = model->params_copy();
+  for (float& v : sane) v *= 2.0f;
+  offer(7, sane);
+  CHECK(trainer.stats().models_refused == 2);
 }
