@@ -164,7 +164,9 @@ TEST_CASE("swarmaggregate serves two local trainers: their updates in, the model
   for (float v : run.last_model->params) REQUIRE(std::isfinite(v));
   const double acc = accuracy_of(*run.last_model);
   INFO("test accuracy of the served model after 2 x 1500 frames: " << acc);
-  CHECK(acc > 0.4);  // chance is 0.1
+  // Chance is 0.1. The default norm bound (clip to the median norm) slows a clean federation a few
+  // points (docs/benchmarks.md#attacks): 0.39 to 0.44 in runs here, against 0.4 as the bar before it.
+  CHECK(acc > 0.33);
 }
 
 TEST_CASE("swarmaggregate forwards one combined update to the aggregator downstream", "[aggregate][forward]") {
