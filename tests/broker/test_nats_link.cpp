@@ -30,10 +30,10 @@ NatsOptions options(const NatsServer& s) {
 
 TEST_CASE("nats link publishes and subscribes through a real server", "[nats]") {
   NatsServer server;
+  Inbox inbox;  // declared before the links that feed an inbox, so it outlives their callbacks
   auto link = NatsLink::connect(options(server));
   CHECK(link->connected());
   CHECK(link->max_payload() == 1024 * 1024);
-  Inbox inbox;
   link->subscribe("swarmlens.test.update", inbox.handler());
   link->flush();
   link->publish("swarmlens.test.update", {1, 2, 3});
@@ -43,9 +43,9 @@ TEST_CASE("nats link publishes and subscribes through a real server", "[nats]") 
 
 TEST_CASE("nats link chunks a payload over max_payload and reassembles it", "[nats]") {
   NatsServer server;
+  Inbox inbox;
   auto pub = NatsLink::connect(options(server));
   auto sub = NatsLink::connect(options(server));
-  Inbox inbox;
   sub->subscribe("swarmlens.test.model", inbox.handler(), [&](const std::string& e) {
     std::lock_guard<std::mutex> g(inbox.m);
     inbox.errors.push_back(e);
@@ -82,8 +82,8 @@ TEST_CASE("nats link reconnects by itself after a server restart and delivers wh
   CHECK_FALSE(link->connected());
   link->publish("swarmlens.test.update", {4, 5, 6});  // buffered by nats.c while disconnected
   server.start();  // same port
-  auto watcher = NatsLink::connect(options(server));
   Inbox inbox;
+  auto watcher = NatsLink::connect(options(server));
   watcher->subscribe("swarmlens.test.update", inbox.handler());
   watcher->flush();
   for (int i = 0; i < 250 && !link->connected(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -108,8 +108,8 @@ TEST_CASE("a credentials file logs in with user:password or a token; a wrong or 
     NatsServer server({"--user", "camera7", "--pass", "s3cret-pw"});
     NatsOptions o = options(server);
     o.credentials_file = write("creds-ok.txt", "camera7:s3cret-pw\n");
-    auto link = NatsLink::connect(o);
     Inbox inbox;
+    auto link = NatsLink::connect(o);
     link->subscribe("swarmlens.auth.test", inbox.handler());
     link->flush();
     link->publish("swarmlens.auth.test", {7});

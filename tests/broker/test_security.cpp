@@ -103,8 +103,8 @@ TEST_CASE("under the sample NATS config a node publishes updates but never a mod
   CHECK(broker->stats().accepted == 1);
 
   // Only the broker answers: a node cannot tell another that its update was taken.
+  Inbox acks;  // declared before the link that feeds it, so it outlives its callbacks
   auto listener = NatsLink::connect(s.as("node", "node-pw-1"));
-  Inbox acks;
   listener->subscribe(ack_subject("sec", 5), acks.handler());
   listener->flush();
   auto liar = NatsLink::connect(s.as("node", "node-pw-1"));
@@ -120,8 +120,8 @@ TEST_CASE("under the sample NATS config a node publishes updates but never a mod
   // A viewer follows the model subject; the node forges a model there and into the retained
   // subjects, then the broker publishes the real one. The server drops the node's (it flushed them
   // before the broker published, so they would have come first): the viewer sees only the broker's.
-  auto viewer = NatsLink::connect(s.as("viewer", "viewer-pw-3"));
   Inbox seen;
+  auto viewer = NatsLink::connect(s.as("viewer", "viewer-pw-3"));
   viewer->subscribe(model_subject("sec"), seen.handler());
   viewer->flush();
   auto forger = NatsLink::connect(s.as("node", "node-pw-1"));
@@ -179,6 +179,7 @@ TEST_CASE("per-node logins made by samples/nats/add-node speak for their own nod
   u.dim = uint32_t(s.params.size());
   u.index = {1};
   u.value = {0.5f};
+  Inbox other;  // before the link that feeds it: destroyed after it
   auto node7 = NatsLink::connect(with("node-7", dir + "/node-7.creds"));
   node7->publish(update_subject("ids", 8), encode_update(UpdateHeader{"ids", s.layout_hash, 0, 8, 1, 32}, u, {}));  // as node 8
   node7->publish(update_subject("ids", 7), encode_update(UpdateHeader{"ids", s.layout_hash, 0, 8, 2, 32}, u, {}));  // claims 8
@@ -191,7 +192,6 @@ TEST_CASE("per-node logins made by samples/nats/add-node speak for their own nod
   CHECK(st.rejected.at("identity_mismatch") == 1);
   CHECK(st.accepted == 1);
   // Node 7's acks and inboxes are its own: reading node 8's is refused by the server.
-  Inbox other;
   node7->subscribe(ack_subject("ids", 8), other.handler());
   node7->subscribe("_INBOX.broker.>", other.handler());
   auto broker_side = NatsLink::connect(with("broker", "creds-broker.txt"));
