@@ -15,8 +15,8 @@
 // FedBuff buffer or the norm window by itself. The node ids it tracks are bounded (the least recently
 // seen are forgotten).
 //
-// check_model: the check of a model before it is published or adopted: every parameter finite, and
-// the L2 norm within a bound.
+// check_model (param_check.h, shared with the nodes' trainer): every parameter finite, the L2 norm
+// within a bound.
 #pragma once
 
 #include <chrono>
@@ -26,6 +26,8 @@
 #include <string>
 #include <unordered_map>
 #include <vector>
+
+#include "param_check.h"  // check_model, l2_norm
 
 namespace swarmlens {
 
@@ -91,8 +93,5 @@ class RateLimit {
   std::list<uint32_t> lru_;  // most recent first
 };
 
-// "" when every parameter is finite and the L2 norm is at most max_norm (0 = no bound), else why not.
-std::string check_model(const std::vector<float>& params, double max_norm);
-double l2_norm(const std::vector<float>& params);
 
 }  // namespace swarmlens

@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "codec.h"
+#include "param_check.h"
 #include "priority.h"
 
 namespace swarmlens {
@@ -18,20 +19,12 @@ CompressorConfig node_compression_defaults() {
   return c;
 }
 
-namespace {
-double l2_of(const std::vector<float>& v) {
-  double s = 0.0;
-  for (float x : v) s += double(x) * double(x);
-  return std::sqrt(s);
-}
-}  // namespace
-
 NodeTrainer::NodeTrainer(NodeTrainerConfig cfg)
     : cfg_(std::move(cfg)),
       model_(Model::create(cfg_.model, cfg_.seed, cfg_.device)),
       gate_(cfg_.idle),
       global_(model_->params_copy()),
-      initial_norm_(l2_of(global_)),
+      initial_norm_(l2_norm(global_)),
       frame_size_(sample_size(cfg_.model)),
       rng_(cfg_.seed) {
   if (cfg_.batch_size == 0) throw std::invalid_argument("batch size must be >= 1");
@@ -125,15 +118,9 @@ void NodeTrainer::set_uplink(Uplink send) { uplink_ = std::move(send); }
 
 void NodeTrainer::offer_model(std::shared_ptr<const Snapshot> model) {
   if (!model || model->layout_hash != model_->layout_hash() || model->params.size() != global_.size()) return;
-  double sq = 0.0;
-  bool finite = true;
-  for (float v : model->params) {
-    finite = finite && std::isfinite(v);
-    sq += double(v) * double(v);
-  }
-  const bool exploded = cfg_.max_model_norm_factor > 0 && std::sqrt(sq) > cfg_.max_model_norm_factor * initial_norm_;
+  const bool refused = !check_model(model->params, cfg_.max_model_norm_factor * initial_norm_).empty();
   std::lock_guard<std::mutex> lock(mutex_);
-  if (!finite || exploded) {  // a wrecked or forged model: keep training on the one we have
+  if (refused) {  // a wrecked or forged model: keep training on the one we have
     ++stats_.models_refused;
     return;
   }
