@@ -124,6 +124,11 @@ void ReliableUplink::run() {
         ++stats_.refused;
         ++stats_.refused_by[a.verdict];
       }
+      if (opts_.on_answer) {
+        g.unlock();
+        opts_.on_answer(a);
+        g.lock();
+      }
       if (opts_.pull_after_ack) {
         g.unlock();
         link_.pull_model();

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -31,6 +32,10 @@ struct UplinkOptions {
   // After each answered update, pull the newest model (a node whose NodeLink does not follow the
   // model subject, so a slow downlink carries one model per exchange).
   bool pull_after_ack = false;
+  // Called on the uplink's thread (no lock held) with the broker's final answer to each update
+  // (delivered or refused; not rate_limited, which is sent again): the owner says a refusal at once
+  // (a bus warning, a log line, the overlay). May be empty.
+  std::function<void(const UpdateAck&)> on_answer;
 };
 
 struct UplinkStats {

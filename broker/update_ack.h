@@ -32,6 +32,8 @@ inline std::string ack_subject(const std::string& model_id, uint32_t node) {
   return "swarmlens." + model_id + ".ack." + std::to_string(node);
 }
 std::string encode_ack(const UpdateAck& a);
+// What a refusal means to the person running the node, and what to do about it, by verdict.
+std::string refusal_help(const std::string& verdict);
 // nullopt for anything that is not a well-formed ack.
 std::optional<UpdateAck> parse_ack(const std::string& text);
 

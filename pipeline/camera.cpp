@@ -43,6 +43,7 @@ std::string camera_pipeline(const CameraOptions& o) {
     e.set_word(props::kModel, o.model).set(props::kModelId, o.model_id).set_word(props::kDevice, o.device);
     if (o.input_width > 0) e.set(props::kInputWidth, o.input_width);
     if (o.input_height > 0) e.set(props::kInputHeight, o.input_height);
+    if (o.classes > 0) e.set(props::kClasses, o.classes);
     if (!o.nats.empty())
       e.set(props::kNatsUrl, o.nats).set_if(props::kNatsCredentials, o.nats_credentials).set_if(props::kNatsTlsCa, o.nats_tls_ca)
         .set_if(props::kModelKey, o.model_key);
@@ -55,7 +56,7 @@ std::string camera_pipeline(const CameraOptions& o) {
       .set(props::kDensity, o.density)
       .set(props::kTriggerAge, o.trigger_age)
       .set(props::kLearningRate, o.lr)
-      .set(props::kStatsInterval, 10000)
+      .set(props::kStatsInterval, o.stats_interval_ms)
       .set_if(props::kSchedule, o.schedule)
       .set_if(props::kCheckpoint, o.checkpoint);
   if (o.node_id >= 0) train.set(props::kNodeId, o.node_id);
@@ -98,7 +99,8 @@ void add_camera_command(CLI::App& parent, Commands& commands) {
   c->add_option("--input-height", o->input_height, "mobilenet input height")->check(CLI::Range(8, 1024));
   c->add_option("--model-id", o->model_id, "model id (NATS subjects swarmlens.<id>.*)")->capture_default_str();
   c->add_option("--node-id", o->node_id, "this node's id in the federation (-1: random)")->capture_default_str();
-  c->add_option("--label", o->label, "teach mode: train every frame as this class (-1: labelled frames only)")->check(CLI::Range(-1, 9))->capture_default_str();
+  c->add_option("--classes", o->classes, "classes the model tells apart (0: the model's own, 10; crnn 4)")->check(CLI::Range(0, 1000))->capture_default_str();
+  c->add_option("--label", o->label, "teach mode: train every frame as this class, 0 .. classes-1 (-1: labelled frames only)")->check(CLI::Range(-1, 999))->capture_default_str();
   c->add_option("--device", o->device, "cpu, cuda or cuda:N (a CUDA LibTorch, as on a Jetson)")->capture_default_str();
   c->add_option("--idle-policy", o->idle_policy, "always, load, schedule or load+schedule")->capture_default_str();
   c->add_option("--load-ceiling", o->load_ceiling, "idle-policy load: pause above this share of busy CPU")->check(CLI::Range(0.0, 1.0))->capture_default_str();
@@ -110,6 +112,8 @@ void add_camera_command(CLI::App& parent, Commands& commands) {
   c->add_option("--output", o->output, "none, display, or udp://HOST:PORT (H.264 over RTP to a viewer)")->capture_default_str();
   c->add_option("--encoder", o->encoder, "H.264 encoder for udp:// (e.g. nvv4l2h264enc on a Jetson, v4l2h264enc on a Pi 4)")->capture_default_str();
   c->add_option("--duration", o->duration, "seconds (0: until SIGTERM / Ctrl-C)")->capture_default_str();
+  c->add_option("--stats-interval-ms", o->stats_interval_ms, "a stats line (frames, steps, updates sent and refused, "
+                "bytes up and down, model version, connection) this often (0 = none)")->check(CLI::Range(0, 3600000))->capture_default_str();
   c->add_flag("--train,!--no-train", o->train, "train on this camera (--no-train: classify with the shared model only)");
   c->add_flag("--print-pipeline", o->print_only, "print the pipeline description and exit");
   commands.add(c, [o] { return run_camera(*o, o->print_only); });

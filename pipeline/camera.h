@@ -27,6 +27,7 @@ struct CameraOptions {
   std::string model_key;               // the broker's public key (models and acks verified)
   std::string model = ModelSpec::kDefaultName;  // cnn, mobilenet
   int input_width = 0, input_height = 0;  // mobilenet input (0 = the element default)
+  int classes = 0;                     // 0 = the model's own (10; crnn 4)
   std::string model_id = NodeTrainerConfig::kDefaultModelId;
   int64_t node_id = -1;                // -1 = random
   int label = -1;                      // teach mode class; -1 = the frames' label metas
@@ -41,6 +42,8 @@ struct CameraOptions {
   std::string output = "none";         // none, display, udp://HOST:PORT
   std::string encoder = "x264enc tune=zerolatency speed-preset=ultrafast bitrate=1500 key-int-max=30";
   double duration = 0;                 // seconds (0 = until SIGTERM)
+  static constexpr unsigned kDefaultStatsIntervalMs = 10000;
+  unsigned stats_interval_ms = kDefaultStatsIntervalMs;  // a stats line on stderr (the journal) this often
   bool train = true;                   // false: classify with the shared model only (no swarmtrain)
 };
 

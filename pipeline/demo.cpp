@@ -64,7 +64,7 @@ std::string node_pipeline(const NodeOptions& o, const std::string& data) {
                                   .set(props::kTriggerAge, f.dense ? uint64_t(1) : f.trigger_age)
                                   .set(props::kWarmupSteps, f.dense ? uint64_t(0) : f.warmup_steps)
                                   .set(props::kBatchSize, f.batch)
-                                  .set(props::kStatsInterval, 1000);
+                                  .set(props::kStatsInterval, o.stats_interval_ms);
   std::string d = fmt::format("swarmsrc location={} shard-index={} shard-count={} loop=true is-live=true fps-n={} {} ! {}",
                               quoted(data), o.node_id, o.nodes, o.fps, overlay ? "width=280 height=280 format=BGRx" : "",
                               train.str());
@@ -406,6 +406,7 @@ void add_node_command(CLI::App& parent, Commands& commands) {
   c->add_option("--nodes", o->nodes, "number of shards")->check(CLI::Range(1, 100000))->capture_default_str();
   c->add_option("--fps", o->fps, "frames per second played")->check(CLI::Range(1, 10000))->capture_default_str();
   c->add_option("--duration", o->duration, "seconds (0 = until Ctrl-C / SIGTERM)")->capture_default_str();
+  c->add_option("--stats-interval-ms", o->stats_interval_ms, "a stats line and the metrics JSON this often")->check(CLI::Range(100, 3600000))->capture_default_str();
   c->add_option("--overlay-png", o->overlay_png, "also classify and draw the overlay; a PNG of it here each second");
   c->add_flag("--view", o->view, "also show the overlay in a window");
   add_federation_options(c, o->fed);

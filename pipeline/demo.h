@@ -43,6 +43,8 @@ struct NodeOptions {
   uint32_t node_id = 0, nodes = 1;  // shard node_id of nodes
   int fps = 300;             // frames per second played
   double duration = 0;       // seconds (0 = until SIGINT/SIGTERM)
+  static constexpr unsigned kDefaultStatsIntervalMs = 1000;  // the demo's progress reads the metrics this often
+  unsigned stats_interval_ms = kDefaultStatsIntervalMs;    // stats line and metrics JSON
   std::string overlay_png;   // also classify + overlay, a PNG of it each second to this path
   bool view = false;         // also show the overlay in a window
   FederationSettings fed;

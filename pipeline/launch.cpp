@@ -45,6 +45,32 @@ void keep_stats(GstMessage* m, std::map<std::string, std::map<std::string, uint6
   }, &fields);
 }
 
+// A swarmtrain-stats message as one log line: what the person running the node looks for.
+std::string stats_line(const GstStructure* s) {
+  const auto u64 = [s](const char* f) {
+    guint64 v = 0;
+    gst_structure_get_uint64(s, f, &v);
+    return v;
+  };
+  std::string line = fmt::format("frames {} steps {} model v{}", u64("samples") + u64("dropped"), u64("steps"),
+                                 u64("model-version"));
+  if (gst_structure_has_field(s, "connected")) {
+    gboolean connected = FALSE;
+    gst_structure_get_boolean(s, "connected", &connected);
+    line += fmt::format(" | {} | updates sent {} delivered {} refused {}", connected ? "connected" : "DISCONNECTED",
+                        u64("messages"), u64("updates-delivered"), u64("updates-refused"));
+    if (const char* why = gst_structure_get_string(s, "last-refusal"); why && *why) line += fmt::format(" (last: {})", why);
+    line += fmt::format(" | bytes up {} down {}", u64("bytes-sent"), u64("bytes-received"));
+  } else {
+    line += fmt::format(" | standalone | updates {} ({} bytes)", u64("messages"), u64("bytes-out"));
+  }
+  if (const char* state = gst_structure_get_string(s, "state")) line += fmt::format(" | {}", state);
+  gboolean diverged = FALSE;
+  if (gst_structure_get_boolean(s, "diverged", &diverged) && diverged) line += " | NOT LEARNING (non-finite gradients)";
+  if (const auto n = u64("unknown-labels")) line += fmt::format(" | {} frames with unknown labels", n);
+  return line;
+}
+
 }  // namespace
 
 void catch_stop_signals() {
@@ -82,6 +108,11 @@ int run_launch(const std::string& desc, const std::string& who, double duration)
     g_free(dbg);
     return error;
   };
+  const auto print_stats = [&who](GstMessage* m) {
+    const GstStructure* s = gst_message_get_structure(m);
+    if (s && gst_structure_has_name(s, "swarmtrain-stats"))
+      fmt::print(stderr, "{}: {}: {}\n", who, GST_OBJECT_NAME(GST_MESSAGE_SRC(m)), stats_line(s));
+  };
   if (gst_element_set_state(pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
     rc = 1;  // an element refused to start: say why (its error is already on the bus)
     while (GstMessage* m = gst_bus_pop_filtered(bus, GstMessageType(GST_MESSAGE_ERROR | GST_MESSAGE_WARNING))) {
@@ -99,17 +130,27 @@ int run_launch(const std::string& desc, const std::string& who, double duration)
       eos_at = Clock::now();
     }
     if (eos_sent && seconds_since(eos_at) > 10) break;  // EOS did not come through: stop anyway
-    GstMessage* m = gst_bus_timed_pop_filtered(bus, 100 * GST_MSECOND,
-                                               GstMessageType(GST_MESSAGE_ERROR | GST_MESSAGE_EOS | GST_MESSAGE_WARNING));
+    GstMessage* m = gst_bus_timed_pop_filtered(
+        bus, 100 * GST_MSECOND, GstMessageType(GST_MESSAGE_ERROR | GST_MESSAGE_EOS | GST_MESSAGE_WARNING | GST_MESSAGE_ELEMENT));
     if (!m) continue;
     if (GST_MESSAGE_TYPE(m) == GST_MESSAGE_EOS) {
       gst_message_unref(m);
       break;
     }
-    if (report(m)) rc = 1;
+    if (GST_MESSAGE_TYPE(m) == GST_MESSAGE_ELEMENT) print_stats(m);
+    else if (report(m)) rc = 1;
     gst_message_unref(m);
   }
-  gst_element_set_state(pipeline, GST_STATE_NULL);  // swarmtrain sends what is still pending
+  // READY first: the elements stop there (swarmtrain sends what is still pending and writes its
+  // checkpoint), and what they say while stopping (a checkpoint that could not be written, an update
+  // left unanswered, the final figures) reaches the console; going to NULL flushes the bus.
+  gst_element_set_state(pipeline, GST_STATE_READY);
+  while (GstMessage* m = gst_bus_pop_filtered(bus, GstMessageType(GST_MESSAGE_ERROR | GST_MESSAGE_WARNING | GST_MESSAGE_ELEMENT))) {
+    if (GST_MESSAGE_TYPE(m) == GST_MESSAGE_ELEMENT) print_stats(m);
+    else if (report(m)) rc = 1;
+    gst_message_unref(m);
+  }
+  gst_element_set_state(pipeline, GST_STATE_NULL);
   gst_object_unref(bus);
   gst_object_unref(pipeline);
   return rc;
@@ -178,11 +219,12 @@ Measured run_measured(const std::string& desc, const MeasureOptions& o) {
     gst_message_unref(m);
   }
   r.ended = Clock::now();
-  gst_element_set_state(p, GST_STATE_NULL);
+  gst_element_set_state(p, GST_STATE_READY);  // not NULL yet: that flushes the bus
   while (GstMessage* m = gst_bus_pop(bus)) {  // the stats elements post while stopping
     keep_stats(m, r.stats);
     gst_message_unref(m);
   }
+  gst_element_set_state(p, GST_STATE_NULL);
   gst_object_unref(bus);
   gst_object_unref(p);
   if (!error.empty()) throw std::runtime_error("pipeline failed: " + error + ": " + desc);

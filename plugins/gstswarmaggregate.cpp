@@ -348,7 +348,7 @@ static gboolean start (GstAggregator * agg) {
     p.run = p.settings;
   }
   const Settings & s = p.run;
-  const swarmlens::ModelSpec spec = swarmlens::camera_model_spec (s.model, s.input_width, s.input_height);
+  const swarmlens::ModelSpec spec = swarmlens::camera_model_spec (s.model, s.input_width, s.input_height, 1, s.classes);
   p.node_id = s.node_id >= 0 ? guint32 (s.node_id) : guint32 (std::random_device {} () & 0x7fffffff);
   p.warned.clear ();
   p.last_stats = GST_CLOCK_TIME_NONE;

@@ -172,7 +172,7 @@ static gboolean start (GstBaseTransform * trans) {
   } else {
     try {
       p.classifier = std::make_unique<swarmlens::Classifier> (
-          swarmlens::camera_model_spec (s.model, s.input_width, s.input_height, int (s.window)), 1, s.device);
+          swarmlens::camera_model_spec (s.model, s.input_width, s.input_height, int (s.window), s.classes), 1, s.device);
       if (!s.location.empty ()) p.classifier->load_file (s.location);
     } catch (const std::exception & e) {
       p.classifier.reset ();

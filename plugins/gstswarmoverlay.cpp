@@ -163,6 +163,8 @@ static GstFlowReturn transform_frame_ip (GstVideoFilter * filter, GstVideoFrame 
       g_snprintf (ratio, sizeof ratio, "%.0fx", st.compression_ratio ());
       lines.push_back ("up " + human_bytes (double (st.bytes_out)) + "  " + ratio);
     }
+    if (!st.last_refusal.empty ())
+      lines.push_back ("updates refused: " + st.last_refusal + " (" + std::to_string (st.updates_refused) + ")");
     if (st.diverged) lines.push_back ("not learning: non-finite gradients (" + std::to_string (st.skipped_batches) + " batches skipped)");
     else if (st.state == swarmlens::TrainState::PausedLoad) lines.push_back ("paused: device busy");
     else if (st.state == swarmlens::TrainState::OutsideSchedule) lines.push_back ("paused: outside schedule");

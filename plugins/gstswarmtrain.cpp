@@ -39,8 +39,12 @@
  * samples, dropped, loss, train-accuracy, bytes-out, messages, compression-ratio, model-version,
  * node-id, state (training, paused-load, outside-schedule), other-load, pauses, skipped-batches
  * (non-finite gradients: not trained on), models-refused (non-finite or exploding models offered),
- * diverged (the last batch was skipped: the node is not learning), and with NATS bytes-sent,
- * models-received, models-refused-by-link (forged, unsigned under `model-key`, corrupt), acks-refused;
+ * unknown-labels (frames labelled outside the model's `classes`: not trained on; the first one is
+ * also a bus warning), diverged (the last batch was skipped: the node is not learning), and with NATS
+ * bytes-sent, bytes-received, models-received, models-refused-by-link (forged, unsigned under
+ * `model-key`, corrupt), acks-refused, connected, updates-delivered, updates-refused, updates-resent,
+ * update-in-flight and last-refusal (the broker's reason for the last refused update, "" once one got
+ * through; each refusal is also a bus warning with what it means, and a line on the overlay);
  * federated, the same figures also go out as JSON on `swarmlens.<model-id>.metrics` (state
  * "diverged" while the node is not learning).
  *
@@ -149,6 +153,7 @@ struct _GstSwarmTrain {
     swarmlens::FrameWindow window;  // temporal models: the stream's last frames
     guint window_stride = 1;
     GstClockTime last_stats = GST_CLOCK_TIME_NONE;
+    bool warned_label = false;  // a label outside the classes was said on the bus
   } *priv;
 };
 
@@ -360,11 +365,16 @@ static gboolean start (GstBaseTransform * trans) {
     return FALSE;
   }
   swarmlens::NodeTrainerConfig cfg;
+  cfg.model = swarmlens::camera_model_spec (s.model, s.input_width, s.input_height, int (s.window), s.classes);
+  if (s.label >= cfg.model.classes) {
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("label %d is not one of the model's %d classes", s.label, cfg.model.classes),
+        ("teach mode takes 0..%d; set classes for more", cfg.model.classes - 1));
+    return FALSE;
+  }
   cfg.idle.mode = *idle_mode;
   cfg.idle.load_ceiling = s.load_ceiling;
   cfg.idle.schedule = s.schedule;
   cfg.idle.nice = s.nice;
-  cfg.model = swarmlens::camera_model_spec (s.model, s.input_width, s.input_height, int (s.window));
   cfg.model_id = s.model_id;
   cfg.seed = s.seed;
   cfg.device = s.device;
@@ -401,7 +411,14 @@ static gboolean start (GstBaseTransform * trans) {
     }
     if (!update_pad) {
       try {
-        p.uplink = std::make_unique<swarmlens::ReliableUplink> (*p.link, cfg.node_id);
+        swarmlens::UplinkOptions uo;
+        swarmlens::NodeTrainer *trainer = p.trainer.get ();
+        uo.on_answer = [self, trainer] (const swarmlens::UpdateAck & a) {
+          trainer->note_answer (a.delivered (), a.verdict);
+          if (!a.delivered ()) GST_ELEMENT_WARNING (self, STREAM, FAILED, ("The broker refused update %" G_GUINT64_FORMAT ": %s", a.seq,
+              a.verdict.c_str ()), ("%s", swarmlens::refusal_help (a.verdict).c_str ()));
+        };
+        p.uplink = std::make_unique<swarmlens::ReliableUplink> (*p.link, cfg.node_id, uo);
       } catch (const std::exception & e) {
         GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ_WRITE, ("Cannot subscribe to the broker's answers"), ("%s", e.what ()));
         p.link.reset ();
@@ -449,6 +466,7 @@ static gboolean start (GstBaseTransform * trans) {
   self->priv->window.reset (swarmlens::sample_size (cfg.model) / size_t (cfg.model.window), cfg.model.window);
   self->priv->window_stride = std::max (1u, s.window_stride);
   self->priv->last_stats = GST_CLOCK_TIME_NONE;
+  self->priv->warned_label = false;
   return TRUE;
 }
 
@@ -463,24 +481,27 @@ static void post_stats (GstSwarmTrain * self) {
       "model-version", G_TYPE_UINT64, st.model_version, "node-id", G_TYPE_UINT, p.node_id,
       "state", G_TYPE_STRING, swarmlens::train_state_name (st.state), "other-load", G_TYPE_DOUBLE, st.other_load,
       "pauses", G_TYPE_UINT64, st.pauses, "skipped-batches", G_TYPE_UINT64, st.skipped_batches,
-      "models-refused", G_TYPE_UINT64, st.models_refused, "diverged", G_TYPE_BOOLEAN, gboolean (st.diverged), nullptr);
+      "models-refused", G_TYPE_UINT64, st.models_refused, "unknown-labels", G_TYPE_UINT64, st.unknown_labels,
+      "diverged", G_TYPE_BOOLEAN, gboolean (st.diverged), nullptr);
   if (p.link) {
     const swarmlens::NodeLinkStats ls = p.link->stats ();
     gst_structure_set (s, "bytes-sent", G_TYPE_UINT64, ls.bytes_sent, "models-received", G_TYPE_UINT64, ls.models_in,
         "models-refused-by-link", G_TYPE_UINT64, ls.models_refused, "acks-refused", G_TYPE_UINT64, ls.acks_refused,
+        "bytes-received", G_TYPE_UINT64, ls.bytes_in,
         "connected", G_TYPE_BOOLEAN, gboolean (ls.connected), nullptr);
     swarmlens::UplinkStats us;
     if (p.uplink) {
       us = p.uplink->stats ();
       gst_structure_set (s, "updates-delivered", G_TYPE_UINT64, us.delivered, "updates-refused", G_TYPE_UINT64, us.refused,
-          "updates-resent", G_TYPE_UINT64, us.resent, "update-in-flight", G_TYPE_BOOLEAN, gboolean (us.in_flight), nullptr);
+          "updates-resent", G_TYPE_UINT64, us.resent, "update-in-flight", G_TYPE_BOOLEAN, gboolean (us.in_flight),
+          "last-refusal", G_TYPE_STRING, st.last_refusal.c_str (), nullptr);
     }
     const nlohmann::json m = {{"source", "node"}, {"node", p.node_id}, {"steps", st.steps}, {"samples", st.samples},
         {"dropped", st.dropped}, {"loss", st.loss}, {"train_accuracy", st.train_accuracy},
         {"bytes_out", st.bytes_out}, {"bytes_sent", ls.bytes_sent}, {"messages", st.messages},
         {"dense_bytes", st.dense_bytes}, {"model_version", st.model_version}, {"models_in", ls.models_in},
         {"bytes_in", ls.bytes_in}, {"state", st.diverged ? "diverged" : swarmlens::train_state_name (st.state)},
-        {"skipped_batches", st.skipped_batches}, {"models_refused", st.models_refused + ls.models_refused},
+        {"skipped_batches", st.skipped_batches}, {"unknown_labels", st.unknown_labels}, {"models_refused", st.models_refused + ls.models_refused},
         {"acks_refused", ls.acks_refused},
         {"updates_delivered", us.delivered}, {"updates_refused", us.refused}, {"updates_resent", us.resent},
         {"update_in_flight", us.in_flight}};
@@ -543,7 +564,13 @@ static GstFlowReturn transform_ip (GstBaseTransform * trans, GstBuffer * buf) {
   // A frame without a label passes untouched and is not trained on, except that a temporal model's
   // window takes every frame (the motion must be continuous): every window-stride-th full window is
   // a sample, labelled with its last frame's label.
-  const bool labelled = label >= 0 && label < p.spec.classes;
+  const bool labelled = label >= 0;  // one outside the classes is counted and refused by the trainer
+  if (label >= p.spec.classes && !p.warned_label) {
+    p.warned_label = true;
+    GST_ELEMENT_WARNING (self, STREAM, FORMAT, ("Label %d is not one of the model's %d classes", label, p.spec.classes),
+        ("frames labelled outside 0..%d are not trained on (counted as unknown-labels); set classes (federated: "
+         "the broker's --classes)", p.spec.classes - 1));
+  }
   const bool temporal = swarmlens::is_temporal (p.spec.name);
   if (labelled || temporal) {
     if (!swarmlens::buffer_to_input (GST_ELEMENT (self), &p.info, buf, p.spec, p.input)) return GST_FLOW_ERROR;
@@ -629,7 +656,7 @@ static void gst_swarm_train_class_init (GstSwarmTrainClass * klass) {
   g_object_class_install_property (gobject, PROP_CHECKPOINT, g_param_spec_string (swarmlens::props::kCheckpoint, "Checkpoint",
       "Snapshot file: resumed from at start, written at stop (empty = none)", "", ready));
   g_object_class_install_property (gobject, PROP_LABEL, g_param_spec_int (swarmlens::props::kLabel, "Label",
-      "Teach mode: train every frame as this class (-1 = use the frames' label metas)", -1, 9, d.label, playing));
+      "Teach mode: train every frame as this class, 0 .. classes-1 (-1 = use the frames' label metas)", -1, 999, d.label, playing));
   g_object_class_install_property (gobject, PROP_STATS_INTERVAL, g_param_spec_uint (swarmlens::props::kStatsInterval,
       "Stats interval", "Milliseconds between swarmtrain-stats bus messages (0 = none)", 0, 3600000, d.stats_interval, playing));
   g_object_class_install_property (gobject, PROP_SEED, g_param_spec_uint64 ("seed", "Seed",

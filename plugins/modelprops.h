@@ -1,5 +1,6 @@
-// The model properties swarmtrain, swarmclassify and swarmaggregate share: model, model-id,
-// input-width, input-height and (where the element computes) device; declared once, with their
+// The model properties swarmtrain, swarmclassify and swarmaggregate share: model (a GEnum of the
+// registry's names), model-id, input-width, input-height, classes and (where the element computes)
+// device; declared once, with their
 // defaults read from the trainer library's configs. Each element says in its blurbs what the model
 // and the model id are to it. No LibTorch here.
 #pragma once
@@ -14,6 +15,7 @@ struct ModelSettings {
   ModelSettings ();  // the trainer library's defaults
   std::string model, model_id, device;
   gint input_width, input_height;
+  gint classes;  // 0 = the registry model's own (camera_model_spec)
 };
 
 struct ModelBlurbs {
@@ -24,7 +26,9 @@ struct ModelBlurbs {
 };
 
 // The ids first .. first + kModelProperties - 1 are the model properties' (device the last).
-constexpr guint kModelProperties = 5;
+constexpr guint kModelProperties = 6;
+// The GEnum of the model registry's names (SwarmlensModel), values as nicks: cnn, mobilenet, crnn.
+GType model_enum_type ();
 // Installs the properties (mutable in READY).
 void model_install_properties (GObjectClass * klass, guint first, const ModelBlurbs & blurbs);
 // Set/get for those ids; false if the id is not one of them.

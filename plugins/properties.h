@@ -11,6 +11,7 @@ inline constexpr char kModel[] = "model";
 inline constexpr char kModelId[] = "model-id";
 inline constexpr char kInputWidth[] = "input-width";
 inline constexpr char kInputHeight[] = "input-height";
+inline constexpr char kClasses[] = "classes";
 inline constexpr char kDevice[] = "device";
 // Every element on NATS (natsprops.h).
 inline constexpr char kNatsUrl[] = "nats-url";

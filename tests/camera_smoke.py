@@ -56,19 +56,41 @@ with tempfile.TemporaryDirectory() as tmp:
         ckpt = f"{tmp}/node.swm"
         source = "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1"
         conf = config(f"{tmp}/node.conf", source=source, nats=url, nats_credentials=good, model_id="cam",
-                      node_id=7, label=3, idle_policy="always", trigger_age=1, checkpoint=ckpt, output="none")
+                      node_id=7, label=3, idle_policy="always", trigger_age=1, checkpoint=ckpt, output="none",
+                      stats_interval_ms=2000)
         node = subprocess.Popen([exe, "--config", conf, "camera"], stderr=subprocess.PIPE, text=True)
         time.sleep(12)
         node.send_signal(signal.SIGTERM)  # as systemctl stop does
         _, err = node.communicate(timeout=30)
         assert node.returncode == 0, (node.returncode, err)
         assert os.path.getsize(ckpt) > 1_000_000, "no checkpoint written at stop"
+        # A stats line per interval: frames, steps, model version, connection, updates, bytes.
+        lines = re.findall(r"swarmlens camera: train: frames (\d+) steps (\d+) model v\d+ \| connected \| "
+                           r"updates sent \d+ delivered (\d+) refused 0 \| bytes up (\d+) down (\d+)", err)
+        assert len(lines) >= 4, err
+        assert int(lines[-1][2]) > 0 and int(lines[-1][3]) > 0 and int(lines[-1][4]) > 0, lines[-1]
+
+        # A node of another model (12 classes against the broker's 10) hears its updates refused, and
+        # says so at once with the reason.
+        conf = config(f"{tmp}/other.conf", source=source, nats=url, nats_credentials=good, model_id="cam",
+                      node_id=8, classes=12, label=11, idle_policy="always", trigger_age=1, output="none",
+                      duration=8)
+        r = subprocess.run([exe, "--config", conf, "camera"], capture_output=True, text=True, timeout=60)
+        assert "The broker refused update" in r.stderr and "layout_mismatch" in r.stderr, r.stderr
+        assert re.search(r"refused [1-9]\d* \(last: layout_mismatch\)", r.stderr), r.stderr
         time.sleep(2)
         broker.send_signal(signal.SIGTERM)
         out, _ = broker.communicate(timeout=20)
         versions = [int(v) for v in re.findall(r"model v(\d+)", out)]
         assert versions and max(versions) > 0, out  # the camera's updates were merged
         print(f"camera -> broker: model v{max(versions)}")
+
+        # No broker any more: the update sent last is never answered. The warning the trainer posts
+        # while stopping reaches the console.
+        conf = config(f"{tmp}/alone.conf", source=source, nats=url, nats_credentials=good, model_id="cam",
+                      node_id=9, label=3, idle_policy="always", trigger_age=1, output="none", duration=6)
+        r = subprocess.run([exe, "--config", conf, "camera"], capture_output=True, text=True, timeout=60)
+        assert "The last update was not acknowledged" in r.stderr, r.stderr
 
         wrong = secret(f"{tmp}/wrong.cred", "swarm:guess\n")
         conf = config(f"{tmp}/wrong.conf", source=source, nats=url, nats_credentials=wrong, output="none")

@@ -29,6 +29,9 @@ struct TrainStats {
   uint64_t pauses = 0;        // times the policy paused training
   uint64_t skipped_batches = 0;  // batches whose gradient was not finite: not trained on, not sent
   uint64_t models_refused = 0;   // offered models that were not finite or exploded (never adopted)
+  uint64_t unknown_labels = 0;   // frames whose label is not one of the model's classes: not trained on
+  uint64_t updates_refused = 0;  // federated: updates the broker refused (NodeTrainer::note_answer)
+  std::string last_refusal;      // the broker's reason for the last one, "" once an update got through
   // Whether the last batches were skipped for non-finite gradients: the node is not learning.
   bool diverged = false;
   double compression_ratio() const { return bytes_out ? double(dense_bytes) / double(bytes_out) : 0.0; }

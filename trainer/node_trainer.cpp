@@ -49,8 +49,11 @@ NodeTrainer::~NodeTrainer() {
 }
 
 bool NodeTrainer::push(const float* chw, int label, bool block) {
-  if (label < 0 || label >= cfg_.model.classes) return false;
   std::unique_lock<std::mutex> lock(mutex_);
+  if (label < 0 || label >= cfg_.model.classes) {
+    ++stats_.unknown_labels;
+    return false;
+  }
   if (block) room_.wait(lock, [&] { return !running_ || buffered_ < cfg_.buffer_frames; });
   size_t slot = buffered_;
   bool kept = true;
@@ -68,6 +71,11 @@ bool NodeTrainer::push(const float* chw, int label, bool block) {
 }
 
 void NodeTrainer::start() {
+  // A checkpoint that could not be written at stop would lose the training: find out now.
+  if (!cfg_.checkpoint.empty()) {
+    check_writable(cfg_.checkpoint, "checkpoint");
+    check_writable(state_path(), "checkpoint state");
+  }
   if (!cfg_.checkpoint.empty() && std::ifstream(cfg_.checkpoint).good()) {
     Snapshot s = load_snapshot(cfg_.checkpoint);
     if (s.layout_hash != model_->layout_hash() || s.params.size() != global_.size())
@@ -125,6 +133,21 @@ void NodeTrainer::offer_model(std::shared_ptr<const Snapshot> model) {
     return;
   }
   if (!offered_ || offered_->version < model->version) offered_ = std::move(model);
+}
+
+void NodeTrainer::note_answer(bool delivered, const std::string& verdict) {
+  TrainStats now;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (delivered) {
+      stats_.last_refusal.clear();
+    } else {
+      ++stats_.updates_refused;
+      stats_.last_refusal = verdict;
+    }
+    now = stats_;
+  }
+  ModelHub::instance().publish_stats(cfg_.model_id, now);  // the overlay shows it at once
 }
 
 void NodeTrainer::drain() {

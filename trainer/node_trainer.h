@@ -95,6 +95,10 @@ class NodeTrainer {
   // Thread: any (a NATS callback).
   void offer_model(std::shared_ptr<const Snapshot> model);
 
+  // The broker's answer to one of this node's updates (the uplink's): a refusal is counted and its
+  // reason shown (stats, the hub: the overlay) until an update gets through. Thread: any.
+  void note_answer(bool delivered, const std::string& verdict);
+
   void start();  // resumes from the checkpoint if there is one; starts the training thread
   void stop();   // drains nothing: joins the thread, writes the checkpoint, publishes
   TrainStats stats() const;

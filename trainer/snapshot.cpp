@@ -1,5 +1,9 @@
 #include "snapshot.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -177,10 +181,25 @@ void write_file_atomically(const std::string& path, const std::vector<uint8_t>& 
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
     f.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
     f.flush();
-    if (!f) throw std::runtime_error(tmp + ": write failed");
+    if (!f) throw std::runtime_error(tmp + ": write failed: " + std::strerror(errno));
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0)
     throw std::runtime_error(path + ": rename failed: " + std::strerror(errno));
+}
+
+void check_writable(const std::string& path, const std::string& what) {
+  const auto fail = [&](const std::string& why) { throw std::runtime_error("cannot write " + what + " " + path + ": " + why); };
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) fail("it is a folder");
+  const std::string tmp = path + ".tmp";
+  // The temporary file write_file_atomically renames: made and removed again (one left over by a
+  // crash is only opened, and stays).
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  const bool made = fd >= 0;
+  if (!made && errno == EEXIST) fd = ::open(tmp.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) fail(std::strerror(errno));
+  ::close(fd);
+  if (made) ::unlink(tmp.c_str());
 }
 
 std::optional<std::vector<uint8_t>> read_file_bytes(const std::string& path) {

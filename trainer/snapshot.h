@@ -60,6 +60,10 @@ void save_snapshot(const std::string& path, const Snapshot& s);
 // Writes `bytes` to path through path.tmp and a rename, so a crash leaves the old file or the new
 // one, never half of either. Throws std::runtime_error naming the path.
 void write_file_atomically(const std::string& path, const std::vector<uint8_t>& bytes);
+// Throws std::runtime_error ("cannot write <what> <path>: <reason>") unless write_file_atomically
+// could write path now: its folder exists and takes a new file, and path is not a folder. For
+// checking at start what would otherwise fail only at stop, with the work in it.
+void check_writable(const std::string& path, const std::string& what);
 // The whole file, or nullopt if it cannot be opened.
 std::optional<std::vector<uint8_t>> read_file_bytes(const std::string& path);
 // Throws std::runtime_error naming the path and the problem (missing, truncated, corrupt, ...).

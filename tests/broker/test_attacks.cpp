@@ -200,7 +200,7 @@ TEST_CASE("forged snapshots, deltas and acks are refused and counted by a node t
   CHECK(acks == 0);
 
   // The real ones still come through: an update answered by the broker, and the model it leads to.
-  ReliableUplink uplink(node, 3, UplinkOptions{2000, false});
+  ReliableUplink uplink(node, 3, UplinkOptions{2000, false, {}});
   REQUIRE(uplink.offer(update("atk", f.hash, f.dim, 3, 1, 0.1f)));
   REQUIRE(uplink.wait_idle(10s));
   CHECK(uplink.stats().delivered == 1);  // the broker's signed ack was taken...

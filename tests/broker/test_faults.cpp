@@ -79,7 +79,7 @@ class CountingNode {
   CountingNode(const NatsOptions& opts, const std::string& model_id, uint32_t node, uint64_t count)
       : model_id_(model_id), node_(node), count_(count),
         link_(opts, model_id, [](std::shared_ptr<const Snapshot>) {}, {}, /*follow=*/false),
-        uplink_(link_, node, UplinkOptions{1000, false}) {
+        uplink_(link_, node, UplinkOptions{1000, false, {}}) {
     for (int i = 0; i < 300 && !link_.latest(); ++i) {  // the broker's first model, kept in JetStream
       std::this_thread::sleep_for(100ms);
       link_.pull_model();
@@ -391,7 +391,7 @@ TEST_CASE("a training node cut off for 60 s keeps training and delivers after re
   cfg.batch_size = 32;
   NodeTrainer trainer(cfg);
   NodeLink link(cut_opts, "cut", [&](std::shared_ptr<const Snapshot> m) { trainer.offer_model(m); });
-  ReliableUplink uplink(link, 1, UplinkOptions{2000, false});
+  ReliableUplink uplink(link, 1, UplinkOptions{2000, false, {}});
   trainer.set_uplink([&](const std::vector<uint8_t>& m) { return uplink.offer(m); });
   trainer.start();
   std::atomic<bool> quit{false};

@@ -7,6 +7,7 @@
 
 #include <opencv2/imgcodecs.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <ctime>
@@ -49,20 +50,6 @@ GstBuffer* gray_frame(int w, int h, uint8_t value) {
   GstBuffer* b = gst_buffer_new_allocate(nullptr, size_t(GST_ROUND_UP_4(w)) * h, nullptr);
   gst_buffer_memset(b, 0, value, gst_buffer_get_size(b));
   return b;
-}
-
-// Pops element messages named `name` from a bus; returns the last one's structure copy (or null).
-GstStructure* last_message(GstBus* bus, const char* name) {
-  GstStructure* last = nullptr;
-  while (GstMessage* m = gst_bus_pop_filtered(bus, GST_MESSAGE_ELEMENT)) {
-    const GstStructure* s = gst_message_get_structure(m);
-    if (s && gst_structure_has_name(s, name)) {
-      if (last) gst_structure_free(last);
-      last = gst_structure_copy(s);
-    }
-    gst_message_unref(m);
-  }
-  return last;
 }
 
 // Runs a pipeline that must fail; returns the error message and its debug text.
@@ -219,9 +206,14 @@ TEST_CASE("swarmtrain_rejects_caps_it_cannot_read", "[elements][swarmtrain][reje
 
 namespace {
 
-// Pushes `frames` grey 28x28 frames through a swarmtrain configured by `props`, waits for the
-// trainer, sends EOS and returns the final swarmtrain-stats samples count.
-guint64 trained_samples(const char* props, int frames, bool with_meta) {
+struct Trained {
+  guint64 samples = 9999999, unknown_labels = 0;
+  std::vector<std::string> warnings;  // the bus warnings' messages
+};
+
+// Pushes `frames` grey 28x28 frames through a swarmtrain configured by `props` (labelled i % classes
+// in a meta when with_meta), waits for the trainer, sends EOS and returns the final stats.
+Trained train_frames(const char* props, int frames, bool with_meta, int classes = 10) {
   GstHarness* h = gst_harness_new_parse((std::string("swarmtrain batch-size=4 stats-interval=0 ") + props).c_str());
   GstBus* bus = gst_bus_new();
   gst_element_set_bus(h->element, bus);
@@ -232,20 +224,33 @@ guint64 trained_samples(const char* props, int frames, bool with_meta) {
       const GstMetaInfo* info = gst_meta_get_info("GstSwarmLabelMeta");
       REQUIRE(info);
       auto* m = reinterpret_cast<GstSwarmLabelMeta*>(gst_buffer_add_meta(b, info, nullptr));
-      m->label = i % 10;
+      m->label = i % classes;
     }
     REQUIRE(gst_harness_push(h, b) == GST_FLOW_OK);
     gst_buffer_unref(gst_harness_pull(h));  // passes through
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // let the training thread catch up
   gst_harness_push_event(h, gst_event_new_eos());
-  GstStructure* s = last_message(bus, "swarmtrain-stats");
-  const guint64 samples = s ? field_u64(s, "samples") : 9999999;
-  if (s) gst_structure_free(s);
+  Trained t;
+  while (GstMessage* m = gst_bus_pop(bus)) {
+    const GstStructure* s = gst_message_get_structure(m);
+    if (GST_MESSAGE_TYPE(m) == GST_MESSAGE_WARNING) {
+      GError* e = nullptr;
+      gst_message_parse_warning(m, &e, nullptr);
+      t.warnings.push_back(e->message);
+      g_error_free(e);
+    } else if (GST_MESSAGE_TYPE(m) == GST_MESSAGE_ELEMENT && s && gst_structure_has_name(s, "swarmtrain-stats")) {
+      t.samples = field_u64(s, "samples");
+      t.unknown_labels = field_u64(s, "unknown-labels");
+    }
+    gst_message_unref(m);
+  }
   gst_harness_teardown(h);
   gst_object_unref(bus);
-  return samples;
+  return t;
 }
+
+guint64 trained_samples(const char* props, int frames, bool with_meta) { return train_frames(props, frames, with_meta).samples; }
 
 }  // namespace
 
@@ -254,6 +259,50 @@ TEST_CASE("swarmtrain trains on labelled frames, in teach mode, and never on unl
   CHECK(trained_samples("", 40, false) == 0);            // no label anywhere: passes untouched
   CHECK(trained_samples("label=3", 40, false) >= 8);     // teach mode
   CHECK(trained_samples("", 40, true) >= 8);             // labels from the meta
+}
+
+TEST_CASE("swarmtrain counts and says labels outside the model's classes; classes= takes more", "[elements][swarmtrain]") {
+  gst_object_unref(gst_element_factory_make("swarmtrain", nullptr));
+  // Twelve labels, ten classes: labels 10 and 11 are counted and said once on the bus, not trained.
+  const Trained ten = train_frames("drop-when-busy=false", 48, true, 12);
+  CHECK(ten.unknown_labels == 8);
+  REQUIRE(ten.warnings.size() == 1);
+  CHECK(ten.warnings[0].find("not one of the model's 10 classes") != std::string::npos);
+  const Trained twelve = train_frames("drop-when-busy=false classes=12", 48, true, 12);
+  CHECK(twelve.unknown_labels == 0);
+  CHECK(twelve.warnings.empty());
+  CHECK(twelve.samples == 48);
+  // Teach mode outside the classes is an error at start.
+  CHECK(bus_error_of("videotestsrc num-buffers=2 ! video/x-raw,format=GRAY8,width=28,height=28 ! swarmtrain label=12 ! "
+                     "fakesink").first.find("not one of the model's 10 classes") != std::string::npos);
+}
+
+TEST_CASE("swarmtrain_rejects_a_checkpoint_it_could_not_write at start, naming the path", "[elements][swarmtrain][reject]") {
+  const auto [message, debug] = bus_error_of(
+      "videotestsrc num-buffers=2 ! video/x-raw,format=GRAY8,width=28,height=28 ! "
+      "swarmtrain checkpoint=/nonexistent-swarmlens-dir/node.swm ! fakesink");
+  CHECK(debug.find("cannot write checkpoint /nonexistent-swarmlens-dir/node.swm") != std::string::npos);
+}
+
+TEST_CASE("model is a GEnum of the registry's names", "[elements]") {
+  for (const char* name : {"swarmtrain", "swarmclassify", "swarmaggregate"}) {
+    GstElement* e = gst_element_factory_make(name, nullptr);
+    REQUIRE(e);
+    GParamSpec* p = g_object_class_find_property(G_OBJECT_GET_CLASS(e), "model");
+    REQUIRE(G_IS_PARAM_SPEC_ENUM(p));
+    GEnumClass* values = G_PARAM_SPEC_ENUM(p)->enum_class;
+    std::vector<std::string> nicks;
+    for (guint i = 0; i < values->n_values; ++i) nicks.push_back(values->values[i].value_nick);
+    auto names = Model::names();
+    std::sort(names.begin(), names.end());
+    std::sort(nicks.begin(), nicks.end());
+    CHECK(nicks == names);
+    gst_util_set_object_arg(G_OBJECT(e), "model", "mobilenet");
+    gint v = -1;
+    g_object_get(e, "model", &v, nullptr);
+    CHECK(std::string(g_enum_get_value(values, v)->value_nick) == "mobilenet");
+    gst_object_unref(e);
+  }
 }
 
 TEST_CASE("swarmclassify classifies with a snapshot file and attaches its meta", "[elements][swarmclassify]") {
