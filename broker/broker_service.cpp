@@ -3,10 +3,15 @@
 #include <chrono>
 #include <fstream>
 
+#include "camera_model.h"
+
 namespace swarmlens {
 
 BrokerService::BrokerService(BrokerConfig cfg, std::unique_ptr<NatsLink> link)
     : cfg_(std::move(cfg)), rate_(cfg_.rate), link_(std::move(link)) {
+  if (!cfg_.class_names.empty() && cfg_.class_names.size() != size_t(cfg_.model.classes))
+    throw std::invalid_argument(std::to_string(cfg_.class_names.size()) + " class names for " +
+                                std::to_string(cfg_.model.classes) + " classes");
   auto model = Model::create(cfg_.model, cfg_.seed);
   layout_hash_ = model->layout_hash();
   dim_ = uint32_t(model->num_params());
@@ -55,7 +60,8 @@ std::optional<Snapshot> BrokerService::resume_source() {
   std::optional<Snapshot> resume;
   auto consider = [&](Snapshot s, const char* from, const std::string& what) {
     if (s.layout_hash != layout_hash_ || s.params.size() != dim_)
-      throw std::runtime_error(what + ": snapshot is for another model layout");
+      throw std::runtime_error(what + ": snapshot is for another model: it holds " + describe(s.model, s.description) +
+                               ", this broker serves " + describe(cfg_.model.name, describe_model(cfg_.model, cfg_.class_names)));
     if (!resume || s.version > resume->version) {
       resume = std::move(s);
       stats_.resumed_from = from;
@@ -63,7 +69,9 @@ std::optional<Snapshot> BrokerService::resume_source() {
   };
   if (!cfg_.snapshot_path.empty() && std::ifstream(cfg_.snapshot_path).good()) {
     Snapshot s = load_snapshot(cfg_.snapshot_path);
-    check_adoptable(s, ModelTrust{std::nullopt, max_model_norm_}, cfg_.snapshot_path);
+    ModelTrust file;
+    file.max_norm = max_model_norm_;
+    check_adoptable(s, file, cfg_.snapshot_path);
     consider(std::move(s), "snapshot file", cfg_.snapshot_path);
   }
   if (!cfg_.retain) return resume;
@@ -289,7 +297,9 @@ Snapshot BrokerService::snapshot() const {
 }
 
 Snapshot BrokerService::snapshot_locked() const {
-  return {cfg_.model.name, layout_hash_, aggregator_->version(), aggregator_->params(), aggregator_->applied_sequences()};
+  Snapshot s{cfg_.model.name, layout_hash_, aggregator_->version(), aggregator_->params(), aggregator_->applied_sequences()};
+  s.description = describe_model(cfg_.model, cfg_.class_names);
+  return s;
 }
 
 }  // namespace swarmlens

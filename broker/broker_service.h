@@ -33,6 +33,7 @@ namespace swarmlens {
 struct BrokerConfig {
   std::string model_id = NodeTrainerConfig::kDefaultModelId;
   ModelSpec model;
+  std::vector<std::string> class_names;  // none, or one per class: in every snapshot's description
   uint64_t seed = NodeTrainerConfig::kDefaultSeed;  // initial weights, as the nodes' seed
   AggregatorConfig aggregation;
   std::string snapshot_path;      // resume from it at start; rewritten (atomically) on each publish

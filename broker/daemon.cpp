@@ -8,7 +8,9 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "camera_model.h"
 #include "dataset.h"
+#include "image_folder.h"
 #include "metrics.h"
 #include "priority.h"
 
@@ -26,9 +28,7 @@ class BrokerDaemon::Evaluator {
     size_t images = 0;
   };
 
-  Evaluator(const BrokerService& service, const DaemonConfig& cfg) : service_(service) {
-    auto test = std::make_shared<Dataset>(load_fashion_mnist(cfg.test_data, false));
-    test->truncate(cfg.test_limit);
+  Evaluator(const BrokerService& service, const DaemonConfig& cfg, std::shared_ptr<const Dataset> test) : service_(service) {
     result_.images = test->size();
     thread_ = std::thread([this, test, model = cfg.broker.model, seed = cfg.broker.seed, ms = cfg.eval_interval_ms] {
       loop(*test, model, seed, std::chrono::milliseconds(ms));
@@ -78,16 +78,49 @@ class BrokerDaemon::Evaluator {
   std::thread thread_;  // last: started when everything it uses exists
 };
 
+namespace {
+
+// The held-out images the model is evaluated on: an image folder (one sub-folder per class, read at
+// the model's input size) or Fashion-MNIST's test set (a grey 28x28 model of 10 classes). Throws
+// std::runtime_error when they cannot serve this model, naming both.
+std::shared_ptr<const Dataset> load_test_data(const DaemonConfig& cfg) {
+  const ModelSpec& m = cfg.broker.model;
+  auto test = std::make_shared<Dataset>();
+  if (is_image_folder(cfg.test_data)) {
+    *test = load_image_folder(cfg.test_data, m.width, m.height, m.channels);
+  } else {
+    if (m.channels != 1 || m.width != 28 || m.height != 28)
+      throw std::runtime_error("--test-data " + cfg.test_data + ": Fashion-MNIST is grey 28x28, the model is " +
+                               describe(m.name, describe_model(m)) + " (give an image folder, one sub-folder per class)");
+    *test = load_fashion_mnist(cfg.test_data, false);
+  }
+  if (test->class_names.size() != size_t(m.classes))
+    throw std::runtime_error("--test-data " + cfg.test_data + " has " + std::to_string(test->class_names.size()) +
+                             " classes, the model " + std::to_string(m.classes) + " (--classes)");
+  if (!cfg.broker.class_names.empty() && cfg.broker.class_names != test->class_names)
+    throw std::runtime_error("--test-data " + cfg.test_data + ": its classes are not --class-names (or in another order)");
+  test->truncate(cfg.test_limit);
+  return test;
+}
+
+}  // namespace
+
 BrokerDaemon::BrokerDaemon(DaemonConfig cfg) : cfg_(std::move(cfg)) {
+  std::shared_ptr<const Dataset> test;
+  if (!cfg_.test_data.empty()) {
+    test = load_test_data(cfg_);
+    if (cfg_.broker.class_names.empty()) cfg_.broker.class_names = test->class_names;  // the folders name them
+  }
   service_ = std::make_unique<BrokerService>(cfg_.broker, NatsLink::connect(cfg_.nats, [](LinkState s) {
     fmt::print(stderr, "swarmlens-broker: NATS link {}\n", link_state_name(s));
   }));
-  if (!cfg_.test_data.empty()) evaluator_ = std::make_unique<Evaluator>(*service_, cfg_);
+  if (test) evaluator_ = std::make_unique<Evaluator>(*service_, cfg_, test);
   metrics_link_ = NatsLink::connect(cfg_.nats);
   last_stats_ = service_->stats();
   std::string urls;
   for (const auto& u : cfg_.nats.urls) urls += (urls.empty() ? "" : ",") + u;
-  fmt::print(stderr, "swarmlens-broker: serving model '{}' on {} (version {}{})\n", cfg_.broker.model_id, urls,
+  fmt::print(stderr, "swarmlens-broker: serving model '{}' ({}) on {} (version {}{})\n", cfg_.broker.model_id,
+             describe(cfg_.broker.model.name, describe_model(cfg_.broker.model, cfg_.broker.class_names)), urls,
              last_stats_.version,
              last_stats_.resumed_from.empty() ? ", fresh weights" : ", resumed from the " + last_stats_.resumed_from);
   if (last_stats_.journal_replayed || last_stats_.journal_skipped)

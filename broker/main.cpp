@@ -8,8 +8,11 @@
 
 #include <atomic>
 
+#include "camera_model.h"
 #include "daemon.h"
+#include "image_folder.h"
 #include "nats_cli.h"
+#include "version.h"
 
 namespace {
 std::atomic<bool> g_stop{false};
@@ -30,7 +33,18 @@ int main(int argc, char** argv) {
   app.add_option("--tls-cert", nats.tls_cert, "client certificate (mutual TLS)");
   app.add_option("--tls-key", nats.tls_key, "client key (mutual TLS)");
   app.add_option("--model-id", cfg.model_id, "model id (subjects swarmlens.<id>.*)")->capture_default_str();
-  app.add_option("--model", cfg.model.name, "model registry name")->check(CLI::IsMember({"cnn"}))->capture_default_str();
+  std::string model = cfg.model.name;
+  int input_width = 0, input_height = 0, classes = 0, window = 1;
+  std::string class_names_file;
+  app.add_option("--model", model, "model registry name: cnn (grey 28x28), mobilenet (RGB, any input size) or crnn "
+                 "(grey frames, a window of them)")->check(CLI::IsMember(Model::names()))->capture_default_str();
+  app.add_option("--input-width", input_width, "model input width (0: 28, as the elements' default)")->check(CLI::Range(0, 1024))->capture_default_str();
+  app.add_option("--input-height", input_height, "model input height (0: 28, as the elements' default)")->check(CLI::Range(0, 1024))->capture_default_str();
+  app.add_option("--classes", classes, "classes the model tells apart (0: the model's own, 10; crnn 4; "
+                 "or as many as --class-names or --test-data's folders name)")->check(CLI::Range(0, 1000))->capture_default_str();
+  app.add_option("--class-names", class_names_file, "file with one class name per line: the class count and the "
+                 "names every snapshot carries")->check(CLI::ExistingFile);
+  app.add_option("--window", window, "crnn: frames per sample")->check(CLI::Range(1, 64))->capture_default_str();
   app.add_option("--seed", cfg.seed, "seed of the initial weights (as the nodes')")->capture_default_str();
   app.add_option("--snapshot", cfg.snapshot_path, "resume from and keep writing this snapshot file (and journal accepted updates in <file>.journal)");
   bool no_journal = false;
@@ -59,7 +73,20 @@ int main(int argc, char** argv) {
   app.add_option("--test-data", d.test_data, "Fashion-MNIST folder: evaluate the model and publish metrics");
   app.add_option("--test-limit", d.test_limit, "test images evaluated")->capture_default_str();
   app.set_config("--config", "", "INI file of these options by their long names (command-line options win)");
+  app.set_version_flag("--version", version());
+  app.allow_config_extras(CLI::config_extras_mode::error);  // an unknown key in --config is an error
   CLI11_PARSE(app, argc, argv);
+  try {
+    cfg.class_names = class_names_file.empty() ? std::vector<std::string>{} : read_class_names(class_names_file);
+    if (classes == 0 && !cfg.class_names.empty()) classes = int(cfg.class_names.size());
+    if (classes == 0 && !d.test_data.empty() && is_image_folder(d.test_data)) classes = count_class_folders(d.test_data);
+    const ModelSpec defaults;  // the elements' input-width and input-height defaults too
+    cfg.model = camera_model_spec(model, input_width ? input_width : defaults.width, input_height ? input_height : defaults.height,
+                                  is_temporal(model) ? window : 1, classes);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "swarmlens-broker: error: {}\n", e.what());
+    return 2;
+  }
   cfg.journal = !no_journal;
   cfg.retain = !no_retain;
   nats.urls = CLI::detail::split(url, ',');

@@ -2,6 +2,7 @@
 
 #include <cctype>
 
+#include "camera_model.h"
 #include "robust.h"
 
 namespace swarmlens {
@@ -23,6 +24,9 @@ std::vector<uint8_t> verified_model_bytes(const uint8_t* data, size_t size, cons
 }
 
 void check_adoptable(const Snapshot& s, const ModelTrust& trust, const std::string& what) {
+  if (trust.layout_hash && s.layout_hash != trust.layout_hash)  // no version: the same words each time it comes
+    throw std::runtime_error(what + ": the model served is " + describe(s.model, s.description) + "; this side runs " +
+                             trust.runs + ": refused (give this side the served model's name, input size and classes)");
   const std::string why = check_model(s.params, trust.max_norm);
   if (!why.empty()) throw std::runtime_error(what + ": model version " + std::to_string(s.version) + " refused: " + why);
 }

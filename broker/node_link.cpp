@@ -55,6 +55,8 @@ void NodeLink::refused_model(const std::string& why) {
   {
     std::lock_guard<std::mutex> g(lock_);
     ++stats_.models_refused;
+    if (why == last_refusal_) return;  // counted; said once (a model of another layout comes again and again)
+    last_refusal_ = why;
   }
   report(why);
 }

@@ -84,6 +84,7 @@ class NodeLink {
   ModelReceiver receiver_;
   mutable std::mutex lock_;  // protects stats_
   NodeLinkStats stats_;
+  std::string last_refusal_;  // the last refused model's reason, said once
   std::unique_ptr<NatsLink> link_;  // last: closed first, so no callback runs into a dead member
 };
 

@@ -60,6 +60,10 @@ struct ModelTrust {
   double max_norm = 0.0;
   // The largest model message taken (chunks reassembled); 0 = the link's default bound.
   uint64_t max_model_bytes = 0;
+  // The model this side runs: a model of another layout is refused with a message naming both
+  // (model_mismatch). layout_hash 0 = any model.
+  uint64_t layout_hash = 0;
+  std::string runs;  // this side's model as describe() says it, for that message
 };
 
 }  // namespace swarmlens

@@ -39,6 +39,7 @@ struct CameraOptions {
   double density = FederationSettings::kDefaultDensity;  // as the demo's nodes
   uint64_t trigger_age = 8;
   double lr = NodeTrainerConfig::kDefaultLr;
+  uint32_t batch_size = NodeTrainerConfig::kDefaultBatch;
   std::string output = "none";         // none, display, udp://HOST:PORT
   std::string encoder = "x264enc tune=zerolatency speed-preset=ultrafast bitrate=1500 key-int-max=30";
   double duration = 0;                 // seconds (0 = until SIGTERM)

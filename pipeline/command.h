@@ -27,7 +27,8 @@ class Commands {
   std::vector<std::pair<CLI::App*, Run>> commands_;
 };
 
-// Parses the command line (a usage error or --help ends there, as CLI11 says), finds the plugin in a
+// Adds --version, makes a config file's unknown keys errors (in every subcommand), parses the command
+// line (a usage error, --help or --version ends there, as CLI11 says), finds the plugin in a
 // build tree (use_build_plugin_dir), runs the parsed subcommand and returns its exit code; an
 // exception from it is printed as "error: ..." with exit code 1.
 int run_command_line(CLI::App& app, const Commands& commands, int argc, char** argv);

@@ -21,10 +21,12 @@ struct ExportOptions {
   std::string model_id = NodeTrainerConfig::kDefaultModelId;
   std::string credentials_file;  // NATS credentials file (NatsOptions::credentials_file), if the server wants them
   std::string model_key;         // the broker's public key: a live model not signed with it is refused
+  // The model: a snapshot describes its own (these may only repeat it); for an older one without a
+  // description, these say it (0 / "": the elements' defaults).
   std::string model;             // registry name; default: the snapshot's
-  int input_width = 0, input_height = 0;  // 0: the model's default (cnn 28x28, others 96x96)
-  int classes = ModelSpec::kDefaultClasses;
-  std::string classes_file;      // one class name per line; default: Fashion-MNIST's (10 classes)
+  int input_width = 0, input_height = 0;
+  int classes = 0;
+  std::string classes_file;      // one class name per line; default: the snapshot's (or Fashion-MNIST's)
 };
 
 // Returns a process exit code; errors go to stderr.

@@ -387,8 +387,8 @@ static gboolean start (GstAggregator * agg) {
           std::chrono::system_clock::now ().time_since_epoch ()).count ());
       swarmlens::OpenUpstream open;
       if (!s.nats.url.empty ())
-        open = [self, &s, &link_failed] (swarmlens::NodeLink::ModelHandler on_model) {
-          auto link = swarmlens::nats_open_link (GST_ELEMENT (self), s.nats, s.model_id, std::move (on_model));
+        open = [self, &s, &spec, &link_failed] (swarmlens::NodeLink::ModelHandler on_model) {
+          auto link = swarmlens::nats_open_link (GST_ELEMENT (self), s.nats, s.model_id, spec, std::move (on_model));
           link_failed = !link;
           return link;
         };

@@ -184,7 +184,7 @@ static gboolean start (GstBaseTransform * trans) {
   }
   p.window.reset (swarmlens::sample_size (p.spec) / size_t (p.spec.window), p.spec.window);
   if (!s.nats.url.empty () && s.location.empty ()) {
-    p.link = swarmlens::nats_open_link (GST_ELEMENT (self), s.nats, s.model_id, {});
+    p.link = swarmlens::nats_open_link (GST_ELEMENT (self), s.nats, s.model_id, p.spec, {});
     if (!p.link) {
       p.classifier.reset ();
       return FALSE;

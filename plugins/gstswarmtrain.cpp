@@ -402,7 +402,7 @@ static gboolean start (GstBaseTransform * trans) {
   }
   if (!s.nats.url.empty ()) {
     swarmlens::NodeTrainer *trainer = p.trainer.get ();
-    p.link = swarmlens::nats_open_link (GST_ELEMENT (self), s.nats, s.model_id,
+    p.link = swarmlens::nats_open_link (GST_ELEMENT (self), s.nats, s.model_id, cfg.model,
         [trainer] (std::shared_ptr<const swarmlens::Snapshot> m) { trainer->offer_model (std::move (m)); });
     if (!p.link) {
       p.trainer.reset ();

@@ -2,6 +2,7 @@
 
 #include <sstream>
 
+#include "camera_model.h"
 #include "properties.h"
 
 namespace swarmlens {
@@ -53,7 +54,7 @@ NatsOptions nats_options (GstElement * element, const NatsSettings & s) {
 }
 
 std::unique_ptr<NodeLink> nats_open_link (GstElement * element, const NatsSettings & s, const std::string & model_id,
-    NodeLink::ModelHandler on_model) {
+    const ModelSpec & runs, NodeLink::ModelHandler on_model) {
   const NatsOptions opts = nats_options (element, s);
   // The element outlives the link (the element closes it in stop()), so the raw pointer is safe.
   auto on_event = [element] (const std::string & what) {
@@ -64,9 +65,11 @@ std::unique_ptr<NodeLink> nats_open_link (GstElement * element, const NatsSettin
   };
   ModelTrust trust;
   try {
+    trust.layout_hash = model_layout (runs).hash;
+    trust.runs = describe (runs.name, describe_model (runs));
     if (!s.model_key.empty ()) trust.key = parse_public_key (s.model_key);
   } catch (const std::exception & e) {
-    GST_ELEMENT_ERROR (element, RESOURCE, SETTINGS, ("Bad %s", props::kModelKey), ("%s", e.what ()));
+    GST_ELEMENT_ERROR (element, RESOURCE, SETTINGS, ("Bad %s or model", props::kModelKey), ("%s", e.what ()));
     return nullptr;
   }
   try {

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "model.h"
 #include "node_link.h"
 
 namespace swarmlens {
@@ -29,8 +30,9 @@ NatsOptions nats_options (GstElement * element, const NatsSettings & s);
 // Connects for `element` (posts GST_ELEMENT_ERROR and returns null if it cannot, or if model-key is
 // not a key). Models and acks are verified with model-key; without one a bus warning says they are
 // trusted blindly. Link events go to the bus: a reconnect as info, everything else (disconnect, a
-// refused model) as a warning.
+// refused model) as a warning. A served model of another layout than `runs` is refused, said once on
+// the bus with both models' descriptions.
 std::unique_ptr<NodeLink> nats_open_link (GstElement * element, const NatsSettings & s, const std::string & model_id,
-    NodeLink::ModelHandler on_model);
+    const ModelSpec & runs, NodeLink::ModelHandler on_model);
 
 }  // namespace swarmlens

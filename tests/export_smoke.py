@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """`swarmlens export` end to end: a node's checkpoint (written by swarmtrain in a real pipeline) and the
 same model served live by swarmlens-broker from a real nats-server give the same ONNX file; a model
-that does not fit the asked shape is refused with a clear message. OpenCV's agreement with LibTorch
+that does not fit the asked shape is refused with a clear message; a checkpoint describes its model
+(any registry model, input size and class count), so export needs no shape options. OpenCV's agreement with LibTorch
 on exported files is tested in trainer-onnx."""
 import os
 import socket
@@ -33,8 +34,20 @@ with tempfile.TemporaryDirectory() as tmp:
 
     bad = subprocess.run([exe, "export", "--snapshot", ckpt, "--model", "mobilenet", "-o", f"{tmp}/bad.onnx"],
                          capture_output=True, text=True, timeout=60)
-    assert bad.returncode == 1 and "does not fit" in bad.stderr, bad.stderr
+    assert bad.returncode == 1 and "the snapshot holds cnn 1x28x28, 10 classes" in bad.stderr, bad.stderr
     assert not os.path.exists(f"{tmp}/bad.onnx")
+
+    # A checkpoint describes its model: a mobilenet of another input size and class count exports
+    # without repeating them.
+    mob = f"{tmp}/mob.swm"
+    subprocess.run(["gst-launch-1.0", "-q", "videotestsrc", "num-buffers=16", "!", "video/x-raw,width=64,height=48", "!",
+                    "swarmtrain", "model=mobilenet", "input-width=32", "input-height=24", "classes=5", "label=4",
+                    f"checkpoint={mob}", "drop-when-busy=false", "batch-size=8", "!", "fakesink"], check=True, timeout=120)
+    r = subprocess.run([exe, "export", "--snapshot", mob, "-o", f"{tmp}/mob.onnx"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "mobilenet 3x24x32, 5 classes" in r.stderr, r.stderr
+    r = subprocess.run([exe, "export", "--snapshot", mob, "--input-width", "96", "-o", f"{tmp}/mob2.onnx"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "the snapshot holds mobilenet 3x24x32, 5 classes" in r.stderr, r.stderr
 
     port = free_port()
     url = f"nats://127.0.0.1:{port}"

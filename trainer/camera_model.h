@@ -4,6 +4,7 @@
 #include <string>
 
 #include "model.h"
+#include "snapshot.h"
 
 namespace swarmlens {
 
@@ -13,5 +14,17 @@ namespace swarmlens {
 // Fashion-MNIST: left, right, up, down), unless `classes` (> 0) says otherwise. window counts only for
 // temporal models.
 ModelSpec camera_model_spec(const std::string& name, int width, int height, int window = 1, int classes = 0);
+
+// A snapshot's description of a model of this spec, with the classes' names (none, or one per class).
+ModelDescription describe_model(const ModelSpec& spec, const std::vector<std::string>& class_names = {});
+// The spec a snapshot describes (registry name, input, classes, window; names in its description); throws
+// std::runtime_error for a snapshot without a description (format 1).
+ModelSpec described_spec(const Snapshot& s);
+// A model as people name it: "mobilenet 3x96x96, 5 classes (cat, dog, ...)"; without a
+// description: "cnn (undescribed)".
+std::string describe(const std::string& name, const ModelDescription& d);
+// "" when `served` is a model of `mine` (the same layout), else a sentence naming both sides:
+// "the model served is mobilenet 3x96x96, 5 classes; this element runs cnn 1x28x28, 10 classes".
+std::string model_mismatch(const Snapshot& served, const ModelSpec& mine, uint64_t my_layout_hash);
 
 }  // namespace swarmlens

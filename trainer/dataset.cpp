@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <fstream>
 #include <memory>
 #include <numeric>
 #include <random>
@@ -73,6 +74,20 @@ std::string default_fashion_mnist_dir() {
   return "/usr/share/datasets/fashion-mnist";
 }
 
+std::vector<std::string> read_class_names(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) throw std::runtime_error(path + ": cannot read the class names");
+  std::vector<std::string> names;
+  for (std::string line; std::getline(f, line);) {
+    const auto b = line.find_first_not_of(" \t\r"), e = line.find_last_not_of(" \t\r");
+    if (b == std::string::npos) continue;
+    names.push_back(line.substr(b, e - b + 1));
+    if (std::count(names.begin(), names.end(), names.back()) > 1) throw std::runtime_error(path + ": class '" + names.back() + "' named twice");
+  }
+  if (names.empty()) throw std::runtime_error(path + ": no class names");
+  return names;
+}
+
 const std::vector<std::string>& fashion_mnist_class_names() {
   static const std::vector<std::string> names = {"T-shirt/top", "Trouser", "Pullover", "Dress",
                                                  "Coat",        "Sandal",  "Shirt",    "Sneaker",
@@ -134,14 +149,16 @@ Shards shard_dirichlet(const std::vector<uint8_t>& labels, uint32_t classes, uin
 
 void make_batch(const Dataset& d, const uint32_t* indices, size_t count, std::vector<float>& images,
                 std::vector<int64_t>& labels) {
-  if (d.channels != 1) throw std::invalid_argument("make_batch: grey data sets only");
-  const size_t px = size_t(d.rows) * d.cols;
-  images.resize(count * px);
+  if (d.channels != 1 && d.channels != 3) throw std::invalid_argument("make_batch: grey or RGB data sets only");
+  const size_t px = size_t(d.rows) * d.cols, ch = d.channels;
+  const Normalisation n = frame_normalisation(int(ch));  // as the elements normalise camera frames
+  images.resize(count * px * ch);
   labels.resize(count);
   for (size_t b = 0; b < count; ++b) {
-    const uint8_t* src = d.image(indices[b]);
-    float* dst = images.data() + b * px;
-    for (size_t i = 0; i < px; ++i) dst[i] = (src[i] / 255.0f - kFashionMean) / kFashionStd;
+    const uint8_t* src = d.image(indices[b]);  // [rows, cols, channels]
+    float* dst = images.data() + b * px * ch;  // [channels, rows, cols]
+    for (size_t c = 0; c < ch; ++c)
+      for (size_t i = 0; i < px; ++i) dst[c * px + i] = (src[i * ch + c] / 255.0f - n.mean) / n.std;
     labels[b] = d.labels[indices[b]];
   }
 }

@@ -28,6 +28,10 @@ struct Dataset {
 // path and the reason on any malformed or mismatched file.
 Dataset load_idx(const std::string& images_path, const std::string& labels_path);
 
+// Class names from a text file, one per line (blank lines and surrounding spaces ignored). Throws
+// std::runtime_error naming the file when it cannot be read, is empty, or names a class twice.
+std::vector<std::string> read_class_names(const std::string& path);
+
 // $SWARMLENS_FASHION_MNIST if set, else /usr/share/datasets/fashion-mnist.
 std::string default_fashion_mnist_dir();
 Dataset load_fashion_mnist(const std::string& dir, bool train);
@@ -41,8 +45,8 @@ Shards shard_iid(size_t n, uint32_t nodes, uint64_t seed);
 Shards shard_dirichlet(const std::vector<uint8_t>& labels, uint32_t classes, uint32_t nodes,
                        double alpha, uint64_t seed);
 
-// Normalised float batch for the models: images [B, 1, rows, cols] as (x/255 - mean)/std,
-// labels [B]. Grey data sets only (throws std::invalid_argument otherwise).
+// Normalised float batch for the models: images [B, channels, rows, cols] as (x/255 - mean)/std
+// (frame_normalisation, as the elements do), labels [B]. Grey or RGB data sets.
 inline constexpr float kFashionMean = 0.2860f, kFashionStd = 0.3530f;
 
 // How camera frames are normalised for a model with `channels` channels, (x/255 - mean)/std: grey

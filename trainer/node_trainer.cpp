@@ -1,5 +1,7 @@
 #include "node_trainer.h"
 
+#include "camera_model.h"
+
 #include <algorithm>
 #include <cmath>
 #include <chrono>
@@ -116,7 +118,9 @@ void NodeTrainer::stop() {
   publish();
   if (!cfg_.checkpoint.empty()) {
     write_file_atomically(state_path(), compressor_->save_state());
-    save_snapshot(cfg_.checkpoint, {cfg_.model.name, model_->layout_hash(), version_, global_});
+    Snapshot s{cfg_.model.name, model_->layout_hash(), version_, global_};
+    s.description = describe_model(cfg_.model);
+    save_snapshot(cfg_.checkpoint, s);
   }
 }
 
@@ -303,6 +307,7 @@ void NodeTrainer::publish() {
   snap->layout_hash = model_->layout_hash();
   snap->version = version_;
   snap->params = global_;
+  snap->description = describe_model(cfg_.model);
   ModelHub::instance().publish(cfg_.model_id, std::move(snap));
   ModelHub::instance().publish_stats(cfg_.model_id, stats());
 }

@@ -4,11 +4,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <stdexcept>
 
@@ -19,7 +21,10 @@ namespace swarmlens {
 
 namespace {
 constexpr Magic kMagic = {'S', 'W', 'L', 'M'};
-constexpr uint8_t kVersion = 1;
+constexpr uint8_t kVersion = 1;          // deltas; snapshots without a model description
+constexpr uint8_t kDescribedVersion = 2; // snapshots with one
+constexpr uint32_t kMaxClasses = 100000;
+constexpr size_t kMaxClassName = 255;
 
 // The body of a good frame of `kind` ("snapshot", "model delta"); else a runtime_error naming `what`.
 ByteReader checked_body(const FrameCheck& f, const std::string& what, const std::string& kind) {
@@ -33,8 +38,11 @@ ByteReader checked_body(const FrameCheck& f, const std::string& what, const std:
 
 std::vector<uint8_t> encode_snapshot(const Snapshot& s) {
   if (s.model.empty() || s.model.size() > 255) throw std::invalid_argument("snapshot: model name");
+  const ModelDescription& d = s.description;
+  if (d.described() && (uint32_t(d.classes) > kMaxClasses || (!d.class_names.empty() && d.class_names.size() != size_t(d.classes))))
+    throw std::invalid_argument("snapshot: class names do not match the class count");
   std::vector<uint8_t> buf;
-  begin_frame(buf, kMagic, kVersion);
+  begin_frame(buf, kMagic, kDescribedVersion);
   ByteWriter w(buf);
   w.put<uint8_t>(uint8_t(s.model.size()));
   w.bytes(s.model.data(), s.model.size());
@@ -47,13 +55,55 @@ std::vector<uint8_t> encode_snapshot(const Snapshot& s) {
     w.put<uint32_t>(node);
     w.put<uint64_t>(seq);
   }
+  w.put<uint16_t>(uint16_t(d.channels));
+  w.put<uint16_t>(uint16_t(d.height));
+  w.put<uint16_t>(uint16_t(d.width));
+  w.put<uint16_t>(uint16_t(d.window));
+  w.put<uint32_t>(uint32_t(d.classes));
+  w.put<uint32_t>(uint32_t(d.class_names.size()));
+  for (const std::string& n : d.class_names) {
+    const size_t len = std::min(n.size(), kMaxClassName);
+    w.put<uint8_t>(uint8_t(len));
+    w.bytes(n.data(), len);
+  }
   end_frame(buf);
   return buf;
 }
 
+namespace {
+
+// Format 2's model description, after the applied-sequence section.
+ModelDescription read_description(ByteReader& r, const std::function<std::runtime_error(const char*)>& bad) {
+  ModelDescription d;
+  uint16_t c = 0, h = 0, w = 0, win = 0;
+  uint32_t classes = 0, names = 0;
+  if (!r.get(c) || !r.get(h) || !r.get(w) || !r.get(win) || !r.get(classes) || !r.get(names)) throw bad("truncated model description");
+  if (classes > kMaxClasses || (names != 0 && names != classes)) throw bad("class names do not match the class count");
+  if (classes != 0 && (c == 0 || h == 0 || w == 0 || win == 0)) throw bad("model description without an input size");
+  d.channels = c;
+  d.height = h;
+  d.width = w;
+  d.window = win;
+  d.classes = int(classes);
+  if (names > r.remaining()) throw bad("truncated class names");
+  d.class_names.resize(names);
+  for (std::string& n : d.class_names) {
+    uint8_t len = 0;
+    if (!r.get(len)) throw bad("truncated class names");
+    n.resize(len);
+    if (!r.bytes(n.data(), len)) throw bad("truncated class names");
+  }
+  return d;
+}
+
+}  // namespace
+
 Snapshot decode_snapshot(const uint8_t* data, size_t size, const std::string& what) {
   auto bad = [&](const char* why) { return std::runtime_error(what + ": " + why); };
-  ByteReader r = checked_body(check_frame(data, size, kMagic, kVersion, 1 + 24), what, "snapshot");
+  FrameCheck f = check_frame(data, size, kMagic, kDescribedVersion, 1 + 24);
+  if (f.error == FrameError::BadVersion && f.version == kVersion) f = check_frame(data, size, kMagic, kVersion, 1 + 24);
+  const bool described = f.ok() && f.version == kDescribedVersion;
+  ByteReader r = checked_body(f, what, "snapshot");
   Snapshot s;
   uint8_t name_len = 0;
   uint64_t count = 0;
@@ -65,7 +115,7 @@ Snapshot decode_snapshot(const uint8_t* data, size_t size, const std::string& wh
   s.params.resize(count);
   r.bytes(s.params.data(), count * sizeof(float));
   uint32_t nodes = 0;
-  if (!r.get(nodes) || uint64_t(nodes) * 12 != r.remaining()) throw bad("applied-sequence section does not match the size");
+  if (!r.get(nodes) || uint64_t(nodes) * 12 > r.remaining()) throw bad("applied-sequence section does not match the size");
   for (uint32_t i = 0; i < nodes; ++i) {
     uint32_t node = 0;
     uint64_t seq = 0;
@@ -73,6 +123,8 @@ Snapshot decode_snapshot(const uint8_t* data, size_t size, const std::string& wh
     r.get(seq);
     s.applied[node] = seq;
   }
+  if (described) s.description = read_description(r, [&](const char* why) { return bad(why); });
+  if (r.remaining() != 0) throw bad("trailing bytes after the snapshot");
   for (float v : s.params)
     if (!std::isfinite(v)) throw bad("parameters hold NaN or Inf");
   return s;
@@ -165,6 +217,7 @@ Snapshot apply_delta(const Snapshot& base, const ModelDelta& d) {
     throw std::runtime_error("model delta is from version " + std::to_string(d.base_version) + ", the model is at " +
                              std::to_string(base.version));
   Snapshot s(base.model, base.layout_hash, d.version, base.params, d.applied);
+  s.description = base.description;
   for (size_t k = 0; k < d.index.size(); ++k) s.params[d.index[k]] = d.value[k];
   return s;
 }

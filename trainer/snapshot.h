@@ -10,6 +10,21 @@
 
 namespace swarmlens {
 
+// What a snapshot says of its model beyond the registry name and layout hash, so that whoever
+// receives it knows what it takes and tells apart (format 2; a format-1 snapshot has none, and
+// described() is false).
+struct ModelDescription {
+  int channels = 0, height = 0, width = 0;  // the input a sample's frame is scaled to
+  int classes = 0;
+  int window = 0;                           // frames per sample (1 unless temporal)
+  std::vector<std::string> class_names;     // empty, or one per class
+  bool described() const { return classes > 0; }
+  bool operator==(const ModelDescription& o) const {
+    return channels == o.channels && height == o.height && width == o.width && classes == o.classes &&
+           window == o.window && class_names == o.class_names;
+  }
+};
+
 struct Snapshot {
   Snapshot() = default;
   Snapshot(std::string model_name, uint64_t hash, uint64_t ver, std::vector<float> p,
@@ -24,6 +39,7 @@ struct Snapshot {
   // Per node id, the last update sequence these parameters include (set by the aggregator, so a
   // node can re-apply its own updates that are still in flight). Empty for a local snapshot.
   std::map<uint32_t, uint64_t> applied;
+  ModelDescription description;  // what the model takes and tells apart (format 2)
 };
 
 // The snapshot format (docs/wire-format.md) as bytes: for files and for the model subject on NATS.

@@ -18,6 +18,13 @@ bool is_image_folder(const std::string& dir) {
   return false;
 }
 
+int count_class_folders(const std::string& dir) {
+  int n = 0;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) n += e.is_directory();
+  return n;
+}
+
 Dataset load_image_folder(const std::string& dir, int width, int height, int channels) {
   std::vector<fs::path> classes;
   std::error_code ec;

@@ -1,5 +1,6 @@
 // A labelled data set from a folder of images with one sub-folder per class (class names = the
-// sub-folder names, sorted). Read with OpenCV, so it lives with the glue and not in trainer/.
+// sub-folder names, sorted). Read with OpenCV: a library of its own (swarmlens-images), so that
+// trainer-core stays free of it.
 #pragma once
 
 #include <string>
@@ -11,6 +12,9 @@ namespace swarmlens {
 // Images are decoded, converted to grey (channels 1) or RGB (channels 3) and scaled to
 // width x height. Throws std::runtime_error naming the folder or file when it cannot be used.
 Dataset load_image_folder(const std::string& dir, int width, int height, int channels);
+
+// The number of class sub-folders in an image folder.
+int count_class_folders(const std::string& dir);
 
 // True if `dir` looks like an image folder (sub-folders) rather than IDX files.
 bool is_image_folder(const std::string& dir);

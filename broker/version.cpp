@@ -1,0 +1,7 @@
+#include "version.h"
+
+namespace swarmlens {
+
+const char* version() { return SWARMLENS_VERSION; }
+
+}  // namespace swarmlens
