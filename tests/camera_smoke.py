@@ -97,6 +97,14 @@ with tempfile.TemporaryDirectory() as tmp:
         r = subprocess.run([exe, "--config", conf, "camera"], capture_output=True, text=True, timeout=60)
         assert r.returncode == 1 and "Authorization" in r.stderr, (r.returncode, r.stderr)
 
+        # One version everywhere; a config file key no option takes is an error, not ignored.
+        for cmd in ([exe, "--version"], [broker_exe, "--version"]):
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+            assert r.returncode == 0 and re.fullmatch(r"\d+\.\d+\.\d+\s*", r.stdout), (cmd, r)
+        conf = config(f"{tmp}/typo.conf", source=source, outptu="none")
+        r = subprocess.run([exe, "--config", conf, "camera", "--print-pipeline"], capture_output=True, text=True, timeout=30)
+        assert r.returncode != 0 and "outptu" in r.stderr + r.stdout, r
+
         conf = config(f"{tmp}/nosource.conf", output="none")
         r = subprocess.run([exe, "--config", conf, "camera"], capture_output=True, text=True, timeout=60)
         assert r.returncode != 0 and "--source is required" in r.stderr + r.stdout, r

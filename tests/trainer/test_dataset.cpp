@@ -13,6 +13,8 @@
 #include "motion.h"
 #include "frame_window.h"
 #include "snapshot.h"
+#include "camera_model.h"
+#include "framing.h"
 
 using namespace swarmlens;
 
@@ -102,6 +104,50 @@ TEST_CASE("snapshot round trip and snapshot_rejects_corruption", "[snapshot][rej
   }
   CHECK_THROWS_WITH(load_snapshot("snap_test.swm"), Catch::Contains("checksum"));
   CHECK_THROWS_WITH(load_snapshot("no_such_snapshot.swm"), Catch::Contains("cannot open"));
+}
+
+TEST_CASE("a snapshot describes its model; a format-1 snapshot is still read, undescribed", "[snapshot]") {
+  Snapshot s{"mobilenet", 0x1234, 3, {0.5f, 1.5f}, {{7, 9}}};
+  s.description = describe_model(ModelSpec{"mobilenet", 3, 96, 64, 3}, {"cat", "dog", "bird"});
+  const auto bytes = encode_snapshot(s);
+  const Snapshot d = decode_snapshot(bytes.data(), bytes.size(), "test");
+  CHECK(d.description == s.description);
+  CHECK(d.applied == s.applied);
+  CHECK(describe(d.model, d.description) == "mobilenet 3x96x64, 3 classes (cat, dog, bird)");
+  const ModelSpec spec = described_spec(d);
+  CHECK((spec.name == "mobilenet" && spec.channels == 3 && spec.height == 96 && spec.width == 64 && spec.classes == 3));
+  CHECK(model_mismatch(d, spec, 0x1234).empty());
+  CHECK(model_mismatch(d, ModelSpec{}, 0x99) ==
+        "the model served is mobilenet 3x96x64, 3 classes (cat, dog, bird); this element runs cnn 1x28x28, 10 classes");
+  // Class names that do not match the count are refused both ways.
+  Snapshot bad = s;
+  bad.description.class_names.pop_back();
+  CHECK_THROWS(encode_snapshot(bad));
+  auto tampered = bytes;
+  tampered[tampered.size() - 5] ^= 1;  // inside the names, then the CRC no longer matches
+  CHECK_THROWS_WITH(decode_snapshot(tampered.data(), tampered.size(), "t"), Catch::Contains("checksum"));
+  // Format 1 (as written before descriptions): the same body without the description, version byte 1.
+  std::vector<uint8_t> v1 = {'S', 'W', 'L', 'M', 1, 3, 'c', 'n', 'n'};
+  const auto put = [&](uint64_t v, int n) { for (int i = 0; i < n; ++i) v1.push_back(uint8_t(v >> (8 * i))); };
+  put(0x42, 8);
+  put(5, 8);
+  put(1, 8);
+  const float one = 1.0f;
+  const auto* f = reinterpret_cast<const uint8_t*>(&one);
+  v1.insert(v1.end(), f, f + 4);
+  put(0, 4);
+  put(crc32_of(v1.data(), v1.size()), 4);
+  const Snapshot old = decode_snapshot(v1.data(), v1.size(), "v1");
+  CHECK((old.model == "cnn" && old.version == 5 && old.params.size() == 1 && !old.description.described()));
+  CHECK_THROWS_WITH(described_spec(old), Catch::Contains("does not describe"));
+}
+
+TEST_CASE("class names come from a file, one per line", "[dataset]") {
+  std::ofstream("names_test.txt") << "  cat\n\ndog \n";
+  CHECK(read_class_names("names_test.txt") == std::vector<std::string>{"cat", "dog"});
+  std::ofstream("names_twice.txt") << "cat\ncat\n";
+  CHECK_THROWS_WITH(read_class_names("names_twice.txt"), Catch::Contains("named twice"));
+  CHECK_THROWS_WITH(read_class_names("no_such_names.txt"), Catch::Contains("cannot read"));
 }
 
 TEST_CASE("a model delta reproduces the later snapshot exactly", "[snapshot][delta]") {
