@@ -164,7 +164,7 @@ void add_attacks_bench_command(CLI::App& parent, Commands& commands) {
   c->add_option("--rounds", o->rounds, "rounds (every node steps once a round)")->check(CLI::Range(1, 100000))->capture_default_str();
   c->add_option("--train-limit", o->train_limit, "training images used (0 = all)")->capture_default_str();
   c->add_option("--test-limit", o->test_limit, "test images evaluated (0 = all)")->capture_default_str();
-  c->add_option("--lr", o->lr, "nodes' learning rate")->check(CLI::PositiveNumber)->capture_default_str();
+  c->add_option("--learning-rate,--lr", o->lr, "nodes' learning rate")->check(CLI::PositiveNumber)->capture_default_str();
   c->add_option("--attack", o->attacks, "attacks to run")->check(CLI::IsMember({"signflip", "noise", "huge", "sybil"}))
       ->capture_default_str();
   c->add_flag("--undefended", o->undefended, "also run each attack (1 of 5) with every bound off");

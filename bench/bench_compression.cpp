@@ -328,12 +328,12 @@ void add_compression_bench_command(CLI::App& parent, Commands& commands) {
   c->add_option("--epochs", o->epochs, "passes over each node's shard")->check(CLI::Range(1, 1000))->capture_default_str();
   c->add_option("--train-limit", o->train_limit, "training images used (0 = all)")->capture_default_str();
   c->add_option("--test-limit", o->test_limit, "test images used (0 = all)")->capture_default_str();
-  c->add_option("--batch", o->batch, "batch size per node")->check(CLI::Range(1, 4096))->capture_default_str();
-  c->add_option("--lr", o->lr, "learning rate")->check(CLI::PositiveNumber)->capture_default_str();
+  c->add_option("--batch-size,--batch", o->batch, "batch size per node")->check(CLI::Range(1, 4096))->capture_default_str();
+  c->add_option("--learning-rate,--lr", o->lr, "learning rate")->check(CLI::PositiveNumber)->capture_default_str();
   c->add_option("--momentum", o->momentum, "momentum")->check(CLI::Range(0.0, 0.999))->capture_default_str();
   c->add_option("--density", o->density, "share of entries sent per step after warm-up")->check(CLI::Range(1e-6, 1.0))->capture_default_str();
   c->add_option("--warmup-fraction", o->warmup_fraction, "share of the run in sparsity warm-up")->check(CLI::Range(0.0, 1.0))->capture_default_str();
-  c->add_option("--criterion", o->criterion_text, "selection: topk, sampled-topk, threshold, randomk")
+  c->add_option("--criterion", o->criterion_text, "selection: topk, sampled-topk or randomk (threshold needs a fixed magnitude, which this benchmark does not take)")
       ->check(CLI::IsMember({"topk", "sampled-topk", "randomk"}))->capture_default_str();
   c->add_option("--values", o->values_text, "value coding on the wire: fp32, fp16, int8")
       ->check(CLI::IsMember({"fp32", "fp16", "int8"}))->capture_default_str();

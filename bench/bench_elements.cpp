@@ -229,7 +229,7 @@ void add_elements_bench_command(CLI::App& parent, Commands& commands) {
   c->add_option("--train-frames", o->train_frames, "frames for the training comparison")->check(CLI::Range(64, 1000000))->capture_default_str();
   c->add_option("--classify-frames", o->classify_frames, "frames for the classification comparison")->check(CLI::Range(10, 1000000))->capture_default_str();
   c->add_option("--idle-frames", o->idle_frames, "classify frames per idle-policy case")->check(CLI::Range(100, 1000000))->capture_default_str();
-  c->add_option("--batch", o->batch, "batch size")->check(CLI::Range(1, 4096))->capture_default_str();
+  c->add_option("--batch-size,--batch", o->batch, "batch size")->check(CLI::Range(1, 4096))->capture_default_str();
   c->add_option("--json", o->json_path, "write results as JSON to this file");
   commands.add(c, [o] { return run_elements_bench(*o); });
 }

@@ -406,9 +406,9 @@ void add_field_node_command(CLI::App& parent, Commands& commands) {
   c->add_option("--data", o->data, "Fashion-MNIST folder");
   c->add_option("--node-id", o->node_id, "this node's id and shard")->capture_default_str();
   c->add_option("--nodes", o->nodes, "shards")->check(CLI::Range(1, 100000))->capture_default_str();
-  c->add_option("--batch", o->batch, "batch per step")->check(CLI::Range(1, 4096))->capture_default_str();
-  c->add_option("--lr", o->lr, "learning rate")->check(CLI::PositiveNumber)->capture_default_str();
-  c->add_option("--local-lr", o->local_lr, "twostep: rate of the node's own steps (0 = --lr; the broker applies lr / nodes)")->check(CLI::NonNegativeNumber)->capture_default_str();
+  c->add_option("--batch-size,--batch", o->batch, "batch per step")->check(CLI::Range(1, 4096))->capture_default_str();
+  c->add_option("--learning-rate,--lr", o->lr, "learning rate")->check(CLI::PositiveNumber)->capture_default_str();
+  c->add_option("--local-learning-rate,--local-lr", o->local_lr, "twostep: rate of the node's own steps (0 = --lr; the broker applies lr / nodes)")->check(CLI::NonNegativeNumber)->capture_default_str();
   c->add_option("--momentum", o->momentum, "momentum")->check(CLI::Range(0.0, 0.999))->capture_default_str();
   c->add_option("--density", o->density, "topk, twostep: share of entries sent")->check(CLI::Range(1e-6, 1.0))->capture_default_str();
   c->add_option("--warmup-steps", o->warmup_steps, "steps per sparsity warm-up stage")->capture_default_str();

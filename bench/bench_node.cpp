@@ -144,7 +144,7 @@ void add_node_bench_command(CLI::App& parent, Commands& commands) {
   auto o = std::make_shared<NodeBenchOptions>();
   auto* c = parent.add_subcommand("node", "A camera node on a Pi-class budget: each case a process pinned to one "
                                               "core; peak RSS, live frames/s and gaps, with and without training");
-  c->add_option("--seconds", o->seconds, "seconds per case")->check(CLI::Range(3.0, 3600.0))->capture_default_str();
+  c->add_option("--duration,--seconds", o->seconds, "seconds per case")->check(CLI::Range(3.0, 3600.0))->capture_default_str();
   c->add_option("--cpu", o->cpu, "the core to pin to")->check(CLI::Range(0, 1023))->capture_default_str();
   c->add_option("--json", o->json_path, "write results as JSON to this file");
   c->add_option("--child", o->child, "internal: run one case here")->group("");

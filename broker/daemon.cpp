@@ -156,7 +156,7 @@ void BrokerDaemon::run(const std::atomic<bool>& stop) {
       last_eval = now;
       publish_metrics(st);
     }
-    if (cfg_.stats_interval_s > 0 && now - last_stats >= std::chrono::seconds(cfg_.stats_interval_s)) {
+    if (cfg_.stats_interval_ms > 0 && now - last_stats >= std::chrono::milliseconds(cfg_.stats_interval_ms)) {
       print_stats(st, std::chrono::duration<double>(now - last_stats).count());
       last_stats = now;
     }

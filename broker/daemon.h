@@ -20,7 +20,7 @@ struct DaemonConfig {
   NatsOptions nats;
   int publish_interval_ms = 500;  // at most one model per interval
   int eval_interval_ms = 2000;    // at most one test evaluation (and metrics message) per interval
-  int stats_interval_s = 10;      // seconds between stats lines on stdout (0 = none)
+  int stats_interval_ms = 10000;  // between stats lines on stdout (0 = none)
   std::string test_data;          // Fashion-MNIST folder: evaluate the model and publish metrics ("" = none)
   size_t test_limit = 2000;       // test images evaluated
 };

@@ -69,13 +69,16 @@ int main(int argc, char** argv) {
   bool no_retain = false;
   app.add_flag("--no-retain", no_retain, "do not keep the model in JetStream (for a server without -js)");
   app.add_option("--eval-interval-ms", d.eval_interval_ms, "at most one test evaluation per interval")->check(CLI::Range(10, 3600000))->capture_default_str();
-  app.add_option("--stats", d.stats_interval_s, "seconds between stats lines (0 = none)")->capture_default_str();
+  app.add_option("--stats-interval-ms", d.stats_interval_ms, "a stats line on stdout this often (0 = none)")->check(CLI::Range(0, 86400000))->capture_default_str();
+  double stats_s = -1;
+  app.add_option("--stats", stats_s, "the same in seconds (the spelling before --stats-interval-ms)")->check(CLI::Range(0.0, 86400.0));
   app.add_option("--test-data", d.test_data, "Fashion-MNIST folder: evaluate the model and publish metrics");
   app.add_option("--test-limit", d.test_limit, "test images evaluated")->capture_default_str();
   app.set_config("--config", "", "INI file of these options by their long names (command-line options win)");
   app.set_version_flag("--version", version());
   app.allow_config_extras(CLI::config_extras_mode::error);  // an unknown key in --config is an error
   CLI11_PARSE(app, argc, argv);
+  if (stats_s >= 0) d.stats_interval_ms = int(stats_s * 1000);
   try {
     cfg.class_names = class_names_file.empty() ? std::vector<std::string>{} : read_class_names(class_names_file);
     if (classes == 0 && !cfg.class_names.empty()) classes = int(cfg.class_names.size());

@@ -30,6 +30,7 @@
 #include "process.h"
 #include "properties.h"
 #include "signing.h"
+#include "snapshot.h"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -105,8 +106,13 @@ class MetricsWatch {
     link.subscribe(metrics_subject(model_id), [this](const std::string&, std::vector<uint8_t> p) { on(p); });
     link.flush();
   }
+  // Broker messages heard so far.
+  uint64_t broker_messages() const {
+    std::lock_guard<std::mutex> g(m_);
+    return broker_messages_;
+  }
   // Waits for `count` broker messages after now; false on timeout or stop.
-  bool wait_broker(int count, std::chrono::seconds timeout) {
+  bool wait_broker(int count, std::chrono::milliseconds timeout) {
     std::unique_lock<std::mutex> l(m_);
     const uint64_t want = broker_messages_ + uint64_t(count);
     return cv_.wait_for(l, timeout, [&] { return broker_messages_ >= want; });
@@ -201,8 +207,15 @@ RunResult run_federation(const DemoOptions& o, FederationSettings fed, const std
                   "--publish-interval-ms", "200", "--eval-interval-ms", "1000", "--test-data", data, "--test-limit",
                   "1000", "--stats", "5"},
                  broker_log);
-  if (!watch.wait_broker(1, std::chrono::seconds(30)))
-    throw std::runtime_error("swarmlens-broker did not come up; its log (" + broker_log + "):\n" + log_tail(broker_log));
+  // The broker's first metrics message says it is up; one that exits is noticed within 100 ms.
+  while (watch.broker_messages() == 0) {
+    if (!broker.running())
+      throw std::runtime_error(fmt::format("swarmlens-broker exited at start (status {}); its log ({}):\n{}",
+                                           broker.exit_status(), broker_log, log_tail(broker_log)));
+    if (seconds_since(t0) > 30)
+      throw std::runtime_error("swarmlens-broker did not come up in 30 s; its log (" + broker_log + "):\n" + log_tail(broker_log));
+    watch.wait_broker(1, std::chrono::milliseconds(100));
+  }
 
   std::vector<std::unique_ptr<Process>> nodes;
   for (uint32_t i = 0; i < o.nodes; ++i) {
@@ -288,9 +301,16 @@ void write_report(const DemoOptions& o, const std::vector<RunResult>& runs) {
        << plot_b << "\n"
        << "unset multiplot\n";
   }
-  const std::string cmd = "cd '" + o.report + "' && gnuplot accuracy.gp 2>gnuplot.log";
-  if (std::system(cmd.c_str()) != 0)
-    fmt::print(stderr, "swarmlens demo: gnuplot failed (see {}/gnuplot.log); the CSV is there\n", o.report);
+  // A plot of nothing is no plot: without a single evaluation there is no accuracy.png.
+  bool evaluated = false;
+  for (const auto& r : runs) evaluated = evaluated || !r.samples.empty();
+  bool plotted = false;
+  std::remove((o.report + "/accuracy.png").c_str());  // an older run's is not this one's
+  if (evaluated) {
+    const std::string cmd = "cd '" + o.report + "' && gnuplot accuracy.gp 2>gnuplot.log";
+    plotted = std::system(cmd.c_str()) == 0;
+    if (!plotted) fmt::print(stderr, "swarmlens demo: gnuplot failed (see {}/gnuplot.log); the CSV is there\n", o.report);
+  }
 
   json summary = {{"nodes", o.nodes}, {"seconds_per_run", o.duration}, {"fps_per_node", o.fps}, {"runs", json::array()}};
   std::string text = fmt::format("Swarmlens demo: {} camera nodes on Fashion-MNIST shards, {:.0f} s per run\n\n", o.nodes, o.duration);
@@ -305,9 +325,11 @@ void write_report(const DemoOptions& o, const std::vector<RunResult>& runs) {
               {"updates", r.broker.value("updates_in", uint64_t(0))}, {"rejected", r.broker.value("rejected", json::object())},
               {"dense_equivalent_bytes", dense}, {"ratio_vs_dense", ratio},
               {"uplink_bytes_per_step", steps ? double(sent) / double(steps) : 0.0}, {"interrupted", r.interrupted}};
-    text += fmt::format("{:8} test accuracy {:.3f} at model v{}; {} steps; uplink {} in {} updates ({:.1f}x less than "
+    if (acc < 0) j["test_accuracy"] = nullptr;  // stopped before the first evaluation
+    text += fmt::format("{:8} {} at model v{}; {} steps; uplink {} in {} updates ({:.1f}x less than "
                         "dense fp32 gradients every step){}\n",
-                        r.method, acc, j["model_version"].get<uint64_t>(), steps, human_bytes(double(sent)),
+                        r.method, acc < 0 ? std::string("no evaluation yet") : fmt::format("test accuracy {:.3f}", acc),
+                        j["model_version"].get<uint64_t>(), steps, human_bytes(double(sent)),
                         j["updates"].get<uint64_t>(), ratio, r.interrupted ? " [interrupted]" : "");
     summary["runs"].push_back(j);
   }
@@ -318,7 +340,11 @@ void write_report(const DemoOptions& o, const std::vector<RunResult>& runs) {
     text += fmt::format("\nPer training step, the {} run sent {:.1f}x fewer uplink bytes than the {} run.\n", runs[0].method,
                         b / a, runs[1].method);
   }
-  text += "\nFiles: accuracy.csv, accuracy.png (gnuplot accuracy.gp), overlay.png (node 0), summary.json, logs/\n";
+  // Only the files this run wrote.
+  std::string files = "accuracy.csv";
+  files += plotted ? ", accuracy.png (gnuplot accuracy.gp)" : ", accuracy.gp (no plot: nothing evaluated)";
+  if (fs::exists(o.report + "/overlay.png")) files += ", overlay.png (node 0)";
+  text += "\nFiles: " + files + ", summary.txt, summary.json, logs/\n";
   std::ofstream(o.report + "/summary.json") << summary.dump(2) << "\n";
   std::ofstream(o.report + "/summary.txt") << text;
   if (!o.quiet) fmt::print("\n{}", text);
@@ -329,7 +355,17 @@ void write_report(const DemoOptions& o, const std::vector<RunResult>& runs) {
 int run_demo(const DemoOptions& o) {
   catch_stop_signals();
   const std::string data = o.data.empty() ? default_fashion_mnist_dir() : o.data;
-  fs::create_directories(o.report + "/logs");
+  // The report folder must take files now, not after the run.
+  std::error_code ec;
+  fs::create_directories(o.report + "/logs", ec);
+  try {
+    check_writable(o.report + "/summary.json", "the report in");
+    check_writable(o.report + "/logs/nats-server.log", "the logs in");
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "swarmlens demo: {}\n", e.what());
+    return 1;
+  }
+  fs::remove(o.report + "/overlay.png", ec);  // an older run's is not this one's
   std::unique_ptr<LocalNatsServer> server;  // embedded unless --nats: our own, its store removed after
   std::string url = o.nats;
   if (url.empty()) {
@@ -359,13 +395,13 @@ namespace {
 
 void add_federation_options(CLI::App* app, swarmlens::FederationSettings& f) {
   app->add_option("--model-id", f.model_id, "model id (NATS subjects swarmlens.<id>.*)")->capture_default_str();
-  app->add_option("--lr", f.lr, "learning rate of one node's update")->check(CLI::PositiveNumber)->capture_default_str();
-  app->add_option("--local-lr", f.local_lr, "rate of a node's step on its own view (0 = --lr; the broker applies lr / nodes)")->check(CLI::NonNegativeNumber)->capture_default_str();
+  app->add_option("--learning-rate,--lr", f.lr, "learning rate of one node's update")->check(CLI::PositiveNumber)->capture_default_str();
+  app->add_option("--local-learning-rate,--local-lr", f.local_lr, "rate of a node's step on its own view (0 = --lr; the broker applies lr / nodes)")->check(CLI::NonNegativeNumber)->capture_default_str();
   app->add_option("--momentum", f.momentum, "momentum, corrected locally")->check(CLI::Range(0.0, 0.999))->capture_default_str();
   app->add_option("--density", f.density, "share of gradient entries sent after warm-up")->check(CLI::Range(1e-6, 1.0))->capture_default_str();
   app->add_option("--trigger-age", f.trigger_age, "release the pending update after this many steps")->check(CLI::Range(1, 1000000))->capture_default_str();
   app->add_option("--warmup-steps", f.warmup_steps, "steps per sparsity warm-up stage")->capture_default_str();
-  app->add_option("--batch", f.batch, "frames per training step")->check(CLI::Range(1, 4096))->capture_default_str();
+  app->add_option("--batch-size,--batch", f.batch, "frames per training step")->check(CLI::Range(1, 4096))->capture_default_str();
   app->add_flag("--dense", f.dense, "no compression: every gradient entry every step (the baseline)");
 }
 

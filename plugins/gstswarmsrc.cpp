@@ -24,6 +24,7 @@
 #include <string>
 
 #include "dataset.h"
+#include "enums.h"
 #include "frame.h"
 #include "gstswarmmeta.h"
 #include "image_folder.h"
@@ -109,7 +110,7 @@ static void set_property (GObject * object, guint id, const GValue * v, GParamSp
   Settings & s = self->priv->settings;
   switch (id) {
     case PROP_LOCATION: s.location = g_value_get_string (v) ? g_value_get_string (v) : ""; break;
-    case PROP_SET: s.train = g_strcmp0 (g_value_get_string (v), "test") != 0; break;
+    case PROP_SET: s.train = g_value_get_enum (v) == 0; break;
     case PROP_SHARD_INDEX: s.shard_index = g_value_get_uint (v); break;
     case PROP_SHARD_COUNT: s.shard_count = g_value_get_uint (v); break;
     case PROP_ALPHA: s.alpha = g_value_get_double (v); break;
@@ -137,7 +138,7 @@ static void get_property (GObject * object, guint id, GValue * v, GParamSpec * p
   const Settings & s = self->priv->settings;
   switch (id) {
     case PROP_LOCATION: g_value_set_string (v, s.location.c_str ()); break;
-    case PROP_SET: g_value_set_string (v, s.train ? "train" : "test"); break;
+    case PROP_SET: g_value_set_enum (v, s.train ? 0 : 1); break;
     case PROP_SHARD_INDEX: g_value_set_uint (v, s.shard_index); break;
     case PROP_SHARD_COUNT: g_value_set_uint (v, s.shard_count); break;
     case PROP_ALPHA: g_value_set_double (v, s.alpha); break;
@@ -170,8 +171,15 @@ static gboolean start (GstBaseSrc * bsrc) {
   }
   State & st = self->priv->state;
   try {
-    if (swarmlens::is_image_folder (s.location))  // one sub-folder per class, kept in colour unless GRAY8 (or moving)
-      st.data = swarmlens::load_image_folder (s.location, s.width, s.height,
+    // An image folder: one sub-folder per class, or train/ and test/ each holding those; kept in
+    // colour unless GRAY8 (or moving).
+    const std::string split = s.location + (s.train ? "/train" : "/test");
+    const bool has_splits = swarmlens::is_image_folder (s.location + "/train") && swarmlens::is_image_folder (s.location + "/test");
+    if (!has_splits && !s.train && swarmlens::is_image_folder (s.location))
+      throw std::runtime_error ("set=test: the image folder " + s.location + " has no test split (make " + s.location +
+          "/train/<class>/ and " + s.location + "/test/<class>/, or play a held-out folder as it is)");
+    if (has_splits || swarmlens::is_image_folder (s.location))
+      st.data = swarmlens::load_image_folder (has_splits ? split : s.location, s.width, s.height,
           (s.format == GST_VIDEO_FORMAT_GRAY8 || s.motion) ? 1 : 3);
     else
       st.data = swarmlens::load_fashion_mnist (s.location, s.train);
@@ -318,8 +326,10 @@ static void gst_swarm_src_class_init (GstSwarmSrcClass * klass) {
   g_object_class_install_property (gobject, PROP_LOCATION, g_param_spec_string ("location", "Location",
       "Fashion-MNIST IDX folder (train-*/t10k-*-ubyte.gz), or a folder of images with one sub-folder per class",
       swarmlens::default_fashion_mnist_dir ().c_str (), ready));
-  g_object_class_install_property (gobject, PROP_SET, g_param_spec_string ("set", "Set",
-      "Which split to play: \"train\" or \"test\"", "train", ready));
+  g_object_class_install_property (gobject, PROP_SET, g_param_spec_enum ("set", "Set",
+      "Which split to play: Fashion-MNIST's train or test files; an image folder's train/ or test/ sub-folder "
+      "(a folder of class sub-folders alone has no test split: set=test on it is an error)",
+      swarmlens::data_split_enum_type (), 0, ready));
   g_object_class_install_property (gobject, PROP_SHARD_INDEX, g_param_spec_uint ("shard-index",
       "Shard index", "This node's shard, below shard-count", 0, 4095, 0, ready));
   g_object_class_install_property (gobject, PROP_SHARD_COUNT, g_param_spec_uint ("shard-count",

@@ -72,6 +72,7 @@
 #include <nlohmann/json.hpp>
 
 #include "camera_model.h"
+#include "enums.h"
 #include "frame.h"
 #include "frame_window.h"
 #include "gstswarmmeta.h"
@@ -177,7 +178,7 @@ static void set_property (GObject * object, guint id, const GValue * v, GParamSp
     case PROP_LEARNING_RATE: s.lr = g_value_get_double (v); break;
     case PROP_MOMENTUM: s.momentum = g_value_get_double (v); break;
     case PROP_DENSITY: s.density = g_value_get_double (v); break;
-    case PROP_CRITERION: s.criterion = str (); break;
+    case PROP_CRITERION: s.criterion = swarmlens::enum_nick (swarmlens::criterion_enum_type (), g_value_get_enum (v)); break;
     case PROP_WARMUP_STEPS: s.warmup_steps = g_value_get_uint64 (v); break;
     case PROP_TRIGGER_AGE: s.trigger_age = g_value_get_uint64 (v); break;
     case PROP_TRIGGER_NORM: s.trigger_norm = g_value_get_double (v); break;
@@ -189,7 +190,7 @@ static void set_property (GObject * object, guint id, const GValue * v, GParamSp
     case PROP_NODE_ID: s.node_id = g_value_get_int64 (v); break;
     case PROP_WINDOW: s.window = g_value_get_uint (v); break;
     case PROP_WINDOW_STRIDE: s.window_stride = g_value_get_uint (v); break;
-    case PROP_IDLE_POLICY: s.idle_policy = str (); break;
+    case PROP_IDLE_POLICY: s.idle_policy = swarmlens::enum_nick (swarmlens::idle_policy_enum_type (), g_value_get_enum (v)); break;
     case PROP_LOAD_CEILING: s.load_ceiling = g_value_get_double (v); break;
     case PROP_SCHEDULE: s.schedule = str (); break;
     case PROP_NICE: s.nice = g_value_get_int (v); break;
@@ -208,7 +209,7 @@ static void get_property (GObject * object, guint id, GValue * v, GParamSpec * p
     case PROP_LEARNING_RATE: g_value_set_double (v, s.lr); break;
     case PROP_MOMENTUM: g_value_set_double (v, s.momentum); break;
     case PROP_DENSITY: g_value_set_double (v, s.density); break;
-    case PROP_CRITERION: g_value_set_string (v, s.criterion.c_str ()); break;
+    case PROP_CRITERION: g_value_set_enum (v, swarmlens::enum_value (swarmlens::criterion_enum_type (), s.criterion)); break;
     case PROP_WARMUP_STEPS: g_value_set_uint64 (v, s.warmup_steps); break;
     case PROP_TRIGGER_AGE: g_value_set_uint64 (v, s.trigger_age); break;
     case PROP_TRIGGER_NORM: g_value_set_double (v, s.trigger_norm); break;
@@ -220,7 +221,7 @@ static void get_property (GObject * object, guint id, GValue * v, GParamSpec * p
     case PROP_NODE_ID: g_value_set_int64 (v, s.node_id); break;
     case PROP_WINDOW: g_value_set_uint (v, s.window); break;
     case PROP_WINDOW_STRIDE: g_value_set_uint (v, s.window_stride); break;
-    case PROP_IDLE_POLICY: g_value_set_string (v, s.idle_policy.c_str ()); break;
+    case PROP_IDLE_POLICY: g_value_set_enum (v, swarmlens::enum_value (swarmlens::idle_policy_enum_type (), s.idle_policy)); break;
     case PROP_LOAD_CEILING: g_value_set_double (v, s.load_ceiling); break;
     case PROP_SCHEDULE: g_value_set_string (v, s.schedule.c_str ()); break;
     case PROP_NICE: g_value_set_int (v, s.nice); break;
@@ -340,36 +341,26 @@ static void release_pad (GstElement * element, GstPad * pad) {
   gst_element_remove_pad (element, pad);
 }
 
-static gboolean start (GstBaseTransform * trans) {
-  auto *self = GST_SWARM_TRAIN (trans);
-  Settings s;
-  {
-    std::lock_guard<std::mutex> g (self->priv->lock);
-    s = self->priv->settings;
-  }
+// The trainer's config from the element's settings; false (with an error on the bus) if they cannot
+// train.
+static bool trainer_config (GstSwarmTrain * self, const Settings & s, swarmlens::NodeTrainerConfig & cfg) {
   if (const auto why = swarmlens::device_problem (s.device); !why.empty ()) {
     GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("Cannot train on device \"%s\"", s.device.c_str ()),
         ("%s", why.c_str ()));
-    return FALSE;
+    return false;
   }
+  // GEnum nicks: always the library's names.
   const auto criterion = swarmlens::parse_criterion (s.criterion);
-  if (!criterion) {
-    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("unknown criterion \"%s\"", s.criterion.c_str ()),
-        ("use topk, sampled-topk, threshold or randomk"));
-    return FALSE;
-  }
   const auto idle_mode = swarmlens::parse_idle_mode (s.idle_policy);
-  if (!idle_mode) {
-    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("unknown idle-policy \"%s\"", s.idle_policy.c_str ()),
-        ("use always, load, schedule or load+schedule"));
-    return FALSE;
-  }
-  swarmlens::NodeTrainerConfig cfg;
   cfg.model = swarmlens::camera_model_spec (s.model, s.input_width, s.input_height, int (s.window), s.classes);
+  if (!criterion || !idle_mode) {  // cannot happen through the GEnums; said all the same
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("Unknown criterion or idle-policy"), ("%s, %s", s.criterion.c_str (), s.idle_policy.c_str ()));
+    return false;
+  }
   if (s.label >= cfg.model.classes) {
     GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("label %d is not one of the model's %d classes", s.label, cfg.model.classes),
         ("teach mode takes 0..%d; set classes for more", cfg.model.classes - 1));
-    return FALSE;
+    return false;
   }
   cfg.idle.mode = *idle_mode;
   cfg.idle.load_ceiling = s.load_ceiling;
@@ -388,6 +379,48 @@ static gboolean start (GstBaseTransform * trans) {
   cfg.compression.trigger.max_age_steps = s.trigger_age;
   cfg.compression.trigger.norm_threshold = s.trigger_norm;
   cfg.node_id = s.node_id >= 0 ? guint32 (s.node_id) : guint32 (std::random_device {} () & 0x7fffffff);
+  return true;
+}
+
+// With nats-url: the link (models in) and, unless the update pad takes the updates, the
+// acknowledged uplink, whose refusals are said on the bus at once. False (with an error on the
+// bus, the link closed) if either cannot be opened.
+static bool open_federation (GstSwarmTrain * self, const Settings & s, const swarmlens::NodeTrainerConfig & cfg, bool pad_uplink) {
+  auto & p = *self->priv;
+  swarmlens::NodeTrainer *trainer = p.trainer.get ();
+  p.link = swarmlens::nats_open_link (GST_ELEMENT (self), s.nats, s.model_id, cfg.model,
+      [trainer] (std::shared_ptr<const swarmlens::Snapshot> m) { trainer->offer_model (std::move (m)); });
+  if (!p.link) return false;
+  if (!pad_uplink) {
+    try {
+      swarmlens::UplinkOptions uo;
+      uo.on_answer = [self, trainer] (const swarmlens::UpdateAck & a) {
+        trainer->note_answer (a.delivered (), a.verdict);
+        if (!a.delivered ()) GST_ELEMENT_WARNING (self, STREAM, FAILED, ("The broker refused update %" G_GUINT64_FORMAT ": %s", a.seq,
+            a.verdict.c_str ()), ("%s", swarmlens::refusal_help (a.verdict).c_str ()));
+      };
+      p.uplink = std::make_unique<swarmlens::ReliableUplink> (*p.link, cfg.node_id, uo);
+    } catch (const std::exception & e) {
+      GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ_WRITE, ("Cannot subscribe to the broker's answers"), ("%s", e.what ()));
+      p.link.reset ();
+      return false;
+    }
+    swarmlens::ReliableUplink *uplink = p.uplink.get ();
+    trainer->set_uplink ([uplink] (const std::vector<uint8_t> & m) { return uplink->offer (m); });
+  }
+  GST_INFO_OBJECT (self, "node %u of model '%s' on %s", cfg.node_id, s.model_id.c_str (), s.nats.url.c_str ());
+  return true;
+}
+
+static gboolean start (GstBaseTransform * trans) {
+  auto *self = GST_SWARM_TRAIN (trans);
+  Settings s;
+  {
+    std::lock_guard<std::mutex> g (self->priv->lock);
+    s = self->priv->settings;
+  }
+  swarmlens::NodeTrainerConfig cfg;
+  if (!trainer_config (self, s, cfg)) return FALSE;
   auto & p = *self->priv;
   try {
     p.trainer = std::make_unique<swarmlens::NodeTrainer> (cfg);
@@ -400,36 +433,10 @@ static gboolean start (GstBaseTransform * trans) {
     std::lock_guard<std::mutex> g (p.lock);
     if (p.update_pad) update_pad = GST_PAD (gst_object_ref (p.update_pad));
   }
-  if (!s.nats.url.empty ()) {
-    swarmlens::NodeTrainer *trainer = p.trainer.get ();
-    p.link = swarmlens::nats_open_link (GST_ELEMENT (self), s.nats, s.model_id, cfg.model,
-        [trainer] (std::shared_ptr<const swarmlens::Snapshot> m) { trainer->offer_model (std::move (m)); });
-    if (!p.link) {
-      p.trainer.reset ();
-      if (update_pad) gst_object_unref (update_pad);
-      return FALSE;
-    }
-    if (!update_pad) {
-      try {
-        swarmlens::UplinkOptions uo;
-        swarmlens::NodeTrainer *trainer = p.trainer.get ();
-        uo.on_answer = [self, trainer] (const swarmlens::UpdateAck & a) {
-          trainer->note_answer (a.delivered (), a.verdict);
-          if (!a.delivered ()) GST_ELEMENT_WARNING (self, STREAM, FAILED, ("The broker refused update %" G_GUINT64_FORMAT ": %s", a.seq,
-              a.verdict.c_str ()), ("%s", swarmlens::refusal_help (a.verdict).c_str ()));
-        };
-        p.uplink = std::make_unique<swarmlens::ReliableUplink> (*p.link, cfg.node_id, uo);
-      } catch (const std::exception & e) {
-        GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ_WRITE, ("Cannot subscribe to the broker's answers"), ("%s", e.what ()));
-        p.link.reset ();
-        p.trainer.reset ();
-        if (update_pad) gst_object_unref (update_pad);
-        return FALSE;
-      }
-      swarmlens::ReliableUplink *uplink = p.uplink.get ();
-      p.trainer->set_uplink ([uplink] (const std::vector<uint8_t> & m) { return uplink->offer (m); });
-    }
-    GST_INFO_OBJECT (self, "node %u of model '%s' on %s", cfg.node_id, s.model_id.c_str (), s.nats.url.c_str ());
+  if (!s.nats.url.empty () && !open_federation (self, s, cfg, update_pad != nullptr)) {
+    p.trainer.reset ();
+    if (update_pad) gst_object_unref (update_pad);
+    return FALSE;
   }
   if (update_pad) {
     // The aggregator downstream is started already (states change from the sinks up): its current
@@ -462,11 +469,11 @@ static gboolean start (GstBaseTransform * trans) {
     std::lock_guard<std::mutex> g (p.lock);
     p.model_sink = p.trainer.get ();
   }
-  self->priv->spec = cfg.model;
-  self->priv->window.reset (swarmlens::sample_size (cfg.model) / size_t (cfg.model.window), cfg.model.window);
-  self->priv->window_stride = std::max (1u, s.window_stride);
-  self->priv->last_stats = GST_CLOCK_TIME_NONE;
-  self->priv->warned_label = false;
+  p.spec = cfg.model;
+  p.window.reset (swarmlens::sample_size (cfg.model) / size_t (cfg.model.window), cfg.model.window);
+  p.window_stride = std::max (1u, s.window_stride);
+  p.last_stats = GST_CLOCK_TIME_NONE;
+  p.warned_label = false;
   return TRUE;
 }
 
@@ -636,16 +643,20 @@ static void gst_swarm_train_class_init (GstSwarmTrainClass * klass) {
       "Compute device for training: cpu, cuda or cuda:N (a LibTorch built with CUDA, as JetPack's on a "
       "Jetson; otherwise an error at start). Weights stay in host memory; the GPU computes the gradients"});
   g_object_class_install_property (gobject, PROP_BATCH_SIZE, g_param_spec_uint (swarmlens::props::kBatchSize, "Batch size",
-      "Frames per training step", 1, 4096, d.batch_size, ready));
+      "Frames per training step (>= 1; 0 is an error at start)", 0, G_MAXUINT, d.batch_size, ready));
   g_object_class_install_property (gobject, PROP_LEARNING_RATE, g_param_spec_double (swarmlens::props::kLearningRate,
       "Learning rate", "SGD rate of this node's own steps; the aggregator applies each update at its own rate "
-      "(swarmlens-broker --server-lr: this rate / the number of nodes, so their progress is averaged)", 1e-6, 10.0, d.lr, ready));
+      "(swarmlens-broker --server-lr: this rate / the number of nodes, so their progress is averaged); > 0, "
+      "anything else is an error at start", -G_MAXDOUBLE, G_MAXDOUBLE, d.lr, ready));
   g_object_class_install_property (gobject, PROP_MOMENTUM, g_param_spec_double (swarmlens::props::kMomentum, "Momentum",
-      "Momentum, corrected locally (DGC)", 0.0, 0.999, d.momentum, ready));
+      "Momentum, corrected locally (DGC); in [0, 1), anything else is an error at start", -G_MAXDOUBLE, G_MAXDOUBLE,
+      d.momentum, ready));
   g_object_class_install_property (gobject, PROP_DENSITY, g_param_spec_double (swarmlens::props::kDensity, "Density",
-      "Share of gradient entries sent per step after warm-up (0.001 = 99.9% sparsity)", 1e-6, 1.0, d.density, ready));
-  g_object_class_install_property (gobject, PROP_CRITERION, g_param_spec_string ("criterion", "Criterion",
-      "Selection criterion: topk, sampled-topk, threshold or randomk", d.criterion.c_str (), ready));
+      "Share of gradient entries sent per step after warm-up (0.001 = 99.9% sparsity); in (0, 1], anything else "
+      "is an error at start", -G_MAXDOUBLE, G_MAXDOUBLE, d.density, ready));
+  g_object_class_install_property (gobject, PROP_CRITERION, g_param_spec_enum ("criterion", "Criterion",
+      "How the sent entries are selected", swarmlens::criterion_enum_type (),
+      swarmlens::enum_value (swarmlens::criterion_enum_type (), d.criterion), ready));
   g_object_class_install_property (gobject, PROP_WARMUP_STEPS, g_param_spec_uint64 (swarmlens::props::kWarmupSteps,
       "Warm-up steps", "Steps per sparsity warm-up stage (75%, 93.75%, 98.4%, 99.6%); 0 = none", 0,
       G_MAXUINT64, d.warmup_steps, ready));
@@ -673,10 +684,11 @@ static void gst_swarm_train_class_init (GstSwarmTrainClass * klass) {
       1, 64, d.window, ready));
   g_object_class_install_property (gobject, PROP_WINDOW_STRIDE, g_param_spec_uint ("window-stride",
       "Window stride", "Temporal models: a sample every this many frames once the window is full", 1, 64, d.window_stride, ready));
-  g_object_class_install_property (gobject, PROP_IDLE_POLICY, g_param_spec_string (swarmlens::props::kIdlePolicy, "Idle policy",
+  g_object_class_install_property (gobject, PROP_IDLE_POLICY, g_param_spec_enum (swarmlens::props::kIdlePolicy, "Idle policy",
       "When to train: always; load (only while other processes use at most load-ceiling of the CPUs); "
       "schedule (only within the schedule); load+schedule (both). Paused, frames are sampled as when busy, "
-      "and the residual and pending update are kept", d.idle_policy.c_str (), ready));
+      "and the residual and pending update are kept", swarmlens::idle_policy_enum_type (),
+      swarmlens::enum_value (swarmlens::idle_policy_enum_type (), d.idle_policy), ready));
   g_object_class_install_property (gobject, PROP_LOAD_CEILING, g_param_spec_double (swarmlens::props::kLoadCeiling, "Load ceiling",
       "idle-policy=load: pause when other processes use more than this share of all CPUs (resume below 80% of it)",
       0.01, 1.0, d.load_ceiling, ready));

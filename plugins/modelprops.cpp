@@ -1,5 +1,7 @@
 #include "modelprops.h"
 
+#include "enums.h"
+
 #include "node_trainer.h"
 #include "properties.h"
 
@@ -15,43 +17,12 @@ ModelSettings::ModelSettings () {
   classes = 0;
 }
 
-GType model_enum_type () {
-  // The registry's names (Model::names(), checked by the element tests), values in registration order.
-  static const GEnumValue values[] = {
-      {0, "cnn: small CNN, grey 28x28", "cnn"},
-      {1, "mobilenet: MobileNetV2-style, RGB, any input size", "mobilenet"},
-      {2, "crnn: per-frame CNN and a GRU over a window of grey frames", "crnn"},
-      {0, nullptr, nullptr}};
-  static GType type = 0;
-  if (g_once_init_enter (&type)) g_once_init_leave (&type, g_enum_register_static ("SwarmlensModel", values));
-  return type;
-}
-
-namespace {
-
-int model_enum_value (const std::string & name) {
-  GEnumClass *c = G_ENUM_CLASS (g_type_class_ref (model_enum_type ()));
-  const GEnumValue *v = g_enum_get_value_by_nick (c, name.c_str ());
-  const int value = v ? v->value : 0;
-  g_type_class_unref (c);
-  return value;
-}
-
-std::string model_enum_nick (int value) {
-  GEnumClass *c = G_ENUM_CLASS (g_type_class_ref (model_enum_type ()));
-  const GEnumValue *v = g_enum_get_value (c, value);
-  std::string nick = v ? v->value_nick : "";
-  g_type_class_unref (c);
-  return nick;
-}
-
-}  // namespace
 
 void model_install_properties (GObjectClass * klass, guint first, const ModelBlurbs & blurbs) {
   const auto ready = GParamFlags (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
   const ModelSettings d;
   g_object_class_install_property (klass, first, g_param_spec_enum (props::kModel, "Model", blurbs.model,
-      model_enum_type (), model_enum_value (d.model), ready));
+      model_enum_type (), enum_value (model_enum_type (), d.model), ready));
   g_object_class_install_property (klass, first + 1, g_param_spec_string (props::kModelId, "Model id", blurbs.model_id,
       d.model_id.c_str (), ready));
   // Composed blurbs: GLib keeps its own copies (no G_PARAM_STATIC_BLURB).
@@ -75,7 +46,7 @@ bool model_set_property (ModelSettings & s, guint first, guint id, const GValue 
   if (id < first || id >= first + kModelProperties) return false;
   const auto text = [v] { return std::string (g_value_get_string (v) ? g_value_get_string (v) : ""); };
   switch (id - first) {
-    case 0: s.model = model_enum_nick (g_value_get_enum (v)); break;
+    case 0: s.model = enum_nick (model_enum_type (), g_value_get_enum (v)); break;
     case 1: s.model_id = text (); break;
     case 2: s.input_width = g_value_get_int (v); break;
     case 3: s.input_height = g_value_get_int (v); break;
@@ -88,7 +59,7 @@ bool model_set_property (ModelSettings & s, guint first, guint id, const GValue 
 bool model_get_property (const ModelSettings & s, guint first, guint id, GValue * v) {
   if (id < first || id >= first + kModelProperties) return false;
   switch (id - first) {
-    case 0: g_value_set_enum (v, model_enum_value (s.model)); break;
+    case 0: g_value_set_enum (v, enum_value (model_enum_type (), s.model)); break;
     case 1: g_value_set_string (v, s.model_id.c_str ()); break;
     case 2: g_value_set_int (v, s.input_width); break;
     case 3: g_value_set_int (v, s.input_height); break;

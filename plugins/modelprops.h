@@ -27,8 +27,6 @@ struct ModelBlurbs {
 
 // The ids first .. first + kModelProperties - 1 are the model properties' (device the last).
 constexpr guint kModelProperties = 6;
-// The GEnum of the model registry's names (SwarmlensModel), values as nicks: cnn, mobilenet, crnn.
-GType model_enum_type ();
 // Installs the properties (mutable in READY).
 void model_install_properties (GObjectClass * klass, guint first, const ModelBlurbs & blurbs);
 // Set/get for those ids; false if the id is not one of them.

@@ -90,4 +90,15 @@ with tempfile.TemporaryDirectory() as tmp:
     assert summary["runs"][0]["interrupted"] is True
     assert summary["runs"][0]["seconds"] < 60
 
+    # A broker that cannot start (no such test data) is noticed at once, not after a timeout; a report
+    # folder that cannot be written is an error before anything runs.
+    t0 = time.time()
+    r = subprocess.run([exe, "demo", "--nodes", "1", "--duration", "30", "--report", f"{tmp}/nodata",
+                        "--data", f"{tmp}/no-such-data", "--quiet"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "swarmlens-broker exited at start" in r.stderr, r.stderr
+    assert time.time() - t0 < 15, time.time() - t0
+    r = subprocess.run([exe, "demo", "--duration", "5", "--report", "/proc/swarmlens-report", "--quiet"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "cannot write the report in /proc/swarmlens-report" in r.stderr, r.stderr
+
 print("demo smoke: ok")
