@@ -1,11 +1,10 @@
 #!/usr/bin/env python3
-"""Any classes, any camera: swarmlens-broker serves a model of 5 classes named by an image folder's
-sub-folders (--test-data), two `swarmlens camera` nodes play their own image folders (one background
-family each) through swarmsrc and train it over a real nats-server, and the served model beats chance
-on held-out images. A node of another model (mobilenet, RGB 96x96, 10 classes) is refused with a
-message naming both models, and says so on its console at once. The images are made here: a coloured
-square per class on a per-site background, with noise (PPM, which OpenCV reads). (The federation
-trains the grey cnn: the registry's mobilenet does not learn yet, not even alone and dense.)"""
+"""Any model, any camera: swarmlens-broker serves a mobilenet of 96x96 RGB frames and 5 classes named
+by an image folder's sub-folders (--test-data), two `swarmlens camera` nodes play their own image
+folders (one background family each) through swarmsrc and train it over a real nats-server, and the
+served model beats chance on held-out images. A node of another model (the grey cnn, 10 classes) is
+refused with a message naming both models, and says so on its console at once. The images are made
+here: a coloured square per class on a per-site background, with noise (PPM, which OpenCV reads)."""
 import os
 import random
 import re
@@ -70,7 +69,8 @@ with tempfile.TemporaryDirectory() as tmp:
                 break
             except OSError:
                 time.sleep(0.1)
-        broker = subprocess.Popen([broker_exe, "--nats", url, "--model-id", "colours", "--test-data", held_out,
+        broker = subprocess.Popen([broker_exe, "--nats", url, "--model-id", "colours", "--model", "mobilenet",
+                                   "--input-width", "96", "--input-height", "96", "--test-data", held_out,
                                    "--stats", "2", "--eval-interval-ms", "1000", "--publish-interval-ms", "300",
                                    "--server-lr", "0.5",  # two nodes, each update applied at half
                                    "--signing-key", f"{tmp}/broker.key"],
@@ -78,19 +78,19 @@ with tempfile.TemporaryDirectory() as tmp:
         time.sleep(3)
         assert broker.poll() is None, broker.communicate()
         key = f"{tmp}/broker.key.pub"
-        common = ["--nats", url, "--model-key", key, "--classes", "5"]
-        nodes = [subprocess.Popen([exe, "camera", "--duration", "45", "--stats-interval-ms", "5000", "--idle-policy",
+        common = ["--nats", url, "--model-key", key, "--model", "mobilenet", "--input-width", "96",
+                  "--input-height", "96", "--classes", "5"]
+        nodes = [subprocess.Popen([exe, "camera", "--duration", "60", "--stats-interval-ms", "5000", "--idle-policy",
                                    "always", "--output", "none", "--model-id", "colours", "--node-id", str(i),
                                    "--trigger-age", "1", "--batch-size", "8", "--source",
-                                   f"swarmsrc location={site} loop=true is-live=true fps-n=50 width=28 height=28 format=GRAY8"]
+                                   f"swarmsrc location={site} loop=true is-live=true fps-n=30 width=96 height=96 format=RGB"]
                                   + common, stderr=subprocess.PIPE, text=True) for i, site in enumerate(sites)]
         # Meanwhile a node of another model: its updates are refused and it hears the served model
         # is not its own, with both descriptions.
         other = camera(tmp, "other", ["--nats", url, "--model-key", key, "--node-id", "7", "--label", "3", "--trigger-age", "1",
-                                      "--model", "mobilenet", "--input-width", "96", "--input-height", "96",
                                       "--source", "videotestsrc is-live=true ! video/x-raw,width=64,height=64,framerate=20/1"], 12)
-        assert "the model served is cnn 1x28x28, 5 classes (blue, green, red, white, ...)" in other.stderr, other.stderr
-        assert "this side runs mobilenet 3x96x96, 10 classes" in other.stderr, other.stderr
+        assert "the model served is mobilenet 3x96x96, 5 classes (blue, green, red, white, ...)" in other.stderr, other.stderr
+        assert "this side runs cnn 1x28x28, 10 classes" in other.stderr, other.stderr
         assert "The broker refused update" in other.stderr and "layout_mismatch" in other.stderr, other.stderr
         for n in nodes:
             _, err = n.communicate(timeout=120)
@@ -105,11 +105,12 @@ with tempfile.TemporaryDirectory() as tmp:
         for p in [nats]:
             p.kill()
             p.wait()
-    assert "serving model 'colours' (cnn 1x28x28, 5 classes (blue, green, red, white, ...))" in err, err
+    assert "serving model 'colours' (mobilenet 3x96x96, 5 classes (blue, green, red, white, ...))" in err, err
     accuracies = [float(a) for a in re.findall(r"accuracy (\d\.\d+)", out)]
     versions = [int(v) for v in re.findall(r"model v(\d+)", out)]
     print(f"served model v{max(versions)}, held-out accuracy over the run: {accuracies}")
-    # 5 classes: chance is 0.2. Two asynchronous nodes are noisy from one evaluation to the next: the
-    # mean of the last five.
-    assert len(accuracies) >= 5 and sum(accuracies[-5:]) / 5 > 0.35, out
+    # 5 classes, 60 held-out images: chance is 0.2 (one standard deviation 0.05). Two asynchronous
+    # nodes are noisy from one evaluation to the next: the mean of the last five. (Measured here:
+    # about 0.4 after 60 s; the two nodes have seen ~200 batches of 8 each.)
+    assert len(accuracies) >= 5 and sum(accuracies[-5:]) / 5 > 0.3, out
     print("ok")

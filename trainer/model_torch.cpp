@@ -51,6 +51,14 @@ struct MobileNetImpl : torch::nn::Module {
       blocks.push_back({register_module("dw" + i, dw), register_module("pw" + i, pw)});
     }
     head = register_module("head", torch::nn::Linear(256, classes));
+    // He initialisation over each filter's own inputs (fan-in: 9 for a depthwise filter): without
+    // normalisation layers, LibTorch's default init shrinks the signal layer by layer, the gradient
+    // reaching the stem is ~1e-6 and the net does not learn at all.
+    for (auto& m : modules(false))
+      if (auto* conv = m->as<torch::nn::Conv2d>()) {
+        torch::nn::init::kaiming_normal_(conv->weight, 0.0, torch::kFanIn, torch::kReLU);
+        torch::nn::init::zeros_(conv->bias);
+      }
   }
 
   torch::Tensor forward(torch::Tensor x) {
