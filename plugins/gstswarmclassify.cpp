@@ -43,7 +43,7 @@ GST_DEBUG_CATEGORY_STATIC (swarm_classify_debug);
 #define GST_CAT_DEFAULT swarm_classify_debug
 
 enum { PROP_0, PROP_MODEL /* and the model properties after it: modelprops.h */,
-  PROP_LOCATION = PROP_MODEL + swarmlens::kModelProperties, PROP_EVERY, PROP_WINDOW, PROP_BACKEND,
+  PROP_LOCATION = PROP_MODEL + swarmlens::kModelProperties, PROP_EVERY, PROP_WINDOW, PROP_BACKEND, PROP_MESSAGE_INTERVAL,
   PROP_NATS_URL /* and the kNatsProperties - 1 after it: natsprops.h */ };
 
 typedef enum { BACKEND_LIBTORCH, BACKEND_OPENCV } Backend;
@@ -68,6 +68,7 @@ struct Settings : swarmlens::ModelSettings {
   guint every = 1;
   guint window = guint (swarmlens::WindowConfig {}.window);
   Backend backend = BACKEND_LIBTORCH;
+  guint message_interval = 0;  // ms between swarmclassify-prediction messages; 0 = none
   swarmlens::NatsSettings nats;
 };
 
@@ -87,6 +88,7 @@ struct _GstSwarmClassify {
     std::unique_ptr<swarmlens::NodeLink> link;  // with nats-url: the model from the aggregator
     guint every = 1;
     guint64 frames = 0;
+    GstClockTime last_message = GST_CLOCK_TIME_NONE;  // when the last prediction message went out
     swarmlens::Classification last;
     bool have_last = false;
     bool warned_layout = false;
@@ -113,6 +115,7 @@ static void set_property (GObject * object, guint id, const GValue * v, GParamSp
     case PROP_EVERY: s.every = g_value_get_uint (v); break;
     case PROP_WINDOW: s.window = g_value_get_uint (v); break;
     case PROP_BACKEND: s.backend = Backend (g_value_get_enum (v)); break;
+    case PROP_MESSAGE_INTERVAL: s.message_interval = g_value_get_uint (v); break;
     default:
       if (!swarmlens::model_set_property (s, PROP_MODEL, id, v) && !swarmlens::nats_set_property (s.nats, PROP_NATS_URL, id, v))
         G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
@@ -128,6 +131,7 @@ static void get_property (GObject * object, guint id, GValue * v, GParamSpec * p
     case PROP_EVERY: g_value_set_uint (v, s.every); break;
     case PROP_WINDOW: g_value_set_uint (v, s.window); break;
     case PROP_BACKEND: g_value_set_enum (v, s.backend); break;
+    case PROP_MESSAGE_INTERVAL: g_value_set_uint (v, s.message_interval); break;
     default:
       if (!swarmlens::model_get_property (s, PROP_MODEL, id, v) && !swarmlens::nats_get_property (s.nats, PROP_NATS_URL, id, v))
         G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
@@ -192,6 +196,7 @@ static gboolean start (GstBaseTransform * trans) {
   }
   p.frames = 0;
   p.have_last = false;
+  p.last_message = GST_CLOCK_TIME_NONE;
   p.warned_layout = false;
   return TRUE;
 }
@@ -237,9 +242,11 @@ static void maybe_swap (GstSwarmClassify * self) {
 static GstFlowReturn transform_ip (GstBaseTransform * trans, GstBuffer * buf) {
   auto *self = GST_SWARM_CLASSIFY (trans);
   auto & p = *self->priv;
+  guint interval;
   {
     std::lock_guard<std::mutex> g (p.lock);
     p.every = std::max (1u, p.settings.every);
+    interval = p.settings.message_interval;
   }
   if (p.classifier) maybe_swap (self);
   if (p.classifier && !p.classifier->loaded ()) return GST_FLOW_OK;  // no model yet: pass the frame on unlabelled
@@ -263,6 +270,14 @@ static GstFlowReturn transform_ip (GstBaseTransform * trans, GstBuffer * buf) {
   if (!p.have_last) return GST_FLOW_OK;  // the first window is not full yet
   const guint64 version = p.dnn ? p.dnn->info ().version : p.classifier->version ();
   gst_buffer_add_swarm_classification_meta (buf, p.last.label, p.last.confidence, version);
+  const GstClockTime now = gst_util_get_timestamp ();
+  if (interval > 0 && (!GST_CLOCK_TIME_IS_VALID (p.last_message) || now - p.last_message >= interval * GST_MSECOND)) {
+    p.last_message = now;  // for scripts: the prediction without reading metas
+    gst_element_post_message (GST_ELEMENT (self), gst_message_new_element (GST_OBJECT (self),
+        gst_structure_new ("swarmclassify-prediction", "label", G_TYPE_INT, p.last.label,
+            "confidence", G_TYPE_DOUBLE, double (p.last.confidence), "model-version", G_TYPE_UINT64, version,
+            "pts", G_TYPE_UINT64, guint64 (GST_BUFFER_PTS (buf)), nullptr)));
+  }
   return GST_FLOW_OK;
 }
 
@@ -299,6 +314,10 @@ static void gst_swarm_classify_class_init (GstSwarmClassifyClass * klass) {
   swarmlens::nats_install_properties (gobject, PROP_NATS_URL);
   g_object_class_install_property (gobject, PROP_EVERY, g_param_spec_uint ("every", "Every",
       "Classify every Nth frame; the others carry the last result", 1, 1000, d.every, playing));
+  g_object_class_install_property (gobject, PROP_MESSAGE_INTERVAL, g_param_spec_uint ("message-interval",
+      "Message interval", "Milliseconds between swarmclassify-prediction element messages on the bus (label, "
+      "confidence, model-version, pts: the prediction for scripts, e.g. gst-launch-1.0 -m); 0 = none",
+      0, 3600000, d.message_interval, playing));
   /**
    * GstSwarmClassify::model-updated:
    * @version: the model version now in use

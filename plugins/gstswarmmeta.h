@@ -1,27 +1,14 @@
-/* Swarmlens buffer metas: the true label of a frame, and the classification of a frame.
- * Registered without tags, so videoconvert/videoscale copy them; the transform function copies
- * them through any transform. Read them by API type name from code that does not link the plugin:
- * gst_buffer_get_meta (buf, g_type_from_name ("GstSwarmLabelMetaAPI")). */
+/* Swarmlens buffer metas, the plugin's side: registration, add and get. Registered without tags, so
+ * videoconvert/videoscale copy them; the transform function copies them through any transform. The
+ * structs are public (swarmlens/swarmlens-meta.h, installed with a pkg-config file): applications read
+ * them from there without linking the plugin. */
 #pragma once
 
 #include <gst/gst.h>
 
+#include "swarmlens/swarmlens-meta.h"  /* the structs and API names, public */
+
 G_BEGIN_DECLS
-
-typedef struct {
-  GstMeta meta;
-  gint label; /* class index, >= 0 */
-} GstSwarmLabelMeta;
-
-typedef struct {
-  GstMeta meta;
-  gint label;           /* predicted class index */
-  gfloat confidence;    /* softmax probability of label, 0..1 */
-  guint64 model_version;
-} GstSwarmClassificationMeta;
-
-#define GST_SWARM_LABEL_META_API_NAME "GstSwarmLabelMetaAPI"
-#define GST_SWARM_CLASSIFICATION_META_API_NAME "GstSwarmClassificationMetaAPI"
 
 GType gst_swarm_label_meta_api_get_type (void);
 const GstMetaInfo *gst_swarm_label_meta_get_info (void);

@@ -346,6 +346,42 @@ TEST_CASE("swarmclassify classifies with a snapshot file and attaches its meta",
   gst_harness_teardown(h);
 }
 
+TEST_CASE("swarmclassify posts its predictions on the bus at most once per message-interval", "[elements][swarmclassify]") {
+  auto model = Model::create({}, 1);
+  save_snapshot("predict_test.swm", {"cnn", model->layout_hash(), 9, model->params_copy()});
+  for (const auto& [interval, at_most] : {std::pair<int, int>{0, 0}, {1, 100}, {60000, 1}}) {
+    GstHarness* h = gst_harness_new_parse(("swarmclassify location=predict_test.swm message-interval=" + std::to_string(interval)).c_str());
+    GstBus* bus = gst_bus_new();
+    gst_element_set_bus(h->element, bus);
+    gst_harness_set_src_caps_str(h, "video/x-raw,format=GRAY8,width=28,height=28,framerate=30/1");
+    for (int i = 0; i < 100; ++i) {
+      GstBuffer* in = gray_frame(28, 28, uint8_t(i));
+      GST_BUFFER_PTS(in) = guint64(i) * GST_MSECOND;
+      gst_buffer_unref(gst_harness_push_and_pull(h, in));
+      if (interval == 1) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    int messages = 0;
+    while (GstMessage* m = gst_bus_pop_filtered(bus, GST_MESSAGE_ELEMENT)) {
+      const GstStructure* st = gst_message_get_structure(m);
+      if (gst_structure_has_name(st, "swarmclassify-prediction")) {
+        ++messages;
+        gint label = -1;
+        guint64 version = 0, pts = 0;
+        CHECK(gst_structure_get_int(st, "label", &label));
+        CHECK((label >= 0 && label < 10));
+        CHECK((gst_structure_get_uint64(st, "model-version", &version) && version == 9));
+        CHECK(gst_structure_get_uint64(st, "pts", &pts));
+      }
+      gst_message_unref(m);
+    }
+    INFO("message-interval " << interval);
+    CHECK(messages <= at_most);
+    CHECK(messages >= (interval == 0 ? 0 : interval == 1 ? 50 : 1));
+    gst_harness_teardown(h);
+    gst_object_unref(bus);
+  }
+}
+
 TEST_CASE("swarmclassify_rejects_a_missing_snapshot with a bus error", "[elements][swarmclassify][reject]") {
   const auto [message, debug] = bus_error_of(
       "videotestsrc num-buffers=2 ! video/x-raw,format=GRAY8 ! swarmclassify location=/nonexistent/model.swm ! fakesink");
