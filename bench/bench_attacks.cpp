@@ -22,7 +22,7 @@ struct AttacksOptions {
   uint32_t rounds = 100;        // every node steps once a round
   size_t train_limit = 20000;
   size_t test_limit = 0;         // all 10,000
-  double lr = 0.05;
+  double lr = NodeTrainerConfig::kDefaultLr;
   std::vector<std::string> attacks = {"signflip", "noise", "huge", "sybil"};
   bool undefended = false;      // also run each attack with every bound off (to show it bites)
   double clip_factor = NormBoundConfig::kDefaultClipFactor;

@@ -36,8 +36,10 @@ struct CameraOptions {
   double load_ceiling = 0.7;
   std::string schedule;                // HH:MM-HH:MM,...
   std::string checkpoint;              // the weights: resumed from at start, written at stop
-  double density = FederationSettings::kDefaultDensity;  // as the demo's nodes
-  uint64_t trigger_age = 8;
+  // A camera node's compression: swarmtrain's own defaults (node_compression_defaults), so that a
+  // camera started by `swarmlens camera` and one started by gst-launch behave alike.
+  double density = SparsifierConfig::kDefaultDensity;
+  uint64_t trigger_age = NodeTrainerConfig::kNodeTriggerAge;
   double lr = NodeTrainerConfig::kDefaultLr;
   uint32_t batch_size = NodeTrainerConfig::kDefaultBatch;
   std::string output = "none";         // none, display, udp://HOST:PORT

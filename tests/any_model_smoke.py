@@ -82,7 +82,7 @@ with tempfile.TemporaryDirectory() as tmp:
                   "--input-height", "96", "--classes", "5"]
         nodes = [subprocess.Popen([exe, "camera", "--duration", "60", "--stats-interval-ms", "5000", "--idle-policy",
                                    "always", "--output", "none", "--model-id", "colours", "--node-id", str(i),
-                                   "--trigger-age", "1", "--batch-size", "8", "--source",
+                                   "--trigger-age", "1", "--batch-size", "8", "--density", "0.01", "--learning-rate", "0.1", "--source",
                                    f"swarmsrc location={site} loop=true is-live=true fps-n=30 width=96 height=96 format=RGB"]
                                   + common, stderr=subprocess.PIPE, text=True) for i, site in enumerate(sites)]
         # Meanwhile a node of another model: its updates are refused and it hears the served model
@@ -110,7 +110,7 @@ with tempfile.TemporaryDirectory() as tmp:
     versions = [int(v) for v in re.findall(r"model v(\d+)", out)]
     print(f"served model v{max(versions)}, held-out accuracy over the run: {accuracies}")
     # 5 classes, 60 held-out images: chance is 0.2 (one standard deviation 0.05). Two asynchronous
-    # nodes are noisy from one evaluation to the next: the mean of the last five. (Measured here:
-    # about 0.4 after 60 s; the two nodes have seen ~200 batches of 8 each.)
+    # nodes are noisy from one evaluation to the next: the mean of the last five. (Measured here,
+    # three runs: 0.49, 0.52, 0.60 after 60 s; the two nodes have seen ~200 batches of 8 each.)
     assert len(accuracies) >= 5 and sum(accuracies[-5:]) / 5 > 0.3, out
     print("ok")
