@@ -24,9 +24,9 @@ std::vector<uint8_t> verified_model_bytes(const uint8_t* data, size_t size, cons
 }
 
 void check_adoptable(const Snapshot& s, const ModelTrust& trust, const std::string& what) {
-  if (trust.layout_hash && s.layout_hash != trust.layout_hash)  // no version: the same words each time it comes
-    throw std::runtime_error(what + ": the model served is " + describe(s.model, s.description) + "; this side runs " +
-                             trust.runs + ": refused (give this side the served model's name, input size and classes)");
+  if (trust.layout_hash)  // no version in the words: the same each time it comes
+    if (const std::string why = model_mismatch(s, trust.layout_hash, trust.runs); !why.empty())
+      throw std::runtime_error(what + ": " + why + ": refused (give this side the served model's name, input size and classes)");
   const std::string why = check_model(s.params, trust.max_norm);
   if (!why.empty()) throw std::runtime_error(what + ": model version " + std::to_string(s.version) + " refused: " + why);
 }

@@ -9,21 +9,16 @@ import os
 import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
+from local_nats import start_nats
+
 exe, broker_exe = sys.argv[1], os.environ["SWARMLENS_BROKER_EXE"]
 CLASSES = ["red", "green", "blue", "yellow", "white"]
 COLOURS = [(220, 40, 40), (40, 200, 40), (40, 60, 220), (230, 220, 40), (235, 235, 235)]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def image(path, colour, background, rng, size=48):
@@ -57,18 +52,9 @@ def camera(tmp, name, args, duration):
 with tempfile.TemporaryDirectory() as tmp:
     sites = [folder(f"{tmp}/site{i}", 24, bg, i) for i, bg in enumerate([(60, 60, 60), (110, 80, 50)])]
     held_out = folder(f"{tmp}/held-out", 12, (60, 60, 60), 9)  # new images, site 0's background
-    port = free_port()
-    url = f"nats://127.0.0.1:{port}"
-    nats = subprocess.Popen(["nats-server", "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", f"{tmp}/js"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    nats, url = start_nats(f"{tmp}/js")
     broker = None
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
         broker = subprocess.Popen([broker_exe, "--nats", url, "--model-id", "colours", "--model", "mobilenet",
                                    "--input-width", "96", "--input-height", "96", "--test-data", held_out,
                                    "--stats", "2", "--eval-interval-ms", "1000", "--publish-interval-ms", "300",

@@ -6,19 +6,14 @@ checkpoint written); a wrong password and a config without a source fail with cl
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
+from local_nats import start_nats
+
 exe, broker_exe = sys.argv[1], os.environ["SWARMLENS_BROKER_EXE"]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def secret(path, text):
@@ -36,18 +31,9 @@ def config(path, **kv):
 
 
 with tempfile.TemporaryDirectory() as tmp:
-    port = free_port()
-    url = f"nats://127.0.0.1:{port}"
-    nats = subprocess.Popen(["nats-server", "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", f"{tmp}/js",
-                             "--user", "swarm", "--pass", "pw-7f3a"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    nats, url = start_nats(f"{tmp}/js", "--user", "swarm", "--pass", "pw-7f3a")
     broker = None
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
         good = secret(f"{tmp}/node.cred", "swarm:pw-7f3a\n")
         broker = subprocess.Popen([broker_exe, "--nats", url, "--credentials", good, "--model-id", "cam",
                                    "--stats", "1", "--publish-interval-ms", "200"],

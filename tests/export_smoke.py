@@ -5,19 +5,14 @@ that does not fit the asked shape is refused with a clear message; a checkpoint 
 (any registry model, input size and class count), so export needs no shape options. OpenCV's agreement with LibTorch
 on exported files is tested in trainer-onnx."""
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
+from local_nats import start_nats
+
 exe, broker = sys.argv[1], os.environ["SWARMLENS_BROKER_EXE"]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 with tempfile.TemporaryDirectory() as tmp:
@@ -49,10 +44,7 @@ with tempfile.TemporaryDirectory() as tmp:
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "the snapshot holds mobilenet 3x24x32, 5 classes" in r.stderr, r.stderr
 
-    port = free_port()
-    url = f"nats://127.0.0.1:{port}"
-    server = subprocess.Popen(["nats-server", "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", f"{tmp}/js"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server, url = start_nats(f"{tmp}/js")
     served = None
     try:
         served = subprocess.Popen([broker, "--nats", url, "--model-id", "smoke", "--snapshot", ckpt],

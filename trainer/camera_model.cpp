@@ -42,12 +42,9 @@ std::string describe(const std::string& name, const ModelDescription& d) {
   return text;
 }
 
-std::string model_mismatch(const Snapshot& served, const ModelSpec& mine, uint64_t my_layout_hash) {
-  const bool layout = served.layout_hash == my_layout_hash;
-  // A window is not part of the layout (a recurrent model's weights fit any), nor are class names.
-  if (layout) return "";
-  return "the model served is " + describe(served.model, served.description) + "; this element runs " +
-         describe(mine.name, describe_model(mine));
+std::string model_mismatch(const Snapshot& served, uint64_t my_layout_hash, const std::string& mine) {
+  if (served.layout_hash == my_layout_hash) return "";
+  return "the model served is " + describe(served.model, served.description) + "; this side runs " + mine;
 }
 
 }  // namespace swarmlens

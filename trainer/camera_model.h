@@ -23,8 +23,9 @@ ModelSpec described_spec(const Snapshot& s);
 // A model as people name it: "mobilenet 3x96x96, 5 classes (cat, dog, ...)"; without a
 // description: "cnn (undescribed)".
 std::string describe(const std::string& name, const ModelDescription& d);
-// "" when `served` is a model of `mine` (the same layout), else a sentence naming both sides:
-// "the model served is mobilenet 3x96x96, 5 classes; this element runs cnn 1x28x28, 10 classes".
-std::string model_mismatch(const Snapshot& served, const ModelSpec& mine, uint64_t my_layout_hash);
+// "" when `served` has this side's layout, else a sentence naming both sides, `mine` as describe()
+// says it: "the model served is mobilenet 3x96x96, 5 classes; this side runs cnn 1x28x28, 10 classes".
+// A window and class names are not part of the layout (a recurrent model's weights fit any window).
+std::string model_mismatch(const Snapshot& served, uint64_t my_layout_hash, const std::string& mine);
 
 }  // namespace swarmlens

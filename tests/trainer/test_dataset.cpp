@@ -116,9 +116,9 @@ TEST_CASE("a snapshot describes its model; a format-1 snapshot is still read, un
   CHECK(describe(d.model, d.description) == "mobilenet 3x96x64, 3 classes (cat, dog, bird)");
   const ModelSpec spec = described_spec(d);
   CHECK((spec.name == "mobilenet" && spec.channels == 3 && spec.height == 96 && spec.width == 64 && spec.classes == 3));
-  CHECK(model_mismatch(d, spec, 0x1234).empty());
-  CHECK(model_mismatch(d, ModelSpec{}, 0x99) ==
-        "the model served is mobilenet 3x96x64, 3 classes (cat, dog, bird); this element runs cnn 1x28x28, 10 classes");
+  CHECK(model_mismatch(d, 0x1234, "whatever").empty());
+  CHECK(model_mismatch(d, 0x99, describe("cnn", describe_model(ModelSpec{}))) ==
+        "the model served is mobilenet 3x96x64, 3 classes (cat, dog, bird); this side runs cnn 1x28x28, 10 classes");
   // Class names that do not match the count are refused both ways.
   Snapshot bad = s;
   bad.description.class_names.pop_back();
