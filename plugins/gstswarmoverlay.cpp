@@ -57,7 +57,7 @@ struct _GstSwarmOverlay {
     std::mutex lock;  // protects settings
     Settings settings;
     // Streaming state.
-    std::vector<std::string> names;
+    std::vector<std::string> names;  // from the labels file; empty: the model's own (class_names)
     std::deque<bool> hits;  // rolling window of (predicted == true label)
     size_t hit_count = 0;
     double fps = 0.0;
@@ -105,14 +105,13 @@ static gboolean start (GstBaseTransform * trans) {
     std::lock_guard<std::mutex> g (p.lock);
     file = p.settings.labels_file;
   }
-  p.names = swarmlens::fashion_mnist_class_names ();
+  p.names.clear ();
   if (!file.empty ()) {
     std::ifstream f (file);
     if (!f) {
       GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ, ("Cannot read the labels file"), ("%s", file.c_str ()));
       return FALSE;
     }
-    p.names.clear ();
     for (std::string line; std::getline (f, line);) if (!line.empty ()) p.names.push_back (line);
   }
   p.hits.clear ();
@@ -120,6 +119,18 @@ static gboolean start (GstBaseTransform * trans) {
   p.fps = 0.0;
   p.last_frame = GST_CLOCK_TIME_NONE;
   return TRUE;
+}
+
+// The names of the classes: the labels file's; else the model's own, as its description says (the
+// broker's class names, through the trainer sharing the model id); else Fashion-MNIST's for a model
+// of its 10 classes; else none (shown as "class N").
+static std::vector<std::string> class_names (const _GstSwarmOverlay::Private & p, const std::string & model_id) {
+  if (!p.names.empty ()) return p.names;
+  const auto model = swarmlens::ModelHub::instance ().latest (model_id);
+  if (model && !model->description.class_names.empty ()) return model->description.class_names;
+  if (model && model->description.described () && model->description.classes != swarmlens::ModelSpec::kDefaultClasses)
+    return {};
+  return swarmlens::fashion_mnist_class_names ();
 }
 
 static GstFlowReturn transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * frame) {
@@ -146,8 +157,9 @@ static GstFlowReturn transform_frame_ip (GstVideoFilter * filter, GstVideoFrame 
 
   std::vector<std::string> lines;
   if (cls) {
-    const std::string name = cls->label >= 0 && size_t (cls->label) < p.names.size ()
-        ? p.names[size_t (cls->label)] : "class " + std::to_string (cls->label);
+    const std::vector<std::string> names = class_names (p, s.model_id);
+    const std::string name = cls->label >= 0 && size_t (cls->label) < names.size ()
+        ? names[size_t (cls->label)] : "class " + std::to_string (cls->label);
     lines.push_back (name + "  " + std::to_string (int (cls->confidence * 100.0f + 0.5f)) + "%");
   } else {
     lines.push_back ("no model yet");
@@ -226,7 +238,8 @@ static void gst_swarm_overlay_class_init (GstSwarmOverlayClass * klass) {
   g_object_class_install_property (gobject, PROP_WINDOW, g_param_spec_uint ("window", "Window",
       "Labelled frames in the rolling accuracy", 1, 100000, 200, playing));
   g_object_class_install_property (gobject, PROP_LABELS_FILE, g_param_spec_string ("labels-file",
-      "Labels file", "Class names, one per line (empty = the Fashion-MNIST names)", "", ready));
+      "Labels file", "Class names, one per line (empty = the model's own, from the broker's description of it; "
+      "Fashion-MNIST's for a 10-class model without names)", "", ready));
   gst_element_class_add_static_pad_template (element, &sink_template);
   gst_element_class_add_static_pad_template (element, &src_template);
   gst_element_class_set_static_metadata (element, "Swarmlens overlay", "Filter/Effect/Video",

@@ -84,6 +84,7 @@ void NodeTrainer::start() {
       throw std::runtime_error(cfg_.checkpoint + ": checkpoint is for another model layout");
     global_ = std::move(s.params);
     version_ = s.version;
+    if (s.description.class_names.size() == size_t(cfg_.model.classes)) class_names_ = s.description.class_names;
     // The compressor's state beside it: residual, momentum and the update not yet sent.
     if (const auto bytes = read_file_bytes(state_path())) compressor_->load_state(bytes->data(), bytes->size(), state_path());
   }
@@ -119,7 +120,7 @@ void NodeTrainer::stop() {
   if (!cfg_.checkpoint.empty()) {
     write_file_atomically(state_path(), compressor_->save_state());
     Snapshot s{cfg_.model.name, model_->layout_hash(), version_, global_};
-    s.description = describe_model(cfg_.model);
+    s.description = describe_model(cfg_.model, class_names_);
     save_snapshot(cfg_.checkpoint, s);
   }
 }
@@ -246,6 +247,7 @@ void NodeTrainer::train_batch(std::vector<float>& images, std::vector<int64_t>& 
   if (offered && offered->version > version_) {  // the aggregator's newer model replaces our view
     global_ = offered->params;
     version_ = offered->version;
+    if (offered->description.class_names.size() == size_t(cfg_.model.classes)) class_names_ = offered->description.class_names;
     // ...plus our own updates it does not include yet (still in flight), so none is lost from the
     // view or learnt twice.
     const auto it = offered->applied.find(cfg_.node_id);
@@ -307,7 +309,7 @@ void NodeTrainer::publish() {
   snap->layout_hash = model_->layout_hash();
   snap->version = version_;
   snap->params = global_;
-  snap->description = describe_model(cfg_.model);
+  snap->description = describe_model(cfg_.model, class_names_);
   ModelHub::instance().publish(cfg_.model_id, std::move(snap));
   ModelHub::instance().publish_stats(cfg_.model_id, stats());
 }

@@ -126,6 +126,9 @@ class NodeTrainer {
   double initial_norm_ = 0.0;     // L2 norm of the initial parameters (the exploding-model bound's base)
   size_t frame_size_;
   uint64_t version_ = 0;
+  // The classes' names, as the last adopted model's description gives them (the broker's), for the
+  // snapshots this node publishes and writes. Training thread (and start/stop).
+  std::vector<std::string> class_names_;
 
   // mutex_ protects everything below it. Lock order: mutex_ only (the hub's lock is taken without it).
   mutable std::mutex mutex_;

@@ -7,6 +7,7 @@
 #include <limits>
 #include <thread>
 
+#include "camera_model.h"
 #include "dataset.h"
 #include "model.h"
 #include "node_trainer.h"
@@ -251,3 +252,30 @@ TEST_CASE("a node refuses an offered model that is not finite or whose norm expl
   offer(7, sane);
   CHECK(trainer.stats().models_refused == 2);
 }
+
+TEST_CASE("a node counts frames labelled outside its classes, and takes the class names of the model it adopts", "[node]") {
+  NodeTrainerConfig cfg = small_config();
+  cfg.model_id = "node-names";
+  NodeTrainer t(cfg);
+  std::vector<float> img(28 * 28, 0.0f);
+  CHECK_FALSE(t.push(img.data(), 10));  // 10 classes: labels 0..9
+  CHECK_FALSE(t.push(img.data(), 12));
+  CHECK(t.stats().unknown_labels == 2);
+  // The broker's model says what the classes are called; the node's own snapshots say it from then on.
+  const auto model = Model::create(cfg.model, cfg.seed);
+  auto served = std::make_shared<Snapshot>("cnn", model->layout_hash(), 3, model->params_copy());
+  std::vector<std::string> names;
+  for (int i = 0; i < 10; ++i) names.push_back("kind" + std::to_string(i));
+  served->description = describe_model(cfg.model, names);
+  t.offer_model(served);
+  t.start();
+  push_all(t, 64, true);
+  t.drain();
+  t.stop();
+  const auto published = ModelHub::instance().latest("node-names");
+  REQUIRE(published);
+  CHECK(published->version >= 3);
+  CHECK(published->description.class_names == names);
+  CHECK(published->description.classes == 10);
+}
+
