@@ -12,37 +12,30 @@ GType model_enum_type () {
       {1, "MobileNet-style, RGB, any input size", "mobilenet"},
       {2, "per-frame CNN and a GRU over a window of grey frames", "crnn"},
       {0, nullptr, nullptr}};
-  static GType type = 0;
-  if (g_once_init_enter (&type)) g_once_init_leave (&type, g_enum_register_static ("SwarmlensModel", values));
+  static const GType type = g_enum_register_static ("SwarmlensModel", values);  // once, thread-safe
   return type;
 }
 
 GType criterion_enum_type () {
-  static GType type = 0;
-  if (g_once_init_enter (&type)) {
-    static const GEnumValue values[] = {
-        {gint (Criterion::TopK), "the largest magnitudes, exactly", criterion_name (Criterion::TopK)},
-        {gint (Criterion::SampledTopK), "the largest magnitudes, threshold estimated on a sample",
-         criterion_name (Criterion::SampledTopK)},
-        {gint (Criterion::Threshold), "every entry above a fixed magnitude", criterion_name (Criterion::Threshold)},
-        {gint (Criterion::RandomK), "a random share of the entries", criterion_name (Criterion::RandomK)},
-        {0, nullptr, nullptr}};
-    g_once_init_leave (&type, g_enum_register_static ("SwarmlensCriterion", values));
-  }
+  static const GEnumValue values[] = {
+      {gint (Criterion::TopK), "the largest magnitudes, exactly", criterion_name (Criterion::TopK)},
+      {gint (Criterion::SampledTopK), "the largest magnitudes, threshold estimated on a sample",
+       criterion_name (Criterion::SampledTopK)},
+      {gint (Criterion::Threshold), "every entry above a fixed magnitude", criterion_name (Criterion::Threshold)},
+      {gint (Criterion::RandomK), "a random share of the entries", criterion_name (Criterion::RandomK)},
+      {0, nullptr, nullptr}};
+  static const GType type = g_enum_register_static ("SwarmlensCriterion", values);
   return type;
 }
 
 GType idle_policy_enum_type () {
-  static GType type = 0;
-  if (g_once_init_enter (&type)) {
-    static const GEnumValue values[] = {
-        {gint (IdleMode::Always), "train whenever there are frames", idle_mode_name (IdleMode::Always)},
-        {gint (IdleMode::Load), "only while other processes leave the CPUs idle enough", idle_mode_name (IdleMode::Load)},
-        {gint (IdleMode::Schedule), "only within the daily schedule", idle_mode_name (IdleMode::Schedule)},
-        {gint (IdleMode::LoadAndSchedule), "both", idle_mode_name (IdleMode::LoadAndSchedule)},
-        {0, nullptr, nullptr}};
-    g_once_init_leave (&type, g_enum_register_static ("SwarmlensIdlePolicy", values));
-  }
+  static const GEnumValue values[] = {
+      {gint (IdleMode::Always), "train whenever there are frames", idle_mode_name (IdleMode::Always)},
+      {gint (IdleMode::Load), "only while other processes leave the CPUs idle enough", idle_mode_name (IdleMode::Load)},
+      {gint (IdleMode::Schedule), "only within the daily schedule", idle_mode_name (IdleMode::Schedule)},
+      {gint (IdleMode::LoadAndSchedule), "both", idle_mode_name (IdleMode::LoadAndSchedule)},
+      {0, nullptr, nullptr}};
+  static const GType type = g_enum_register_static ("SwarmlensIdlePolicy", values);
   return type;
 }
 
@@ -51,8 +44,7 @@ GType data_split_enum_type () {
       {0, "the training images", "train"},
       {1, "the held-out test images", "test"},
       {0, nullptr, nullptr}};
-  static GType type = 0;
-  if (g_once_init_enter (&type)) g_once_init_leave (&type, g_enum_register_static ("SwarmlensDataSplit", values));
+  static const GType type = g_enum_register_static ("SwarmlensDataSplit", values);
   return type;
 }
 

@@ -16,7 +16,6 @@
 #include <gst/video/video.h>
 
 #include <deque>
-#include <fstream>
 #include <mutex>
 #include <opencv2/imgproc.hpp>
 #include <string>
@@ -107,12 +106,12 @@ static gboolean start (GstBaseTransform * trans) {
   }
   p.names.clear ();
   if (!file.empty ()) {
-    std::ifstream f (file);
-    if (!f) {
-      GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ, ("Cannot read the labels file"), ("%s", file.c_str ()));
+    try {
+      p.names = swarmlens::read_class_names (file);
+    } catch (const std::exception & e) {
+      GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ, ("Cannot read the labels file"), ("%s", e.what ()));
       return FALSE;
     }
-    for (std::string line; std::getline (f, line);) if (!line.empty ()) p.names.push_back (line);
   }
   p.hits.clear ();
   p.hit_count = 0;
@@ -124,12 +123,14 @@ static gboolean start (GstBaseTransform * trans) {
 // The names of the classes: the labels file's; else the model's own, as its description says (the
 // broker's class names, through the trainer sharing the model id); else Fashion-MNIST's for a model
 // of its 10 classes; else none (shown as "class N").
-static std::vector<std::string> class_names (const _GstSwarmOverlay::Private & p, const std::string & model_id) {
+// `model` is the hub's latest model of the id (kept alive by the caller while the names are used).
+static const std::vector<std::string> & class_names (const _GstSwarmOverlay::Private & p,
+    const std::shared_ptr<const swarmlens::Snapshot> & model) {
+  static const std::vector<std::string> none;
   if (!p.names.empty ()) return p.names;
-  const auto model = swarmlens::ModelHub::instance ().latest (model_id);
   if (model && !model->description.class_names.empty ()) return model->description.class_names;
   if (model && model->description.described () && model->description.classes != swarmlens::ModelSpec::kDefaultClasses)
-    return {};
+    return none;
   return swarmlens::fashion_mnist_class_names ();
 }
 
@@ -157,7 +158,8 @@ static GstFlowReturn transform_frame_ip (GstVideoFilter * filter, GstVideoFrame 
 
   std::vector<std::string> lines;
   if (cls) {
-    const std::vector<std::string> names = class_names (p, s.model_id);
+    const auto model = p.names.empty () ? swarmlens::ModelHub::instance ().latest (s.model_id) : nullptr;
+    const std::vector<std::string> & names = class_names (p, model);
     const std::string name = cls->label >= 0 && size_t (cls->label) < names.size ()
         ? names[size_t (cls->label)] : "class " + std::to_string (cls->label);
     lines.push_back (name + "  " + std::to_string (int (cls->confidence * 100.0f + 0.5f)) + "%");

@@ -173,13 +173,13 @@ static gboolean start (GstBaseSrc * bsrc) {
   try {
     // An image folder: one sub-folder per class, or train/ and test/ each holding those; kept in
     // colour unless GRAY8 (or moving).
-    const std::string split = s.location + (s.train ? "/train" : "/test");
     const bool has_splits = swarmlens::is_image_folder (s.location + "/train") && swarmlens::is_image_folder (s.location + "/test");
-    if (!has_splits && !s.train && swarmlens::is_image_folder (s.location))
+    const bool folder = has_splits || swarmlens::is_image_folder (s.location);
+    if (folder && !has_splits && !s.train)
       throw std::runtime_error ("set=test: the image folder " + s.location + " has no test split (make " + s.location +
           "/train/<class>/ and " + s.location + "/test/<class>/, or play a held-out folder as it is)");
-    if (has_splits || swarmlens::is_image_folder (s.location))
-      st.data = swarmlens::load_image_folder (has_splits ? split : s.location, s.width, s.height,
+    if (folder)
+      st.data = swarmlens::load_image_folder (has_splits ? s.location + (s.train ? "/train" : "/test") : s.location, s.width, s.height,
           (s.format == GST_VIDEO_FORMAT_GRAY8 || s.motion) ? 1 : 3);
     else
       st.data = swarmlens::load_fashion_mnist (s.location, s.train);

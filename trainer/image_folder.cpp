@@ -18,21 +18,28 @@ bool is_image_folder(const std::string& dir) {
   return false;
 }
 
-int count_class_folders(const std::string& dir) {
-  int n = 0;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec)) n += e.is_directory();
-  return n;
-}
+namespace {
 
-Dataset load_image_folder(const std::string& dir, int width, int height, int channels) {
+// The class sub-folders, sorted (their order is the labels'); empty if there are none or dir cannot
+// be read.
+std::vector<fs::path> class_folders(const std::string& dir) {
   std::vector<fs::path> classes;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(dir, ec))
     if (e.is_directory()) classes.push_back(e.path());
-  if (ec || classes.empty()) throw std::runtime_error(dir + ": no class sub-folders");
-  if (classes.size() > 255) throw std::runtime_error(dir + ": more than 255 classes");
+  if (ec) return {};
   std::sort(classes.begin(), classes.end());
+  return classes;
+}
+
+}  // namespace
+
+int count_class_folders(const std::string& dir) { return int(class_folders(dir).size()); }
+
+Dataset load_image_folder(const std::string& dir, int width, int height, int channels) {
+  const std::vector<fs::path> classes = class_folders(dir);
+  if (classes.empty()) throw std::runtime_error(dir + ": no class sub-folders");
+  if (classes.size() > 255) throw std::runtime_error(dir + ": more than 255 classes");
   Dataset d;
   d.rows = uint32_t(height);
   d.cols = uint32_t(width);
