@@ -7,6 +7,7 @@
 #include "demo.h"
 #include "export.h"
 #include "process.h"
+#include "scenes_command.h"
 
 int main(int argc, char** argv) {
   using namespace swarmlens;
@@ -17,6 +18,7 @@ int main(int argc, char** argv) {
   add_node_command(app, commands);
   add_camera_command(app, commands);
   add_export_command(app, commands);
+  add_scenes_command(app, commands);
   auto* bench = app.add_subcommand("bench", "Benchmarks: compression, elements, broker, gateway, node, field-node, "
                                             "field-watch (swarmlens bench --help; the program swarmlens-bench)");
   bench->prefix_command();  // everything after `bench` goes to swarmlens-bench as it is
