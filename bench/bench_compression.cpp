@@ -2,12 +2,14 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <map>
 #include <memory>
+#include <numeric>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <stdexcept>
@@ -17,6 +19,7 @@
 #include "command.h"
 #include "compressor.h"
 #include "dataset.h"
+#include "image_folder.h"
 #include "methods.h"
 #include "metrics.h"
 #include "model.h"
@@ -34,12 +37,14 @@ double seconds_since(Clock::time_point t) {
 struct EpochPoint {
   uint32_t epoch;
   double accuracy;
+  double seen_accuracy;  // sites data: on the training sites' own test splits (-1: not measured)
   uint64_t uplink_bytes;
   double wall_seconds;
 };
 
 struct MethodResult {
   double accuracy = 0.0;
+  double seen_accuracy = -1.0;  // sites data: on the training sites' test splits
   uint64_t uplink_bytes = 0;
   uint64_t messages = 0;
   uint64_t steps = 0;       // local steps over all nodes
@@ -54,9 +59,15 @@ Method method_named(const std::string& m) {
   throw std::invalid_argument("unknown method '" + m + "' (dense, topk, twostep, fedavg)");
 }
 
+// Fashion-MNIST (shards cut from one training set) or site folders (`swarmlens scenes`): a node per
+// training site, its shard that site's train split; the test set is the held-out sites' images, and
+// seen_test the training sites' own test splits.
 struct Data {
   Dataset train, test;
   Shards shards;
+  Dataset seen_test;
+  std::string kind = "fashion-mnist";
+  std::vector<std::string> train_sites, held_out_sites;
 };
 
 class Simulation {
@@ -64,8 +75,10 @@ class Simulation {
   Simulation(const BenchOptions& o, const Data& d, Method m) : o_(o), d_(d), method_(m) {
     ModelSpec spec;
     spec.name = o.model;
+    spec.channels = int(d.train.channels);
     spec.height = int(d.train.rows);
     spec.width = int(d.train.cols);
+    if (!d.train.class_names.empty()) spec.classes = int(d.train.class_names.size());
     if (is_temporal(o.model)) {  // moving Fashion-MNIST: class = direction
       spec.window = int(o.window);
       spec.classes = int(motion_class_names().size());
@@ -157,11 +170,14 @@ class Simulation {
       model_->set_params(agg_->params().data());
       const double acc = is_temporal(o_.model) ? evaluate_motion_accuracy(*model_, d_.test, o_.seed + 104729)
                                                : evaluate_accuracy(*model_, d_.test);
-      r_.curve.push_back({epoch, acc, r_.uplink_bytes, seconds_since(t0)});
-      fmt::print(stderr, "  epoch {}/{}: test accuracy {:.4f}, loss {:.4f}, uplink {} bytes\n", epoch,
-                 o_.epochs, acc, r_.last_epoch_loss, r_.uplink_bytes);
+      const double seen = d_.seen_test.size() ? evaluate_accuracy(*model_, d_.seen_test) : -1.0;
+      r_.curve.push_back({epoch, acc, seen, r_.uplink_bytes, seconds_since(t0)});
+      fmt::print(stderr, "  epoch {}/{}: {} accuracy {:.4f}{}, loss {:.4f}, uplink {} bytes\n", epoch, o_.epochs,
+                 d_.seen_test.size() ? "held-out sites" : "test", acc,
+                 seen >= 0 ? fmt::format(" (seen sites {:.4f})", seen) : "", r_.last_epoch_loss, r_.uplink_bytes);
     }
     r_.accuracy = r_.curve.back().accuracy;
+    r_.seen_accuracy = r_.curve.back().seen_accuracy;
     r_.wall_seconds = seconds_since(t0);
     r_.model_versions = agg_->version();
     return r_;
@@ -214,9 +230,11 @@ class Simulation {
 nlohmann::json to_json(const MethodResult& r, uint64_t dense_bytes) {
   nlohmann::json curve = nlohmann::json::array();
   for (const auto& p : r.curve)
-    curve.push_back({{"epoch", p.epoch}, {"accuracy", p.accuracy}, {"uplink_bytes", p.uplink_bytes},
-                     {"wall_seconds", p.wall_seconds}});
+    curve.push_back({{"epoch", p.epoch}, {"accuracy", p.accuracy},
+                     {"seen_accuracy", p.seen_accuracy >= 0 ? nlohmann::json(p.seen_accuracy) : nlohmann::json(nullptr)},
+                     {"uplink_bytes", p.uplink_bytes}, {"wall_seconds", p.wall_seconds}});
   nlohmann::json j = {{"accuracy", r.accuracy},
+                      {"seen_accuracy", r.seen_accuracy >= 0 ? nlohmann::json(r.seen_accuracy) : nlohmann::json(nullptr)},
                       {"uplink_bytes", r.uplink_bytes},
                       {"messages", r.messages},
                       {"steps", r.steps},
@@ -248,20 +266,66 @@ void apply_preset(BenchOptions& o, const std::string& preset) {
   o.preset = preset;
 }
 
-int run_compression_bench(const BenchOptions& o) {
-  set_compute_threads(o.threads);
-  const std::string dir = o.data_dir.empty() ? default_fashion_mnist_dir() : o.data_dir;
-  Data d{load_fashion_mnist(dir, true), load_fashion_mnist(dir, false), {}};
+namespace {
+
+Data load_fashion(const BenchOptions& o, const std::string& dir) {
+  Data d;
+  d.train = load_fashion_mnist(dir, true);
+  d.test = load_fashion_mnist(dir, false);
   d.train.truncate(o.train_limit ? o.train_limit : d.train.size());
   d.test.truncate(o.test_limit ? o.test_limit : d.test.size());
   d.shards = o.dirichlet_alpha > 0.0
                  ? shard_dirichlet(d.train.labels, 10, o.nodes, o.dirichlet_alpha, o.seed)
                  : shard_iid(d.train.size(), o.nodes, o.seed);
+  return d;
+}
+
+// A node per site for the first `nodes` sites, the rest held out; RGB at the input size asked, or
+// the images' own.
+Data load_sites(const BenchOptions& o, const std::vector<std::string>& sites) {
+  if (sites.size() <= o.nodes)
+    throw std::invalid_argument(fmt::format("--data {}: {} sites for {} nodes; a node trains on one site and at least "
+                                            "one site must be held out", o.data_dir, sites.size(), o.nodes));
+  if (o.dirichlet_alpha > 0.0) throw std::invalid_argument("--alpha: with site folders a node's shard is its site");
+  if (is_temporal(o.model)) throw std::invalid_argument("--model crnn trains on moving Fashion-MNIST, not site folders");
+  auto [width, height] = first_image_size(sites[0]);
+  if (o.input_width) width = o.input_width;
+  if (o.input_height) height = o.input_height;
+  Data d;
+  d.kind = "sites";
+  for (size_t k = 0; k < sites.size(); ++k) {
+    if (k < o.nodes) {
+      const Dataset own = load_image_folder(sites[k] + "/train", width, height, 3);
+      std::vector<uint32_t> shard(own.size());
+      std::iota(shard.begin(), shard.end(), uint32_t(d.train.size()));
+      d.shards.push_back(std::move(shard));
+      d.train.append(own);
+      d.seen_test.append(load_image_folder(sites[k] + "/test", width, height, 3));
+      d.train_sites.push_back(sites[k]);
+    } else {  // never trained on: both splits measure how the model travels
+      d.test.append(load_image_folder(sites[k] + "/train", width, height, 3));
+      d.test.append(load_image_folder(sites[k] + "/test", width, height, 3));
+      d.held_out_sites.push_back(sites[k]);
+    }
+  }
+  return d;
+}
+
+}  // namespace
+
+int run_compression_bench(const BenchOptions& o) {
+  set_compute_threads(o.threads);
+  const std::string dir = o.data_dir.empty() ? default_fashion_mnist_dir() : o.data_dir;
+  const std::vector<std::string> sites = site_folders(dir);
+  const Data d = sites.empty() ? load_fashion(o, dir) : load_sites(o, sites);
 
   if (is_temporal(o.model) && o.dirichlet_alpha > 0.0)
     throw std::invalid_argument("--alpha: the moving data set's classes are directions, drawn per clip; use IID shards");
-  fmt::print(stderr, "swarmlens bench compression: preset {}, model {}, {} nodes, {} epochs, {} train / {} test images, batch {}/node\n",
-             o.preset, o.model, o.nodes, o.epochs, d.train.size(), d.test.size(), o.batch);
+  fmt::print(stderr, "swarmlens bench compression: preset {}, model {}, {} nodes, {} epochs, {} train / {} test images "
+             "({}x{}x{}), batch {}/node\n", o.preset, o.model, o.nodes, o.epochs, d.train.size(), d.test.size(),
+             d.train.channels, d.train.rows, d.train.cols, o.batch);
+  if (!sites.empty())
+    fmt::print(stderr, "  training sites: {}; held out: {}\n", fmt::join(d.train_sites, ", "), fmt::join(d.held_out_sites, ", "));
   std::map<std::string, MethodResult> results;
   for (const auto& name : o.methods) {
     fmt::print(stderr, "method {}:\n", name);
@@ -269,13 +333,15 @@ int run_compression_bench(const BenchOptions& o) {
   }
 
   const uint64_t dense_bytes = results.count("dense") ? results["dense"].uplink_bytes : 0;
-  fmt::print("\n{:<8} {:>9} {:>14} {:>9} {:>10} {:>9} {:>10} {:>10} {:>9}\n", "method", "accuracy",
+  if (!sites.empty()) fmt::print("\naccuracy: on the held-out sites' images; seen: on the training sites' test splits");
+  fmt::print("\n{:<8} {:>9} {:>9} {:>14} {:>9} {:>10} {:>9} {:>10} {:>10} {:>9}\n", "method", "accuracy", "seen",
              "uplink bytes", "messages", "vs dense", "wall s", "train s", "compress s", "overhead");
   for (const auto& name : o.methods) {
     const auto& r = results[name];
     const std::string ratio = dense_bytes ? fmt::format("{:.1f}x", double(dense_bytes) / double(std::max<uint64_t>(1, r.uplink_bytes))) : "-";
-    fmt::print("{:<8} {:>9.4f} {:>14} {:>9} {:>10} {:>9.1f} {:>10.1f} {:>10.2f} {:>8.1f}%\n", name,
-               r.accuracy, r.uplink_bytes, r.messages, ratio, r.wall_seconds, r.train_seconds,
+    const std::string seen = r.seen_accuracy >= 0 ? fmt::format("{:.4f}", r.seen_accuracy) : "-";
+    fmt::print("{:<8} {:>9.4f} {:>9} {:>14} {:>9} {:>10} {:>9.1f} {:>10.1f} {:>10.2f} {:>8.1f}%\n", name,
+               r.accuracy, seen, r.uplink_bytes, r.messages, ratio, r.wall_seconds, r.train_seconds,
                r.compress_seconds, 100.0 * r.compress_seconds / std::max(1e-9, r.train_seconds));
   }
 
@@ -284,7 +350,10 @@ int run_compression_bench(const BenchOptions& o) {
     j["benchmark"] = "compression";
     j["config"] = {{"preset", o.preset}, {"model", o.model},
                    {"window", is_temporal(o.model) ? nlohmann::json(o.window) : nlohmann::json(nullptr)},
-                   {"data", is_temporal(o.model) ? "moving-fashion-mnist" : "fashion-mnist"}, {"nodes", o.nodes}, {"epochs", o.epochs},
+                   {"data", is_temporal(o.model) ? "moving-fashion-mnist" : d.kind}, {"nodes", o.nodes}, {"epochs", o.epochs},
+                   {"input", {d.train.channels, d.train.rows, d.train.cols}},
+                   {"train_sites", d.train_sites}, {"held_out_sites", d.held_out_sites},
+                   {"seen_test_images", d.seen_test.size()},
                    {"train_images", d.train.size()}, {"test_images", d.test.size()},
                    {"batch_per_node", o.batch}, {"lr", o.lr}, {"momentum", o.momentum},
                    {"density", o.density}, {"warmup_fraction", o.warmup_fraction},
@@ -323,7 +392,11 @@ void add_compression_bench_command(CLI::App& parent, Commands& commands) {
   c->add_option("--model", o->model, "model registry name; crnn (recurrent) trains on moving Fashion-MNIST, class = direction")
       ->check(CLI::IsMember({"cnn", "mobilenet", "crnn"}))->capture_default_str();
   c->add_option("--window", o->window, "crnn: frames per sample")->check(CLI::Range(1, 64))->capture_default_str();
-  c->add_option("--data", o->data_dir, "Fashion-MNIST folder (default: $SWARMLENS_FASHION_MNIST or the Debian package's)");
+  c->add_option("--data", o->data_dir, "Fashion-MNIST folder (default: $SWARMLENS_FASHION_MNIST or the Debian package's), or "
+                 "a folder of sites (swarmlens scenes): node K trains on site-K, the sites after the nodes' are held out "
+                 "(--train-limit, --test-limit and --alpha are Fashion-MNIST's)");
+  c->add_option("--input-width", o->input_width, "site folders: model input width (default: the images')")->check(CLI::Range(8, 1024));
+  c->add_option("--input-height", o->input_height, "site folders: model input height (default: the images')")->check(CLI::Range(8, 1024));
   c->add_option("--nodes", o->nodes, "simulated nodes")->check(CLI::Range(1, 256))->capture_default_str();
   c->add_option("--epochs", o->epochs, "passes over each node's shard")->check(CLI::Range(1, 1000))->capture_default_str();
   c->add_option("--train-limit", o->train_limit, "training images used (0 = all)")->capture_default_str();

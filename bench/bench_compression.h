@@ -26,7 +26,8 @@ struct BenchOptions {
   std::string preset = "quick";
   std::string model = ModelSpec::kDefaultName;  // cnn, mobilenet, or crnn (on moving Fashion-MNIST)
   uint32_t window = WindowConfig{}.window;  // crnn: frames per sample
-  std::string data_dir;            // empty: default_fashion_mnist_dir()
+  std::string data_dir;            // Fashion-MNIST or a folder of sites; empty: default_fashion_mnist_dir()
+  int input_width = 0, input_height = 0;  // site folders: the model's input (0: the images' size)
   uint32_t nodes = DemoOptions::kDefaultNodes;  // as the demo's
   uint32_t epochs = 2;
   size_t train_limit = 8000;       // 0 = the whole training set

@@ -47,6 +47,19 @@ void Dataset::truncate(size_t n) {
   pixels.resize(n * image_size());
 }
 
+void Dataset::append(const Dataset& other) {
+  if (labels.empty() && pixels.empty()) {
+    rows = other.rows, cols = other.cols, channels = other.channels;
+    class_names = other.class_names;
+  } else if (rows != other.rows || cols != other.cols || channels != other.channels) {
+    throw std::invalid_argument("cannot join data sets of different image shapes");
+  } else if (class_names != other.class_names) {
+    throw std::invalid_argument("cannot join data sets of different classes");
+  }
+  pixels.insert(pixels.end(), other.pixels.begin(), other.pixels.end());
+  labels.insert(labels.end(), other.labels.begin(), other.labels.end());
+}
+
 Dataset load_idx(const std::string& images_path, const std::string& labels_path) {
   const auto img = read_all(images_path);
   const auto lab = read_all(labels_path);

@@ -22,6 +22,9 @@ struct Dataset {
   const uint8_t* image(size_t i) const { return pixels.data() + i * image_size(); }
   // The first n samples only (n >= size() keeps everything).
   void truncate(size_t n);
+  // Appends `other`'s samples (an empty data set takes other's shape and class names). Throws
+  // std::invalid_argument if the image shape or the class names differ.
+  void append(const Dataset& other);
 };
 
 // Reads an IDX3 image file and an IDX1 label file (gzip or raw). Throws std::runtime_error with the

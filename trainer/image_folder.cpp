@@ -1,6 +1,7 @@
 #include "image_folder.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -33,6 +34,35 @@ std::vector<fs::path> class_folders(const std::string& dir) {
 }
 
 }  // namespace
+
+std::vector<std::string> site_folders(const std::string& dir) {
+  std::vector<std::pair<long, std::string>> sites;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (!e.is_directory() || name.rfind("site-", 0) != 0) continue;
+    char* end = nullptr;
+    const long k = std::strtol(name.c_str() + 5, &end, 10);
+    if (end != name.c_str() + 5 && *end == '\0') sites.emplace_back(k, e.path().string());
+  }
+  std::sort(sites.begin(), sites.end());
+  std::vector<std::string> out;
+  for (auto& [k, path] : sites) out.push_back(std::move(path));
+  return out;
+}
+
+std::pair<int, int> first_image_size(const std::string& dir) {
+  std::vector<fs::path> files;
+  std::error_code ec;
+  for (const auto& e : fs::recursive_directory_iterator(dir, ec))
+    if (e.is_regular_file()) files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  for (const auto& f : files) {
+    const cv::Mat img = cv::imread(f.string(), cv::IMREAD_UNCHANGED);
+    if (!img.empty()) return {img.cols, img.rows};
+  }
+  throw std::runtime_error(dir + ": no readable image");
+}
 
 int count_class_folders(const std::string& dir) { return int(class_folders(dir).size()); }
 

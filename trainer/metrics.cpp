@@ -12,6 +12,7 @@ namespace {
 template <typename MakeBatch>
 double accuracy(Model& model, size_t n, size_t batch, MakeBatch make) {
   if (n == 0) return 0.0;
+  if (batch == 0) batch = std::clamp<size_t>(kEvalBatchFloats / sample_size(model.spec()), 1, 500);
   std::vector<uint32_t> idx(n);
   std::iota(idx.begin(), idx.end(), 0u);
   std::vector<float> images;
