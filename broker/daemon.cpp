@@ -116,6 +116,10 @@ BrokerDaemon::BrokerDaemon(DaemonConfig cfg) : cfg_(std::move(cfg)) {
   }));
   if (test) evaluator_ = std::make_unique<Evaluator>(*service_, cfg_, test);
   metrics_link_ = NatsLink::connect(cfg_.nats);
+  if (!evaluator_)  // the nodes' reports of their held-out frames stand in for a test set
+    metrics_link_->subscribe(metrics_subject(cfg_.broker.model_id), [this](const std::string&, std::vector<uint8_t> p) {
+      node_accuracy_.take(p.data(), p.size());
+    });
   last_stats_ = service_->stats();
   std::string urls;
   for (const auto& u : cfg_.nats.urls) urls += (urls.empty() ? "" : ",") + u;
@@ -123,6 +127,9 @@ BrokerDaemon::BrokerDaemon(DaemonConfig cfg) : cfg_(std::move(cfg)) {
              describe(cfg_.broker.model.name, describe_model(cfg_.broker.model, cfg_.broker.class_names)), urls,
              last_stats_.version,
              last_stats_.resumed_from.empty() ? ", fresh weights" : ", resumed from the " + last_stats_.resumed_from);
+  if (!evaluator_)
+    fmt::print(stderr, "swarmlens-broker: no --test-data: the accuracy published is the nodes' own, on the frames they "
+                       "hold out (swarmtrain holdout-every)\n");
   if (last_stats_.journal_replayed || last_stats_.journal_skipped)
     fmt::print(stderr, "swarmlens-broker: journal: {} accepted updates merged again, {} already in the snapshot\n",
                last_stats_.journal_replayed, last_stats_.journal_skipped);
@@ -192,7 +199,12 @@ void BrokerDaemon::publish_metrics(const BrokerStats& st) {
       m["evaluated_version"] = r.version;
       m["test_images"] = r.images;
     }
+  } else if (const NodeAccuracy::Summary n = node_accuracy_.summary(); n.nodes) {
+    m["node_holdout_accuracy"] = n.accuracy;
+    m["node_holdout_nodes"] = n.nodes;
+    m["node_holdout_samples"] = n.samples;
   }
+  if (!evaluator_) m["node_reports_refused"] = node_accuracy_.refused();
   const std::string text = m.dump();
   try {
     metrics_link_->publish(metrics_subject(cfg_.broker.model_id), std::vector<uint8_t>(text.begin(), text.end()));
@@ -204,11 +216,16 @@ void BrokerDaemon::publish_metrics(const BrokerStats& st) {
 void BrokerDaemon::print_stats(const BrokerStats& st, double seconds) {
   std::string rejected;
   for (const auto& [why, n] : st.rejected) rejected += fmt::format(" {}={}", why, n);
-  const double acc = evaluator_ ? evaluator_->result().accuracy : -1.0;
+  std::string acc = "-";
+  if (evaluator_) {
+    if (const double a = evaluator_->result().accuracy; a >= 0) acc = fmt::format("{:.4f}", a);
+  } else if (const NodeAccuracy::Summary n = node_accuracy_.summary(); n.nodes) {
+    acc = fmt::format("{:.4f} (nodes' own held-out frames: {} nodes, {} frames)", n.accuracy, n.nodes, n.samples);
+  }
   fmt::print("stats: {:.1f} updates/s, in {} B, out {} B ({} snapshots, {} deltas), model v{}, accuracy {}, "
              "clipped {} (median norm {:.3g}), rejected:{}\n",
              double(st.updates_in - last_stats_.updates_in) / seconds, st.bytes_in, st.bytes_out, st.snapshots_out,
-             st.deltas_out, st.version, acc < 0 ? std::string("-") : fmt::format("{:.4f}", acc), st.clipped,
+             st.deltas_out, st.version, acc, st.clipped,
              st.norm_median, rejected.empty() ? " none" : rejected);
   if (st.models_refused > last_stats_.models_refused)
     fmt::print(stderr, "swarmlens-broker: {} model(s) refused before publishing and rolled back (last: {})\n",

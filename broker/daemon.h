@@ -12,6 +12,7 @@
 
 #include "broker_service.h"
 #include "nats_link.h"
+#include "node_accuracy.h"
 
 namespace swarmlens {
 
@@ -21,7 +22,9 @@ struct DaemonConfig {
   int publish_interval_ms = 500;  // at most one model per interval
   int eval_interval_ms = 2000;    // at most one test evaluation (and metrics message) per interval
   int stats_interval_ms = 10000;  // between stats lines on stdout (0 = none)
-  std::string test_data;          // Fashion-MNIST folder: evaluate the model and publish metrics ("" = none)
+  // Fashion-MNIST or an image folder: the model's accuracy on it goes into the metrics ("" = none:
+  // the nodes' own held-out accuracy does, if they hold frames out)
+  std::string test_data;
   size_t test_limit = 2000;       // test images evaluated
 };
 
@@ -50,6 +53,7 @@ class BrokerDaemon {
   std::unique_ptr<BrokerService> service_;
   std::unique_ptr<NatsLink> metrics_link_;
   std::unique_ptr<Evaluator> evaluator_;  // null without test data
+  NodeAccuracy node_accuracy_;            // without test data: the nodes' own held-out figures
   BrokerStats last_stats_;
   uint64_t journal_errors_seen_ = 0;
 };

@@ -1,7 +1,7 @@
 // swarmlens-broker: the aggregator as a daemon. Subscribes to swarmlens.<model>.update, merges the
 // updates, publishes the model on swarmlens.<model>.model (snapshots and deltas, kept in JetStream)
-// and, as JSON on swarmlens.<model>.metrics, its counters and (with --test-data) the global model's
-// test accuracy. Ctrl-C / SIGTERM: publishes, writes the snapshot and exits 0.
+// and, as JSON on swarmlens.<model>.metrics, its counters and the global model's test accuracy (with
+// --test-data; without, the nodes' own held-out accuracy, node_accuracy.h). Ctrl-C / SIGTERM: publishes, writes the snapshot and exits 0.
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 #include <signal.h>
@@ -72,7 +72,9 @@ int main(int argc, char** argv) {
   app.add_option("--stats-interval-ms", d.stats_interval_ms, "a stats line on stdout this often (0 = none)")->check(CLI::Range(0, 86400000))->capture_default_str();
   double stats_s = -1;
   app.add_option("--stats", stats_s, "the same in seconds (the spelling before --stats-interval-ms)")->check(CLI::Range(0.0, 86400.0));
-  app.add_option("--test-data", d.test_data, "Fashion-MNIST folder: evaluate the model and publish metrics");
+  app.add_option("--test-data", d.test_data, "Fashion-MNIST folder or image folder (one sub-folder per class): evaluate the "
+                 "model on it and publish its accuracy (without: the nodes' own held-out accuracy, from nodes with "
+                 "swarmtrain holdout-every)");
   app.add_option("--test-limit", d.test_limit, "test images evaluated")->capture_default_str();
   app.set_config("--config", "", "INI file of these options by their long names (command-line options win)");
   app.set_version_flag("--version", version());

@@ -57,6 +57,7 @@ std::string camera_pipeline(const CameraOptions& o) {
       .set(props::kTriggerAge, o.trigger_age)
       .set(props::kLearningRate, o.lr)
       .set(props::kBatchSize, o.batch_size)
+      .set(props::kHoldoutEvery, o.holdout_every)
       .set(props::kStatsInterval, o.stats_interval_ms)
       .set_if(props::kSchedule, o.schedule)
       .set_if(props::kCheckpoint, o.checkpoint);
@@ -111,6 +112,9 @@ void add_camera_command(CLI::App& parent, Commands& commands) {
   c->add_option("--trigger-age", o->trigger_age, "send the pending update after this many steps")->check(CLI::Range(1, 1000000))->capture_default_str();
   c->add_option("--learning-rate,--lr", o->lr, "learning rate")->check(CLI::PositiveNumber)->capture_default_str();
   c->add_option("--batch-size,--batch", o->batch_size, "frames per training step")->check(CLI::Range(1, 4096))->capture_default_str();
+  c->add_option("--holdout-every", o->holdout_every, "hold out every Nth labelled frame: not trained on, classified to "
+                "measure this camera's accuracy (its stats line; the broker without test data) (0 = off; 1 is an error)")
+      ->capture_default_str();
   c->add_option("--output", o->output, "none, display, or udp://HOST:PORT (H.264 over RTP to a viewer)")->capture_default_str();
   c->add_option("--encoder", o->encoder, "H.264 encoder for udp:// (e.g. nvv4l2h264enc on a Jetson, v4l2h264enc on a Pi 4)")->capture_default_str();
   c->add_option("--duration", o->duration, "seconds (0: until SIGTERM / Ctrl-C)")->capture_default_str();

@@ -42,6 +42,7 @@ struct CameraOptions {
   uint64_t trigger_age = NodeTrainerConfig::kNodeTriggerAge;
   double lr = NodeTrainerConfig::kDefaultLr;
   uint32_t batch_size = NodeTrainerConfig::kDefaultBatch;
+  uint32_t holdout_every = NodeTrainerConfig::kDefaultHoldoutEvery;  // 0 = off
   std::string output = "none";         // none, display, udp://HOST:PORT
   std::string encoder = "x264enc tune=zerolatency speed-preset=ultrafast bitrate=1500 key-int-max=30";
   double duration = 0;                 // seconds (0 = until SIGTERM)

@@ -68,6 +68,9 @@ std::string stats_line(const GstStructure* s) {
   gboolean diverged = FALSE;
   if (gst_structure_get_boolean(s, "diverged", &diverged) && diverged) line += " | NOT LEARNING (non-finite gradients)";
   if (const auto n = u64("unknown-labels")) line += fmt::format(" | {} frames with unknown labels", n);
+  gdouble held_out = -1.0;
+  if (gst_structure_get_double(s, "holdout-accuracy", &held_out) && held_out >= 0)
+    line += fmt::format(" | held-out accuracy {:.3f} (last {} frames)", held_out, u64("holdout-samples"));
   return line;
 }
 

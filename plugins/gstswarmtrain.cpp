@@ -40,7 +40,9 @@
  * node-id, state (training, paused-load, outside-schedule), other-load, pauses, skipped-batches
  * (non-finite gradients: not trained on), models-refused (non-finite or exploding models offered),
  * unknown-labels (frames labelled outside the model's `classes`: not trained on; the first one is
- * also a bus warning), diverged (the last batch was skipped: the node is not learning), and with NATS
+ * also a bus warning), held-out, holdout-accuracy and holdout-samples (`holdout-every`: the frames held
+ * out, and the node's accuracy on its last ones, -1 before the first), diverged (the last batch was
+ * skipped: the node is not learning), and with NATS
  * bytes-sent, bytes-received, models-received, models-refused-by-link (forged, unsigned under
  * `model-key`, corrupt), acks-refused, connected, updates-delivered, updates-refused, updates-resent,
  * update-in-flight and last-refusal (the broker's reason for the last refused update, "" once one got
@@ -91,7 +93,7 @@ enum { PROP_0, PROP_MODEL /* and the model properties after it: modelprops.h */,
   PROP_LEARNING_RATE, PROP_MOMENTUM, PROP_DENSITY, PROP_CRITERION, PROP_WARMUP_STEPS, PROP_TRIGGER_AGE,
   PROP_TRIGGER_NORM, PROP_CHECKPOINT, PROP_LABEL, PROP_STATS_INTERVAL, PROP_SEED,
   PROP_DROP_WHEN_BUSY, PROP_NODE_ID, PROP_WINDOW, PROP_WINDOW_STRIDE, PROP_IDLE_POLICY, PROP_LOAD_CEILING,
-  PROP_SCHEDULE, PROP_NICE,
+  PROP_SCHEDULE, PROP_NICE, PROP_HOLDOUT_EVERY,
   PROP_NATS_URL /* and the kNatsProperties - 1 after it: natsprops.h */ };
 
 namespace {
@@ -110,6 +112,7 @@ struct Settings : swarmlens::ModelSettings {
   std::string idle_policy, schedule;
   gdouble load_ceiling;
   gint nice;
+  guint holdout_every;
   swarmlens::NatsSettings nats;
 };
 
@@ -131,6 +134,7 @@ Settings::Settings () {
   idle_policy = swarmlens::idle_mode_name (node.idle.mode);
   load_ceiling = node.idle.load_ceiling;
   nice = node.idle.nice;
+  holdout_every = node.holdout_every;
 }
 
 }  // namespace
@@ -194,6 +198,7 @@ static void set_property (GObject * object, guint id, const GValue * v, GParamSp
     case PROP_LOAD_CEILING: s.load_ceiling = g_value_get_double (v); break;
     case PROP_SCHEDULE: s.schedule = str (); break;
     case PROP_NICE: s.nice = g_value_get_int (v); break;
+    case PROP_HOLDOUT_EVERY: s.holdout_every = g_value_get_uint (v); break;
     default:
       if (!swarmlens::model_set_property (s, PROP_MODEL, id, v) && !swarmlens::nats_set_property (s.nats, PROP_NATS_URL, id, v))
         G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
@@ -225,6 +230,7 @@ static void get_property (GObject * object, guint id, GValue * v, GParamSpec * p
     case PROP_LOAD_CEILING: g_value_set_double (v, s.load_ceiling); break;
     case PROP_SCHEDULE: g_value_set_string (v, s.schedule.c_str ()); break;
     case PROP_NICE: g_value_set_int (v, s.nice); break;
+    case PROP_HOLDOUT_EVERY: g_value_set_uint (v, s.holdout_every); break;
     default:
       if (!swarmlens::model_get_property (s, PROP_MODEL, id, v) && !swarmlens::nats_get_property (s.nats, PROP_NATS_URL, id, v))
         G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
@@ -366,6 +372,7 @@ static bool trainer_config (GstSwarmTrain * self, const Settings & s, swarmlens:
   cfg.idle.load_ceiling = s.load_ceiling;
   cfg.idle.schedule = s.schedule;
   cfg.idle.nice = s.nice;
+  cfg.holdout_every = s.holdout_every;
   cfg.model_id = s.model_id;
   cfg.seed = s.seed;
   cfg.device = s.device;
@@ -489,6 +496,8 @@ static void post_stats (GstSwarmTrain * self) {
       "state", G_TYPE_STRING, swarmlens::train_state_name (st.state), "other-load", G_TYPE_DOUBLE, st.other_load,
       "pauses", G_TYPE_UINT64, st.pauses, "skipped-batches", G_TYPE_UINT64, st.skipped_batches,
       "models-refused", G_TYPE_UINT64, st.models_refused, "unknown-labels", G_TYPE_UINT64, st.unknown_labels,
+      "held-out", G_TYPE_UINT64, st.held_out, "holdout-accuracy", G_TYPE_DOUBLE, st.holdout_accuracy,
+      "holdout-samples", G_TYPE_UINT64, st.holdout_samples,
       "diverged", G_TYPE_BOOLEAN, gboolean (st.diverged), nullptr);
   if (p.link) {
     const swarmlens::NodeLinkStats ls = p.link->stats ();
@@ -503,7 +512,7 @@ static void post_stats (GstSwarmTrain * self) {
           "updates-resent", G_TYPE_UINT64, us.resent, "update-in-flight", G_TYPE_BOOLEAN, gboolean (us.in_flight),
           "last-refusal", G_TYPE_STRING, st.last_refusal.c_str (), nullptr);
     }
-    const nlohmann::json m = {{"source", "node"}, {"node", p.node_id}, {"steps", st.steps}, {"samples", st.samples},
+    nlohmann::json m = {{"source", "node"}, {"node", p.node_id}, {"steps", st.steps}, {"samples", st.samples},
         {"dropped", st.dropped}, {"loss", st.loss}, {"train_accuracy", st.train_accuracy},
         {"bytes_out", st.bytes_out}, {"bytes_sent", ls.bytes_sent}, {"messages", st.messages},
         {"dense_bytes", st.dense_bytes}, {"model_version", st.model_version}, {"models_in", ls.models_in},
@@ -511,7 +520,8 @@ static void post_stats (GstSwarmTrain * self) {
         {"skipped_batches", st.skipped_batches}, {"unknown_labels", st.unknown_labels}, {"models_refused", st.models_refused + ls.models_refused},
         {"acks_refused", ls.acks_refused},
         {"updates_delivered", us.delivered}, {"updates_refused", us.refused}, {"updates_resent", us.resent},
-        {"update_in_flight", us.in_flight}};
+        {"update_in_flight", us.in_flight}, {"held_out", st.held_out}, {"holdout_samples", st.holdout_samples}};
+    if (st.holdout_accuracy >= 0) m["holdout_accuracy"] = st.holdout_accuracy;
     p.link->publish_metrics (m.dump ());
   }
   gst_element_post_message (GST_ELEMENT (self), gst_message_new_element (GST_OBJECT (self), s));
@@ -696,6 +706,10 @@ static void gst_swarm_train_class_init (GstSwarmTrainClass * klass) {
       "idle-policy=schedule: daily windows in local time, e.g. \"22:00-06:00\" or \"01:00-05:00,12:00-13:00\"", "", ready));
   g_object_class_install_property (gobject, PROP_NICE, g_param_spec_int ("nice", "Nice",
       "Nice value of the training thread (the video path keeps its own); 0 = unchanged", 0, 19, d.nice, ready));
+  g_object_class_install_property (gobject, PROP_HOLDOUT_EVERY, g_param_spec_uint (swarmlens::props::kHoldoutEvery,
+      "Hold out every", "Hold out every Nth labelled frame: not trained on, classified by the node's current model "
+      "(holdout-accuracy in the stats; a broker without test data publishes the nodes' figures). 0 = off; 1 is an error "
+      "at start (nothing would be trained on)", 0, G_MAXUINT, d.holdout_every, ready));
   swarmlens::nats_install_properties (gobject, PROP_NATS_URL);
 
   gst_element_class_add_static_pad_template (element, &sink_template);

@@ -35,5 +35,6 @@ inline constexpr char kIdlePolicy[] = "idle-policy";
 inline constexpr char kLoadCeiling[] = "load-ceiling";
 inline constexpr char kSchedule[] = "schedule";
 inline constexpr char kCheckpoint[] = "checkpoint";
+inline constexpr char kHoldoutEvery[] = "holdout-every";
 
 }  // namespace swarmlens::props

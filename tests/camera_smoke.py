@@ -43,7 +43,7 @@ with tempfile.TemporaryDirectory() as tmp:
         source = "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1"
         conf = config(f"{tmp}/node.conf", source=source, nats=url, nats_credentials=good, model_id="cam",
                       node_id=7, label=3, idle_policy="always", trigger_age=1, checkpoint=ckpt, output="none",
-                      stats_interval_ms=2000)
+                      stats_interval_ms=2000, holdout_every=5)
         node = subprocess.Popen([exe, "--config", conf, "camera"], stderr=subprocess.PIPE, text=True)
         time.sleep(12)
         node.send_signal(signal.SIGTERM)  # as systemctl stop does
@@ -55,6 +55,8 @@ with tempfile.TemporaryDirectory() as tmp:
                            r"updates sent \d+ delivered (\d+) refused 0 \| bytes up (\d+) down (\d+)", err)
         assert len(lines) >= 4, err
         assert int(lines[-1][2]) > 0 and int(lines[-1][3]) > 0 and int(lines[-1][4]) > 0, lines[-1]
+        # holdout-every: the camera's accuracy on frames it held out, in its stats line...
+        assert re.search(r"held-out accuracy [01]\.\d+ \(last [1-9]\d* frames\)", err), err
 
         # A node of another model (12 classes against the broker's 10) hears its updates refused, and
         # says so at once with the reason.
@@ -69,6 +71,8 @@ with tempfile.TemporaryDirectory() as tmp:
         out, _ = broker.communicate(timeout=20)
         versions = [int(v) for v in re.findall(r"model v(\d+)", out)]
         assert versions and max(versions) > 0, out  # the camera's updates were merged
+        # ...and, the broker having no test data, the accuracy it reports is the nodes' own.
+        assert re.search(r"accuracy [01]\.\d+ \(nodes' own held-out frames: 1 nodes, [1-9]\d* frames\)", out), out
         print(f"camera -> broker: model v{max(versions)}")
 
         # No broker any more: the update sent last is never answered. The warning the trainer posts

@@ -32,6 +32,11 @@ struct TrainStats {
   uint64_t unknown_labels = 0;   // frames whose label is not one of the model's classes: not trained on
   uint64_t updates_refused = 0;  // federated: updates the broker refused (NodeTrainer::note_answer)
   std::string last_refusal;      // the broker's reason for the last one, "" once an update got through
+  uint64_t held_out = 0;         // frames held out (NodeTrainerConfig::holdout_every), never trained on
+  // Accuracy of the node's model on its last holdout_samples held-out frames (at most
+  // kHoldoutWindow), each classified when it was taken; -1 before the first.
+  double holdout_accuracy = -1.0;
+  uint64_t holdout_samples = 0;
   // Whether the last batches were skipped for non-finite gradients: the node is not learning.
   bool diverged = false;
   double compression_ratio() const { return bytes_out ? double(dense_bytes) / double(bytes_out) : 0.0; }

@@ -14,6 +14,12 @@
 
 namespace swarmlens {
 
+namespace {
+// Held-out frames waiting for the next batch; more replace random ones (holdout_every is at least 1
+// in 2, a batch at least 1 frame: the training thread takes them at about the rate they come).
+constexpr size_t kHoldoutPending = 64;
+}  // namespace
+
 CompressorConfig node_compression_defaults() {
   CompressorConfig c;
   c.sparsify.warmup_stage_steps = NodeTrainerConfig::kNodeWarmupStageSteps;
@@ -31,6 +37,8 @@ NodeTrainer::NodeTrainer(NodeTrainerConfig cfg)
       rng_(cfg_.seed) {
   if (cfg_.batch_size == 0) throw std::invalid_argument("batch size must be >= 1");
   if (!(cfg_.lr > 0.0)) throw std::invalid_argument("learning rate must be > 0");
+  if (cfg_.holdout_every == 1)
+    throw std::invalid_argument("holdout-every 1 would hold out every frame and train on none: 0 (off) or 2 and up");
   cfg_.buffer_frames = std::max<size_t>(cfg_.buffer_frames, cfg_.batch_size);
   compressor_ = std::make_unique<TwoStepCompressor>(
       uint32_t(model_->num_params()), cfg_.compression,
@@ -55,6 +63,19 @@ bool NodeTrainer::push(const float* chw, int label, bool block) {
   if (label < 0 || label >= cfg_.model.classes) {
     ++stats_.unknown_labels;
     return false;
+  }
+  if (cfg_.holdout_every && ++labelled_ % cfg_.holdout_every == 0) {  // held out: classified, not learnt
+    ++stats_.held_out;
+    size_t slot = holdout_labels_.size();
+    if (slot == kHoldoutPending) {
+      slot = std::uniform_int_distribution<size_t>(0, slot - 1)(rng_);
+    } else {
+      holdout_labels_.push_back(0);
+      holdout_frames_.resize(holdout_labels_.size() * frame_size_);
+    }
+    std::copy(chw, chw + frame_size_, holdout_frames_.begin() + long(slot * frame_size_));
+    holdout_labels_[slot] = label;
+    return true;
   }
   if (block) room_.wait(lock, [&] { return !running_ || buffered_ < cfg_.buffer_frames; });
   size_t slot = buffered_;
@@ -238,11 +259,35 @@ void NodeTrainer::run() {
   }
 }
 
+void NodeTrainer::evaluate_holdout(const std::vector<float>& images, const std::vector<int64_t>& labels) {
+  if (labels.empty()) return;
+  std::vector<int64_t> predicted(labels.size());
+  model_->predict(images.data(), labels.size(), predicted.data());
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (size_t i = 0; i < labels.size(); ++i) {
+    const uint8_t hit = predicted[i] == labels[i];
+    if (holdout_hits_.size() < NodeTrainerConfig::kHoldoutWindow) {
+      holdout_hits_.push_back(hit);
+    } else {
+      holdout_correct_ -= holdout_hits_[holdout_next_];
+      holdout_hits_[holdout_next_] = hit;
+      holdout_next_ = (holdout_next_ + 1) % holdout_hits_.size();
+    }
+    holdout_correct_ += hit;
+  }
+  stats_.holdout_samples = holdout_hits_.size();
+  stats_.holdout_accuracy = double(holdout_correct_) / double(holdout_hits_.size());
+}
+
 void NodeTrainer::train_batch(std::vector<float>& images, std::vector<int64_t>& labels) {
   std::shared_ptr<const Snapshot> offered;
+  std::vector<float> holdout_images;
+  std::vector<int64_t> holdout_labels;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     offered.swap(offered_);
+    holdout_images.swap(holdout_frames_);
+    holdout_labels.swap(holdout_labels_);
   }
   if (offered && offered->version > version_) {  // the aggregator's newer model replaces our view
     global_ = offered->params;
@@ -257,6 +302,7 @@ void NodeTrainer::train_batch(std::vector<float>& images, std::vector<int64_t>& 
   }
   model_->set_params(global_.data());
   compressor_->apply_pending(model_->params(), float(cfg_.lr));  // train on own unsent progress
+  evaluate_holdout(holdout_images, holdout_labels);  // on the model as it is before this batch
   const StepStats st = model_->compute_gradient({images.data(), labels.data(), labels.size()});
   std::optional<std::vector<uint8_t>> msg;
   try {

@@ -40,6 +40,13 @@ struct NodeTrainerConfig {
   // exploding, by the nodes (offer_model) and by the broker before it publishes.
   static constexpr double kDefaultMaxModelNormFactor = 20.0;
 
+  // Held-out frames: every Nth labelled frame is not trained on but classified by the node's current
+  // model, before the next batch; their accuracy over the last kHoldoutWindow is this node's own
+  // held-out accuracy (TrainStats::holdout_accuracy; a broker without test data publishes the
+  // nodes'). 0 = off: every frame is trained on.
+  static constexpr uint32_t kDefaultHoldoutEvery = 0;
+  static constexpr size_t kHoldoutWindow = 500;
+
   ModelSpec model;
   std::string model_id = kDefaultModelId;
   uint32_t node_id = 0;           // unique per node in a federation (the aggregator orders by it)
@@ -55,6 +62,7 @@ struct NodeTrainerConfig {
   IdlePolicyConfig idle;          // when to train; the training thread's nice value
   std::string device = kDefaultDevice;  // where forward/backward run: cpu, cuda, cuda:N (Model::create)
   double max_model_norm_factor = kDefaultMaxModelNormFactor;  // 0 = finiteness only
+  uint32_t holdout_every = kDefaultHoldoutEvery;  // hold out every Nth labelled frame (0 = none)
 };
 
 // A camera node's compression unless told otherwise (swarmtrain's properties, the field testbed's
@@ -112,6 +120,8 @@ class NodeTrainer {
  private:
   void run();
   void train_batch(std::vector<float>& images, std::vector<int64_t>& labels);
+  // Classifies the held-out frames taken from the buffer with the model as it is now.
+  void evaluate_holdout(const std::vector<float>& images, const std::vector<int64_t>& labels);
   void publish();
   std::string state_path() const;
   // A released update: sent (federated; requeued if the link refuses it) and applied to this node's
@@ -138,6 +148,11 @@ class NodeTrainer {
   std::vector<float> frames_;     // [buffer_frames, C, H, W]
   std::vector<int64_t> labels_;   // [buffered]
   size_t buffered_ = 0;
+  uint64_t labelled_ = 0;               // labelled frames pushed (every holdout_every-th is held out)
+  std::vector<float> holdout_frames_;   // held-out frames waiting to be classified [n, C, H, W]...
+  std::vector<int64_t> holdout_labels_; // ...at most kHoldoutPending (then they replace random ones)
+  std::vector<uint8_t> holdout_hits_;   // the last kHoldoutWindow outcomes (1 = right), a ring
+  size_t holdout_next_ = 0, holdout_correct_ = 0;
   bool running_ = false;
   std::string error_;
   TrainStats stats_;

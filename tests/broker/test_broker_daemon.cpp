@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "broker_service.h"
@@ -20,14 +21,19 @@ using swarmlens::testing::NatsServer;
 
 namespace {
 
-pid_t spawn_broker(const std::string& url, const std::string& snapshot) {
+// With test_data false the broker has no test set: it publishes the nodes' own held-out accuracy.
+pid_t spawn_broker(const std::string& url, const std::string& snapshot, bool test_data = true) {
   const char* exe = std::getenv("SWARMLENS_BROKER_EXE");
   REQUIRE(exe);
   const pid_t pid = fork();
   if (pid == 0) {
-    execl(exe, exe, "--nats", url.c_str(), "--model-id", "daemon", "--snapshot", snapshot.c_str(),
-          "--publish-interval-ms", "50", "--test-data", "/usr/share/datasets/fashion-mnist", "--test-limit", "200",
-          "--stats", "0", static_cast<char*>(nullptr));
+    if (test_data)
+      execl(exe, exe, "--nats", url.c_str(), "--model-id", "daemon", "--snapshot", snapshot.c_str(),
+            "--publish-interval-ms", "50", "--test-data", "/usr/share/datasets/fashion-mnist", "--test-limit", "200",
+            "--stats", "0", static_cast<char*>(nullptr));
+    else
+      execl(exe, exe, "--nats", url.c_str(), "--model-id", "daemon", "--snapshot", snapshot.c_str(),
+            "--publish-interval-ms", "50", "--eval-interval-ms", "100", "--stats", "0", static_cast<char*>(nullptr));
     _exit(127);
   }
   return pid;
@@ -111,4 +117,44 @@ TEST_CASE("swarmlens-broker serves the model, publishes metrics, and resumes fro
     CHECK(stop(broker) == 0);
     CHECK(load_snapshot(snap).version > published);
   }
+}
+
+TEST_CASE("swarmlens-broker without test data publishes the nodes' own held-out accuracy", "[daemon][node-accuracy]") {
+  NatsServer server;
+  NatsOptions opts;
+  opts.urls = {server.url()};
+  const std::string snap = "daemon_nodes_test.swm";
+  std::remove(snap.c_str());
+  auto node = NatsLink::connect(opts);
+  std::mutex m;
+  std::condition_variable cv;
+  nlohmann::json latest = nlohmann::json::object();
+  node->subscribe(metrics_subject("daemon"), [&](const std::string&, std::vector<uint8_t> p) {
+    auto j = nlohmann::json::parse(p.begin(), p.end(), nullptr, false);
+    if (j.is_discarded() || j.value("source", "") != "broker") return;
+    std::lock_guard<std::mutex> g(m);
+    latest = std::move(j);
+    cv.notify_all();
+  });
+  node->flush();
+  const pid_t broker = spawn_broker(server.url(), snap, false);
+  auto send = [&](const std::string& json) {
+    node->publish(metrics_subject("daemon"), std::vector<uint8_t>(json.begin(), json.end()));
+  };
+  bool seen = false;
+  for (int i = 0; i < 200 && !seen; ++i) {  // until the broker is up and has heard both nodes
+    send(R"({"source":"node","node":1,"steps":40,"holdout_accuracy":0.6,"holdout_samples":100})");
+    send(R"({"source":"node","node":2,"steps":40,"holdout_accuracy":0.8,"holdout_samples":300})");
+    send(R"({"source":"node","node":3,"holdout_accuracy":7,"holdout_samples":300})");  // refused: out of range
+    std::unique_lock<std::mutex> l(m);
+    seen = cv.wait_for(l, std::chrono::milliseconds(100),
+                       [&] { return latest.value("node_holdout_nodes", 0) == 2 && latest.value("node_reports_refused", 0) > 0; });
+  }
+  REQUIRE(seen);
+  std::lock_guard<std::mutex> g(m);
+  CHECK(latest["node_holdout_accuracy"].get<double>() == Approx((0.6 * 100 + 0.8 * 300) / 400));
+  CHECK(latest["node_holdout_samples"] == 400);
+  CHECK_FALSE(latest.contains("test_accuracy"));
+  CHECK(stop(broker) == 0);
+  std::remove(snap.c_str());
 }

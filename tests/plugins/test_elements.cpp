@@ -230,7 +230,8 @@ TEST_CASE("swarmtrain_rejects_caps_it_cannot_read", "[elements][swarmtrain][reje
 namespace {
 
 struct Trained {
-  guint64 samples = 9999999, unknown_labels = 0;
+  guint64 samples = 9999999, unknown_labels = 0, held_out = 0, holdout_samples = 0;
+  double holdout_accuracy = -2.0;
   std::vector<std::string> warnings;  // the bus warnings' messages
 };
 
@@ -265,6 +266,9 @@ Trained train_frames(const char* props, int frames, bool with_meta, int classes 
     } else if (GST_MESSAGE_TYPE(m) == GST_MESSAGE_ELEMENT && s && gst_structure_has_name(s, "swarmtrain-stats")) {
       t.samples = field_u64(s, "samples");
       t.unknown_labels = field_u64(s, "unknown-labels");
+      t.held_out = field_u64(s, "held-out");
+      t.holdout_samples = field_u64(s, "holdout-samples");
+      gst_structure_get_double(s, "holdout-accuracy", &t.holdout_accuracy);
     }
     gst_message_unref(m);
   }
@@ -298,6 +302,22 @@ TEST_CASE("swarmtrain counts and says labels outside the model's classes; classe
   // Teach mode outside the classes is an error at start.
   CHECK(bus_error_of("videotestsrc num-buffers=2 ! video/x-raw,format=GRAY8,width=28,height=28 ! swarmtrain label=12 ! "
                      "fakesink").first.find("not one of the model's 10 classes") != std::string::npos);
+}
+
+TEST_CASE("swarmtrain holds out every Nth labelled frame and reports its accuracy on them", "[elements][swarmtrain]") {
+  gst_object_unref(gst_element_factory_make("swarmtrain", nullptr));
+  const Trained none = train_frames("drop-when-busy=false", 48, true);
+  CHECK(none.held_out == 0);
+  CHECK(none.holdout_accuracy == -1.0);  // the default holds nothing out
+  const Trained t = train_frames("drop-when-busy=false holdout-every=4", 48, true);
+  CHECK(t.held_out == 12);
+  CHECK(t.samples == 36);  // the held-out frames are not trained on
+  CHECK(t.holdout_samples > 0);
+  CHECK(t.holdout_samples <= 12);
+  CHECK(t.holdout_accuracy >= 0.0);
+  CHECK(t.holdout_accuracy <= 1.0);
+  CHECK(bus_error_of("videotestsrc num-buffers=2 ! video/x-raw,format=GRAY8,width=28,height=28 ! swarmtrain holdout-every=1 ! "
+                     "fakesink").second.find("train on none") != std::string::npos);
 }
 
 TEST_CASE("swarmtrain_rejects_a_checkpoint_it_could_not_write at start, naming the path", "[elements][swarmtrain][reject]") {

@@ -279,3 +279,27 @@ TEST_CASE("a node counts frames labelled outside its classes, and takes the clas
   CHECK(published->description.classes == 10);
 }
 
+
+TEST_CASE("a node holds out every Nth labelled frame: classified by its current model, never trained on", "[node][holdout]") {
+  NodeTrainerConfig cfg = small_config();
+  cfg.model_id = "node-holdout";
+  cfg.holdout_every = 5;
+  NodeTrainer t(cfg);
+  t.start();
+  CHECK(t.stats().holdout_accuracy == -1.0);  // nothing classified yet
+  push_all(t, 1000, true);
+  t.drain();
+  const auto s = t.stats();
+  CHECK(s.held_out == 200);
+  CHECK(s.samples == 800);  // the other four in five, and only those, trained on
+  CHECK(s.steps == 50);
+  CHECK(s.holdout_samples > 150);  // classified before each batch (the last few wait for the next)
+  CHECK(s.holdout_samples <= 200);
+  CHECK(s.holdout_accuracy > 0.25);  // it learns: chance is 0.1
+  CHECK(s.holdout_accuracy <= 1.0);
+  t.stop();
+
+  NodeTrainerConfig all_held = small_config();
+  all_held.holdout_every = 1;
+  CHECK_THROWS_WITH(NodeTrainer(all_held), Catch::Contains("train on none"));
+}
