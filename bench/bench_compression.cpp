@@ -280,7 +280,8 @@ Data load_fashion(const BenchOptions& o, const std::string& dir) {
   return d;
 }
 
-// A node per site for the first `nodes` sites, the rest held out; RGB at the input size asked, or
+// A node per site for the first `nodes` sites, the rest held out (their test splits are the test
+// set); RGB at the input size asked, or
 // the images' own.
 Data load_sites(const BenchOptions& o, const std::vector<std::string>& sites) {
   if (sites.size() <= o.nodes)
@@ -302,8 +303,7 @@ Data load_sites(const BenchOptions& o, const std::vector<std::string>& sites) {
       d.train.append(own);
       d.seen_test.append(load_image_folder(sites[k] + "/test", width, height, 3));
       d.train_sites.push_back(sites[k]);
-    } else {  // never trained on: both splits measure how the model travels
-      d.test.append(load_image_folder(sites[k] + "/train", width, height, 3));
+    } else {  // never trained on: how the model travels to a site it has not seen
       d.test.append(load_image_folder(sites[k] + "/test", width, height, 3));
       d.held_out_sites.push_back(sites[k]);
     }
@@ -333,7 +333,7 @@ int run_compression_bench(const BenchOptions& o) {
   }
 
   const uint64_t dense_bytes = results.count("dense") ? results["dense"].uplink_bytes : 0;
-  if (!sites.empty()) fmt::print("\naccuracy: on the held-out sites' images; seen: on the training sites' test splits");
+  if (!sites.empty()) fmt::print("\naccuracy: on the held-out sites' test splits; seen: on the training sites'");
   fmt::print("\n{:<8} {:>9} {:>9} {:>14} {:>9} {:>10} {:>9} {:>10} {:>10} {:>9}\n", "method", "accuracy", "seen",
              "uplink bytes", "messages", "vs dense", "wall s", "train s", "compress s", "overhead");
   for (const auto& name : o.methods) {
@@ -393,8 +393,8 @@ void add_compression_bench_command(CLI::App& parent, Commands& commands) {
       ->check(CLI::IsMember({"cnn", "mobilenet", "crnn"}))->capture_default_str();
   c->add_option("--window", o->window, "crnn: frames per sample")->check(CLI::Range(1, 64))->capture_default_str();
   c->add_option("--data", o->data_dir, "Fashion-MNIST folder (default: $SWARMLENS_FASHION_MNIST or the Debian package's), or "
-                 "a folder of sites (swarmlens scenes): node K trains on site-K, the sites after the nodes' are held out "
-                 "(--train-limit, --test-limit and --alpha are Fashion-MNIST's)");
+                 "a folder of sites (swarmlens scenes): node K trains on site-K, the sites after the nodes' are held out (their "
+                 "test splits measure accuracy; --train-limit, --test-limit and --alpha are Fashion-MNIST's)");
   c->add_option("--input-width", o->input_width, "site folders: model input width (default: the images')")->check(CLI::Range(8, 1024));
   c->add_option("--input-height", o->input_height, "site folders: model input height (default: the images')")->check(CLI::Range(8, 1024));
   c->add_option("--nodes", o->nodes, "simulated nodes")->check(CLI::Range(1, 256))->capture_default_str();
