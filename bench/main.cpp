@@ -8,6 +8,7 @@
 #include "bench_elements.h"
 #include "bench_field.h"
 #include "bench_gateway.h"
+#include "bench_input_size.h"
 #include "bench_node.h"
 #include "command.h"
 
@@ -20,6 +21,7 @@ int main(int argc, char** argv) {
   add_compression_bench_command(app, commands);
   add_attacks_bench_command(app, commands);
   add_elements_bench_command(app, commands);
+  add_input_size_bench_command(app, commands);
   add_broker_bench_command(app, commands);
   add_gateway_bench_command(app, commands);
   add_node_bench_command(app, commands);

@@ -19,7 +19,7 @@ int main(int argc, char** argv) {
   add_camera_command(app, commands);
   add_export_command(app, commands);
   add_scenes_command(app, commands);
-  auto* bench = app.add_subcommand("bench", "Benchmarks: compression, elements, broker, gateway, node, field-node, "
+  auto* bench = app.add_subcommand("bench", "Benchmarks: compression, elements, input-size, broker, gateway, node, field-node, "
                                             "field-watch (swarmlens bench --help; the program swarmlens-bench)");
   bench->prefix_command();  // everything after `bench` goes to swarmlens-bench as it is
   bench->set_help_flag();

@@ -32,7 +32,7 @@ void frame_to_input(const GstVideoFrame* frame, const ModelSpec& spec, std::vect
   }
   cv::Mat small;
   cv::resize(conv, small, cv::Size(spec.width, spec.height), 0, 0,
-             (w > spec.width || h > spec.height) ? cv::INTER_AREA : cv::INTER_LINEAR);
+             cv::INTER_LINEAR);
   const size_t plane = size_t(spec.width) * spec.height;
   out.resize(plane * size_t(spec.channels));
   const auto [mean, stdev] = swarmlens::frame_normalisation(spec.channels);
