@@ -48,6 +48,7 @@
 #include "aggregate_backend.h"
 #include "camera_model.h"
 #include "frame.h"
+#include "ranges.h"
 #include "modelprops.h"
 #include "natsprops.h"
 #include "properties.h"
@@ -132,6 +133,7 @@ static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src", GST_P
     GST_STATIC_CAPS ("application/x-swarmlens-update; application/x-swarmlens-model"));
 
 static void set_property (GObject * object, guint id, const GValue * v, GParamSpec * pspec) {
+  if (swarmlens::refuse_while_running (GST_ELEMENT (object), pspec, v)) return;
   auto *self = GST_SWARM_AGGREGATE (object);
   std::lock_guard<std::mutex> g (self->priv->lock);
   Settings & s = self->priv->settings;
@@ -342,6 +344,7 @@ static GstFlowReturn aggregate (GstAggregator * agg, gboolean timeout) {
 
 static gboolean start (GstAggregator * agg) {
   auto *self = GST_SWARM_AGGREGATE (agg);
+  if (!swarmlens::check_ranges (GST_ELEMENT (self))) return FALSE;  // before the settings lock: it reads them
   auto & p = *self->priv;
   {
     std::lock_guard<std::mutex> g (p.lock);
@@ -486,16 +489,16 @@ static void gst_swarm_aggregate_class_init (GstSwarmAggregateClass * klass) {
       "the trainers' (cnn: 28)", nullptr});
   g_object_class_install_property (gobject, PROP_SEED, g_param_spec_uint64 ("seed", "Seed",
       "Seed of the initial weights, as the trainers' (serve)", 0, G_MAXUINT64, d.seed, ready));
-  g_object_class_install_property (gobject, PROP_NODE_ID, g_param_spec_int64 ("node-id", "Node id",
+  g_object_class_install_property (gobject, PROP_NODE_ID, swarmlens::checked_int64 ("node-id", "Node id",
       "This gateway's node id upstream (forward; -1 = a random one at start)", -1, G_MAXUINT32, d.node_id, ready));
-  g_object_class_install_property (gobject, PROP_INTERVAL, g_param_spec_uint ("interval", "Interval",
+  g_object_class_install_property (gobject, PROP_INTERVAL, swarmlens::checked_uint ("interval", "Interval",
       "Milliseconds between combined updates sent on (forward) or models served (serve)", 1, 3600000, d.interval, ready));
-  g_object_class_install_property (gobject, PROP_LEARNING_RATE, g_param_spec_double ("learning-rate",
+  g_object_class_install_property (gobject, PROP_LEARNING_RATE, swarmlens::checked_double ("learning-rate",
       "Learning rate", "Server learning rate (serve): w -= learning-rate * update; the trainers' learning-rate "
       "divided by their number keeps their steps as they would be alone", 1e-6, 10.0, d.lr, ready));
-  g_object_class_install_property (gobject, PROP_BUFFER_SIZE, g_param_spec_uint ("buffer-size", "Buffer size",
+  g_object_class_install_property (gobject, PROP_BUFFER_SIZE, swarmlens::checked_uint ("buffer-size", "Buffer size",
       "Updates merged per model version (serve; FedBuff K)", 1, 100000, d.buffer_size, ready));
-  g_object_class_install_property (gobject, PROP_CLIP_NORM, g_param_spec_double ("clip-norm", "Clip norm",
+  g_object_class_install_property (gobject, PROP_CLIP_NORM, swarmlens::checked_double ("clip-norm", "Clip norm",
       "fixed L2 bound per update, larger ones scaled down (0 = adaptive, as swarmlens-broker: clip to a multiple of the median norm of recent accepted updates, refuse above an absolute ceiling; docs/security.md)", 0.0, G_MAXDOUBLE, d.clip_norm, ready));
   g_object_class_install_property (gobject, PROP_STALENESS_GRACE, g_param_spec_uint64 ("staleness-grace",
       "Staleness grace", "Model versions an update may lag and still weigh 1 (serve)", 0, G_MAXUINT64, d.staleness_grace, ready));
@@ -510,7 +513,7 @@ static void gst_swarm_aggregate_class_init (GstSwarmAggregateClass * klass) {
   g_object_class_install_property (gobject, PROP_RETAIN, g_param_spec_boolean ("retain", "Retain",
       "Keep the served model in JetStream for late joiners and restarts (serve with nats-url; the server needs -js)",
       d.retain, ready));
-  g_object_class_install_property (gobject, PROP_STATS_INTERVAL, g_param_spec_uint ("stats-interval",
+  g_object_class_install_property (gobject, PROP_STATS_INTERVAL, swarmlens::checked_uint ("stats-interval",
       "Stats interval", "Milliseconds between swarmaggregate-stats bus messages (0 = none)", 0, 3600000, d.stats_interval, ready));
   swarmlens::nats_install_properties (gobject, PROP_NATS_URL);
 

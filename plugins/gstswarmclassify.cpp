@@ -33,6 +33,7 @@
 #include "dnn_classifier.h"
 #include "camera_model.h"
 #include "frame.h"
+#include "ranges.h"
 #include "frame_window.h"
 #include "gstswarmmeta.h"
 #include "model_hub.h"
@@ -106,6 +107,7 @@ static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src", GST_P
     GST_STATIC_CAPS (GST_VIDEO_CAPS_MAKE (SWARMLENS_VIDEO_FORMATS)));
 
 static void set_property (GObject * object, guint id, const GValue * v, GParamSpec * pspec) {
+  if (swarmlens::refuse_while_running (GST_ELEMENT (object), pspec, v)) return;
   auto *self = GST_SWARM_CLASSIFY (object);
   std::lock_guard<std::mutex> g (self->priv->lock);
   Settings & s = self->priv->settings;
@@ -140,6 +142,7 @@ static void get_property (GObject * object, guint id, GValue * v, GParamSpec * p
 
 static gboolean start (GstBaseTransform * trans) {
   auto *self = GST_SWARM_CLASSIFY (trans);
+  if (!swarmlens::check_ranges (GST_ELEMENT (self))) return FALSE;  // before the settings lock: it reads them
   auto & p = *self->priv;
   Settings s;
   {
@@ -306,15 +309,15 @@ static void gst_swarm_classify_class_init (GstSwarmClassifyClass * klass) {
   g_object_class_install_property (gobject, PROP_LOCATION, g_param_spec_string ("location", "Location",
       "Model file: a snapshot (.swm) with backend=libtorch (empty = the live model by model-id), an exported "
       ".onnx file with backend=opencv", "", ready));
-  g_object_class_install_property (gobject, PROP_WINDOW, g_param_spec_uint ("window", "Window",
+  g_object_class_install_property (gobject, PROP_WINDOW, swarmlens::checked_uint ("window", "Window",
       "Temporal models (crnn): frames per sample, the stream's last ones (as swarmtrain's window)", 1, 64, d.window, ready));
   g_object_class_install_property (gobject, PROP_BACKEND, g_param_spec_enum ("backend", "Backend",
       "Inference runtime: libtorch (snapshots, live models) or opencv (OpenCV DNN on an exported ONNX file; "
       "model, input size and classes come from the file)", GST_TYPE_SWARM_CLASSIFY_BACKEND, BACKEND_LIBTORCH, ready));
   swarmlens::nats_install_properties (gobject, PROP_NATS_URL);
-  g_object_class_install_property (gobject, PROP_EVERY, g_param_spec_uint ("every", "Every",
+  g_object_class_install_property (gobject, PROP_EVERY, swarmlens::checked_uint ("every", "Every",
       "Classify every Nth frame; the others carry the last result", 1, 1000, d.every, playing));
-  g_object_class_install_property (gobject, PROP_MESSAGE_INTERVAL, g_param_spec_uint ("message-interval",
+  g_object_class_install_property (gobject, PROP_MESSAGE_INTERVAL, swarmlens::checked_uint ("message-interval",
       "Message interval", "Milliseconds between swarmclassify-prediction element messages on the bus (label, "
       "confidence, model-version, pts: the prediction for scripts, e.g. gst-launch-1.0 -m); 0 = none",
       0, 3600000, d.message_interval, playing));

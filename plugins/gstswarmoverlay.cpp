@@ -23,6 +23,7 @@
 
 #include "dataset.h"
 #include "frame.h"
+#include "ranges.h"
 #include "gstswarmmeta.h"
 #include "model_hub.h"
 #include "node_trainer.h"
@@ -73,6 +74,7 @@ static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src", GST_P
     GST_STATIC_CAPS (GST_VIDEO_CAPS_MAKE (SWARMLENS_VIDEO_FORMATS)));
 
 static void set_property (GObject * object, guint id, const GValue * v, GParamSpec * pspec) {
+  if (swarmlens::refuse_while_running (GST_ELEMENT (object), pspec, v)) return;
   auto *self = GST_SWARM_OVERLAY (object);
   std::lock_guard<std::mutex> g (self->priv->lock);
   Settings & s = self->priv->settings;
@@ -98,6 +100,7 @@ static void get_property (GObject * object, guint id, GValue * v, GParamSpec * p
 
 static gboolean start (GstBaseTransform * trans) {
   auto *self = GST_SWARM_OVERLAY (trans);
+  if (!swarmlens::check_ranges (GST_ELEMENT (self))) return FALSE;  // before the settings lock: it reads them
   auto & p = *self->priv;
   std::string file;
   {
@@ -237,7 +240,7 @@ static void gst_swarm_overlay_class_init (GstSwarmOverlayClass * klass) {
   g_object_class_install_property (gobject, PROP_MODEL_ID, g_param_spec_string ("model-id", "Model id",
       "Show uplink bytes and compression ratio of the swarmtrain with this id",
       swarmlens::NodeTrainerConfig::kDefaultModelId, playing));
-  g_object_class_install_property (gobject, PROP_WINDOW, g_param_spec_uint ("window", "Window",
+  g_object_class_install_property (gobject, PROP_WINDOW, swarmlens::checked_uint ("window", "Window",
       "Labelled frames in the rolling accuracy", 1, 100000, 200, playing));
   g_object_class_install_property (gobject, PROP_LABELS_FILE, g_param_spec_string ("labels-file",
       "Labels file", "Class names, one per line (empty = the model's own, from the broker's description of it; "

@@ -26,6 +26,7 @@
 #include "dataset.h"
 #include "enums.h"
 #include "frame.h"
+#include "ranges.h"
 #include "gstswarmmeta.h"
 #include "image_folder.h"
 #include "motion.h"
@@ -105,6 +106,7 @@ static GType swarm_src_format_get_type (void) {
 }
 
 static void set_property (GObject * object, guint id, const GValue * v, GParamSpec * pspec) {
+  if (swarmlens::refuse_while_running (GST_ELEMENT (object), pspec, v)) return;
   auto *self = GST_SWARM_SRC (object);
   std::lock_guard<std::mutex> g (self->priv->lock);
   Settings & s = self->priv->settings;
@@ -159,6 +161,7 @@ static void get_property (GObject * object, guint id, GValue * v, GParamSpec * p
 
 static gboolean start (GstBaseSrc * bsrc) {
   auto *self = GST_SWARM_SRC (bsrc);
+  if (!swarmlens::check_ranges (GST_ELEMENT (self))) return FALSE;  // before the settings lock: it reads them
   Settings s;
   {
     std::lock_guard<std::mutex> g (self->priv->lock);
@@ -330,23 +333,23 @@ static void gst_swarm_src_class_init (GstSwarmSrcClass * klass) {
       "Which split to play: Fashion-MNIST's train or test files; an image folder's train/ or test/ sub-folder "
       "(a folder of class sub-folders alone has no test split: set=test on it is an error)",
       swarmlens::data_split_enum_type (), 0, ready));
-  g_object_class_install_property (gobject, PROP_SHARD_INDEX, g_param_spec_uint ("shard-index",
+  g_object_class_install_property (gobject, PROP_SHARD_INDEX, swarmlens::checked_uint ("shard-index",
       "Shard index", "This node's shard, below shard-count", 0, 4095, 0, ready));
-  g_object_class_install_property (gobject, PROP_SHARD_COUNT, g_param_spec_uint ("shard-count",
+  g_object_class_install_property (gobject, PROP_SHARD_COUNT, swarmlens::checked_uint ("shard-count",
       "Shard count", "Number of nodes the data is split over", 1, 4096, 1, ready));
-  g_object_class_install_property (gobject, PROP_ALPHA, g_param_spec_double ("alpha", "Dirichlet alpha",
+  g_object_class_install_property (gobject, PROP_ALPHA, swarmlens::checked_double ("alpha", "Dirichlet alpha",
       "Non-IID split with Dirichlet(alpha) class proportions; 0 = IID", 0.0, 1000.0, 0.0, ready));
   g_object_class_install_property (gobject, PROP_SEED, g_param_spec_uint64 ("seed", "Seed",
       "Seed of the split", 0, G_MAXUINT64, 1, ready));
-  g_object_class_install_property (gobject, PROP_WIDTH, g_param_spec_int ("width", "Width",
+  g_object_class_install_property (gobject, PROP_WIDTH, swarmlens::checked_int ("width", "Width",
       "Output width in pixels (images are scaled)", 1, 8192, DEFAULT_SIZE, ready));
-  g_object_class_install_property (gobject, PROP_HEIGHT, g_param_spec_int ("height", "Height",
+  g_object_class_install_property (gobject, PROP_HEIGHT, swarmlens::checked_int ("height", "Height",
       "Output height in pixels (images are scaled)", 1, 8192, DEFAULT_SIZE, ready));
   g_object_class_install_property (gobject, PROP_FORMAT, g_param_spec_enum ("format", "Format",
       "Output pixel format", GST_TYPE_SWARM_SRC_FORMAT, GST_VIDEO_FORMAT_GRAY8, ready));
-  g_object_class_install_property (gobject, PROP_FPS_N, g_param_spec_int ("fps-n", "FPS numerator",
+  g_object_class_install_property (gobject, PROP_FPS_N, swarmlens::checked_int ("fps-n", "FPS numerator",
       "Frame rate numerator (0 = as fast as possible, no timing)", 0, G_MAXINT, DEFAULT_FPS, ready));
-  g_object_class_install_property (gobject, PROP_FPS_D, g_param_spec_int ("fps-d", "FPS denominator",
+  g_object_class_install_property (gobject, PROP_FPS_D, swarmlens::checked_int ("fps-d", "FPS denominator",
       "Frame rate denominator", 1, G_MAXINT, 1, ready));
   g_object_class_install_property (gobject, PROP_IS_LIVE, g_param_spec_boolean ("is-live", "Is live",
       "Act as a live source: frames come in real time at the frame rate", FALSE, ready));
@@ -361,7 +364,7 @@ static void gst_swarm_src_class_init (GstSwarmSrcClass * klass) {
       "Play moving Fashion-MNIST instead: each item, shrunk, moves across a black frame and bounces off its "
       "edges; a frame's label is the direction of the item's last step (0 left, 1 right, 2 up, 3 down). "
       "Deterministic in seed; for temporal models (crnn)", FALSE, ready));
-  g_object_class_install_property (gobject, PROP_CLIP_LENGTH, g_param_spec_uint ("clip-length", "Clip length",
+  g_object_class_install_property (gobject, PROP_CLIP_LENGTH, swarmlens::checked_uint ("clip-length", "Clip length",
       "motion=true: frames per item", 1, 100000, 16, ready));
 
   gst_element_class_add_static_pad_template (element, &src_template);

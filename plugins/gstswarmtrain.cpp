@@ -76,6 +76,7 @@
 #include "camera_model.h"
 #include "enums.h"
 #include "frame.h"
+#include "ranges.h"
 #include "frame_window.h"
 #include "gstswarmmeta.h"
 #include "modelprops.h"
@@ -173,6 +174,7 @@ static GstStaticPadTemplate update_template = GST_STATIC_PAD_TEMPLATE ("update",
     GST_STATIC_CAPS ("application/x-swarmlens-update"));
 
 static void set_property (GObject * object, guint id, const GValue * v, GParamSpec * pspec) {
+  if (swarmlens::refuse_while_running (GST_ELEMENT (object), pspec, v)) return;
   auto *self = GST_SWARM_TRAIN (object);
   std::lock_guard<std::mutex> g (self->priv->lock);
   Settings & s = self->priv->settings;
@@ -421,6 +423,7 @@ static bool open_federation (GstSwarmTrain * self, const Settings & s, const swa
 
 static gboolean start (GstBaseTransform * trans) {
   auto *self = GST_SWARM_TRAIN (trans);
+  if (!swarmlens::check_ranges (GST_ELEMENT (self))) return FALSE;  // before the settings lock: it reads them
   Settings s;
   {
     std::lock_guard<std::mutex> g (self->priv->lock);
@@ -672,13 +675,13 @@ static void gst_swarm_train_class_init (GstSwarmTrainClass * klass) {
       G_MAXUINT64, d.warmup_steps, ready));
   g_object_class_install_property (gobject, PROP_TRIGGER_AGE, g_param_spec_uint64 (swarmlens::props::kTriggerAge,
       "Trigger age", "Release the pending update after this many steps (0 = off)", 0, G_MAXUINT64, d.trigger_age, ready));
-  g_object_class_install_property (gobject, PROP_TRIGGER_NORM, g_param_spec_double ("trigger-norm",
+  g_object_class_install_property (gobject, PROP_TRIGGER_NORM, swarmlens::checked_double ("trigger-norm",
       "Trigger norm", "Release the pending update when its L2 norm reaches this (0 = off)", 0.0, G_MAXDOUBLE, d.trigger_norm, ready));
   g_object_class_install_property (gobject, PROP_CHECKPOINT, g_param_spec_string (swarmlens::props::kCheckpoint, "Checkpoint",
       "Snapshot file: resumed from at start, written at stop (empty = none)", "", ready));
-  g_object_class_install_property (gobject, PROP_LABEL, g_param_spec_int (swarmlens::props::kLabel, "Label",
+  g_object_class_install_property (gobject, PROP_LABEL, swarmlens::checked_int (swarmlens::props::kLabel, "Label",
       "Teach mode: train every frame as this class, 0 .. classes-1 (-1 = use the frames' label metas)", -1, 999, d.label, playing));
-  g_object_class_install_property (gobject, PROP_STATS_INTERVAL, g_param_spec_uint (swarmlens::props::kStatsInterval,
+  g_object_class_install_property (gobject, PROP_STATS_INTERVAL, swarmlens::checked_uint (swarmlens::props::kStatsInterval,
       "Stats interval", "Milliseconds between swarmtrain-stats bus messages (0 = none)", 0, 3600000, d.stats_interval, playing));
   g_object_class_install_property (gobject, PROP_SEED, g_param_spec_uint64 ("seed", "Seed",
       "Seed of the initial weights and sampling", 0, G_MAXUINT64, d.seed, ready));
@@ -687,24 +690,24 @@ static void gst_swarm_train_class_init (GstSwarmTrainClass * klass) {
       "Drop when busy", "Sample frames when the trainer is busy so the stream never waits (live sources); "
       "false = hold the stream until there is room, training on every labelled frame (files)", d.drop_when_busy, playing));
 
-  g_object_class_install_property (gobject, PROP_NODE_ID, g_param_spec_int64 (swarmlens::props::kNodeId, "Node id",
+  g_object_class_install_property (gobject, PROP_NODE_ID, swarmlens::checked_int64 (swarmlens::props::kNodeId, "Node id",
       "This node's id in the federation, unique per model (-1 = a random one at start)", -1, G_MAXUINT32, d.node_id, ready));
-  g_object_class_install_property (gobject, PROP_WINDOW, g_param_spec_uint ("window", "Window",
+  g_object_class_install_property (gobject, PROP_WINDOW, swarmlens::checked_uint ("window", "Window",
       "Temporal models (crnn): frames per sample, the stream's last ones; a window's label is its last frame's",
       1, 64, d.window, ready));
-  g_object_class_install_property (gobject, PROP_WINDOW_STRIDE, g_param_spec_uint ("window-stride",
+  g_object_class_install_property (gobject, PROP_WINDOW_STRIDE, swarmlens::checked_uint ("window-stride",
       "Window stride", "Temporal models: a sample every this many frames once the window is full", 1, 64, d.window_stride, ready));
   g_object_class_install_property (gobject, PROP_IDLE_POLICY, g_param_spec_enum (swarmlens::props::kIdlePolicy, "Idle policy",
       "When to train: always; load (only while other processes use at most load-ceiling of the CPUs); "
       "schedule (only within the schedule); load+schedule (both). Paused, frames are sampled as when busy, "
       "and the residual and pending update are kept", swarmlens::idle_policy_enum_type (),
       swarmlens::enum_value (swarmlens::idle_policy_enum_type (), d.idle_policy), ready));
-  g_object_class_install_property (gobject, PROP_LOAD_CEILING, g_param_spec_double (swarmlens::props::kLoadCeiling, "Load ceiling",
+  g_object_class_install_property (gobject, PROP_LOAD_CEILING, swarmlens::checked_double (swarmlens::props::kLoadCeiling, "Load ceiling",
       "idle-policy=load: pause when other processes use more than this share of all CPUs (resume below 80% of it)",
       0.01, 1.0, d.load_ceiling, ready));
   g_object_class_install_property (gobject, PROP_SCHEDULE, g_param_spec_string (swarmlens::props::kSchedule, "Schedule",
       "idle-policy=schedule: daily windows in local time, e.g. \"22:00-06:00\" or \"01:00-05:00,12:00-13:00\"", "", ready));
-  g_object_class_install_property (gobject, PROP_NICE, g_param_spec_int ("nice", "Nice",
+  g_object_class_install_property (gobject, PROP_NICE, swarmlens::checked_int ("nice", "Nice",
       "Nice value of the training thread (the video path keeps its own); 0 = unchanged", 0, 19, d.nice, ready));
   g_object_class_install_property (gobject, PROP_HOLDOUT_EVERY, g_param_spec_uint (swarmlens::props::kHoldoutEvery,
       "Hold out every", "Hold out every Nth labelled frame: not trained on, classified by the node's current model "

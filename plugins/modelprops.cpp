@@ -4,6 +4,7 @@
 
 #include "node_trainer.h"
 #include "properties.h"
+#include "ranges.h"
 
 namespace swarmlens {
 
@@ -29,11 +30,11 @@ void model_install_properties (GObjectClass * klass, guint first, const ModelBlu
   const auto composed = GParamFlags (G_PARAM_READWRITE | G_PARAM_STATIC_NAME | G_PARAM_STATIC_NICK | GST_PARAM_MUTABLE_READY);
   const std::string width = std::string ("Model input width: ") + blurbs.input;
   const std::string height = std::string ("Model input height: ") + blurbs.input;
-  g_object_class_install_property (klass, first + 2, g_param_spec_int (props::kInputWidth, "Input width",
+  g_object_class_install_property (klass, first + 2, checked_int (props::kInputWidth, "Input width",
       width.c_str (), 8, 1024, d.input_width, composed));
-  g_object_class_install_property (klass, first + 3, g_param_spec_int (props::kInputHeight, "Input height",
+  g_object_class_install_property (klass, first + 3, checked_int (props::kInputHeight, "Input height",
       height.c_str (), 8, 1024, d.input_height, composed));
-  g_object_class_install_property (klass, first + 4, g_param_spec_int (props::kClasses, "Classes",
+  g_object_class_install_property (klass, first + 4, checked_int (props::kClasses, "Classes",
       "Classes the model tells apart; labels 0 .. classes-1 (0 = the model's own: 10, as Fashion-MNIST; crnn 4, "
       "the directions of motion). Federated, the broker's model says it, and a different count is refused",
       0, 1000, d.classes, ready));

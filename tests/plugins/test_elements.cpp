@@ -738,6 +738,53 @@ TEST_CASE("swarmtrain_rejects_out_of_range_values with a bus error at start, not
   CHECK(bus_error_of((head + "batch-size=0 ! fakesink").c_str()).second.find("batch size must be >= 1") != std::string::npos);
 }
 
+TEST_CASE("every_element_rejects_out_of_range_numbers with a bus error at start naming the range", "[elements][reject]") {
+  const std::string grey = "videotestsrc num-buffers=2 ! video/x-raw,format=GRAY8,width=28,height=28 ! ";
+  const std::pair<std::string, const char*> cases[] = {
+      {"swarmsrc shard-index=5000 ! fakesink", "shard-index=5000 is outside its range, 0 .. 4095"},
+      {"swarmsrc width=0 ! fakesink", "width=0 is outside its range, 1 .. 8192"},
+      {"swarmsrc alpha=-1 ! fakesink", "alpha=-1 is outside its range, 0 .. 1000"},
+      {grey + "swarmclassify every=0 ! fakesink", "every=0 is outside its range, 1 .. 1000"},
+      {grey + "swarmclassify input-width=4 ! fakesink", "input-width=4 is outside its range, 8 .. 1024"},
+      {grey + "swarmtrain load-ceiling=2 ! fakesink", "load-ceiling=2 is outside its range, 0.01 .. 1"},
+      {grey + "swarmtrain classes=5000 ! fakesink", "classes=5000 is outside its range, 0 .. 1000"},
+      {grey + "swarmtrain nice=30 ! fakesink", "nice=30 is outside its range, 0 .. 19"},
+      {"swarmsrc num-buffers=2 format=BGRx ! swarmoverlay window=0 ! fakesink", "window=0 is outside its range, 1 .. 100000"},
+      {"swarmaggregate interval=0 ! fakesink", "interval=0 is outside its range, 1 .. 3600000"},
+  };
+  for (const auto& [desc, message] : cases) {
+    INFO(desc);
+    CHECK(bus_error_of(desc.c_str()).first == message);
+  }
+}
+
+TEST_CASE("a number out of range set while playing is refused with a warning, the old value kept", "[elements][reject]") {
+  GstElement* p = gst_parse_launch("swarmsrc is-live=true ! swarmclassify name=c ! fakesink", nullptr);
+  REQUIRE(p);
+  REQUIRE(gst_element_set_state(p, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  REQUIRE(gst_element_get_state(p, nullptr, nullptr, 10 * GST_SECOND) == GST_STATE_CHANGE_SUCCESS);
+  GstElement* c = gst_bin_get_by_name(GST_BIN(p), "c");
+  g_object_set(c, "every", 0u, nullptr);
+  guint every = 0;
+  g_object_get(c, "every", &every, nullptr);
+  CHECK(every == 1);
+  g_object_set(c, "every", 5u, nullptr);  // in range: taken
+  g_object_get(c, "every", &every, nullptr);
+  CHECK(every == 5);
+  GstBus* bus = gst_element_get_bus(p);
+  GstMessage* m = gst_bus_timed_pop_filtered(bus, 5 * GST_SECOND, GST_MESSAGE_WARNING);
+  REQUIRE(m);
+  GError* e = nullptr;
+  gst_message_parse_warning(m, &e, nullptr);
+  CHECK(std::string(e->message) == "every=0 is outside its range, 1 .. 1000: kept the old value");
+  g_error_free(e);
+  gst_message_unref(m);
+  gst_object_unref(bus);
+  gst_object_unref(c);
+  gst_element_set_state(p, GST_STATE_NULL);
+  gst_object_unref(p);
+}
+
 TEST_CASE("swarmtrain_rejects_a_bad_schedule with a bus error", "[elements][swarmtrain][reject]") {
   CHECK(bus_error_of("videotestsrc num-buffers=2 ! video/x-raw,format=GRAY8 ! swarmtrain idle-policy=schedule schedule=9-5 ! fakesink")
             .second.find("HH:MM-HH:MM") != std::string::npos);
