@@ -9,6 +9,7 @@
 
 #include "command.h"
 #include "image_folder.h"
+#include "snapshot.h"
 
 namespace swarmlens {
 
@@ -17,6 +18,7 @@ int run_scenes(const ScenesOptions& o) {
   std::error_code ec;
   std::filesystem::create_directories(o.output, ec);
   if (ec) throw std::runtime_error("cannot create " + o.output + ": " + ec.message());
+  if (!o.sheet.empty()) check_writable(o.sheet, "the contact sheet");  // before minutes of work, not after
   const auto t0 = std::chrono::steady_clock::now();
   const std::string dir = o.data_dir.empty() ? default_fashion_mnist_dir() : o.data_dir;
   const Dataset train = load_fashion_mnist(dir, true), test = load_fashion_mnist(dir, false);
