@@ -51,9 +51,11 @@ class BrokerDaemon {
 
   DaemonConfig cfg_;
   std::unique_ptr<BrokerService> service_;
+  // Without test data: the nodes' own held-out figures. Before metrics_link_, whose subscription
+  // feeds it: the link (and its callbacks) goes first.
+  NodeAccuracy node_accuracy_;
   std::unique_ptr<NatsLink> metrics_link_;
   std::unique_ptr<Evaluator> evaluator_;  // null without test data
-  NodeAccuracy node_accuracy_;            // without test data: the nodes' own held-out figures
   BrokerStats last_stats_;
   uint64_t journal_errors_seen_ = 0;
 };
