@@ -113,7 +113,7 @@ int run_input_size_bench(const InputSizeBenchOptions& o) {
     test.pixels.insert(test.pixels.end(), all.image(order[i]), all.image(order[i]) + all.image_size());
     test.labels.push_back(all.labels[order[i]]);
   }
-  auto model = train_cnn(train, o.epochs);
+  auto model = train_cnn(train, o.train_epochs);
   const double direct = evaluate_accuracy(*model, test);
   const std::string snap = "bench-input-size-model.swm";
   Snapshot s{"cnn", model->layout_hash(), 1, model->params_copy()};
@@ -127,7 +127,7 @@ int run_input_size_bench(const InputSizeBenchOptions& o) {
       fmt::format("{} width={} height={} ! {}", src, o.size, o.size, cls),     // swarmclassify scales
       fmt::format("{} width={} height={} ! videoscale ! video/x-raw,width=28,height=28 ! {}", src, o.size, o.size, cls),
   };
-  nlohmann::json j = {{"benchmark", "input-size"}, {"size", o.size}, {"epochs", o.epochs}, {"test_frames", test.size()},
+  nlohmann::json j = {{"benchmark", "input-size"}, {"size", o.size}, {"epochs", o.train_epochs}, {"test_frames", test.size()},
                       {"library_accuracy", direct}};
   fmt::print("the model on the test split, no pipeline: {:.4f}\n", direct);
   const char* keys[] = {"model_size", "element_downscale", "videoscale"};
@@ -151,7 +151,7 @@ void add_input_size_bench_command(CLI::App& parent, Commands& commands) {
   auto* c = parent.add_subcommand("input-size", "Accuracy of frames larger than the model's input: scaled by "
                                                 "swarmclassify itself vs by videoscale first, side by side");
   c->add_option("--size", o->size, "the larger frames' width and height")->check(CLI::Range(29, 2048))->capture_default_str();
-  c->add_option("--epochs", o->epochs, "training passes before measuring")->check(CLI::Range(1, 100))->capture_default_str();
+  c->add_option("--epochs", o->train_epochs, "training passes before measuring")->check(CLI::Range(1, 100))->capture_default_str();
   c->add_option("--test-limit", o->test_limit, "test frames played (0 = all 10,000)")->check(CLI::Range(0, 10000))->capture_default_str();
   c->add_option("--json", o->json_path, "write results as JSON to this file");
   commands.add(c, [o] { return run_input_size_bench(*o); });

@@ -16,7 +16,7 @@ class Commands;
 
 struct InputSizeBenchOptions {
   int size = 112;          // the larger frames' width and height
-  int epochs = 2;          // training passes over Fashion-MNIST's training set before measuring
+  int train_epochs = 2;    // training passes over Fashion-MNIST's training set before measuring
   int test_limit = 0;      // test frames played (0 = the whole test split, 10,000)
   std::string json_path;
 };
