@@ -2,7 +2,6 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
-#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <chrono>
@@ -280,6 +279,12 @@ Data load_fashion(const BenchOptions& o, const std::string& dir) {
   return d;
 }
 
+std::string joined(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
+  return out;
+}
+
 // A node per site for the first `nodes` sites, the rest held out (their test splits are the test
 // set); RGB at the input size asked, or
 // the images' own.
@@ -325,7 +330,7 @@ int run_compression_bench(const BenchOptions& o) {
              "({}x{}x{}), batch {}/node\n", o.preset, o.model, o.nodes, o.epochs, d.train.size(), d.test.size(),
              d.train.channels, d.train.rows, d.train.cols, o.batch);
   if (!sites.empty())
-    fmt::print(stderr, "  training sites: {}; held out: {}\n", fmt::join(d.train_sites, ", "), fmt::join(d.held_out_sites, ", "));
+    fmt::print(stderr, "  training sites: {}; held out: {}\n", joined(d.train_sites), joined(d.held_out_sites));
   std::map<std::string, MethodResult> results;
   for (const auto& name : o.methods) {
     fmt::print(stderr, "method {}:\n", name);
