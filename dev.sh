@@ -14,7 +14,13 @@ ensure_built() {
   if [ ! -f "$BUILD/build.ninja" ]; then
     meson setup "$BUILD" >/dev/null
   fi
-  ninja -C "$BUILD" >/dev/null
+  # Quiet when it builds; the compiler's messages when it does not (ninja prints them on stdout).
+  local out
+  if ! out=$(ninja -C "$BUILD" 2>&1); then
+    printf '%s\n' "$out" | grep -v '^\[[0-9]*/[0-9]*\] ' >&2
+    echo "dev.sh: the build in $BUILD failed" >&2
+    exit 1
+  fi
 }
 
 cmd=${1:-demo}
