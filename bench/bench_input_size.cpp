@@ -16,8 +16,10 @@
 #include "camera_model.h"
 #include "command.h"
 #include "dataset.h"
+#include "launch.h"
 #include "metrics.h"
 #include "model.h"
+#include "optim.h"
 #include "snapshot.h"
 #include "swarmlens/swarmlens-meta.h"
 
@@ -29,69 +31,38 @@ struct Counts {
   uint64_t frames = 0, correct = 0;
 };
 
-GstPadProbeReturn count_correct(GstPad*, GstPadProbeInfo* info, gpointer data) {
-  auto* c = static_cast<Counts*>(data);
-  GstBuffer* b = GST_PAD_PROBE_INFO_BUFFER(info);
-  const GstSwarmLabelMeta* truth = swarmlens_buffer_get_label_meta(b);
-  const GstSwarmClassificationMeta* guess = swarmlens_buffer_get_classification_meta(b);
-  if (truth && guess) {
-    ++c->frames;
-    c->correct += truth->label == guess->label;
-  }
-  return GST_PAD_PROBE_OK;
-}
-
-// Plays `desc` (ending in "fakesink name=sink") to EOS; the share of labelled frames whose
+// Plays `desc` (ending in "fakesink name=sink") to EOS, counting the labelled frames whose
 // classification meta is right.
 Counts pipeline_accuracy(const std::string& desc) {
-  GError* err = nullptr;
-  GstElement* pipeline = gst_parse_launch(desc.c_str(), &err);
-  if (!pipeline || err) throw std::runtime_error("cannot build " + desc + ": " + (err ? err->message : "?"));
-  Counts counts;
-  GstElement* sink = gst_bin_get_by_name(GST_BIN(pipeline), "sink");
-  GstPad* pad = gst_element_get_static_pad(sink, "sink");
-  gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, count_correct, &counts, nullptr);
-  gst_object_unref(pad);
-  gst_object_unref(sink);
-  gst_element_set_state(pipeline, GST_STATE_PLAYING);
-  GstBus* bus = gst_element_get_bus(pipeline);
-  GstMessage* m = gst_bus_timed_pop_filtered(bus, 600 * GST_SECOND, GstMessageType(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
-  std::string error = !m ? "no EOS within 600 s" : "";
-  if (m && GST_MESSAGE_TYPE(m) == GST_MESSAGE_ERROR) {
-    GError* e = nullptr;
-    gst_message_parse_error(m, &e, nullptr);
-    error = e->message;
-    g_error_free(e);
-  }
-  if (m) gst_message_unref(m);
-  gst_object_unref(bus);
-  gst_element_set_state(pipeline, GST_STATE_NULL);
-  gst_object_unref(pipeline);
-  if (!error.empty()) throw std::runtime_error(desc + ": " + error);
-  return counts;
+  Counts c;
+  MeasureOptions mo;
+  mo.on_sink_buffer = [&c](GstBuffer* b) {
+    const GstSwarmLabelMeta* truth = swarmlens_buffer_get_label_meta(b);
+    const GstSwarmClassificationMeta* guess = swarmlens_buffer_get_classification_meta(b);
+    if (!truth || !guess) return;
+    ++c.frames;
+    c.correct += truth->label == guess->label;
+  };
+  run_measured(desc, mo);
+  return c;
 }
 
 // The small CNN after `epochs` passes of plain SGD (batch 32, momentum 0.9) over the training set.
 std::unique_ptr<Model> train_cnn(const Dataset& train, int epochs) {
   auto model = Model::create({}, 1);
-  std::vector<float> velocity(model->num_params(), 0.0f), images;
+  FlatSgd sgd(model->num_params(), 0.05, 0.9);
+  std::vector<float> images;
   std::vector<int64_t> labels;
   std::vector<uint32_t> order(train.size());
   std::iota(order.begin(), order.end(), 0u);
   std::mt19937_64 rng(1);
   const size_t batch = 32;
-  const float lr = 0.05f, momentum = 0.9f;
   for (int e = 0; e < epochs; ++e) {
     std::shuffle(order.begin(), order.end(), rng);
     for (size_t s = 0; s + batch <= order.size(); s += batch) {
       make_batch(train, order.data() + s, batch, images, labels);
       model->compute_gradient({images.data(), labels.data(), batch});
-      float* p = model->params();
-      const float* g = model->grad();
-      for (size_t i = 0; i < velocity.size(); ++i) {
-        velocity[i] = momentum * velocity[i] + g[i];
-        p[i] -= lr * velocity[i];
-      }
+      sgd.step(model->params(), model->grad());
     }
   }
   return model;
@@ -100,7 +71,6 @@ std::unique_ptr<Model> train_cnn(const Dataset& train, int epochs) {
 }  // namespace
 
 int run_input_size_bench(const InputSizeBenchOptions& o) {
-  gst_init(nullptr, nullptr);
   const std::string dir = default_fashion_mnist_dir();
   const Dataset train = load_fashion_mnist(dir, true);
   const Dataset all = load_fashion_mnist(dir, false);

@@ -180,17 +180,23 @@ Measured run_measured(const std::string& desc, const MeasureOptions& o) {
     throw std::runtime_error(std::string("pipeline: ") + e.what() + ": " + desc);
   }
   Measured r;
-  if (o.probe_sink) {
+  struct Probe {
+    Measured* r;
+    const MeasureOptions* o;
+  } probe{&r, &o};
+  if (o.probe_sink || o.on_sink_buffer) {
     GstElement* sink = gst_bin_get_by_name(GST_BIN(p), "sink");
     if (!sink) {
       gst_object_unref(p);
       throw std::runtime_error("no element named sink to probe: " + desc);
     }
     GstPad* pad = gst_element_get_static_pad(sink, "sink");
-    gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, +[](GstPad*, GstPadProbeInfo*, gpointer data) {
-      static_cast<Measured*>(data)->sink_buffers.push_back(Clock::now());
+    gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, +[](GstPad*, GstPadProbeInfo* info, gpointer data) {
+      const auto* pr = static_cast<const Probe*>(data);
+      if (pr->o->on_sink_buffer) pr->o->on_sink_buffer(GST_PAD_PROBE_INFO_BUFFER(info));
+      if (pr->o->probe_sink) pr->r->sink_buffers.push_back(Clock::now());
       return GST_PAD_PROBE_OK;
-    }, &r, nullptr);
+    }, &probe, nullptr);
     gst_object_unref(pad);
     gst_object_unref(sink);
   }

@@ -4,9 +4,12 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
+
+typedef struct _GstBuffer GstBuffer;  // as gst/gst.h declares it: this header stays free of GStreamer
 
 namespace swarmlens {
 
@@ -38,6 +41,9 @@ struct Measured {
 };
 struct MeasureOptions {
   bool probe_sink = false;  // time every buffer at the element named "sink"
+  // Called with every buffer at the element named "sink" (on the streaming thread, before it is
+  // timed), e.g. to read its metas; empty = none.
+  std::function<void(GstBuffer*)> on_sink_buffer;
   double stop_after = 0;    // seconds; 0 = play to the pipeline's own EOS
   double timeout = 600;     // seconds
 };
