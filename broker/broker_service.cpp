@@ -1,6 +1,7 @@
 #include "broker_service.h"
 
 #include <chrono>
+#include <random>
 #include <fstream>
 
 #include "camera_model.h"
@@ -8,7 +9,7 @@
 namespace swarmlens {
 
 BrokerService::BrokerService(BrokerConfig cfg, std::unique_ptr<NatsLink> link)
-    : cfg_(std::move(cfg)), rate_(cfg_.rate), link_(std::move(link)) {
+    : cfg_(std::move(cfg)), rate_(cfg_.rate), downlink_(cfg_.downlink), link_(std::move(link)) {
   if (!cfg_.class_names.empty() && cfg_.class_names.size() != size_t(cfg_.model.classes))
     throw std::invalid_argument(std::to_string(cfg_.class_names.size()) + " class names for " +
                                 std::to_string(cfg_.model.classes) + " classes");
@@ -28,12 +29,23 @@ BrokerService::BrokerService(BrokerConfig cfg, std::unique_ptr<NatsLink> link)
     stats_.public_key = public_key_hex(key_->public_key);
   }
   if (!link_) cfg_.retain = false;
-  std::optional<Snapshot> resume = resume_source();
+  std::optional<Snapshot> kept;  // the model the nodes hold, read back from JetStream
+  std::optional<Snapshot> resume = resume_source(kept);
   std::vector<float> params = resume ? std::move(resume->params) : initial;
   const uint64_t version = resume ? resume->version : 0;
   aggregator_ = std::make_unique<Aggregator>(cfg_.model_id, layout_hash_, std::move(params), cfg_.aggregation, version);
   if (resume) aggregator_->resume_sequences(resume->applied);
   stats_.version = version;
+  if (kept && resume && kept->version == version && kept->chain_id) {
+    // The nodes hold the kept model of this very version: continue its chain, so they go on with
+    // deltas (a keyframe of it is kept again at the next publish). Otherwise the next publish starts
+    // a new chain with a keyframe, and nodes move to it.
+    downlink_.adopt(kept->params);
+    chain_.id = kept->chain_id;
+    chain_.offset = kept->chain_offset;
+    published_ = std::make_shared<const Snapshot>(std::move(*kept));
+    published_version_ = version;
+  }
   if (cfg_.journal && !cfg_.snapshot_path.empty()) {
     journal_ = std::make_unique<UpdateJournal>(cfg_.snapshot_path + ".journal");
     replay_journal();
@@ -53,7 +65,7 @@ size_t BrokerService::max_update_bytes() const {
   return cfg_.max_update_bytes ? cfg_.max_update_bytes : 2 * size_t(dim_) * sizeof(float) + 4096;
 }
 
-std::optional<Snapshot> BrokerService::resume_source() {
+std::optional<Snapshot> BrokerService::resume_source(std::optional<Snapshot>& kept_model) {
   // Resume from the newest of the snapshot file (the operator's own disk: a bad one is an error) and
   // the model kept in JetStream (the network's: a corrupt, unsigned, forged or exploding one is
   // refused, said, and the file or fresh weights used instead).
@@ -76,6 +88,7 @@ std::optional<Snapshot> BrokerService::resume_source() {
   }
   if (!cfg_.retain) return resume;
   link_->ensure_retention_stream(retention_stream(cfg_.model_id), "swarmlens." + cfg_.model_id + ".retained.>");
+  link_->ensure_retention_stream(chain_stream(cfg_.model_id), chain_subjects(cfg_.model_id), cfg_.chain_max_bytes);
   ModelTrust trust;
   trust.max_norm = max_model_norm_;
   if (key_) trust.key = key_->public_key;
@@ -83,6 +96,7 @@ std::optional<Snapshot> BrokerService::resume_source() {
     if (auto kept = fetch_retained_model(*link_, cfg_.model_id, trust)) {
       if (kept->layout_hash != layout_hash_ || kept->params.size() != dim_)
         throw std::runtime_error(retention_stream(cfg_.model_id) + ": retained model is for another model layout");
+      kept_model = *kept;
       consider(std::move(*kept), "JetStream", retention_stream(cfg_.model_id));
     }
   } catch (const NatsError&) {
@@ -242,19 +256,16 @@ bool BrokerService::publish_if_changed() {
       return false;
     }
   }
-  std::vector<uint8_t> bytes;  // stays empty without a link: nothing goes on the wire
-  bool full = !base_ || since_full_ + 1 >= cfg_.full_every;
-  if (!link_) {
-    full = true;
-  } else if (!full) {
-    bytes = encode_delta(make_delta(*base_, *s));
-    full = bytes.size() * 2 > s->params.size() * sizeof(float);  // a delta that big: a snapshot is worth it
+  // Without a link nothing goes on the wire: the published model is the server's own.
+  std::shared_ptr<const Snapshot> out = s;
+  if (link_) out = chain_.id ? publish_delta(*s) : start_chain(*s);
+  {  // out on the wire: from here on this is the model the next delta builds on, whatever fails
+    std::lock_guard<std::mutex> g(lock_);
+    published_version_ = s->version;
+    published_ = out;
+    if (link_) stats_.downlink_residual = downlink_.residual_norm(s->params);
   }
-  if (full && link_) bytes = encode_snapshot(*s);
-  if (link_) bytes = signed_bytes(std::move(bytes), kSignedModel);
-  if (cfg_.retain) link_->retain(retained_prefix(cfg_.model_id, full ? "full" : "delta"), bytes);
-  if (link_) link_->publish(model_subject(cfg_.model_id), bytes);
-  if (!cfg_.snapshot_path.empty()) save_snapshot(cfg_.snapshot_path, *s);
+  if (!cfg_.snapshot_path.empty()) save_snapshot(cfg_.snapshot_path, *s);  // the server model, fp32
   if (journal_) {  // the snapshot holds these now: the journal keeps only what came after
     std::lock_guard<std::mutex> g(lock_);
     try {
@@ -264,21 +275,94 @@ bool BrokerService::publish_if_changed() {
       stats_.journal_error = e.what();
     }
   }
-  if (full) {
-    base_ = s;
-    since_full_ = 0;
-  } else {
-    ++since_full_;
-  }
-  std::lock_guard<std::mutex> g(lock_);
-  published_version_ = s->version;
-  published_ = s;
-  if (link_) {
-    ++stats_.models_out;
-    ++(full ? stats_.snapshots_out : stats_.deltas_out);
-    stats_.bytes_out += bytes.size();
-  }
   return true;
+}
+
+std::shared_ptr<const Snapshot> BrokerService::start_chain(const Snapshot& server) {
+  downlink_.reset(server.params);
+  std::random_device rd;
+  chain_ = Chain{};
+  while (!chain_.id) chain_.id = (uint64_t(rd()) << 32) | rd();
+  auto p = std::make_shared<Snapshot>(server.model, server.layout_hash, server.version, downlink_.published(), server.applied);
+  p->description = server.description;
+  p->chain_id = chain_.id;
+  try {
+    keep_keyframe(*p, true);
+  } catch (...) {
+    chain_.id = 0;  // not out: the next publish starts again
+    throw;
+  }
+  return p;
+}
+
+void BrokerService::keep_keyframe(const Snapshot& p, bool live) {
+  const std::vector<uint8_t> bytes = encode_snapshot(p, true);
+  const std::vector<uint8_t> sent = signed_bytes(bytes, kSignedModel);
+  if (cfg_.retain) link_->retain(retained_prefix(cfg_.model_id, "full"), sent);
+  if (live) link_->publish(model_subject(cfg_.model_id), sent);
+  chain_.keyframe_version = p.version;
+  chain_.keyframe_offset = p.chain_offset;
+  chain_.keyframe_bytes = bytes.size();
+  std::lock_guard<std::mutex> g(lock_);
+  stats_.keyframes_kept += cfg_.retain ? 1 : 0;
+  if (!live) return;
+  ++stats_.models_out;
+  ++stats_.snapshots_out;
+  stats_.bytes_out += sent.size();
+}
+
+std::shared_ptr<const Snapshot> BrokerService::publish_delta(const Snapshot& server) {
+  std::shared_ptr<const Snapshot> base;
+  {
+    std::lock_guard<std::mutex> g(lock_);
+    base = published_;
+  }
+  ModelDelta d;
+  d.layout_hash = layout_hash_;
+  d.chain_id = chain_.id;
+  d.base_version = base->version;
+  d.version = server.version;
+  d.dim = dim_;
+  d.offset = chain_.offset;
+  d.keyframe_version = chain_.keyframe_version;
+  d.keyframe_offset = chain_.keyframe_offset;
+  d.keyframe_bytes = chain_.keyframe_bytes;
+  downlink_.next(server.params, d.index, d.step);
+  for (const auto& [node, seq] : server.applied)
+    if (auto it = base->applied.find(node); it == base->applied.end() || it->second != seq) d.applied[node] = seq;
+  const std::vector<uint8_t> bytes = encode_delta(d);
+  const std::vector<uint8_t> sent = signed_bytes(bytes, kSignedModel);
+  try {
+    if (cfg_.retain) {
+      link_->retain(chain_prefix(cfg_.model_id, chain_.id, d.base_version), sent);
+      link_->retain(retained_prefix(cfg_.model_id, "delta"), sent);
+    }
+    link_->publish(model_subject(cfg_.model_id), sent);
+  } catch (...) {
+    downlink_.revert(d.index, d.step);  // not out: the next publish carries it again
+    throw;
+  }
+  chain_.offset += bytes.size();
+  auto p = std::make_shared<Snapshot>(server.model, server.layout_hash, server.version, downlink_.published(), server.applied);
+  p->description = server.description;
+  p->chain_id = chain_.id;
+  p->chain_offset = chain_.offset;
+  {
+    std::lock_guard<std::mutex> g(lock_);
+    ++stats_.models_out;
+    ++stats_.deltas_out;
+    stats_.bytes_out += sent.size();
+  }
+  // A keyframe whenever the chain since the last one costs more than a keyframe: a node that starts
+  // then reads at most about two keyframes' worth.
+  const bool keyframe_due = !chain_.keyframe_bytes || chain_.offset - chain_.keyframe_offset > chain_.keyframe_bytes;
+  if (cfg_.retain && keyframe_due) {
+    try {
+      keep_keyframe(*p, false);
+    } catch (const std::exception&) {  // the delta is out; the keyframe is still due at the next publish
+    }
+  }
+  return p;
 }
 
 std::shared_ptr<const Snapshot> BrokerService::published() const {

@@ -1,9 +1,11 @@
 // The aggregator served over NATS: takes updates on swarmlens.<model>.update, validates and merges
 // them (Aggregator), and publishes the model on swarmlens.<model>.model whenever its version moved
-// (at most once per call of publish_if_changed, which the owner calls on a timer): a full snapshot
-// every `full_every` publishes, cumulative deltas from it in between (model_channel.h). Each
-// published model is kept in JetStream before it goes out, and in the snapshot file, so a restarted
-// broker resumes from the newest model it published and a late node starts from it. With a
+// (at most once per call of publish_if_changed, which the owner calls on a timer) as the model
+// stream (downlink.h, model_channel.h): a keyframe when a chain starts, then one compressed delta
+// per publish, with the server residual keeping what a delta leaves out. Each delta is kept in
+// JetStream (by the version it applies to) before it goes out, a keyframe whenever the chain since
+// the last one has grown past one, and the server model in the snapshot file, so a restarted broker
+// resumes from the newest model it published and a late node starts from the keyframe and the chain. With a
 // snapshot file, every accepted update is also journalled (update_journal.h) before its node is
 // told, so a broker killed between two publishes merges them again when it restarts. Every update
 // whose sender can be read is answered on swarmlens.<model>.ack.<node> (update_ack.h).
@@ -18,6 +20,7 @@
 #include <string>
 
 #include "aggregator.h"
+#include "downlink.h"
 #include "model.h"
 #include "model_channel.h"
 #include "node_trainer.h"
@@ -39,7 +42,10 @@ struct BrokerConfig {
   std::string snapshot_path;      // resume from it at start; rewritten (atomically) on each publish
   bool journal = true;            // with snapshot_path: journal accepted updates in <snapshot>.journal
   bool retain = true;             // keep the published model in JetStream (the server needs -js)
-  uint32_t full_every = 10;       // a full snapshot every N publishes, cumulative deltas in between
+  DownlinkConfig downlink;        // what one published delta may carry (density)
+  // Bound on the chain of deltas kept in JetStream (the oldest go first; a node that needs one of
+  // them reads the keyframe instead).
+  int64_t chain_max_bytes = 64ll << 20;
   int64_t max_pending_bytes = 256ll << 20;  // updates waiting to be taken before NATS drops them
   // Updates larger than this are rejected ("oversized") before decoding; 0 = twice a dense fp32
   // update of the model plus 4 KiB (no honest encoding comes near).
@@ -57,8 +63,10 @@ struct BrokerConfig {
 struct BrokerStats {
   uint64_t updates_in = 0, bytes_in = 0, accepted = 0;
   std::map<std::string, uint64_t> rejected;  // by reason (decode error or aggregator verdict)
-  uint64_t models_out = 0, bytes_out = 0;  // on the model subject, full snapshots and deltas
-  uint64_t snapshots_out = 0, deltas_out = 0;
+  uint64_t models_out = 0, bytes_out = 0;  // on the model subject: keyframes and deltas
+  uint64_t snapshots_out = 0, deltas_out = 0;  // snapshots_out: keyframes on the model subject (chain starts)
+  uint64_t keyframes_kept = 0;     // keyframes written to JetStream
+  double downlink_residual = 0.0;  // L2 norm of the server model minus the published one
   uint64_t version = 0;
   double busy_seconds = 0;        // time spent taking updates (decode, validate, merge)
   std::string resumed_from;       // "snapshot file", "JetStream" or "" (fresh weights)
@@ -108,7 +116,8 @@ class BrokerService {
  private:
   Snapshot snapshot_locked() const;                     // caller holds lock_
   void replay_journal();                                // constructor: merges what the journal holds
-  std::optional<Snapshot> resume_source();              // constructor: the newest valid model to resume
+  // Constructor: the newest valid model to resume; kept_model gets the model kept in JetStream.
+  std::optional<Snapshot> resume_source(std::optional<Snapshot>& kept_model);
   void on_update(const std::string& subject, const std::vector<uint8_t>& payload);  // NATS thread
   std::vector<uint8_t> signed_bytes(std::vector<uint8_t> bytes, const char* kind) const;
   size_t max_update_bytes() const;
@@ -125,10 +134,20 @@ class BrokerService {
   std::unique_ptr<UpdateJournal> journal_;  // under lock_
   BrokerStats stats_;
   uint64_t published_version_ = UINT64_MAX;
-  // Owner's thread only: the last full snapshot published (deltas are from it) and publishes since.
-  std::shared_ptr<const Snapshot> base_;
+  // Owner's thread only: the model stream (downlink.h). published_ is what the nodes hold (the
+  // server model without link).
+  struct Chain {
+    uint64_t id = 0;  // 0: none yet (the next publish starts one with a keyframe)
+    uint64_t offset = 0, keyframe_version = 0, keyframe_offset = 0, keyframe_bytes = 0;
+  };
+  // publish_if_changed: a new chain (its keyframe kept and sent), or the next delta (kept and sent,
+  // with a keyframe kept when one is due); each returns the model the nodes now hold.
+  std::shared_ptr<const Snapshot> start_chain(const Snapshot& server);
+  std::shared_ptr<const Snapshot> publish_delta(const Snapshot& server);
+  void keep_keyframe(const Snapshot& published, bool live);
+  DownlinkEncoder downlink_;
+  Chain chain_;
   std::shared_ptr<const Snapshot> published_;  // under lock_
-  uint32_t since_full_ = 0;
   std::unique_ptr<NatsLink> link_;  // last member: destroyed (closed) first
 };
 

@@ -192,6 +192,8 @@ void BrokerDaemon::publish_metrics(const BrokerStats& st) {
                       {"bytes_in", st.bytes_in}, {"accepted", st.accepted}, {"rejected", st.rejected},
                       {"models_out", st.models_out}, {"bytes_out", st.bytes_out}, {"journal_errors", st.journal_errors},
                       {"clipped", st.clipped}, {"norm_median", st.norm_median}, {"models_refused", st.models_refused},
+                      {"keyframes_out", st.snapshots_out}, {"deltas_out", st.deltas_out},
+                      {"keyframes_kept", st.keyframes_kept}, {"downlink_residual", st.downlink_residual},
                       {"signed", st.signing}};
   if (evaluator_) {
     if (const Evaluator::Result r = evaluator_->result(); r.accuracy >= 0) {
@@ -222,7 +224,7 @@ void BrokerDaemon::print_stats(const BrokerStats& st, double seconds) {
   } else if (const NodeAccuracy::Summary n = node_accuracy_.summary(); n.nodes) {
     acc = fmt::format("{:.4f} (nodes' own held-out frames: {} nodes, {} frames)", n.accuracy, n.nodes, n.samples);
   }
-  fmt::print("stats: {:.1f} updates/s, in {} B, out {} B ({} snapshots, {} deltas), model v{}, accuracy {}, "
+  fmt::print("stats: {:.1f} updates/s, in {} B, out {} B ({} keyframes, {} deltas), model v{}, accuracy {}, "
              "clipped {} (median norm {:.3g}), rejected:{}\n",
              double(st.updates_in - last_stats_.updates_in) / seconds, st.bytes_in, st.bytes_out, st.snapshots_out,
              st.deltas_out, st.version, acc, st.clipped,

@@ -65,7 +65,9 @@ int main(int argc, char** argv) {
   app.add_option("--max-staleness", cfg.aggregation.max_staleness, "reject updates this many versions behind")->capture_default_str();
   app.add_option("--staleness-grace", cfg.aggregation.staleness_grace, "versions behind still weighted 1")->capture_default_str();
   app.add_option("--publish-interval-ms", d.publish_interval_ms, "at most one model per interval")->check(CLI::Range(10, 3600000))->capture_default_str();
-  app.add_option("--full-every", cfg.full_every, "a full snapshot every N model publishes, deltas between")->check(CLI::Range(1, 1000000))->capture_default_str();
+  app.add_option("--downlink-density", cfg.downlink.density, "share of the parameters one published model delta may move: "
+                 "the largest differences from the model the nodes hold; the rest waits in the server residual")
+      ->check(CLI::Range(1e-6, 1.0))->capture_default_str();
   bool no_retain = false;
   app.add_flag("--no-retain", no_retain, "do not keep the model in JetStream (for a server without -js)");
   app.add_option("--eval-interval-ms", d.eval_interval_ms, "at most one test evaluation per interval")->check(CLI::Range(10, 3600000))->capture_default_str();

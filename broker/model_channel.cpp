@@ -1,6 +1,7 @@
 #include "model_channel.h"
 
 #include <cctype>
+#include <cstdio>
 
 #include "camera_model.h"
 #include "robust.h"
@@ -31,23 +32,91 @@ void check_adoptable(const Snapshot& s, const ModelTrust& trust, const std::stri
   if (!why.empty()) throw std::runtime_error(what + ": model version " + std::to_string(s.version) + " refused: " + why);
 }
 
-std::optional<Snapshot> fetch_retained_model(NatsLink& link, const std::string& model_id, const ModelTrust& trust) {
-  const std::string stream = retention_stream(model_id);
-  auto full = link.fetch_retained(stream, retained_prefix(model_id, "full"));
-  if (!full) return std::nullopt;
-  const std::string what_full = stream + " (retained snapshot)", what_delta = stream + " (retained delta)";
-  *full = verified_model_bytes(full->data(), full->size(), trust, model_id, what_full);
-  Snapshot s = decode_snapshot(full->data(), full->size(), what_full);
-  auto delta = link.fetch_retained(stream, retained_prefix(model_id, "delta"));
-  if (delta) {
-    *delta = verified_model_bytes(delta->data(), delta->size(), trust, model_id, what_delta);
-    const ModelDelta d = decode_delta(delta->data(), delta->size(), what_delta);
-    // A delta from an older full snapshot is stale (the newer full one holds more); one from a newer
-    // snapshot means the full one was replaced while we read: take what we have, still a published model.
-    if (d.base_version == s.version) s = apply_delta(s, d);
+std::string chain_prefix(const std::string& model_id, uint64_t chain_id, uint64_t base_version) {
+  char id[17];
+  std::snprintf(id, sizeof id, "%016llx", static_cast<unsigned long long>(chain_id));
+  return "swarmlens." + model_id + ".chain." + id + "." + std::to_string(base_version);
+}
+
+namespace {
+
+// Reads the model stream kept in JetStream for catch_up, counting what it reads.
+class KeptStream {
+ public:
+  KeptStream(NatsLink& link, const std::string& model_id, const ModelTrust& trust, CatchUp& out)
+      : link_(link), id_(model_id), trust_(trust), out_(out) {}
+
+  std::optional<ModelDelta> head() {
+    auto bytes = read(retention_stream(id_), retained_prefix(id_, "delta"));
+    if (!bytes) return std::nullopt;
+    return decode_delta(bytes->data(), bytes->size(), retention_stream(id_) + " (latest delta)");
   }
-  check_adoptable(s, trust, stream);
-  return s;
+  std::optional<Snapshot> keyframe() {
+    auto bytes = read(retention_stream(id_), retained_prefix(id_, "full"));
+    if (!bytes) return std::nullopt;
+    out_.keyframe = true;
+    return decode_snapshot(bytes->data(), bytes->size(), retention_stream(id_) + " (keyframe)");
+  }
+  // `from` moved along the kept chain up to version `to`; nullopt when a delta is missing.
+  std::optional<Snapshot> walk(Snapshot from, uint64_t to) {
+    while (from.version < to) {
+      const std::string prefix = chain_prefix(id_, from.chain_id, from.version);
+      auto bytes = read(chain_stream(id_), prefix);
+      if (!bytes) return std::nullopt;
+      const ModelDelta d = decode_delta(bytes->data(), bytes->size(), chain_stream(id_) + " (" + prefix + ")");
+      if (d.version > to) return std::nullopt;  // another chain's history under the same name: not ours
+      from = apply_delta(from, d);
+      ++out_.deltas;
+    }
+    return from;
+  }
+
+ private:
+  std::optional<std::vector<uint8_t>> read(const std::string& stream, const std::string& prefix) {
+    auto bytes = link_.fetch_retained(stream, prefix);
+    if (!bytes) return std::nullopt;
+    out_.bytes += bytes->size();
+    return verified_model_bytes(bytes->data(), bytes->size(), trust_, id_, stream + " (" + prefix + ")");
+  }
+  NatsLink& link_;
+  const std::string& id_;
+  const ModelTrust& trust_;
+  CatchUp& out_;
+};
+
+}  // namespace
+
+CatchUp catch_up(NatsLink& link, const std::string& model_id, const ModelTrust& trust, const Snapshot* have,
+                 const ModelDelta* head) {
+  CatchUp out;
+  KeptStream kept(link, model_id, trust, out);
+  std::optional<ModelDelta> latest;
+  if (head) latest = *head;
+  else latest = kept.head();
+  auto finish = [&](std::optional<Snapshot> m) {
+    if (m && latest && m->chain_id == latest->chain_id && m->version == latest->base_version) m = apply_delta(*m, *latest);
+    if (m && have && m->version <= have->version) m.reset();  // nothing newer
+    if (m) check_adoptable(*m, trust, retention_stream(model_id));
+    out.model = std::move(m);
+    return out;
+  };
+  if (have && latest && have->chain_id == latest->chain_id) {
+    if (have->version >= latest->version) return finish(std::nullopt);
+    // The chain from here, or the keyframe and the chain from it: the head says what each costs.
+    const uint64_t chain = latest->offset - std::min(latest->offset, have->chain_offset);
+    const uint64_t via_keyframe = latest->keyframe_bytes + latest->offset - std::min(latest->offset, latest->keyframe_offset);
+    if (latest->keyframe_version <= have->version || chain <= via_keyframe)
+      if (auto m = kept.walk(*have, latest->base_version)) return finish(std::move(m));
+  }
+  std::optional<Snapshot> key = kept.keyframe();
+  if (!key) return finish(std::nullopt);
+  if (!latest || key->chain_id != latest->chain_id || key->version > latest->base_version) return finish(std::move(key));
+  if (auto m = kept.walk(*key, latest->base_version)) return finish(std::move(m));
+  return finish(std::move(key));  // the chain after it is gone: still a published model
+}
+
+std::optional<Snapshot> fetch_retained_model(NatsLink& link, const std::string& model_id, const ModelTrust& trust) {
+  return catch_up(link, model_id, trust, nullptr).model;
 }
 
 std::shared_ptr<const Snapshot> ModelReceiver::receive(const uint8_t* signed_data, size_t signed_size,
@@ -61,19 +130,19 @@ std::shared_ptr<const Snapshot> ModelReceiver::receive(const uint8_t* signed_dat
       check_adoptable(*s, trust_, subject);
       std::lock_guard<std::mutex> g(lock_);
       if (latest_ && latest_->version >= s->version) return nullptr;
-      base_ = s;
       latest_ = s;
       return s;
     }
     case ModelMessage::Delta: {
-      const ModelDelta d = decode_delta(data, size, subject);
+      ModelDelta d = decode_delta(data, size, subject);
       std::lock_guard<std::mutex> g(lock_);
       if (latest_ && latest_->version >= d.version) return nullptr;
-      if (!base_ || base_->version != d.base_version) {  // its full snapshot never reached us: wait for the next
-        ++skipped_;
+      if (!latest_ || latest_->chain_id != d.chain_id || latest_->version != d.base_version) {
+        ++skipped_;  // missed deltas, or a new chain: the owner catches up to this one
+        gap_ = std::move(d);
         return nullptr;
       }
-      auto next = std::make_shared<const Snapshot>(apply_delta(*base_, d));
+      auto next = std::make_shared<const Snapshot>(apply_delta(*latest_, d));
       check_adoptable(*next, trust_, subject);
       latest_ = next;
       return latest_;
@@ -83,10 +152,17 @@ std::shared_ptr<const Snapshot> ModelReceiver::receive(const uint8_t* signed_dat
   throw std::runtime_error(subject + ": neither a model snapshot nor a model delta");
 }
 
+std::optional<ModelDelta> ModelReceiver::take_gap() {
+  std::lock_guard<std::mutex> g(lock_);
+  std::optional<ModelDelta> d = std::move(gap_);
+  gap_.reset();
+  if (d && latest_ && latest_->version >= d->version) return std::nullopt;  // caught up meanwhile
+  return d;
+}
+
 void ModelReceiver::seed(std::shared_ptr<const Snapshot> model) {
   std::lock_guard<std::mutex> g(lock_);
   if (latest_ && model && latest_->version >= model->version) return;
-  base_ = model;
   latest_ = model;
 }
 

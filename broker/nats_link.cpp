@@ -380,7 +380,7 @@ int NatsLink::request_timeout_ms() const { return impl_->request_timeout_ms; }
 
 void NatsLink::flush(int timeout_ms) { check(natsConnection_FlushTimeout(impl_->conn.get(), timeout_ms), "flush"); }
 
-void NatsLink::ensure_retention_stream(const std::string& stream, const std::string& subjects) {
+void NatsLink::ensure_retention_stream(const std::string& stream, const std::string& subjects, int64_t max_bytes) {
   std::lock_guard<std::mutex> g(impl_->js_lock);
   jsCtx* js = impl_->jetstream();
   jsStreamInfo* info = nullptr;
@@ -400,6 +400,7 @@ void NatsLink::ensure_retention_stream(const std::string& stream, const std::str
   cfg.Subjects = &subj;
   cfg.SubjectsLen = 1;
   cfg.MaxMsgsPerSubject = 1;  // the latest value per subject, as a KV bucket keeps it
+  cfg.MaxBytes = max_bytes;
   cfg.Storage = js_FileStorage;
   cfg.Discard = js_DiscardOld;
   jerr = jsErrCode(0);

@@ -85,7 +85,8 @@ class NatsLink {
   // JetStream retention (the server must run with JetStream). A stream keeping only the last
   // message of each subject matching `subjects` (e.g. "swarmlens.m.snapshot.*"), on file storage;
   // created if missing. Throws NatsError (no JetStream, a stream of that name with other subjects).
-  void ensure_retention_stream(const std::string& stream, const std::string& subjects);
+  // max_bytes: the stream's bound (the oldest messages go first; -1 = none).
+  void ensure_retention_stream(const std::string& stream, const std::string& subjects, int64_t max_bytes = -1);
   // Stores payload as chunks on <prefix>.0, <prefix>.1, ..., each with the chunk header and each
   // acknowledged by the server before the next. Throws NatsError.
   void retain(const std::string& prefix, const std::vector<uint8_t>& payload);

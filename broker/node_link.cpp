@@ -31,24 +31,7 @@ NodeLink::NodeLink(const NatsOptions& opts, std::string model_id, ModelHandler o
                    [this](const std::string& what) { report(model_subject(model_id_) + ": " + what); },
                    64ll << 20, trust_.max_model_bytes ? trust_.max_model_bytes : NatsLink::kMaxMessageBytes);
   link_->flush(link_->request_timeout_ms());
-  try {
-    if (auto kept = fetch_retained_model(*link_, model_id_, trust_)) {
-      auto model = std::make_shared<const Snapshot>(std::move(*kept));
-      receiver_.seed(model);
-      if (receiver_.latest() == model) {
-        {
-          std::lock_guard<std::mutex> g(lock_);
-          ++stats_.models_in;
-          stats_.model_version = model->version;
-        }
-        if (on_model_) on_model_(model);
-      }
-    }
-  } catch (const NatsError& e) {  // no JetStream: the node starts from its seed and the live models
-    report(std::string("no retained model: ") + e.what());
-  } catch (const std::exception& e) {  // forged, corrupt or exploding: refused, the live models follow
-    refused_model(std::string("retained model refused: ") + e.what());
-  }
+  catch_up_to(nullptr);
 }
 
 void NodeLink::refused_model(const std::string& why) {
@@ -74,12 +57,47 @@ void NodeLink::on_model_message(const std::string& subject, const std::vector<ui
   {
     std::lock_guard<std::mutex> g(lock_);
     stats_.bytes_in += payload.size();
-    if (model) {
-      ++stats_.models_in;
-      stats_.model_version = model->version;
-    }
   }
-  if (model && on_model_) on_model_(model);
+  if (!model) {  // a delta that does not follow ours: read what we missed from JetStream
+    if (auto gap = receiver_.take_gap()) catch_up_to(&*gap);
+    return;
+  }
+  adopt(model);
+}
+
+void NodeLink::adopt(const std::shared_ptr<const Snapshot>& model) {
+  {
+    std::lock_guard<std::mutex> g(lock_);
+    ++stats_.models_in;
+    stats_.model_version = model->version;
+  }
+  if (on_model_) on_model_(model);
+}
+
+bool NodeLink::catch_up_to(const ModelDelta* head) {
+  CatchUp got;
+  try {
+    const auto have = receiver_.latest();
+    got = catch_up(*link_, model_id_, trust_, have.get(), head);
+  } catch (const NatsError& e) {
+    report(std::string("cannot read the model kept in JetStream: ") + e.what());
+    return false;
+  } catch (const std::exception& e) {
+    refused_model(std::string("kept model refused: ") + e.what());
+    return false;
+  }
+  {
+    std::lock_guard<std::mutex> g(lock_);
+    stats_.bytes_in += got.bytes;
+    stats_.catchup_deltas += got.deltas;
+    stats_.keyframes_in += got.keyframe ? 1 : 0;
+  }
+  if (!got.model) return false;
+  auto model = std::make_shared<const Snapshot>(std::move(*got.model));
+  receiver_.seed(model);
+  if (receiver_.latest() != model) return false;  // a newer one came live meanwhile
+  adopt(model);
+  return true;
 }
 
 bool NodeLink::send_update(const std::vector<uint8_t>& msg) {
@@ -147,46 +165,9 @@ void NodeLink::on_ack_message(const std::string& subject, const std::vector<uint
 void NodeLink::flush(int timeout_ms) { link_->flush(timeout_ms); }
 
 bool NodeLink::pull_model() {
-  // The retained delta first: when it builds on the full snapshot this node already has, that is
-  // all the link has to carry (a slow downlink then takes kilobytes, not the whole model).
-  const std::string stream = retention_stream(model_id_);
-  std::shared_ptr<const Snapshot> model;
-  size_t bytes = 0;
-  try {
-    auto delta = link_->fetch_retained(stream, retained_prefix(model_id_, "delta"));
-    const uint64_t skipped = receiver_.skipped_deltas();
-    if (delta) {
-      bytes += delta->size();
-      model = receiver_.receive(delta->data(), delta->size(), stream + " (retained delta)");
-    }
-    if (!model && (!delta || receiver_.skipped_deltas() != skipped || !receiver_.latest())) {
-      auto full = link_->fetch_retained(stream, retained_prefix(model_id_, "full"));
-      if (full) {
-        bytes += full->size();
-        model = receiver_.receive(full->data(), full->size(), stream + " (retained snapshot)");
-        if (delta) {
-          if (auto newer = receiver_.receive(delta->data(), delta->size(), stream + " (retained delta)")) model = newer;
-        }
-      }
-    }
-  } catch (const NatsError& e) {
-    report(std::string("cannot pull the model: ") + e.what());
-    return false;
-  } catch (const std::exception& e) {
-    refused_model(std::string("pulled model refused: ") + e.what());
-    return false;
-  }
-  {
-    std::lock_guard<std::mutex> g(lock_);
-    stats_.bytes_in += bytes;
-    if (model) {
-      ++stats_.models_in;
-      stats_.model_version = model->version;
-    }
-  }
-  if (!model) return false;
-  if (on_model_) on_model_(model);
-  return true;
+  // From the model this node has, through the chain kept in JetStream when that is cheaper than the
+  // keyframe: a slow downlink then takes the deltas it missed, not the whole model.
+  return catch_up_to(nullptr);
 }
 
 NodeLinkStats NodeLink::stats() const {

@@ -3,8 +3,8 @@
 // demo. Without GStreamer, so it is tested as plain C++.
 //
 // At construction it fetches the model kept in JetStream, so a node that joins late starts from the
-// latest published model, not from its seed; then it follows the model subject (full snapshots and
-// deltas). send_update() refuses while the link is down, so the trainer merges the update into its
+// latest published model, not from its seed; then it follows the model subject (one delta per
+// publish) and, when it finds it missed some, reads them (or the keyframe) from JetStream. send_update() refuses while the link is down, so the trainer merges the update into its
 // pending one instead of queueing it (nothing accepted is lost, memory stays bounded).
 #pragma once
 
@@ -26,7 +26,9 @@ namespace swarmlens {
 struct NodeLinkStats {
   uint64_t updates_sent = 0, bytes_sent = 0;
   uint64_t updates_refused = 0;  // link down or publish failed: merged back by the trainer
-  uint64_t models_in = 0, bytes_in = 0;
+  uint64_t models_in = 0, bytes_in = 0;  // bytes_in: the model subject and what catch-ups read
+  uint64_t keyframes_in = 0;     // keyframes read from JetStream (at start, or when the chain cost more)
+  uint64_t catchup_deltas = 0;   // missed deltas read from the chain kept in JetStream
   uint64_t model_version = 0;    // newest model received (0 = none)
   uint64_t reconnects = 0;       // times the link came back after a disconnect
   uint64_t acks_in = 0;
@@ -72,6 +74,10 @@ class NodeLink {
 
  private:
   void on_model_message(const std::string& subject, const std::vector<uint8_t>& payload);
+  // Reads what this node misses up to head (null: the latest kept) and adopts it; false if nothing
+  // newer came (errors go to on_event).
+  bool catch_up_to(const ModelDelta* head);
+  void adopt(const std::shared_ptr<const Snapshot>& model);
   void on_ack_message(const std::string& subject, const std::vector<uint8_t>& payload);
   void refused_model(const std::string& why);
   void report(const std::string& what);

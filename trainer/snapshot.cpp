@@ -4,6 +4,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <c10/util/Half.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -15,14 +17,17 @@
 #include <stdexcept>
 
 #include "bytes.h"
+#include "downlink.h"
 #include "framing.h"
 
 namespace swarmlens {
 
 namespace {
 constexpr Magic kMagic = {'S', 'W', 'L', 'M'};
-constexpr uint8_t kVersion = 1;          // deltas; snapshots without a model description
+constexpr uint8_t kVersion = 1;          // snapshots without a model description
 constexpr uint8_t kDescribedVersion = 2; // snapshots with one
+constexpr uint8_t kStreamVersion = 3;    // snapshots with a value type (fp32, fp16) and a chain position
+constexpr uint8_t kDeltaVersion = 2;     // deltas: steps along the fp16 grid
 constexpr uint32_t kMaxClasses = 100000;
 constexpr size_t kMaxClassName = 255;
 
@@ -36,20 +41,29 @@ ByteReader checked_body(const FrameCheck& f, const std::string& what, const std:
 }
 }  // namespace
 
-std::vector<uint8_t> encode_snapshot(const Snapshot& s) {
+std::vector<uint8_t> encode_snapshot(const Snapshot& s, bool fp16) {
   if (s.model.empty() || s.model.size() > 255) throw std::invalid_argument("snapshot: model name");
   const ModelDescription& d = s.description;
   if (d.described() && (uint32_t(d.classes) > kMaxClasses || (!d.class_names.empty() && d.class_names.size() != size_t(d.classes))))
     throw std::invalid_argument("snapshot: class names do not match the class count");
   std::vector<uint8_t> buf;
-  begin_frame(buf, kMagic, kDescribedVersion);
+  begin_frame(buf, kMagic, kStreamVersion);
   ByteWriter w(buf);
   w.put<uint8_t>(uint8_t(s.model.size()));
   w.bytes(s.model.data(), s.model.size());
   w.put<uint64_t>(s.layout_hash);
   w.put<uint64_t>(s.version);
   w.put<uint64_t>(s.params.size());
-  w.bytes(s.params.data(), s.params.size() * sizeof(float));
+  w.put<uint8_t>(fp16 ? 1 : 0);
+  if (fp16) {
+    for (size_t i = 0; i < s.params.size(); ++i) {
+      if (!on_fp16_grid(s.params[i]))
+        throw std::invalid_argument("snapshot: parameter " + std::to_string(i) + " is not on the fp16 grid");
+      w.put<uint16_t>(c10::Half(s.params[i]).x);
+    }
+  } else {
+    w.bytes(s.params.data(), s.params.size() * sizeof(float));
+  }
   w.put<uint32_t>(uint32_t(s.applied.size()));
   for (const auto& [node, seq] : s.applied) {
     w.put<uint32_t>(node);
@@ -66,6 +80,8 @@ std::vector<uint8_t> encode_snapshot(const Snapshot& s) {
     w.put<uint8_t>(uint8_t(len));
     w.bytes(n.data(), len);
   }
+  w.put<uint64_t>(s.chain_id);
+  w.put<uint64_t>(s.chain_offset);
   end_frame(buf);
   return buf;
 }
@@ -100,9 +116,10 @@ ModelDescription read_description(ByteReader& r, const std::function<std::runtim
 
 Snapshot decode_snapshot(const uint8_t* data, size_t size, const std::string& what) {
   auto bad = [&](const char* why) { return std::runtime_error(what + ": " + why); };
-  FrameCheck f = check_frame(data, size, kMagic, kDescribedVersion, 1 + 24);
-  if (f.error == FrameError::BadVersion && f.version == kVersion) f = check_frame(data, size, kMagic, kVersion, 1 + 24);
-  const bool described = f.ok() && f.version == kDescribedVersion;
+  FrameCheck f = check_frame(data, size, kMagic, kStreamVersion, 1 + 24);
+  for (uint8_t older : {kDescribedVersion, kVersion})
+    if (f.error == FrameError::BadVersion && f.version == older) f = check_frame(data, size, kMagic, older, 1 + 24);
+  const bool described = f.ok() && f.version >= kDescribedVersion, streamed = f.ok() && f.version == kStreamVersion;
   ByteReader r = checked_body(f, what, "snapshot");
   Snapshot s;
   uint8_t name_len = 0;
@@ -111,9 +128,20 @@ Snapshot decode_snapshot(const uint8_t* data, size_t size, const std::string& wh
   s.model.resize(name_len);
   if (!r.bytes(s.model.data(), name_len) || !r.get(s.layout_hash) || !r.get(s.version) || !r.get(count))
     throw bad("truncated");
-  if (count > r.remaining() / sizeof(float)) throw bad("parameter count does not match the size");
+  uint8_t value_type = 0;
+  if (streamed && (!r.get(value_type) || value_type > 1)) throw bad("unknown parameter type");
+  const size_t value_bytes = value_type == 1 ? sizeof(uint16_t) : sizeof(float);
+  if (count > r.remaining() / value_bytes) throw bad("parameter count does not match the size");
   s.params.resize(count);
-  r.bytes(s.params.data(), count * sizeof(float));
+  if (value_type == 1) {
+    for (float& v : s.params) {
+      uint16_t h = 0;
+      r.get(h);
+      v = float(c10::Half(h, c10::Half::from_bits()));
+    }
+  } else {
+    r.bytes(s.params.data(), count * sizeof(float));
+  }
   uint32_t nodes = 0;
   if (!r.get(nodes) || uint64_t(nodes) * 12 > r.remaining()) throw bad("applied-sequence section does not match the size");
   for (uint32_t i = 0; i < nodes; ++i) {
@@ -124,6 +152,7 @@ Snapshot decode_snapshot(const uint8_t* data, size_t size, const std::string& wh
     s.applied[node] = seq;
   }
   if (described) s.description = read_description(r, [&](const char* why) { return bad(why); });
+  if (streamed && (!r.get(s.chain_id) || !r.get(s.chain_offset))) throw bad("truncated chain position");
   if (r.remaining() != 0) throw bad("trailing bytes after the snapshot");
   for (float v : s.params)
     if (!std::isfinite(v)) throw bad("parameters hold NaN or Inf");
@@ -139,35 +168,41 @@ ModelDelta make_delta(const Snapshot& base, const Snapshot& next) {
     throw std::invalid_argument("delta: snapshots of different layouts");
   ModelDelta d;
   d.layout_hash = next.layout_hash;
+  d.chain_id = next.chain_id;
   d.base_version = base.version;
   d.version = next.version;
   d.dim = uint32_t(next.params.size());
   for (uint32_t i = 0; i < d.dim; ++i) {
-    // Bitwise comparison: a changed sign of zero or any changed bit is sent, so the result is exact.
-    if (std::memcmp(&base.params[i], &next.params[i], sizeof(float)) != 0) {
+    if (!on_fp16_grid(base.params[i]) || !on_fp16_grid(next.params[i]))
+      throw std::invalid_argument("delta: parameter " + std::to_string(i) + " is not on the fp16 grid");
+    const int32_t step = fp16_ordinal(next.params[i]) - fp16_ordinal(base.params[i]);
+    if (step != 0) {
       d.index.push_back(i);
-      d.value.push_back(next.params[i]);
+      d.step.push_back(step);
     }
   }
-  d.applied = next.applied;
+  for (const auto& [node, seq] : next.applied) {
+    auto it = base.applied.find(node);
+    if (it == base.applied.end() || it->second != seq) d.applied[node] = seq;
+  }
   return d;
 }
 
 std::vector<uint8_t> encode_delta(const ModelDelta& d) {
   std::vector<uint8_t> buf;
-  begin_frame(buf, kDeltaMagic, kVersion);
+  begin_frame(buf, kDeltaMagic, kDeltaVersion);
   ByteWriter w(buf);
-  w.put<uint64_t>(d.layout_hash);
-  w.put<uint64_t>(d.base_version);
-  w.put<uint64_t>(d.version);
+  for (uint64_t v : {d.layout_hash, d.chain_id, d.base_version, d.version}) w.put<uint64_t>(v);
   w.put<uint32_t>(d.dim);
+  for (uint64_t v : {d.offset, d.keyframe_version, d.keyframe_offset, d.keyframe_bytes}) w.put<uint64_t>(v);
   w.varint(d.index.size());
   uint32_t prev = 0;
   for (size_t k = 0; k < d.index.size(); ++k) {  // ascending: gaps as varints
     w.varint(k == 0 ? d.index[0] : d.index[k] - prev - 1);
     prev = d.index[k];
   }
-  w.bytes(d.value.data(), d.value.size() * sizeof(float));
+  for (int32_t step : d.step)  // zigzag: small moves either way in one byte
+    w.varint(step < 0 ? (uint64_t(-int64_t(step)) << 1) - 1 : uint64_t(step) << 1);
   w.varint(d.applied.size());
   for (const auto& [node, seq] : d.applied) {
     w.varint(node);
@@ -179,10 +214,15 @@ std::vector<uint8_t> encode_delta(const ModelDelta& d) {
 
 ModelDelta decode_delta(const uint8_t* data, size_t size, const std::string& what) {
   auto bad = [&](const char* why) { return std::runtime_error(what + ": " + why); };
-  ByteReader r = checked_body(check_frame(data, size, kDeltaMagic, kVersion, 28), what, "model delta");
+  const FrameCheck f = check_frame(data, size, kDeltaMagic, kDeltaVersion, 68);
+  if (f.error == FrameError::BadVersion && f.version == 1)
+    throw bad("a model delta of format 1 (fp32, from a broker before 0.2): this node reads format 2");
+  ByteReader r = checked_body(f, what, "model delta");
   ModelDelta d;
   uint64_t count = 0;
-  if (!r.get(d.layout_hash) || !r.get(d.base_version) || !r.get(d.version) || !r.get(d.dim) || !r.varint(count))
+  if (!r.get(d.layout_hash) || !r.get(d.chain_id) || !r.get(d.base_version) || !r.get(d.version) || !r.get(d.dim) ||
+      !r.get(d.offset) || !r.get(d.keyframe_version) || !r.get(d.keyframe_offset) || !r.get(d.keyframe_bytes) ||
+      !r.varint(count))
     throw bad("truncated");
   if (d.version <= d.base_version) throw bad("version does not follow its base");
   if (count > d.dim || count > r.remaining()) throw bad("more entries than parameters");
@@ -195,10 +235,13 @@ ModelDelta decode_delta(const uint8_t* data, size_t size, const std::string& wha
     if (pos >= d.dim) throw bad("index out of range");
     d.index[k] = uint32_t(pos);
   }
-  d.value.resize(count);
-  if (!r.bytes(d.value.data(), count * sizeof(float))) throw bad("truncated values");
-  for (float v : d.value)
-    if (!std::isfinite(v)) throw bad("values hold NaN or Inf");
+  d.step.resize(count);
+  for (uint64_t k = 0; k < count; ++k) {
+    uint64_t z = 0;
+    if (!r.varint(z)) throw bad("truncated steps");
+    if (z == 0 || z > 4 * uint64_t(kFp16MaxOrdinal)) throw bad("a step of zero or beyond the fp16 range");
+    d.step[k] = (z & 1) ? -int32_t((z + 1) >> 1) : int32_t(z >> 1);
+  }
   uint64_t nodes = 0;
   if (!r.varint(nodes) || nodes > r.remaining()) throw bad("truncated applied-sequence section");
   for (uint64_t i = 0; i < nodes; ++i) {
@@ -207,18 +250,30 @@ ModelDelta decode_delta(const uint8_t* data, size_t size, const std::string& wha
     d.applied[uint32_t(node)] = seq;
   }
   if (r.remaining() != 0) throw bad("trailing bytes");
+  d.bytes = size;
   return d;
 }
 
 Snapshot apply_delta(const Snapshot& base, const ModelDelta& d) {
   if (base.layout_hash != d.layout_hash || base.params.size() != d.dim)
     throw std::runtime_error("model delta is for another model layout");
+  if (base.chain_id != d.chain_id)
+    throw std::runtime_error("model delta is of another chain than the model it would apply to");
   if (base.version != d.base_version)
     throw std::runtime_error("model delta is from version " + std::to_string(d.base_version) + ", the model is at " +
                              std::to_string(base.version));
-  Snapshot s(base.model, base.layout_hash, d.version, base.params, d.applied);
+  Snapshot s(base.model, base.layout_hash, d.version, base.params, base.applied);
+  for (const auto& [node, seq] : d.applied) s.applied[node] = seq;
   s.description = base.description;
-  for (size_t k = 0; k < d.index.size(); ++k) s.params[d.index[k]] = d.value[k];
+  s.chain_id = d.chain_id;
+  s.chain_offset = d.offset + d.bytes;
+  for (size_t k = 0; k < d.index.size(); ++k) {
+    float& v = s.params[d.index[k]];
+    if (!on_fp16_grid(v)) throw std::runtime_error("model delta applies to a model that is not on the fp16 grid");
+    const int64_t to = int64_t(fp16_ordinal(v)) + d.step[k];
+    if (to < -kFp16MaxOrdinal || to > kFp16MaxOrdinal) throw std::runtime_error("model delta leads out of the fp16 range");
+    v = from_fp16_ordinal(int32_t(to));
+  }
   return s;
 }
 

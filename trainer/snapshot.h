@@ -40,33 +40,45 @@ struct Snapshot {
   // node can re-apply its own updates that are still in flight). Empty for a local snapshot.
   std::map<uint32_t, uint64_t> applied;
   ModelDescription description;  // what the model takes and tells apart (format 2)
+  // On the model stream (docs/wire-format.md): the chain of deltas this model belongs to, and the
+  // chain's byte offset just after it (where the next delta starts). 0 outside the stream.
+  uint64_t chain_id = 0, chain_offset = 0;
 };
 
-// The snapshot format (docs/wire-format.md) as bytes: for files and for the model subject on NATS.
-std::vector<uint8_t> encode_snapshot(const Snapshot& s);
+// The snapshot format (docs/wire-format.md) as bytes: for files and for the model stream on NATS.
+// fp16 = a keyframe: the parameters go out as fp16, and every one must be on the fp16 grid
+// (downlink.h; std::invalid_argument otherwise), so the keyframe is exact.
+std::vector<uint8_t> encode_snapshot(const Snapshot& s, bool fp16 = false);
 // Throws std::runtime_error starting with `what` (a path, a subject) and naming the problem.
 Snapshot decode_snapshot(const uint8_t* data, size_t size, const std::string& what);
 
-// A model delta: the parameters that changed from one version to a later one, carried as their new
-// values (so applying it reproduces the later snapshot bit for bit), with the later version's
-// applied-sequence map. The aggregator sends these between full snapshots so the downlink is
-// compressed too. Wire format "SWLD" (docs/wire-format.md).
+// A model delta: one link of the model stream's chain (docs/wire-format.md), from one published
+// model to the next. Both are on the fp16 grid; the delta moves the parameters it names by integer
+// steps along the grid (downlink.h), so applying it reproduces the next model bit for bit. It also
+// says where it sits in the chain and where the latest keyframe is, so that a node that missed
+// deltas can tell whether reading them costs more than the keyframe. Wire format "SWLD" 2.
 struct ModelDelta {
   uint64_t layout_hash = 0;
+  uint64_t chain_id = 0;      // the chain it belongs to (a broker starting a new one picks a new id)
   uint64_t base_version = 0, version = 0;
   uint32_t dim = 0;
+  uint64_t offset = 0;        // bytes of the chain before this delta
+  uint64_t keyframe_version = 0, keyframe_offset = 0, keyframe_bytes = 0;  // the latest keyframe
   std::vector<uint32_t> index;  // ascending, < dim
-  std::vector<float> value;     // the new values
-  std::map<uint32_t, uint64_t> applied;
+  std::vector<int32_t> step;    // per index: the move along the fp16 grid, non-zero
+  std::map<uint32_t, uint64_t> applied;  // the applied-sequence entries that changed since the base
+  uint64_t bytes = 0;  // its encoded size (set by decode_delta; the encoder's caller sets it)
 };
 
-// Throws std::invalid_argument if the two snapshots are not of one layout.
+// Every parameter that differs between two models on the fp16 grid, and the applied-sequence
+// entries that changed. Throws std::invalid_argument if the two are not of one layout or a
+// parameter is off the grid.
 ModelDelta make_delta(const Snapshot& base, const Snapshot& next);
 std::vector<uint8_t> encode_delta(const ModelDelta& d);
 // Throws std::runtime_error starting with `what` and naming the problem.
 ModelDelta decode_delta(const uint8_t* data, size_t size, const std::string& what);
-// The snapshot the delta leads to. Throws std::runtime_error if base is not the delta's base
-// (another layout, size or version).
+// The model the delta leads to (chain_offset = d.offset + d.bytes). Throws std::runtime_error if
+// base is not the delta's base (another layout, size, chain or version) or a step leaves the grid.
 Snapshot apply_delta(const Snapshot& base, const ModelDelta& d);
 // What a model-subject payload holds, by its magic.
 enum class ModelMessage { Snapshot, Delta, Unknown };

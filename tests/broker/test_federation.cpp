@@ -97,8 +97,8 @@ TEST_CASE("three nodes and a broker train one model over NATS", "[federation]") 
   CHECK(bs.accepted == sent_messages);
   CHECK(bs.rejected.empty());
   CHECK(bs.models_out > 3);
-  CHECK(bs.snapshots_out >= 1);
-  CHECK(bs.deltas_out >= 1);
+  CHECK(bs.snapshots_out == 1);  // one keyframe when the chain started, deltas since
+  CHECK(bs.deltas_out >= 3);
   CHECK(bs.version == sent_messages);
 
   auto model = Model::create({}, 1);
@@ -196,7 +196,6 @@ TEST_CASE("a node that starts late receives the latest model before it trains", 
   opts.urls = {server.url()};
   BrokerConfig bc;
   bc.model_id = "late";
-  bc.full_every = 3;  // full, delta, delta, full, delta: the kept model is a snapshot plus a delta
   BrokerService broker(bc, NatsLink::connect(opts));
   auto peer = NatsLink::connect(opts);
   const auto model = Model::create({}, 1);
@@ -212,8 +211,8 @@ TEST_CASE("a node that starts late receives the latest model before it trains", 
   }
   const BrokerStats bs = broker.stats();
   CHECK(bs.version == 5);
-  CHECK(bs.snapshots_out == 2);
-  CHECK(bs.deltas_out == 3);
+  CHECK(bs.snapshots_out == 1);  // the keyframe that started the chain, then a delta a publish
+  CHECK(bs.deltas_out == 4);
 
   NodeTrainerConfig cfg;
   cfg.model_id = "late";
@@ -225,12 +224,15 @@ TEST_CASE("a node that starts late receives the latest model before it trains", 
     if (!first) first = m;
     trainer.offer_model(m);
   });
-  // Before any new model is published, the node already holds the latest one, bit for bit.
+  // Before any new model is published, the node already holds the latest one, bit for bit: the
+  // keyframe and the four deltas after it, read from JetStream.
   REQUIRE(first);
   CHECK(first->version == 5);
   CHECK(first->applied.at(4) == 5);
-  const Snapshot want = broker.snapshot();
-  CHECK(std::memcmp(first->params.data(), want.params.data(), want.params.size() * sizeof(float)) == 0);
+  const auto want = broker.published();
+  CHECK(std::memcmp(first->params.data(), want->params.data(), want->params.size() * sizeof(float)) == 0);
+  CHECK(link.stats().keyframes_in == 1);
+  CHECK(link.stats().catchup_deltas == 3);  // and the fourth as the head
 
   trainer.set_uplink([&](const std::vector<uint8_t>& m) { return link.send_update(m); });
   trainer.start();
@@ -245,6 +247,64 @@ TEST_CASE("a node that starts late receives the latest model before it trains", 
   trainer.stop();
   CHECK(trainer.error().empty());
   CHECK(trainer.stats().model_version == 5);  // it trained on the global model, not on its seed
+}
+
+TEST_CASE("a node that missed deltas reads them from the chain; the model it reaches is the broker's, bit for bit",
+          "[federation][downlink]") {
+  NatsServer server;
+  NatsOptions opts;
+  opts.urls = {server.url()};
+  BrokerConfig bc;
+  bc.model_id = "chain";
+  BrokerService broker(bc, NatsLink::connect(opts));
+  auto peer = NatsLink::connect(opts);
+  const auto model = Model::create({}, 1);
+  SparseVector s;
+  s.dim = uint32_t(model->num_params());
+  uint64_t seq = 0;
+  auto publish_updates = [&](int n) {
+    for (int k = 0; k < n; ++k) {
+      ++seq;
+      s.index = {uint32_t(seq * 997 % s.dim), uint32_t(seq * 1000 + 7)};
+      std::sort(s.index.begin(), s.index.end());
+      s.value = {0.5f, -0.25f};
+      peer->publish(update_subject("chain", 2), encode_update({"chain", model->layout_hash(), seq - 1, 2, seq, 32}, s, {}));
+      peer->flush();
+      for (int i = 0; i < 100 && broker.stats().version < seq; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      REQUIRE(broker.publish_if_changed());
+    }
+  };
+  publish_updates(2);
+  // A node on a slow link pulls the model when it has room (it does not follow every publish).
+  NodeLink slow(opts, "chain", {}, {}, false);
+  REQUIRE(slow.latest());
+  CHECK(slow.latest()->version == 2);
+  CHECK(slow.stats().keyframes_in == 1);
+  publish_updates(5);
+  const uint64_t before = slow.stats().bytes_in;
+  REQUIRE(slow.pull_model());
+  CHECK(slow.latest()->version == 7);
+  CHECK(slow.stats().keyframes_in == 1);     // the chain was cheaper than the keyframe
+  CHECK(slow.stats().catchup_deltas == 4);  // v2 to v6 from the chain, v6 to v7 as the head
+  CHECK(slow.stats().bytes_in - before < 4096);
+  const auto want = broker.published();
+  CHECK(std::memcmp(slow.latest()->params.data(), want->params.data(), want->params.size() * sizeof(float)) == 0);
+  CHECK(slow.latest()->applied == want->applied);
+  CHECK_FALSE(slow.pull_model());  // nothing newer
+
+  // The node's model is the server's minus the server residual: one update's worth of entries here,
+  // all of them sent, each rounded to fp16.
+  const Snapshot server_side = broker.snapshot();
+  for (size_t i = 0; i < want->params.size(); ++i) REQUIRE(want->params[i] == fp16_grid(server_side.params[i]));
+
+  // A node that follows the stream holds the same model after every publish.
+  std::atomic<uint64_t> seen{0};
+  NodeLink follower(opts, "chain", [&](std::shared_ptr<const Snapshot> m) { seen = m->version; });
+  publish_updates(3);
+  for (int i = 0; i < 200 && seen < seq; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  REQUIRE(seen == seq);
+  CHECK(follower.stats().keyframes_in == 1);
+  CHECK(std::memcmp(follower.latest()->params.data(), broker.published()->params.data(), want->params.size() * sizeof(float)) == 0);
 }
 
 namespace {

@@ -124,7 +124,7 @@ TEST_CASE("a snapshot describes its model; a format-1 snapshot is still read, un
   bad.description.class_names.pop_back();
   CHECK_THROWS(encode_snapshot(bad));
   auto tampered = bytes;
-  tampered[tampered.size() - 5] ^= 1;  // inside the names, then the CRC no longer matches
+  tampered[tampered.size() - 30] ^= 1;  // inside the names, then the CRC no longer matches
   CHECK_THROWS_WITH(decode_snapshot(tampered.data(), tampered.size(), "t"), Catch::Contains("checksum"));
   // Format 1 (as written before descriptions): the same body without the description, version byte 1.
   std::vector<uint8_t> v1 = {'S', 'W', 'L', 'M', 1, 3, 'c', 'n', 'n'};
@@ -148,36 +148,6 @@ TEST_CASE("class names come from a file, one per line", "[dataset]") {
   std::ofstream("names_twice.txt") << "cat\ncat\n";
   CHECK_THROWS_WITH(read_class_names("names_twice.txt"), Catch::Contains("named twice"));
   CHECK_THROWS_WITH(read_class_names("no_such_names.txt"), Catch::Contains("cannot read"));
-}
-
-TEST_CASE("a model delta reproduces the later snapshot exactly", "[snapshot][delta]") {
-  std::mt19937 rng(5);
-  std::normal_distribution<float> n(0.0f, 1.0f);
-  Snapshot base{"cnn", 0x1234, 7, std::vector<float>(5000)};
-  for (auto& v : base.params) v = n(rng);
-  Snapshot next = base;
-  next.version = 9;
-  next.applied = {{1, 40}, {3, 2}};
-  for (uint32_t i : {0u, 17u, 18u, 4095u, 4999u}) next.params[i] += 1e-7f * n(rng) + 0.5f;
-  next.params[100] = -0.0f * 0.0f;  // a changed bit pattern counts, even where the value compares equal
-  base.params[100] = 0.0f;
-  const ModelDelta d = make_delta(base, next);
-  CHECK(d.index.size() == 6);
-  const auto bytes = encode_delta(d);
-  CHECK(bytes.size() < 6 * 6 + 64);
-  CHECK(model_message_kind(bytes.data(), bytes.size()) == ModelMessage::Delta);
-  const Snapshot got = apply_delta(base, decode_delta(bytes.data(), bytes.size(), "test"));
-  CHECK(got.version == 9);
-  CHECK(got.applied == next.applied);
-  CHECK(std::memcmp(got.params.data(), next.params.data(), next.params.size() * sizeof(float)) == 0);
-
-  Snapshot other = base;
-  other.version = 8;
-  CHECK_THROWS_WITH(apply_delta(other, d), Catch::Contains("from version 7"));
-  auto corrupt = bytes;
-  corrupt[20] ^= 1;
-  CHECK_THROWS_WITH(decode_delta(corrupt.data(), corrupt.size(), "test"), Catch::Contains("checksum"));
-  CHECK_THROWS_WITH(decode_delta(bytes.data(), 10, "test"), Catch::Contains("not a Swarmlens model delta"));
 }
 
 TEST_CASE("moving Fashion-MNIST: deterministic clips whose item moves speed pixels a frame", "[dataset][motion]") {
