@@ -190,7 +190,7 @@ TEST_CASE("forged snapshots, deltas and acks are refused and counted by a node t
   std::vector<uint8_t> wrong = encode_snapshot(forged);
   sign_payload(wrong, generate_signing_key(), kSignedModel, "atk");                       // another key
   forger->publish(model_subject("atk"), wrong);
-  ModelDelta d = make_delta(real, real);
+  ModelDelta d = make_delta(*f.broker->published(), *f.broker->published());
   d.version = real.version + 1000000;
   forger->publish(model_subject("atk"), encode_delta(d));                                // the freezing delta
   const std::string fake = encode_ack(UpdateAck{3, 1, "accepted", 1, 0, 1.0});
