@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <optional>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -15,6 +17,8 @@
 #include <thread>
 
 #include "aggregator.h"
+#include "downlink.h"
+#include "snapshot.h"
 #include "command.h"
 #include "compressor.h"
 #include "dataset.h"
@@ -37,14 +41,16 @@ struct EpochPoint {
   uint32_t epoch;
   double accuracy;
   double seen_accuracy;  // sites data: on the training sites' own test splits (-1: not measured)
-  uint64_t uplink_bytes;
+  uint64_t uplink_bytes, downlink_bytes;
   double wall_seconds;
 };
 
 struct MethodResult {
   double accuracy = 0.0;
   double seen_accuracy = -1.0;  // sites data: on the training sites' test splits
-  uint64_t uplink_bytes = 0;
+  uint64_t uplink_bytes = 0;    // all nodes together
+  uint64_t downlink_bytes = 0;  // per node: what each node receives to stay current
+  std::string diverged;         // why the method stopped early (non-finite loss or model), "" if it did not
   uint64_t messages = 0;
   uint64_t steps = 0;       // local steps over all nodes
   double wall_seconds = 0.0, compress_seconds = 0.0, train_seconds = 0.0, aggregate_seconds = 0.0;
@@ -84,10 +90,12 @@ class Simulation {
     }
     model_ = Model::create(spec, o.seed);  // same seed: same initial weights for every method
     dim_ = uint32_t(model_->num_params());
-    steps_per_epoch_ = uint32_t(std::min_element(d.shards.begin(), d.shards.end(),
-                                                 [](auto& a, auto& b) { return a.size() < b.size(); })
-                                    ->size() / o.batch);
-    if (steps_per_epoch_ == 0) throw std::invalid_argument("shards smaller than one batch");
+    // An epoch is one pass over every shard: a node with a larger shard steps more often, spread
+    // evenly over the epoch (as cameras with more to see would), so each image counts once.
+    for (const auto& shard : d.shards) node_steps_.push_back(uint32_t(shard.size() / o.batch));
+    steps_per_epoch_ = *std::max_element(node_steps_.begin(), node_steps_.end());
+    if (*std::min_element(node_steps_.begin(), node_steps_.end()) == 0)
+      throw std::invalid_argument("a shard smaller than one batch (fewer nodes, a larger --alpha or a smaller --batch)");
 
     AggregatorConfig ac;
     ac.server_lr = o.lr;
@@ -131,6 +139,16 @@ class Simulation {
     }
     decode_opts_.layout_hash = model_->layout_hash();
     decode_opts_.dim = dim_;
+    // The model comes down: dense SGD sends it (or the averaged gradient, the same size) whole each
+    // step; the others follow the broker's model stream (downlink.h), a delta per step.
+    if (m != Method::Dense) {
+      down_.emplace(DownlinkConfig{o.downlink_density});
+      down_->reset(agg_->params());
+      Snapshot key(spec.name, model_->layout_hash(), 0, down_->published());
+      r_.downlink_bytes += encode_snapshot(key, true).size();  // the keyframe a node starts from
+    } else {
+      r_.downlink_bytes += dense_model_bytes();
+    }
   }
 
   MethodResult run() {
@@ -141,20 +159,26 @@ class Simulation {
       std::mt19937_64 rng(o_.seed * 7919 + epoch);
       for (auto& s : order) std::shuffle(s.begin(), s.end(), rng);
       double loss_sum = 0.0;
+      uint64_t losses = 0;
+      std::vector<uint32_t> taken(o_.nodes, 0);  // steps each node took this epoch
       for (uint32_t step = 0; step < steps_per_epoch_; ++step) {
         for (uint32_t n = 0; n < o_.nodes; ++n) {
-          const uint32_t* idx = order[n].data() + size_t(step) * o_.batch;
+          if (uint64_t(step + 1) * node_steps_[n] / steps_per_epoch_ == uint64_t(step) * node_steps_[n] / steps_per_epoch_)
+            continue;  // a smaller shard: not this round
+          const uint32_t* idx = order[n].data() + size_t(taken[n]++) * o_.batch;
+          ++round_steps_[n];
           if (is_temporal(o_.model))  // a fresh clip of each item every epoch
             make_motion_batch(d_.train, idx, o_.batch, model_->spec().window, o_.seed * 7919 + epoch,
                               (uint64_t(step) * o_.nodes + n) * o_.batch, MotionConfig{}, images_, labels_);
           else
             make_batch(d_.train, idx, o_.batch, images_, labels_);
-          model_->set_params(nodes_[n].weights(agg_->params()));
+          model_->set_params(nodes_[n].weights(global()));
           if (method_ == Method::TwoStep)  // the node trains on its own not-yet-sent progress
             nodes_[n].compressor()->apply_pending(model_->params(), float(averaging_server_lr(o_.lr, o_.nodes)));
           const uint64_t base = agg_->version();
           auto t = Clock::now();
           loss_sum += model_->compute_gradient({images_.data(), labels_.data(), o_.batch}).loss;
+          ++losses;
           const bool fedavg = method_ == Method::FedAvg;
           if (fedavg) nodes_[n].step(model_->grad(), o_.batch, base);  // a local step
           r_.train_seconds += seconds_since(t);
@@ -164,19 +188,27 @@ class Simulation {
         const bool round_end = (step + 1) % o_.fedavg_steps == 0 || step + 1 == steps_per_epoch_;
         if (method_ == Method::FedAvg && round_end) fedavg_round();
         if (method_ == Method::Dense || method_ == Method::TopK) agg_->flush();  // synchronous
+        publish();
       }
-      r_.last_epoch_loss = loss_sum / (double(steps_per_epoch_) * o_.nodes);
-      model_->set_params(agg_->params().data());
+      r_.last_epoch_loss = loss_sum / double(std::max<uint64_t>(1, losses));
+      const std::vector<float>& server = agg_->params();
+      if (!std::isfinite(r_.last_epoch_loss) || !std::all_of(server.begin(), server.end(), [](float v) { return std::isfinite(v); })) {
+        r_.diverged = fmt::format("epoch {}: the {} went non-finite", epoch, std::isfinite(r_.last_epoch_loss) ? "model" : "loss");
+        fmt::print(stderr, "  diverged: {}\n", r_.diverged);
+        break;
+      }
+      model_->set_params(server.data());
       const double acc = is_temporal(o_.model) ? evaluate_motion_accuracy(*model_, d_.test, o_.seed + 104729)
                                                : evaluate_accuracy(*model_, d_.test);
       const double seen = d_.seen_test.size() ? evaluate_accuracy(*model_, d_.seen_test) : -1.0;
-      r_.curve.push_back({epoch, acc, seen, r_.uplink_bytes, seconds_since(t0)});
-      fmt::print(stderr, "  epoch {}/{}: {} accuracy {:.4f}{}, loss {:.4f}, uplink {} bytes\n", epoch, o_.epochs,
-                 d_.seen_test.size() ? "held-out sites" : "test", acc,
-                 seen >= 0 ? fmt::format(" (seen sites {:.4f})", seen) : "", r_.last_epoch_loss, r_.uplink_bytes);
+      r_.curve.push_back({epoch, acc, seen, r_.uplink_bytes, r_.downlink_bytes, seconds_since(t0)});
+      fmt::print(stderr, "  epoch {}/{}: {} accuracy {:.4f}{}, loss {:.4f}, uplink {} bytes, downlink {} bytes/node\n", epoch,
+                 o_.epochs, d_.seen_test.size() ? "held-out sites" : "test", acc,
+                 seen >= 0 ? fmt::format(" (seen sites {:.4f})", seen) : "", r_.last_epoch_loss, r_.uplink_bytes,
+                 r_.downlink_bytes);
     }
-    r_.accuracy = r_.curve.back().accuracy;
-    r_.seen_accuracy = r_.curve.back().seen_accuracy;
+    r_.accuracy = r_.curve.empty() ? 0.0 : r_.curve.back().accuracy;
+    r_.seen_accuracy = r_.curve.empty() ? -1.0 : r_.curve.back().seen_accuracy;
     r_.wall_seconds = seconds_since(t0);
     r_.model_versions = agg_->version();
     return r_;
@@ -192,14 +224,43 @@ class Simulation {
   }
 
   void fedavg_round() {
-    const std::vector<float>& global = agg_->params();
+    const std::vector<float>& start = global();  // what the round's local steps began from
     for (uint32_t n = 0; n < o_.nodes; ++n) {
+      if (!round_steps_[n]) continue;  // no local step this round (a small shard)
       auto t = Clock::now();
-      auto msg = nodes_[n].end_round(global, agg_->version(), uint64_t(o_.batch) * o_.fedavg_steps);
+      auto msg = nodes_[n].end_round(start, agg_->version(), uint64_t(o_.batch) * round_steps_[n]);
       r_.compress_seconds += seconds_since(t);
+      round_steps_[n] = 0;
       deliver(msg);
     }
     agg_->flush();
+  }
+
+  // The model the nodes hold: the server's for dense SGD (sent whole), else the model stream's.
+  const std::vector<float>& global() const { return down_ ? down_->published() : agg_->params(); }
+
+  size_t dense_model_bytes() const {
+    return encode_snapshot(Snapshot(model_->spec().name, model_->layout_hash(), 0, agg_->params())).size();
+  }
+
+  // One publish after every round in which the model moved: what each node receives. A node sees
+  // the updates of the others from the round before, as a real node sees the model of the last
+  // publish (the broker publishes every 500 ms, about a camera's step), not the ones merged a moment
+  // ago in the same round.
+  void publish() {
+    if (agg_->version() == published_version_) return;
+    published_version_ = agg_->version();
+    if (!down_) {
+      r_.downlink_bytes += dense_model_bytes();
+      return;
+    }
+    ModelDelta d;
+    d.layout_hash = model_->layout_hash();
+    d.chain_id = 1;
+    d.dim = dim_;
+    d.version = published_version_;
+    down_->next(agg_->params(), d.index, d.step);
+    r_.downlink_bytes += encode_delta(d).size();
   }
 
   void deliver(const std::vector<uint8_t>& msg) {
@@ -220,21 +281,39 @@ class Simulation {
   uint32_t steps_per_epoch_ = 0;
   std::unique_ptr<Aggregator> agg_;
   std::vector<MethodNode> nodes_;
+  std::vector<uint32_t> node_steps_;   // per node: steps in an epoch (its shard / batch)
+  std::vector<uint32_t> round_steps_ = std::vector<uint32_t>(o_.nodes, 0);  // FedAvg: local steps this round
+  std::optional<DownlinkEncoder> down_;  // the model stream (all but dense)
+  uint64_t published_version_ = 0;
   DecodeOptions decode_opts_;
   std::vector<float> images_;
   std::vector<int64_t> labels_;
   MethodResult r_;
 };
 
-nlohmann::json to_json(const MethodResult& r, uint64_t dense_bytes) {
+// All bytes on all links: every node's uplink, and what each node receives, times the nodes.
+uint64_t total_bytes(const MethodResult& r, uint32_t nodes) { return r.uplink_bytes + r.downlink_bytes * nodes; }
+
+std::string ratio_text(uint64_t dense, uint64_t own) {
+  return dense ? fmt::format("{:.1f}x", double(dense) / double(std::max<uint64_t>(1, own))) : "-";
+}
+
+nlohmann::json ratio_json(uint64_t dense, uint64_t own) {
+  return dense && own ? nlohmann::json(double(dense) / double(own)) : nlohmann::json(nullptr);
+}
+
+nlohmann::json to_json(const MethodResult& r, const MethodResult* dense, uint32_t nodes) {
   nlohmann::json curve = nlohmann::json::array();
   for (const auto& p : r.curve)
     curve.push_back({{"epoch", p.epoch}, {"accuracy", p.accuracy},
                      {"seen_accuracy", p.seen_accuracy >= 0 ? nlohmann::json(p.seen_accuracy) : nlohmann::json(nullptr)},
-                     {"uplink_bytes", p.uplink_bytes}, {"wall_seconds", p.wall_seconds}});
+                     {"uplink_bytes", p.uplink_bytes}, {"downlink_bytes", p.downlink_bytes}, {"wall_seconds", p.wall_seconds}});
   nlohmann::json j = {{"accuracy", r.accuracy},
                       {"seen_accuracy", r.seen_accuracy >= 0 ? nlohmann::json(r.seen_accuracy) : nlohmann::json(nullptr)},
                       {"uplink_bytes", r.uplink_bytes},
+                      {"downlink_bytes", r.downlink_bytes},
+                      {"total_bytes", total_bytes(r, nodes)},
+                      {"diverged", r.diverged.empty() ? nlohmann::json(false) : nlohmann::json(r.diverged)},
                       {"messages", r.messages},
                       {"steps", r.steps},
                       {"wall_seconds", r.wall_seconds},
@@ -246,8 +325,9 @@ nlohmann::json to_json(const MethodResult& r, uint64_t dense_bytes) {
                       {"model_versions", r.model_versions},
                       {"rejected", r.rejected},
                       {"curve", curve}};
-  j["ratio_vs_dense"] = dense_bytes && r.uplink_bytes ? nlohmann::json(double(dense_bytes) / double(r.uplink_bytes))
-                                                      : nlohmann::json(nullptr);
+  j["ratio_vs_dense"] = ratio_json(dense ? dense->uplink_bytes : 0, r.uplink_bytes);
+  j["downlink_ratio_vs_dense"] = ratio_json(dense ? dense->downlink_bytes : 0, r.downlink_bytes);
+  j["total_ratio_vs_dense"] = ratio_json(dense ? total_bytes(*dense, nodes) : 0, total_bytes(r, nodes));
   return j;
 }
 
@@ -334,20 +414,33 @@ int run_compression_bench(const BenchOptions& o) {
   std::map<std::string, MethodResult> results;
   for (const auto& name : o.methods) {
     fmt::print(stderr, "method {}:\n", name);
-    results[name] = Simulation(o, d, method_named(name)).run();
+    try {
+      results[name] = Simulation(o, d, method_named(name)).run();
+    } catch (const std::invalid_argument&) {
+      throw;  // the options, not the method: nothing to compare
+    } catch (const std::exception& e) {  // a method that fails is reported as such; the others still run
+      results[name].diverged = e.what();
+      fmt::print(stderr, "  failed: {}\n", e.what());
+    }
   }
 
-  const uint64_t dense_bytes = results.count("dense") ? results["dense"].uplink_bytes : 0;
+  const MethodResult* dense = results.count("dense") && results["dense"].diverged.empty() ? &results["dense"] : nullptr;
   if (!sites.empty()) fmt::print("\naccuracy: on the held-out sites' test splits; seen: on the training sites'");
-  fmt::print("\n{:<8} {:>9} {:>9} {:>14} {:>9} {:>10} {:>9} {:>10} {:>10} {:>9}\n", "method", "accuracy", "seen",
-             "uplink bytes", "messages", "vs dense", "wall s", "train s", "compress s", "overhead");
+  fmt::print("\nuplink: all nodes; downlink: per node; total: uplink + downlink x {} nodes; x: fewer bytes than dense\n", o.nodes);
+  fmt::print("{:<8} {:>9} {:>9} {:>14} {:>9} {:>14} {:>9} {:>9} {:>9} {:>8} {:>9}\n", "method", "accuracy", "seen",
+             "uplink bytes", "up x", "downlink/node", "down x", "total x", "messages", "wall s", "overhead");
   for (const auto& name : o.methods) {
     const auto& r = results[name];
-    const std::string ratio = dense_bytes ? fmt::format("{:.1f}x", double(dense_bytes) / double(std::max<uint64_t>(1, r.uplink_bytes))) : "-";
+    if (!r.diverged.empty()) {
+      fmt::print("{:<8} diverged: {}\n", name, r.diverged);
+      if (r.curve.empty()) continue;
+    }
     const std::string seen = r.seen_accuracy >= 0 ? fmt::format("{:.4f}", r.seen_accuracy) : "-";
-    fmt::print("{:<8} {:>9.4f} {:>9} {:>14} {:>9} {:>10} {:>9.1f} {:>10.1f} {:>10.2f} {:>8.1f}%\n", name,
-               r.accuracy, seen, r.uplink_bytes, r.messages, ratio, r.wall_seconds, r.train_seconds,
-               r.compress_seconds, 100.0 * r.compress_seconds / std::max(1e-9, r.train_seconds));
+    fmt::print("{:<8} {:>9.4f} {:>9} {:>14} {:>9} {:>14} {:>9} {:>9} {:>9} {:>8.1f} {:>8.1f}%\n", name, r.accuracy, seen,
+               r.uplink_bytes, ratio_text(dense ? dense->uplink_bytes : 0, r.uplink_bytes), r.downlink_bytes,
+               ratio_text(dense ? dense->downlink_bytes : 0, r.downlink_bytes),
+               ratio_text(dense ? total_bytes(*dense, o.nodes) : 0, total_bytes(r, o.nodes)), r.messages, r.wall_seconds,
+               100.0 * r.compress_seconds / std::max(1e-9, r.train_seconds));
   }
 
   if (!o.json_path.empty()) {
@@ -361,13 +454,13 @@ int run_compression_bench(const BenchOptions& o) {
                    {"seen_test_images", d.seen_test.size()},
                    {"train_images", d.train.size()}, {"test_images", d.test.size()},
                    {"batch_per_node", o.batch}, {"lr", o.lr}, {"momentum", o.momentum},
-                   {"density", o.density}, {"warmup_fraction", o.warmup_fraction},
+                   {"density", o.density}, {"downlink_density", o.downlink_density}, {"warmup_fraction", o.warmup_fraction},
                    {"criterion", criterion_name(o.criterion)}, {"values", value_coding_name(o.values)},
                    {"trigger_age", o.trigger_age}, {"trigger_nnz", o.trigger_nnz},
                    {"trigger_norm", o.trigger_norm}, {"fedavg_steps", o.fedavg_steps},
                    {"dirichlet_alpha", o.dirichlet_alpha}, {"seed", o.seed},
                    {"threads", o.threads}, {"hardware_threads", std::thread::hardware_concurrency()}};
-    for (const auto& name : o.methods) j["methods"][name] = to_json(results[name], dense_bytes);
+    for (const auto& name : o.methods) j["methods"][name] = to_json(results[name], dense, o.nodes);
     std::ofstream f(o.json_path);
     f << j.dump(2) << "\n";
     if (!f) {
@@ -410,6 +503,8 @@ void add_compression_bench_command(CLI::App& parent, Commands& commands) {
   c->add_option("--learning-rate,--lr", o->lr, "learning rate")->check(CLI::PositiveNumber)->capture_default_str();
   c->add_option("--momentum", o->momentum, "momentum")->check(CLI::Range(0.0, 0.999))->capture_default_str();
   c->add_option("--density", o->density, "share of entries sent per step after warm-up")->check(CLI::Range(1e-6, 1.0))->capture_default_str();
+  c->add_option("--downlink-density", o->downlink_density, "all but dense: share of the parameters one published model "
+                 "delta may move (swarmlens-broker --downlink-density)")->check(CLI::Range(1e-6, 1.0))->capture_default_str();
   c->add_option("--warmup-fraction", o->warmup_fraction, "share of the run in sparsity warm-up")->check(CLI::Range(0.0, 1.0))->capture_default_str();
   c->add_option("--criterion", o->criterion_text, "selection: topk, sampled-topk or randomk (threshold needs a fixed magnitude, which this benchmark does not take)")
       ->check(CLI::IsMember({"topk", "sampled-topk", "randomk"}))->capture_default_str();
