@@ -508,8 +508,9 @@ void add_compression_bench_command(CLI::App& parent, Commands& commands) {
   c->add_option("--warmup-fraction", o->warmup_fraction, "share of the run in sparsity warm-up")->check(CLI::Range(0.0, 1.0))->capture_default_str();
   c->add_option("--criterion", o->criterion_text, "selection: topk, sampled-topk or randomk (threshold needs a fixed magnitude, which this benchmark does not take)")
       ->check(CLI::IsMember({"topk", "sampled-topk", "randomk"}))->capture_default_str();
-  c->add_option("--values", o->values_text, "value coding on the wire: fp32, fp16, int8")
-      ->check(CLI::IsMember({"fp32", "fp16", "int8"}))->capture_default_str();
+  c->add_option("--values", o->values_text, "value coding on the wire: fp32, fp16, int8, sign (a bit a value, a "
+                 "magnitude per block of 64)")
+      ->check(CLI::IsMember({"fp32", "fp16", "int8", "sign"}))->capture_default_str();
   c->add_option("--clip-norm", o->clip_norm, "local gradient clipping L2 bound (0 = off)")->check(CLI::NonNegativeNumber)->capture_default_str();
   c->add_option("--trigger-age", o->trigger_age, "two-step: release after this many steps (0 = off)")->capture_default_str();
   c->add_option("--trigger-nnz", o->trigger_nnz, "two-step: release at this many pending entries (0 = off)")->capture_default_str();

@@ -41,7 +41,7 @@ struct BenchOptions {
   Criterion criterion = SparsifierConfig::kDefaultCriterion;
   ValueCoding values = ValueCoding::Fp16;
   double clip_norm = 0.0;          // local gradient clipping (DGC); 0 = off
-  double downlink_density = DownlinkConfig::kDefaultDensity;  // all but dense: the model stream's density
+  double downlink_density = DownlinkConfig::kDefaultDownlinkDensity;  // all but dense: the model stream's density
   uint64_t trigger_age = 2;        // twostep: release after this many steps...
   uint64_t trigger_nnz = 0;        // ...or this many pending entries (0 = off)...
   double trigger_norm = 0.0;       // ...or this pending L2 norm (0 = off)

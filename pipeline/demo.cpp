@@ -66,9 +66,9 @@ std::string node_pipeline(const NodeOptions& o, const std::string& data) {
                                   .set(props::kWarmupSteps, f.dense ? uint64_t(0) : f.warmup_steps)
                                   .set(props::kBatchSize, f.batch)
                                   .set(props::kStatsInterval, o.stats_interval_ms);
-  std::string d = fmt::format("swarmsrc location={} shard-index={} shard-count={} loop=true is-live=true fps-n={} {} ! {}",
-                              quoted(data), o.node_id, o.nodes, o.fps, overlay ? "width=280 height=280 format=BGRx" : "",
-                              train.str());
+  std::string d = fmt::format("swarmsrc location={} shard-index={} shard-count={} {}loop=true is-live=true fps-n={} {} ! {}",
+                              quoted(data), o.node_id, o.nodes, f.alpha > 0 ? fmt::format("alpha={} ", f.alpha) : "",
+                              o.fps, overlay ? "width=280 height=280 format=BGRx" : "", train.str());
   if (!overlay) return d + " ! fakesink sync=false";
   // Classify with the global model from the aggregator, a couple of frames a second.
   d += fmt::format(
@@ -312,8 +312,10 @@ void write_report(const DemoOptions& o, const std::vector<RunResult>& runs) {
     if (!plotted) fmt::print(stderr, "swarmlens demo: gnuplot failed (see {}/gnuplot.log); the CSV is there\n", o.report);
   }
 
-  json summary = {{"nodes", o.nodes}, {"seconds_per_run", o.duration}, {"fps_per_node", o.fps}, {"runs", json::array()}};
-  std::string text = fmt::format("Swarmlens demo: {} camera nodes on Fashion-MNIST shards, {:.0f} s per run\n\n", o.nodes, o.duration);
+  json summary = {{"nodes", o.nodes}, {"seconds_per_run", o.duration}, {"fps_per_node", o.fps}, {"alpha", o.fed.alpha},
+                  {"runs", json::array()}};
+  std::string text = fmt::format("Swarmlens demo: {} camera nodes on {} Fashion-MNIST shards, {:.0f} s per run\n\n", o.nodes,
+                                 o.fed.alpha > 0 ? fmt::format("non-IID (Dirichlet {})", o.fed.alpha) : "IID", o.duration);
   for (const auto& r : runs) {
     const uint64_t sent = r.sum("bytes_sent"), dense = r.sum("dense_bytes"), steps = r.sum("steps");
     const double acc = r.samples.empty() ? -1.0 : r.samples.back().accuracy;
@@ -401,6 +403,9 @@ void add_federation_options(CLI::App* app, swarmlens::FederationSettings& f) {
   app->add_option("--density", f.density, "share of gradient entries sent after warm-up")->check(CLI::Range(1e-6, 1.0))->capture_default_str();
   app->add_option("--trigger-age", f.trigger_age, "release the pending update after this many steps")->check(CLI::Range(1, 1000000))->capture_default_str();
   app->add_option("--warmup-steps", f.warmup_steps, "steps per sparsity warm-up stage")->capture_default_str();
+  app->add_option("--alpha", f.alpha, "non-IID shards: each node's classes drawn from Dirichlet(alpha) (small = "
+                  "few classes per node, as cameras that each see their own scene); 0 = IID")
+      ->check(CLI::Range(0.0, 1000.0))->capture_default_str();
   app->add_option("--batch-size,--batch", f.batch, "frames per training step")->check(CLI::Range(1, 4096))->capture_default_str();
   app->add_flag("--dense", f.dense, "no compression: every gradient entry every step (the baseline)");
 }

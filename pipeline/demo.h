@@ -34,6 +34,7 @@ struct FederationSettings {
   uint64_t warmup_steps = 10;
   uint32_t batch = NodeTrainerConfig::kDefaultBatch;
   bool dense = false;        // baseline: every entry every step (density 1, no warm-up)
+  double alpha = 0.0;        // the nodes' shards: Dirichlet(alpha) class skew (swarmsrc alpha); 0 = IID
 };
 
 struct NodeOptions {

@@ -32,13 +32,16 @@ with tempfile.TemporaryDirectory() as tmp:
 methods = report["methods"]
 assert set(methods) == {"dense", "topk", "twostep", "fedavg"}, methods.keys()
 for name, m in methods.items():
-    for key in ("accuracy", "uplink_bytes", "messages", "ratio_vs_dense", "wall_seconds",
-                "compress_seconds", "train_seconds"):
+    for key in ("accuracy", "uplink_bytes", "downlink_bytes", "total_bytes", "messages", "ratio_vs_dense",
+                "downlink_ratio_vs_dense", "wall_seconds", "compress_seconds", "train_seconds"):
         assert key in m, f"{name}: missing {key}"
     assert 0.0 <= m["accuracy"] <= 1.0, (name, m["accuracy"])
     assert m["uplink_bytes"] > 0 and m["messages"] > 0, name
     assert m["rejected"] == 0, (name, m["rejected"])
     assert m["train_seconds"] > 0 and m["wall_seconds"] >= m["train_seconds"], name
+    assert m["diverged"] is False, (name, m["diverged"])
+    # Both directions: every node's uplink plus what each of the nodes received.
+    assert m["total_bytes"] == m["uplink_bytes"] + m["downlink_bytes"] * report["config"]["nodes"], name
 
 assert methods["dense"]["ratio_vs_dense"] == 1.0
 # Even on a tiny run, training learns and sparse methods send far fewer bytes than dense.
@@ -46,6 +49,8 @@ assert methods["dense"]["accuracy"] > 0.3, methods["dense"]["accuracy"]
 assert methods["topk"]["ratio_vs_dense"] > 20, methods["topk"]["ratio_vs_dense"]
 assert methods["twostep"]["ratio_vs_dense"] > 20, methods["twostep"]["ratio_vs_dense"]
 assert methods["twostep"]["messages"] < methods["topk"]["messages"]
+# The model comes down compressed too: the model stream against the whole model each step.
+assert methods["twostep"]["downlink_ratio_vs_dense"] > 20, methods["twostep"]["downlink_ratio_vs_dense"]
 assert methods["fedavg"]["messages"] < methods["dense"]["messages"]
 config = sites["config"]
 assert config["data"] == "sites" and config["input"] == [3, 32, 32], config

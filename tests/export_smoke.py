@@ -5,14 +5,34 @@ that does not fit the asked shape is refused with a clear message; a checkpoint 
 (any registry model, input size and class count), so export needs no shape options. OpenCV's agreement with LibTorch
 on exported files is tested in trainer-onnx."""
 import os
+import struct
 import subprocess
 import sys
 import tempfile
 import time
+import zlib
 
 from local_nats import start_nats
 
 exe, broker = sys.argv[1], os.environ["SWARMLENS_BROKER_EXE"]
+
+
+def on_fp16_grid(src, dst):
+    """Writes the fp32 snapshot `src` (format 3, docs/wire-format.md) with every parameter rounded to
+    the nearest fp16 value (-0 as +0), as the model stream publishes it."""
+    b = bytearray(open(src, "rb").read())
+    assert b[:5] == b"SWLM\x03", b[:5]
+    at = 6 + b[5] + 16
+    (count,) = struct.unpack_from("<Q", b, at)
+    at += 8
+    assert b[at] == 0, "an fp32 snapshot"
+    at += 1
+    for i in range(count):
+        (v,) = struct.unpack_from("<f", b, at + 4 * i)
+        g = struct.unpack("<e", struct.pack("<e", max(-65504.0, min(65504.0, v))))[0]
+        struct.pack_into("<f", b, at + 4 * i, g if g != 0 else 0.0)
+    struct.pack_into("<I", b, len(b) - 4, zlib.crc32(bytes(b[:-4])))
+    open(dst, "wb").write(bytes(b))
 
 
 with tempfile.TemporaryDirectory() as tmp:
@@ -58,7 +78,14 @@ with tempfile.TemporaryDirectory() as tmp:
                 break
             time.sleep(0.5)
         assert r.returncode == 0, r.stderr
-        assert open(live, "rb").read() == data, "the live model's export differs from the checkpoint's"
+        # The nodes hold the model on the fp16 grid (the model stream): the checkpoint's, rounded.
+        rounded = f"{tmp}/rounded.swm"
+        on_fp16_grid(ckpt, rounded)
+        subprocess.run([exe, "export", "--snapshot", rounded, "--model-id", "smoke", "-o", f"{tmp}/rounded.onnx"],
+                       check=True, timeout=60)
+        assert open(live, "rb").read() == open(f"{tmp}/rounded.onnx", "rb").read(), \
+            "the live model's export differs from the checkpoint's on the fp16 grid"
+        assert open(live, "rb").read() != data  # (the grid is not the checkpoint's fp32)
         missing = subprocess.run([exe, "export", "--nats-url", url, "--model-id", "nobody", "-o", f"{tmp}/x.onnx"],
                                  capture_output=True, text=True, timeout=60)
         assert missing.returncode == 1 and "no model" in missing.stderr, missing.stderr

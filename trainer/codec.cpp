@@ -161,6 +161,7 @@ std::optional<ValueCoding> parse_value_coding(std::string_view n) {
   if (n == "fp32") return ValueCoding::Fp32;
   if (n == "fp16") return ValueCoding::Fp16;
   if (n == "int8") return ValueCoding::Int8;
+  if (n == "sign") return ValueCoding::Sign;
   return std::nullopt;
 }
 
@@ -169,6 +170,7 @@ const char* value_coding_name(ValueCoding v) {
     case ValueCoding::Fp32: return "fp32";
     case ValueCoding::Fp16: return "fp16";
     case ValueCoding::Int8: return "int8";
+    case ValueCoding::Sign: return "sign";
   }
   return "?";
 }
@@ -269,6 +271,22 @@ std::vector<uint8_t> encode_update(const UpdateHeader& h, const SparseVector& s,
       }
       break;
     }
+    case ValueCoding::Sign: {
+      for (size_t b = 0; b < s.nnz(); b += kSignBlock) {  // a magnitude per block: its mean |value|
+        const size_t e = std::min(s.nnz(), b + kSignBlock);
+        double sum = 0.0;
+        for (size_t i = b; i < e; ++i) sum += std::fabs(s.value[i]);
+        const c10::Half mag(std::min(float(sum / double(e - b)), kFp16Max));
+        w.put<uint16_t>(mag.x);
+        if (sent)
+          for (size_t i = b; i < e; ++i) (*sent)[i] = std::signbit(s.value[i]) ? -float(mag) : float(mag);
+      }
+      std::vector<uint8_t> signs((s.nnz() + 7) / 8, 0);
+      for (size_t i = 0; i < s.nnz(); ++i)
+        if (std::signbit(s.value[i])) signs[i / 8] |= uint8_t(1u << (i % 8));
+      w.bytes(signs.data(), signs.size());
+      break;
+    }
   }
   end_frame(out);
   return out;
@@ -294,7 +312,7 @@ DecodeResult decode_update(const uint8_t* data, size_t size, const DecodeOptions
   if (!r.get(coding) || !r.get(vcoding) || !r.get(id_len))
     return fail(DecodeError::Truncated, "header cut short");
   if (coding > uint8_t(IndexCoding::Dense)) return fail(DecodeError::BadHeader, "index coding");
-  if (vcoding > uint8_t(ValueCoding::Int8)) return fail(DecodeError::BadHeader, "value coding");
+  if (vcoding > uint8_t(ValueCoding::Sign)) return fail(DecodeError::BadHeader, "value coding");
   if (id_len == 0 || id_len > kMaxModelIdLength)
     return fail(DecodeError::BadHeader, "model id length");
   h.model_id.resize(id_len);
@@ -315,10 +333,13 @@ DecodeResult decode_update(const uint8_t* data, size_t size, const DecodeOptions
 
   res.value.index_coding = IndexCoding(coding);
   res.value.value_coding = ValueCoding(vcoding);
-  const size_t value_size = vcoding == uint8_t(ValueCoding::Fp32)   ? 4
-                            : vcoding == uint8_t(ValueCoding::Fp16) ? 2
-                                                                    : 1;
-  const size_t payload = size_t(nnz) * value_size + (vcoding == uint8_t(ValueCoding::Int8) ? 4 : 0);
+  size_t payload = 0;
+  switch (ValueCoding(vcoding)) {
+    case ValueCoding::Fp32: payload = size_t(nnz) * 4; break;
+    case ValueCoding::Fp16: payload = size_t(nnz) * 2; break;
+    case ValueCoding::Int8: payload = size_t(nnz) + 4; break;
+    case ValueCoding::Sign: payload = (size_t(nnz) + kSignBlock - 1) / kSignBlock * 2 + (size_t(nnz) + 7) / 8; break;
+  }
   if (r.remaining() < index_len || r.remaining() - index_len < payload)
     return fail(DecodeError::Truncated, "index or value section cut short");
   if (r.remaining() - index_len > payload)
@@ -353,6 +374,22 @@ DecodeResult decode_update(const uint8_t* data, size_t size, const DecodeOptions
         int8_t q = 0;
         r.get(q);
         s.value[i] = float(q) * scale;
+      }
+      break;
+    }
+    case ValueCoding::Sign: {
+      std::vector<float> mags((size_t(nnz) + kSignBlock - 1) / kSignBlock);
+      for (float& m : mags) {
+        uint16_t bits = 0;
+        r.get(bits);
+        m = float(c10::Half(bits, c10::Half::from_bits()));
+        if (!std::isfinite(m) || std::signbit(m)) return fail(DecodeError::NonFinite, "sign block magnitude not finite and non-negative");
+      }
+      std::vector<uint8_t> signs((size_t(nnz) + 7) / 8);
+      r.bytes(signs.data(), signs.size());
+      for (uint32_t i = 0; i < nnz; ++i) {
+        const float m = mags[i / kSignBlock];
+        s.value[i] = (signs[i / 8] >> (i % 8)) & 1u ? -m : m;
       }
       break;
     }

@@ -17,7 +17,11 @@ inline constexpr uint8_t kWireVersion = 1;
 inline constexpr size_t kMaxModelIdLength = 64;
 
 enum class IndexCoding : uint8_t { Varint = 0, Rice = 1, Bitmap = 2, Dense = 3 };
-enum class ValueCoding : uint8_t { Fp32 = 0, Fp16 = 1, Int8 = 2 };
+// Sign: one bit per value and, per block of kSignBlock values in index order, one fp16 magnitude
+// (the block's mean |value|): about 0.16 bytes a value; what it leaves goes back into the sender's
+// residual (error feedback), as with fp16 and int8.
+enum class ValueCoding : uint8_t { Fp32 = 0, Fp16 = 1, Int8 = 2, Sign = 3 };
+inline constexpr size_t kSignBlock = 64;
 
 struct CodecConfig {
   std::optional<IndexCoding> index;  // unset: pick the smallest for each message

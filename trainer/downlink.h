@@ -30,8 +30,8 @@ float from_fp16_ordinal(int32_t ordinal);  // |ordinal| <= kFp16MaxOrdinal
 struct DownlinkConfig {
   // Share of the parameters one published delta may move: the largest differences between the
   // server model and the published one. Chosen from measurements (docs/benchmarks.md, downlink).
-  static constexpr double kDefaultDensity = 0.01;
-  double density = kDefaultDensity;  // (0, 1]; 1 sends every difference the fp16 grid can carry
+  static constexpr double kDefaultDownlinkDensity = 0.01;
+  double density = kDefaultDownlinkDensity;  // (0, 1]; 1 sends every difference the fp16 grid can carry
 };
 
 class DownlinkEncoder {

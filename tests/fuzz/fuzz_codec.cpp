@@ -15,6 +15,7 @@
 #include <string>
 
 #include "codec.h"
+#include "downlink.h"
 #include "snapshot.h"
 
 using namespace swarmlens;
@@ -36,7 +37,7 @@ void write_seeds(const std::string& dir) {
   }
   int n = 0;
   for (auto idx : {IndexCoding::Varint, IndexCoding::Rice, IndexCoding::Bitmap, IndexCoding::Dense}) {
-    for (auto val : {ValueCoding::Fp32, ValueCoding::Fp16, ValueCoding::Int8}) {
+    for (auto val : {ValueCoding::Fp32, ValueCoding::Fp16, ValueCoding::Int8, ValueCoding::Sign}) {
       SparseVector full;  // dense coding carries every entry
       full.dim = 64;
       for (uint32_t i = 0; i < 64; ++i) {
@@ -111,7 +112,9 @@ void check(const uint8_t* data, size_t size) {
   }
   try {
     const ModelDelta d = decode_delta(data, size, "fuzz");
-    if (d.index.size() != d.value.size()) fail("delta index and value counts differ");
+    if (d.index.size() != d.step.size()) fail("delta index and step counts differ");
+    for (int32_t step : d.step)
+      if (step == 0 || step > 2 * kFp16MaxOrdinal || step < -2 * kFp16MaxOrdinal) fail("delta step out of range accepted");
     for (size_t i = 0; i < d.index.size(); ++i) {
       if (d.index[i] >= d.dim) fail("delta index out of range accepted");
       if (i && d.index[i] <= d.index[i - 1]) fail("delta indices not increasing accepted");

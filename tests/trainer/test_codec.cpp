@@ -78,6 +78,38 @@ TEST_CASE("codec dense coding carries every entry without indices", "[codec]") {
   CHECK(d.value.update.value == dense);
 }
 
+TEST_CASE("sign coding: a bit a value and a mean magnitude per block of 64, reported back exactly", "[codec]") {
+  const auto s = random_sparse(50000, 0.01, 3);
+  std::vector<float> sent;
+  const auto bytes = encode_update(header(), s, {IndexCoding::Varint, ValueCoding::Sign}, &sent);
+  const auto fp16 = encode_update(header(), s, {IndexCoding::Varint, ValueCoding::Fp16});
+  auto d = decode_update(bytes);
+  REQUIRE(d.ok());
+  CHECK(d.value.value_coding == ValueCoding::Sign);
+  REQUIRE(d.value.update.value.size() == s.nnz());
+  // The values cost nnz/8 + 2 nnz/64 bytes instead of 2 nnz.
+  const size_t nnz = s.nnz();
+  CHECK(fp16.size() - bytes.size() == 2 * nnz - ((nnz + 7) / 8 + (nnz + 63) / 64 * 2));
+  for (size_t b = 0; b < nnz; b += kSignBlock) {
+    const size_t e = std::min(nnz, b + kSignBlock);
+    double mean = 0.0;
+    for (size_t i = b; i < e; ++i) mean += std::fabs(s.value[i]);
+    mean /= double(e - b);
+    for (size_t i = b; i < e; ++i) {
+      CHECK(d.value.update.value[i] == sent[i]);
+      CHECK(std::signbit(d.value.update.value[i]) == std::signbit(s.value[i]));
+      CHECK(std::fabs(std::fabs(d.value.update.value[i]) - mean) <= mean * 0.001 + 1e-7);
+    }
+  }
+  // A negative or non-finite magnitude is refused.
+  auto bad = bytes;
+  const size_t values_at = bad.size() - 4 - ((nnz + 7) / 8 + (nnz + 63) / 64 * 2);
+  bad[values_at + 1] = 0xfc;  // fp16 0xfcxx: -Inf or NaN
+  const uint32_t crc = crc32(0L, bad.data(), uInt(bad.size() - 4));
+  std::memcpy(bad.data() + bad.size() - 4, &crc, 4);
+  CHECK(decode_update(bad).error == DecodeError::NonFinite);
+}
+
 TEST_CASE("codec fp16 and int8 errors are bounded and reported back exactly", "[codec]") {
   const auto s = random_sparse(50000, 0.01, 2);
   float maxabs = 0.0f;

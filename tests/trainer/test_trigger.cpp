@@ -94,7 +94,7 @@ TEST_CASE("two-step compressor conserves everything: decoded + residual + pendin
   cfg.sparsify.momentum = 0.0;  // so the input is simply the sum of gradients
   cfg.sparsify.density = 0.005;
   cfg.trigger.max_age_steps = 3;
-  cfg.codec.value = GENERATE(ValueCoding::Fp16, ValueCoding::Int8);
+  cfg.codec.value = GENERATE(ValueCoding::Fp16, ValueCoding::Int8, ValueCoding::Sign);
   TwoStepCompressor c(dim, cfg, {"m", 99, 1});
   std::vector<double> in(dim, 0.0), got(dim, 0.0);
   int messages = 0;
