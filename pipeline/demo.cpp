@@ -318,6 +318,7 @@ void write_report(const DemoOptions& o, const std::vector<RunResult>& runs) {
                                  o.fed.alpha > 0 ? fmt::format("non-IID (Dirichlet {})", o.fed.alpha) : "IID", o.duration);
   for (const auto& r : runs) {
     const uint64_t sent = r.sum("bytes_sent"), dense = r.sum("dense_bytes"), steps = r.sum("steps");
+    const uint64_t down = r.sum("bytes_in");  // the model stream and what catch-ups read, all nodes
     const double acc = r.samples.empty() ? -1.0 : r.samples.back().accuracy;
     const double ratio = sent ? double(dense) / double(sent) : 0.0;
     const uint64_t received = r.broker.value("bytes_in", uint64_t(0));
@@ -326,13 +327,16 @@ void write_report(const DemoOptions& o, const std::vector<RunResult>& runs) {
               {"uplink_bytes_sent", sent}, {"uplink_bytes_received", received},
               {"updates", r.broker.value("updates_in", uint64_t(0))}, {"rejected", r.broker.value("rejected", json::object())},
               {"dense_equivalent_bytes", dense}, {"ratio_vs_dense", ratio},
-              {"uplink_bytes_per_step", steps ? double(sent) / double(steps) : 0.0}, {"interrupted", r.interrupted}};
+              {"uplink_bytes_per_step", steps ? double(sent) / double(steps) : 0.0},
+              {"downlink_bytes_received", down}, {"downlink_bytes_per_node", double(down) / double(std::max(1u, o.nodes))},
+              {"interrupted", r.interrupted}};
     if (acc < 0) j["test_accuracy"] = nullptr;  // stopped before the first evaluation
     text += fmt::format("{:8} {} at model v{}; {} steps; uplink {} in {} updates ({:.1f}x less than "
-                        "dense fp32 gradients every step){}\n",
+                        "dense fp32 gradients every step); downlink {} per node{}\n",
                         r.method, acc < 0 ? std::string("no evaluation yet") : fmt::format("test accuracy {:.3f}", acc),
                         j["model_version"].get<uint64_t>(), steps, human_bytes(double(sent)),
-                        j["updates"].get<uint64_t>(), ratio, r.interrupted ? " [interrupted]" : "");
+                        j["updates"].get<uint64_t>(), ratio, human_bytes(double(down) / double(std::max(1u, o.nodes))),
+                        r.interrupted ? " [interrupted]" : "");
     summary["runs"].push_back(j);
   }
   if (runs.size() == 2 && runs[0].sum("steps") && runs[1].sum("steps") && runs[0].sum("bytes_sent")) {

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <limits>
 #include <chrono>
+#include <filesystem>
 #include <thread>
 
 #include "broker_service.h"
@@ -15,6 +16,7 @@
 #include "metrics.h"
 #include "nats_server.h"
 #include "served_broker.h"
+#include "temp_dir.h"
 #include "node_link.h"
 #include "node_trainer.h"
 
@@ -305,6 +307,84 @@ TEST_CASE("a node that missed deltas reads them from the chain; the model it rea
   REQUIRE(seen == seq);
   CHECK(follower.stats().keyframes_in == 1);
   CHECK(std::memcmp(follower.latest()->params.data(), broker.published()->params.data(), want->params.size() * sizeof(float)) == 0);
+}
+
+TEST_CASE("a restarted broker continues the chain its nodes hold; one that cannot starts a new one and they move to it",
+          "[federation][downlink]") {
+  testing::TempDir dir;
+  NatsServer server;
+  NatsOptions opts;
+  opts.urls = {server.url()};
+  const auto model = Model::create({}, 1);
+  auto peer = NatsLink::connect(opts);
+  SparseVector s;
+  s.dim = uint32_t(model->num_params());
+  uint64_t seq = 0;
+  auto update = [&](BrokerService& broker) {
+    ++seq;
+    s.index = {uint32_t(seq * 31), uint32_t(seq * 31 + 5000)};
+    s.value = {0.25f, -0.5f};
+    const uint64_t before = broker.stats().accepted;
+    peer->publish(update_subject("again", 6), encode_update({"again", model->layout_hash(), broker.stats().version, 6, seq, 32}, s, {}));
+    peer->flush();
+    for (int i = 0; i < 100 && broker.stats().accepted == before; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    REQUIRE(broker.stats().accepted == before + 1);
+    REQUIRE(broker.publish_if_changed());
+  };
+  BrokerConfig bc;
+  bc.model_id = "again";
+  bc.snapshot_path = dir.path + "/broker.swm";
+  std::atomic<uint64_t> seen{0};
+  std::unique_ptr<NodeLink> node;
+  uint64_t chain = 0;
+  {
+    BrokerService first(bc, NatsLink::connect(opts));
+    update(first);
+    node = std::make_unique<NodeLink>(opts, "again", [&](std::shared_ptr<const Snapshot> m) { seen = m->version; });
+    update(first);
+    update(first);
+    chain = first.published()->chain_id;
+  }
+  // Same snapshot file, same version as the kept model: the chain goes on, the node takes deltas.
+  {
+    BrokerService second(bc, NatsLink::connect(opts));
+    REQUIRE(second.published());
+    CHECK(second.published()->chain_id == chain);
+    update(second);
+    for (int i = 0; i < 200 && seen < seq; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    REQUIRE(seen == seq);
+    CHECK(second.stats().snapshots_out == 0);  // no keyframe on the wire
+    CHECK(node->stats().keyframes_in == 1);    // the one it started from
+    CHECK(std::memcmp(node->latest()->params.data(), second.published()->params.data(), s.dim * sizeof(float)) == 0);
+  }
+  // Without its file the broker resumes from the kept model itself (the server residual is lost:
+  // here none, every difference went out) and continues; with an older file it starts a new chain.
+  std::filesystem::remove(bc.snapshot_path);
+  std::filesystem::remove(bc.snapshot_path + ".journal");
+  BrokerConfig fresh = bc;
+  fresh.snapshot_path = dir.path + "/other.swm";
+  {
+    BrokerService third(fresh, NatsLink::connect(opts));
+    CHECK(third.stats().resumed_from == "JetStream");
+    CHECK(third.published()->chain_id == chain);
+  }
+  // A server model the nodes never saw (its file is ahead of the kept model): a new chain, whose
+  // keyframe the node adopts.
+  Snapshot ahead = *node->latest();
+  ahead.version = 100;
+  ahead.chain_id = 0;
+  ahead.chain_offset = 0;
+  save_snapshot(dir.path + "/ahead.swm", ahead);
+  fresh.snapshot_path = dir.path + "/ahead.swm";
+  BrokerService fourth(fresh, NatsLink::connect(opts));
+  CHECK_FALSE(fourth.published());
+  update(fourth);
+  for (int i = 0; i < 200 && seen < 101; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  REQUIRE(seen == 101);
+  CHECK(fourth.stats().snapshots_out == 1);
+  CHECK(fourth.published()->chain_id != chain);
+  CHECK(node->latest()->chain_id == fourth.published()->chain_id);
+  CHECK(std::memcmp(node->latest()->params.data(), fourth.published()->params.data(), s.dim * sizeof(float)) == 0);
 }
 
 namespace {
