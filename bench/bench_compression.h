@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "codec.h"
+#include "compressor.h"
 #include "demo.h"
 #include "downlink.h"
 #include "frame_window.h"
@@ -39,7 +40,7 @@ struct BenchOptions {
   double density = SparsifierConfig::kDefaultDensity;  // twostep/topk after warm-up
   double warmup_fraction = 0.05;   // share of the run spent in the four warm-up stages
   Criterion criterion = SparsifierConfig::kDefaultCriterion;
-  ValueCoding values = ValueCoding::Fp16;
+  ValueCoding values = CompressorConfig::kDefaultValues;
   double clip_norm = 0.0;          // local gradient clipping (DGC); 0 = off
   double downlink_density = DownlinkConfig::kDefaultDownlinkDensity;  // all but dense: the model stream's density
   uint64_t trigger_age = 2;        // twostep: release after this many steps...

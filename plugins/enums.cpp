@@ -1,5 +1,6 @@
 #include "enums.h"
 
+#include "codec.h"
 #include "idle_policy.h"
 #include "sparsify.h"
 
@@ -25,6 +26,17 @@ GType criterion_enum_type () {
       {gint (Criterion::RandomK), "a random share of the entries", criterion_name (Criterion::RandomK)},
       {0, nullptr, nullptr}};
   static const GType type = g_enum_register_static ("SwarmlensCriterion", values);
+  return type;
+}
+
+GType value_coding_enum_type () {
+  static const GEnumValue values[] = {
+      {gint (ValueCoding::Fp32), "4 bytes a value", value_coding_name (ValueCoding::Fp32)},
+      {gint (ValueCoding::Fp16), "2 bytes a value", value_coding_name (ValueCoding::Fp16)},
+      {gint (ValueCoding::Int8), "1 byte a value and a scale per update", value_coding_name (ValueCoding::Int8)},
+      {gint (ValueCoding::Sign), "a bit a value and a magnitude per block of 64", value_coding_name (ValueCoding::Sign)},
+      {0, nullptr, nullptr}};
+  static const GType type = g_enum_register_static ("SwarmlensValueCoding", values);
   return type;
 }
 

@@ -11,6 +11,7 @@ namespace swarmlens {
 
 GType model_enum_type ();        // SwarmlensModel: cnn, mobilenet, crnn (Model::names())
 GType criterion_enum_type ();    // SwarmlensCriterion: topk, sampled-topk, threshold, randomk
+GType value_coding_enum_type (); // SwarmlensValueCoding: fp32, fp16, int8, sign
 GType idle_policy_enum_type ();  // SwarmlensIdlePolicy: always, load, schedule, load+schedule
 GType data_split_enum_type ();   // SwarmlensDataSplit: train, test
 

@@ -91,7 +91,7 @@ GST_DEBUG_CATEGORY_STATIC (swarm_train_debug);
 
 enum { PROP_0, PROP_MODEL /* and the model properties after it: modelprops.h */,
   PROP_BATCH_SIZE = PROP_MODEL + swarmlens::kModelProperties,
-  PROP_LEARNING_RATE, PROP_MOMENTUM, PROP_DENSITY, PROP_CRITERION, PROP_WARMUP_STEPS, PROP_TRIGGER_AGE,
+  PROP_LEARNING_RATE, PROP_MOMENTUM, PROP_DENSITY, PROP_CRITERION, PROP_VALUE_CODING, PROP_WARMUP_STEPS, PROP_TRIGGER_AGE,
   PROP_TRIGGER_NORM, PROP_CHECKPOINT, PROP_LABEL, PROP_STATS_INTERVAL, PROP_SEED,
   PROP_DROP_WHEN_BUSY, PROP_NODE_ID, PROP_WINDOW, PROP_WINDOW_STRIDE, PROP_IDLE_POLICY, PROP_LOAD_CEILING,
   PROP_SCHEDULE, PROP_NICE, PROP_HOLDOUT_EVERY,
@@ -101,7 +101,7 @@ namespace {
 
 struct Settings : swarmlens::ModelSettings {
   Settings ();  // the trainer library's defaults
-  std::string criterion, checkpoint;
+  std::string criterion, value_coding, checkpoint;
   guint batch_size;
   gdouble lr, momentum, density, trigger_norm;
   guint64 warmup_steps, trigger_age, seed;
@@ -122,6 +122,7 @@ Settings::Settings () {
   const swarmlens::CompressorConfig c = swarmlens::node_compression_defaults ();
   const swarmlens::WindowConfig w;
   criterion = swarmlens::criterion_name (c.sparsify.criterion);
+  value_coding = swarmlens::value_coding_name (c.codec.value);
   batch_size = node.batch_size;
   lr = node.lr;
   momentum = c.sparsify.momentum;
@@ -185,6 +186,7 @@ static void set_property (GObject * object, guint id, const GValue * v, GParamSp
     case PROP_MOMENTUM: s.momentum = g_value_get_double (v); break;
     case PROP_DENSITY: s.density = g_value_get_double (v); break;
     case PROP_CRITERION: s.criterion = swarmlens::enum_nick (swarmlens::criterion_enum_type (), g_value_get_enum (v)); break;
+    case PROP_VALUE_CODING: s.value_coding = swarmlens::enum_nick (swarmlens::value_coding_enum_type (), g_value_get_enum (v)); break;
     case PROP_WARMUP_STEPS: s.warmup_steps = g_value_get_uint64 (v); break;
     case PROP_TRIGGER_AGE: s.trigger_age = g_value_get_uint64 (v); break;
     case PROP_TRIGGER_NORM: s.trigger_norm = g_value_get_double (v); break;
@@ -217,6 +219,7 @@ static void get_property (GObject * object, guint id, GValue * v, GParamSpec * p
     case PROP_MOMENTUM: g_value_set_double (v, s.momentum); break;
     case PROP_DENSITY: g_value_set_double (v, s.density); break;
     case PROP_CRITERION: g_value_set_enum (v, swarmlens::enum_value (swarmlens::criterion_enum_type (), s.criterion)); break;
+    case PROP_VALUE_CODING: g_value_set_enum (v, swarmlens::enum_value (swarmlens::value_coding_enum_type (), s.value_coding)); break;
     case PROP_WARMUP_STEPS: g_value_set_uint64 (v, s.warmup_steps); break;
     case PROP_TRIGGER_AGE: g_value_set_uint64 (v, s.trigger_age); break;
     case PROP_TRIGGER_NORM: g_value_set_double (v, s.trigger_norm); break;
@@ -360,9 +363,11 @@ static bool trainer_config (GstSwarmTrain * self, const Settings & s, swarmlens:
   // GEnum nicks: always the library's names.
   const auto criterion = swarmlens::parse_criterion (s.criterion);
   const auto idle_mode = swarmlens::parse_idle_mode (s.idle_policy);
+  const auto values = swarmlens::parse_value_coding (s.value_coding);
   cfg.model = swarmlens::camera_model_spec (s.model, s.input_width, s.input_height, int (s.window), s.classes);
-  if (!criterion || !idle_mode) {  // cannot happen through the GEnums; said all the same
-    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("Unknown criterion or idle-policy"), ("%s, %s", s.criterion.c_str (), s.idle_policy.c_str ()));
+  if (!criterion || !idle_mode || !values) {  // cannot happen through the GEnums; said all the same
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("Unknown criterion, value-coding or idle-policy"), ("%s, %s, %s",
+        s.criterion.c_str (), s.value_coding.c_str (), s.idle_policy.c_str ()));
     return false;
   }
   if (s.label >= cfg.model.classes) {
@@ -384,6 +389,7 @@ static bool trainer_config (GstSwarmTrain * self, const Settings & s, swarmlens:
   cfg.compression.sparsify.momentum = s.momentum;
   cfg.compression.sparsify.density = s.density;
   cfg.compression.sparsify.criterion = *criterion;
+  cfg.compression.codec.value = *values;
   cfg.compression.sparsify.warmup_stage_steps = s.warmup_steps;
   cfg.compression.trigger.max_age_steps = s.trigger_age;
   cfg.compression.trigger.norm_threshold = s.trigger_norm;
@@ -670,6 +676,9 @@ static void gst_swarm_train_class_init (GstSwarmTrainClass * klass) {
   g_object_class_install_property (gobject, PROP_CRITERION, g_param_spec_enum ("criterion", "Criterion",
       "How the sent entries are selected", swarmlens::criterion_enum_type (),
       swarmlens::enum_value (swarmlens::criterion_enum_type (), d.criterion), ready));
+  g_object_class_install_property (gobject, PROP_VALUE_CODING, g_param_spec_enum ("value-coding", "Value coding",
+      "How an update's values go on the wire (what it leaves goes back into the residual)",
+      swarmlens::value_coding_enum_type (), swarmlens::enum_value (swarmlens::value_coding_enum_type (), d.value_coding), ready));
   g_object_class_install_property (gobject, PROP_WARMUP_STEPS, g_param_spec_uint64 (swarmlens::props::kWarmupSteps,
       "Warm-up steps", "Steps per sparsity warm-up stage (75%, 93.75%, 98.4%, 99.6%); 0 = none", 0,
       G_MAXUINT64, d.warmup_steps, ready));
