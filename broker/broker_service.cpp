@@ -354,11 +354,12 @@ std::shared_ptr<const Snapshot> BrokerService::publish_delta(const Snapshot& ser
     stats_.bytes_out += sent.size();
   }
   // A keyframe whenever the chain since the last one costs more than a keyframe: a node that starts
-  // then reads at most about two keyframes' worth.
+  // then reads at most about two keyframes' worth. Without JetStream (no chain to catch up from) it
+  // goes on the model subject instead, so a node that missed a delta recovers there.
   const bool keyframe_due = !chain_.keyframe_bytes || chain_.offset - chain_.keyframe_offset > chain_.keyframe_bytes;
-  if (cfg_.retain && keyframe_due) {
+  if (keyframe_due) {
     try {
-      keep_keyframe(*p, false);
+      keep_keyframe(*p, !cfg_.retain);
     } catch (const std::exception&) {  // the delta is out; the keyframe is still due at the next publish
     }
   }

@@ -68,6 +68,12 @@ int main(int argc, char** argv) {
   app.add_option("--downlink-density", cfg.downlink.density, "share of the parameters one published model delta may move: "
                  "the largest differences from the model the nodes hold; the rest waits in the server residual")
       ->check(CLI::Range(1e-6, 1.0))->capture_default_str();
+  // Gone with the model stream: said plainly rather than as an unknown option (in config files too).
+  app.add_option("--full-every", [](const CLI::results_t&) -> bool {
+       throw CLI::ValidationError("--full-every", "gone: no full snapshots go to the nodes any more; the model comes down as "
+                                                  "a stream of deltas with fp16 keyframes kept in JetStream (see "
+                                                  "--downlink-density, docs/wire-format.md)");
+     })->group("");
   bool no_retain = false;
   app.add_flag("--no-retain", no_retain, "do not keep the model in JetStream (for a server without -js)");
   app.add_option("--eval-interval-ms", d.eval_interval_ms, "at most one test evaluation per interval")->check(CLI::Range(10, 3600000))->capture_default_str();

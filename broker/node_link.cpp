@@ -79,13 +79,14 @@ bool NodeLink::catch_up_to(const ModelDelta* head) {
   try {
     const auto have = receiver_.latest();
     got = catch_up(*link_, model_id_, trust_, have.get(), head);
-  } catch (const NatsError& e) {
-    report(std::string("cannot read the model kept in JetStream: ") + e.what());
+  } catch (const NatsError& e) {  // said once until a catch-up works again (it is tried at every gap)
+    if (!catchup_failing_.exchange(true)) report(std::string("cannot read the model kept in JetStream: ") + e.what());
     return false;
   } catch (const std::exception& e) {
     refused_model(std::string("kept model refused: ") + e.what());
     return false;
   }
+  catchup_failing_ = false;
   {
     std::lock_guard<std::mutex> g(lock_);
     stats_.bytes_in += got.bytes;

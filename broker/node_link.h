@@ -91,6 +91,7 @@ class NodeLink {
   mutable std::mutex lock_;  // protects stats_
   NodeLinkStats stats_;
   std::string last_refusal_;  // the last refused model's reason, said once
+  std::atomic<bool> catchup_failing_{false};  // JetStream unreadable: said once until it works again
   std::unique_ptr<NatsLink> link_;  // last: closed first, so no callback runs into a dead member
 };
 

@@ -62,6 +62,7 @@ std::string node_pipeline(const NodeOptions& o, const std::string& data) {
                                   .set(props::kLearningRate, own_step_lr(f.local_lr, f.lr))
                                   .set(props::kMomentum, f.momentum)
                                   .set(props::kDensity, f.dense ? 1.0 : f.density)
+                                  .set_if(props::kValueCoding, f.dense ? std::string("fp16") : std::string())
                                   .set(props::kTriggerAge, f.dense ? uint64_t(1) : f.trigger_age)
                                   .set(props::kWarmupSteps, f.dense ? uint64_t(0) : f.warmup_steps)
                                   .set(props::kBatchSize, f.batch)

@@ -676,7 +676,7 @@ static void gst_swarm_train_class_init (GstSwarmTrainClass * klass) {
   g_object_class_install_property (gobject, PROP_CRITERION, g_param_spec_enum ("criterion", "Criterion",
       "How the sent entries are selected", swarmlens::criterion_enum_type (),
       swarmlens::enum_value (swarmlens::criterion_enum_type (), d.criterion), ready));
-  g_object_class_install_property (gobject, PROP_VALUE_CODING, g_param_spec_enum ("value-coding", "Value coding",
+  g_object_class_install_property (gobject, PROP_VALUE_CODING, g_param_spec_enum (swarmlens::props::kValueCoding, "Value coding",
       "How an update's values go on the wire (what it leaves goes back into the residual)",
       swarmlens::value_coding_enum_type (), swarmlens::enum_value (swarmlens::value_coding_enum_type (), d.value_coding), ready));
   g_object_class_install_property (gobject, PROP_WARMUP_STEPS, g_param_spec_uint64 (swarmlens::props::kWarmupSteps,

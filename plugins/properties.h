@@ -27,6 +27,7 @@ inline constexpr char kBatchSize[] = "batch-size";
 inline constexpr char kLearningRate[] = "learning-rate";
 inline constexpr char kMomentum[] = "momentum";
 inline constexpr char kDensity[] = "density";
+inline constexpr char kValueCoding[] = "value-coding";
 inline constexpr char kWarmupSteps[] = "warmup-steps";
 inline constexpr char kTriggerAge[] = "trigger-age";
 inline constexpr char kStatsInterval[] = "stats-interval";
