@@ -191,6 +191,26 @@ TEST_CASE("the broker service runs without a link, updates handed in directly", 
   CHECK(st.rejected.at("replayed") == 1);
 }
 
+namespace {
+
+// One update of `node`, sent as a node sends it (on its own subject, on the broker's current
+// version), then the model published once the broker has taken it.
+void send_and_publish(NatsLink& peer, BrokerService& broker, const std::string& id, const Model& model, uint32_t node,
+                      uint64_t seq, std::vector<uint32_t> index, std::vector<float> value) {
+  SparseVector s;
+  s.dim = uint32_t(model.num_params());
+  s.index = std::move(index);
+  s.value = std::move(value);
+  const uint64_t before = broker.stats().accepted;
+  peer.publish(update_subject(id, node), encode_update({id, model.layout_hash(), broker.stats().version, node, seq, 32}, s, {}));
+  peer.flush();
+  for (int i = 0; i < 200 && broker.stats().accepted == before; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  REQUIRE(broker.stats().accepted == before + 1);
+  REQUIRE(broker.publish_if_changed());
+}
+
+}  // namespace
+
 TEST_CASE("a node that starts late receives the latest model before it trains", "[federation][late]") {
   set_compute_threads(1);
   NatsServer server;
@@ -201,16 +221,8 @@ TEST_CASE("a node that starts late receives the latest model before it trains", 
   BrokerService broker(bc, NatsLink::connect(opts));
   auto peer = NatsLink::connect(opts);
   const auto model = Model::create({}, 1);
-  SparseVector s;
-  s.dim = uint32_t(model->num_params());
-  for (uint64_t seq = 1; seq <= 5; ++seq) {
-    s.index = {uint32_t(seq * 1000), uint32_t(seq * 1000 + 7)};
-    s.value = {0.5f, -0.25f};
-    peer->publish(update_subject("late", 4), encode_update({"late", model->layout_hash(), seq - 1, 4, seq, 32}, s, {}));
-    peer->flush();
-    for (int i = 0; i < 100 && broker.stats().version < seq; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    REQUIRE(broker.publish_if_changed());
-  }
+  for (uint64_t seq = 1; seq <= 5; ++seq)
+    send_and_publish(*peer, broker, "late", *model, 4, seq, {uint32_t(seq * 1000), uint32_t(seq * 1000 + 7)}, {0.5f, -0.25f});
   const BrokerStats bs = broker.stats();
   CHECK(bs.version == 5);
   CHECK(bs.snapshots_out == 1);  // the keyframe that started the chain, then a delta a publish
@@ -261,19 +273,14 @@ TEST_CASE("a node that missed deltas reads them from the chain; the model it rea
   BrokerService broker(bc, NatsLink::connect(opts));
   auto peer = NatsLink::connect(opts);
   const auto model = Model::create({}, 1);
-  SparseVector s;
-  s.dim = uint32_t(model->num_params());
+  const uint32_t dim = uint32_t(model->num_params());
   uint64_t seq = 0;
   auto publish_updates = [&](int n) {
     for (int k = 0; k < n; ++k) {
       ++seq;
-      s.index = {uint32_t(seq * 997 % s.dim), uint32_t(seq * 1000 + 7)};
-      std::sort(s.index.begin(), s.index.end());
-      s.value = {0.5f, -0.25f};
-      peer->publish(update_subject("chain", 2), encode_update({"chain", model->layout_hash(), seq - 1, 2, seq, 32}, s, {}));
-      peer->flush();
-      for (int i = 0; i < 100 && broker.stats().version < seq; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-      REQUIRE(broker.publish_if_changed());
+      std::vector<uint32_t> index = {uint32_t(seq * 997 % dim), uint32_t(seq * 1000 + 7)};
+      std::sort(index.begin(), index.end());
+      send_and_publish(*peer, broker, "chain", *model, 2, seq, index, {0.5f, -0.25f});
     }
   };
   publish_updates(2);
@@ -297,7 +304,7 @@ TEST_CASE("a node that missed deltas reads them from the chain; the model it rea
   // The node's model is the server's minus the server residual: one update's worth of entries here,
   // all of them sent, each rounded to fp16.
   const Snapshot server_side = broker.snapshot();
-  for (size_t i = 0; i < want->params.size(); ++i) REQUIRE(want->params[i] == fp16_grid(server_side.params[i]));
+  for (size_t i = 0; i < dim; ++i) REQUIRE(want->params[i] == fp16_grid(server_side.params[i]));
 
   // A node that follows the stream holds the same model after every publish.
   std::atomic<uint64_t> seen{0};
@@ -316,20 +323,12 @@ TEST_CASE("a restarted broker continues the chain its nodes hold; one that canno
   NatsOptions opts;
   opts.urls = {server.url()};
   const auto model = Model::create({}, 1);
+  const uint32_t dim = uint32_t(model->num_params());
   auto peer = NatsLink::connect(opts);
-  SparseVector s;
-  s.dim = uint32_t(model->num_params());
   uint64_t seq = 0;
   auto update = [&](BrokerService& broker) {
     ++seq;
-    s.index = {uint32_t(seq * 31), uint32_t(seq * 31 + 5000)};
-    s.value = {0.25f, -0.5f};
-    const uint64_t before = broker.stats().accepted;
-    peer->publish(update_subject("again", 6), encode_update({"again", model->layout_hash(), broker.stats().version, 6, seq, 32}, s, {}));
-    peer->flush();
-    for (int i = 0; i < 100 && broker.stats().accepted == before; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    REQUIRE(broker.stats().accepted == before + 1);
-    REQUIRE(broker.publish_if_changed());
+    send_and_publish(*peer, broker, "again", *model, 6, seq, {uint32_t(seq * 31), uint32_t(seq * 31 + 5000)}, {0.25f, -0.5f});
   };
   BrokerConfig bc;
   bc.model_id = "again";
@@ -355,7 +354,7 @@ TEST_CASE("a restarted broker continues the chain its nodes hold; one that canno
     REQUIRE(seen == seq);
     CHECK(second.stats().snapshots_out == 0);  // no keyframe on the wire
     CHECK(node->stats().keyframes_in == 1);    // the one it started from
-    CHECK(std::memcmp(node->latest()->params.data(), second.published()->params.data(), s.dim * sizeof(float)) == 0);
+    CHECK(std::memcmp(node->latest()->params.data(), second.published()->params.data(), dim * sizeof(float)) == 0);
   }
   // Without its file the broker resumes from the kept model itself (the server residual is lost:
   // here none, every difference went out) and continues; with an older file it starts a new chain.
@@ -384,7 +383,7 @@ TEST_CASE("a restarted broker continues the chain its nodes hold; one that canno
   CHECK(fourth.stats().snapshots_out == 1);
   CHECK(fourth.published()->chain_id != chain);
   CHECK(node->latest()->chain_id == fourth.published()->chain_id);
-  CHECK(std::memcmp(node->latest()->params.data(), fourth.published()->params.data(), s.dim * sizeof(float)) == 0);
+  CHECK(std::memcmp(node->latest()->params.data(), fourth.published()->params.data(), dim * sizeof(float)) == 0);
 }
 
 namespace {
