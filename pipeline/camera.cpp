@@ -54,6 +54,7 @@ std::string camera_pipeline(const CameraOptions& o) {
       .set_word(props::kIdlePolicy, o.idle_policy)
       .set(props::kLoadCeiling, o.load_ceiling)
       .set(props::kDensity, o.density)
+      .set_word(props::kValueCoding, o.value_coding)
       .set(props::kTriggerAge, o.trigger_age)
       .set(props::kLearningRate, o.lr)
       .set(props::kBatchSize, o.batch_size)
@@ -109,6 +110,8 @@ void add_camera_command(CLI::App& parent, Commands& commands) {
   c->add_option("--schedule", o->schedule, "idle-policy schedule: HH:MM-HH:MM[,...] local time");
   c->add_option("--checkpoint", o->checkpoint, "weights file: resumed from at start, written at stop");
   c->add_option("--density", o->density, "share of gradient entries sent")->check(CLI::Range(1e-6, 1.0))->capture_default_str();
+  c->add_option("--value-coding", o->value_coding, "the update's values on the wire: sign (a bit a value and a magnitude per "
+                "block of 64), int8, fp16 or fp32")->check(CLI::IsMember({"sign", "int8", "fp16", "fp32"}))->capture_default_str();
   c->add_option("--trigger-age", o->trigger_age, "send the pending update after this many steps")->check(CLI::Range(1, 1000000))->capture_default_str();
   c->add_option("--learning-rate,--lr", o->lr, "learning rate")->check(CLI::PositiveNumber)->capture_default_str();
   c->add_option("--batch-size,--batch", o->batch_size, "frames per training step")->check(CLI::Range(1, 4096))->capture_default_str();

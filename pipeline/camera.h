@@ -39,6 +39,7 @@ struct CameraOptions {
   // A camera node's compression: swarmtrain's own defaults (node_compression_defaults), so that a
   // camera started by `swarmlens camera` and one started by gst-launch behave alike.
   double density = SparsifierConfig::kDefaultDensity;
+  std::string value_coding = value_coding_name(CompressorConfig::kDefaultValues);  // swarmtrain value-coding
   uint64_t trigger_age = NodeTrainerConfig::kNodeTriggerAge;
   double lr = NodeTrainerConfig::kDefaultLr;
   uint32_t batch_size = NodeTrainerConfig::kDefaultBatch;
