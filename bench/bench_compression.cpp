@@ -146,8 +146,9 @@ class Simulation {
       down_->reset(agg_->params());
       Snapshot key(spec.name, model_->layout_hash(), 0, down_->published());
       r_.downlink_bytes += encode_snapshot(key, true).size();  // the keyframe a node starts from
-    } else {
-      r_.downlink_bytes += dense_model_bytes();
+    } else {  // the size of the whole fp32 model on the wire, the same every step
+      dense_model_bytes_ = encode_snapshot(Snapshot(spec.name, model_->layout_hash(), 0, agg_->params())).size();
+      r_.downlink_bytes += dense_model_bytes_;
     }
   }
 
@@ -239,10 +240,6 @@ class Simulation {
   // The model the nodes hold: the server's for dense SGD (sent whole), else the model stream's.
   const std::vector<float>& global() const { return down_ ? down_->published() : agg_->params(); }
 
-  size_t dense_model_bytes() const {
-    return encode_snapshot(Snapshot(model_->spec().name, model_->layout_hash(), 0, agg_->params())).size();
-  }
-
   // One publish after every round in which the model moved: what each node receives. A node sees
   // the updates of the others from the round before, as a real node sees the model of the last
   // publish (the broker publishes every 500 ms, about a camera's step), not the ones merged a moment
@@ -251,7 +248,7 @@ class Simulation {
     if (agg_->version() == published_version_) return;
     published_version_ = agg_->version();
     if (!down_) {
-      r_.downlink_bytes += dense_model_bytes();
+      r_.downlink_bytes += dense_model_bytes_;
       return;
     }
     ModelDelta d;
@@ -284,6 +281,7 @@ class Simulation {
   std::vector<uint32_t> node_steps_;   // per node: steps in an epoch (its shard / batch)
   std::vector<uint32_t> round_steps_ = std::vector<uint32_t>(o_.nodes, 0);  // FedAvg: local steps this round
   std::optional<DownlinkEncoder> down_;  // the model stream (all but dense)
+  size_t dense_model_bytes_ = 0;         // dense: the whole model, sent every step
   uint64_t published_version_ = 0;
   DecodeOptions decode_opts_;
   std::vector<float> images_;

@@ -283,15 +283,21 @@ std::shared_ptr<const Snapshot> BrokerService::start_chain(const Snapshot& serve
   std::random_device rd;
   chain_ = Chain{};
   while (!chain_.id) chain_.id = (uint64_t(rd()) << 32) | rd();
-  auto p = std::make_shared<Snapshot>(server.model, server.layout_hash, server.version, downlink_.published(), server.applied);
-  p->description = server.description;
-  p->chain_id = chain_.id;
+  auto p = published_model(server);
   try {
     keep_keyframe(*p, true);
   } catch (...) {
     chain_.id = 0;  // not out: the next publish starts again
     throw;
   }
+  return p;
+}
+
+std::shared_ptr<Snapshot> BrokerService::published_model(const Snapshot& server) const {
+  auto p = std::make_shared<Snapshot>(server.model, server.layout_hash, server.version, downlink_.published(), server.applied);
+  p->description = server.description;
+  p->chain_id = chain_.id;
+  p->chain_offset = chain_.offset;
   return p;
 }
 
@@ -328,8 +334,7 @@ std::shared_ptr<const Snapshot> BrokerService::publish_delta(const Snapshot& ser
   d.keyframe_offset = chain_.keyframe_offset;
   d.keyframe_bytes = chain_.keyframe_bytes;
   downlink_.next(server.params, d.index, d.step);
-  for (const auto& [node, seq] : server.applied)
-    if (auto it = base->applied.find(node); it == base->applied.end() || it->second != seq) d.applied[node] = seq;
+  d.applied = applied_changes(base->applied, server.applied);
   const std::vector<uint8_t> bytes = encode_delta(d);
   const std::vector<uint8_t> sent = signed_bytes(bytes, kSignedModel);
   try {
@@ -343,10 +348,7 @@ std::shared_ptr<const Snapshot> BrokerService::publish_delta(const Snapshot& ser
     throw;
   }
   chain_.offset += bytes.size();
-  auto p = std::make_shared<Snapshot>(server.model, server.layout_hash, server.version, downlink_.published(), server.applied);
-  p->description = server.description;
-  p->chain_id = chain_.id;
-  p->chain_offset = chain_.offset;
+  auto p = published_model(server);
   {
     std::lock_guard<std::mutex> g(lock_);
     ++stats_.models_out;

@@ -145,6 +145,9 @@ class BrokerService {
   std::shared_ptr<const Snapshot> start_chain(const Snapshot& server);
   std::shared_ptr<const Snapshot> publish_delta(const Snapshot& server);
   void keep_keyframe(const Snapshot& published, bool live);
+  // What the nodes hold now: the downlink's published parameters with the server model's version,
+  // applied sequences and description, at the chain's current position.
+  std::shared_ptr<Snapshot> published_model(const Snapshot& server) const;
   DownlinkEncoder downlink_;
   Chain chain_;
   std::shared_ptr<const Snapshot> published_;  // under lock_

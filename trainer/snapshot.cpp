@@ -181,11 +181,18 @@ ModelDelta make_delta(const Snapshot& base, const Snapshot& next) {
       d.step.push_back(step);
     }
   }
-  for (const auto& [node, seq] : next.applied) {
-    auto it = base.applied.find(node);
-    if (it == base.applied.end() || it->second != seq) d.applied[node] = seq;
-  }
+  d.applied = applied_changes(base.applied, next.applied);
   return d;
+}
+
+std::map<uint32_t, uint64_t> applied_changes(const std::map<uint32_t, uint64_t>& base,
+                                             const std::map<uint32_t, uint64_t>& next) {
+  std::map<uint32_t, uint64_t> changed;
+  for (const auto& [node, seq] : next) {
+    const auto it = base.find(node);
+    if (it == base.end() || it->second != seq) changed[node] = seq;
+  }
+  return changed;
 }
 
 std::vector<uint8_t> encode_delta(const ModelDelta& d) {

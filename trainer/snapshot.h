@@ -70,6 +70,11 @@ struct ModelDelta {
   uint64_t bytes = 0;  // its encoded size (set by decode_delta; the encoder's caller sets it)
 };
 
+// The entries of `next` that are not in `base` or differ there: what a delta carries of the
+// applied-sequence map.
+std::map<uint32_t, uint64_t> applied_changes(const std::map<uint32_t, uint64_t>& base,
+                                             const std::map<uint32_t, uint64_t>& next);
+
 // Every parameter that differs between two models on the fp16 grid, and the applied-sequence
 // entries that changed. Throws std::invalid_argument if the two are not of one layout or a
 // parameter is off the grid.
