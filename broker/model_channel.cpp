@@ -138,8 +138,7 @@ std::shared_ptr<const Snapshot> ModelReceiver::receive(const uint8_t* signed_dat
       std::lock_guard<std::mutex> g(lock_);
       if (latest_ && latest_->version >= d.version) return nullptr;
       if (!latest_ || latest_->chain_id != d.chain_id || latest_->version != d.base_version) {
-        ++skipped_;  // missed deltas, or a new chain: the owner catches up to this one
-        gap_ = std::move(d);
+        gap_ = std::move(d);  // missed deltas, or a new chain: the owner catches up to this one
         return nullptr;
       }
       auto next = std::make_shared<const Snapshot>(apply_delta(*latest_, d));
@@ -169,11 +168,6 @@ void ModelReceiver::seed(std::shared_ptr<const Snapshot> model) {
 std::shared_ptr<const Snapshot> ModelReceiver::latest() const {
   std::lock_guard<std::mutex> g(lock_);
   return latest_;
-}
-
-uint64_t ModelReceiver::skipped_deltas() const {
-  std::lock_guard<std::mutex> g(lock_);
-  return skipped_;
 }
 
 }  // namespace swarmlens

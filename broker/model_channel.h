@@ -90,7 +90,6 @@ class ModelReceiver {
   // Starts from (or moves on to) a model obtained another way (catch_up). Thread-safe.
   void seed(std::shared_ptr<const Snapshot> model);
   std::shared_ptr<const Snapshot> latest() const;
-  uint64_t skipped_deltas() const;  // deltas that found a gap
 
  private:
   std::string model_id_;
@@ -98,7 +97,6 @@ class ModelReceiver {
   mutable std::mutex lock_;
   std::shared_ptr<const Snapshot> latest_;  // the newest model (the next delta applies to it)
   std::optional<ModelDelta> gap_;
-  uint64_t skipped_ = 0;
 };
 
 }  // namespace swarmlens
