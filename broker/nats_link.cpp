@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <list>
 #include <mutex>
+#include <set>
 #include <random>
 #include <thread>
 
@@ -104,6 +105,11 @@ struct NatsLink::Impl {
   std::mutex js_lock;  // protects js (made on first use)
   JsPtr js;
   int request_timeout_ms = 5000;
+  // Kept messages are read with JetStream's direct get (the payload as it was stored) unless a
+  // stream did not answer one (a stream made before AllowDirect was set, by an older broker): from
+  // then on that stream is read with the stream API, whose JSON reply carries the payload in base64
+  // (a third more bytes on the wire).
+  std::set<std::string> no_direct_get;  // under js_lock
 
   jsCtx* jetstream() {  // caller holds js_lock
     if (!js) {
@@ -388,6 +394,17 @@ void NatsLink::ensure_retention_stream(const std::string& stream, const std::str
   natsStatus s = js_GetStreamInfo(&info, js, stream.c_str(), nullptr, &jerr);
   if (s == NATS_OK) {
     const bool same = info->Config->SubjectsLen == 1 && subjects == info->Config->Subjects[0];
+    if (same && !info->Config->AllowDirect) {  // made by an older broker: nodes read it directly from now on
+      info->Config->AllowDirect = true;
+      jsStreamInfo* updated = nullptr;
+      jerr = jsErrCode(0);
+      s = js_UpdateStream(&updated, js, info->Config, nullptr, &jerr);
+      jsStreamInfo_Destroy(updated);
+      if (s != NATS_OK) {
+        jsStreamInfo_Destroy(info);
+        check_js(s, jerr, "allow direct reads of JetStream stream " + stream);
+      }
+    }
     jsStreamInfo_Destroy(info);
     if (!same) throw NatsError("JetStream stream " + stream + " exists for other subjects than " + subjects);
     return;
@@ -403,6 +420,7 @@ void NatsLink::ensure_retention_stream(const std::string& stream, const std::str
   cfg.MaxBytes = max_bytes;
   cfg.Storage = js_FileStorage;
   cfg.Discard = js_DiscardOld;
+  cfg.AllowDirect = true;  // nodes read kept messages as stored, not base64 in a JSON reply
   jerr = jsErrCode(0);
   s = js_AddStream(&info, js, &cfg, nullptr, &jerr);
   if (s == NATS_OK) jsStreamInfo_Destroy(info);
@@ -440,7 +458,19 @@ std::optional<std::vector<uint8_t>> NatsLink::fetch_retained(const std::string& 
       const std::string subject = prefix + "." + std::to_string(i);
       natsMsg* raw = nullptr;
       jsErrCode jerr = jsErrCode(0);
-      const natsStatus s = js_GetLastMsg(&raw, js, stream.c_str(), subject.c_str(), nullptr, &jerr);
+      natsStatus s = NATS_TIMEOUT;
+      bool direct = !impl_->no_direct_get.count(stream);
+      if (direct) {
+        jsDirectGetMsgOptions dg;
+        jsDirectGetMsgOptions_Init(&dg);
+        dg.LastBySubject = subject.c_str();
+        s = js_DirectGetMsg(&raw, js, stream.c_str(), nullptr, &dg);
+        if (s == NATS_TIMEOUT || s == NATS_NO_RESPONDERS) {  // unanswered: not allowed on this stream
+          impl_->no_direct_get.insert(stream);
+          direct = false;
+        }
+      }
+      if (!direct) s = js_GetLastMsg(&raw, js, stream.c_str(), subject.c_str(), nullptr, &jerr);
       MsgPtr msg(raw);
       if (s == NATS_NOT_FOUND && i == 0) return std::nullopt;  // no stream, or nothing retained yet
       if (s == NATS_NOT_FOUND) {

@@ -9,6 +9,8 @@
 #include <numeric>
 #include <thread>
 
+#include <nats/nats.h>
+
 #include "nats_link.h"
 #include "inbox.h"
 #include "nats_server.h"
@@ -133,4 +135,69 @@ TEST_CASE("a credentials file logs in with user:password or a token; a wrong or 
   const Credentials c = read_credentials_file(write("creds-jwt.creds", "-----BEGIN NATS USER JWT-----\nxyz\n"));
   CHECK(c.creds_file == "creds-jwt.creds");
   CHECK(c.user.empty());
+}
+
+namespace {
+
+bool allows_direct(const NatsServer& server, const char* stream) {
+  natsConnection* nc = nullptr;
+  REQUIRE(natsConnection_ConnectTo(&nc, server.url().c_str()) == NATS_OK);
+  jsCtx* js = nullptr;
+  REQUIRE(natsConnection_JetStream(&js, nc, nullptr) == NATS_OK);
+  jsStreamInfo* info = nullptr;
+  REQUIRE(js_GetStreamInfo(&info, js, stream, nullptr, nullptr) == NATS_OK);
+  const bool direct = info->Config->AllowDirect;
+  jsStreamInfo_Destroy(info);
+  jsCtx_Destroy(js);
+  natsConnection_Destroy(nc);
+  return direct;
+}
+
+// A retention stream as a broker before direct reads made it: no AllowDirect.
+void add_stream_without_direct(const NatsServer& server, const char* stream, const char* subjects) {
+  natsConnection* nc = nullptr;
+  REQUIRE(natsConnection_ConnectTo(&nc, server.url().c_str()) == NATS_OK);
+  jsCtx* js = nullptr;
+  REQUIRE(natsConnection_JetStream(&js, nc, nullptr) == NATS_OK);
+  jsStreamConfig cfg;
+  jsStreamConfig_Init(&cfg);
+  cfg.Name = stream;
+  cfg.Subjects = &subjects;
+  cfg.SubjectsLen = 1;
+  cfg.MaxMsgsPerSubject = 1;
+  jsStreamInfo* info = nullptr;
+  REQUIRE(js_AddStream(&info, js, &cfg, nullptr, nullptr) == NATS_OK);
+  jsStreamInfo_Destroy(info);
+  jsCtx_Destroy(js);
+  natsConnection_Destroy(nc);
+}
+
+}  // namespace
+
+TEST_CASE("kept payloads are read as stored, also from a stream made before direct reads", "[nats][jetstream]") {
+  NatsServer server;
+  std::vector<uint8_t> payload(2 * 1024 * 1024 + 77);  // chunked: more than one max_payload
+  std::iota(payload.begin(), payload.end(), uint8_t(3));
+  auto writer = NatsLink::connect(options(server));
+
+  SECTION("a new stream allows direct reads") {
+    writer->ensure_retention_stream("SWL_NEW", "swarmlens.new.retained.>");
+    CHECK(allows_direct(server, "SWL_NEW"));
+    writer->retain("swarmlens.new.retained.full", payload);
+    auto reader = NatsLink::connect(options(server));
+    CHECK(reader->fetch_retained("SWL_NEW", "swarmlens.new.retained.full") == payload);
+    CHECK_FALSE(reader->fetch_retained("SWL_NEW", "swarmlens.new.retained.other"));  // nothing kept there
+  }
+  SECTION("an older stream is read through the stream API, then upgraded by the broker's ensure") {
+    add_stream_without_direct(server, "SWL_OLD", "swarmlens.old.retained.>");
+    REQUIRE_FALSE(allows_direct(server, "SWL_OLD"));
+    writer->retain("swarmlens.old.retained.full", payload);
+    auto old_reader = NatsLink::connect(options(server));
+    CHECK(old_reader->fetch_retained("SWL_OLD", "swarmlens.old.retained.full") == payload);
+    CHECK_FALSE(old_reader->fetch_retained("SWL_OLD", "swarmlens.old.retained.other"));
+    writer->ensure_retention_stream("SWL_OLD", "swarmlens.old.retained.>");
+    CHECK(allows_direct(server, "SWL_OLD"));
+    auto reader = NatsLink::connect(options(server));
+    CHECK(reader->fetch_retained("SWL_OLD", "swarmlens.old.retained.full") == payload);
+  }
 }
