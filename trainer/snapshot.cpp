@@ -18,6 +18,7 @@
 
 #include "bytes.h"
 #include "downlink.h"
+#include "int_code.h"
 #include "framing.h"
 
 namespace swarmlens {
@@ -27,7 +28,8 @@ constexpr Magic kMagic = {'S', 'W', 'L', 'M'};
 constexpr uint8_t kVersion = 1;          // snapshots without a model description
 constexpr uint8_t kDescribedVersion = 2; // snapshots with one
 constexpr uint8_t kStreamVersion = 3;    // snapshots with a value type (fp32, fp16) and a chain position
-constexpr uint8_t kDeltaVersion = 2;     // deltas: steps along the fp16 grid
+constexpr uint8_t kDeltaVersion = 3;     // deltas: steps along the fp16 grid, gaps and steps in adaptive codes
+constexpr uint8_t kDeltaVarintVersion = 2;  // the same with varints: still read (a chain kept from before)
 constexpr uint32_t kMaxClasses = 100000;
 constexpr size_t kMaxClassName = 255;
 
@@ -195,6 +197,60 @@ std::map<uint32_t, uint64_t> applied_changes(const std::map<uint32_t, uint64_t>&
   return changed;
 }
 
+namespace {
+
+// Steps are never zero: zigzag(step) - 1, so +1 -> 1, -1 -> 0, +2 -> 3, -2 -> 2 ...
+uint64_t step_code(int32_t step) { return step < 0 ? (uint64_t(-int64_t(step)) << 1) - 2 : (uint64_t(step) << 1) - 1; }
+int32_t step_from_code(uint64_t z) { return (z & 1) ? int32_t((z + 1) >> 1) : -int32_t((z + 2) >> 1); }
+constexpr uint64_t kMaxStepCode = 4 * uint64_t(kFp16MaxOrdinal);  // |step| <= 2 x the largest ordinal
+
+// Format 2's entries: gaps and zigzag steps as varints.
+void read_varint_entries(ByteReader& r, ModelDelta& d, uint64_t count, const std::function<std::runtime_error(const char*)>& bad) {
+  uint64_t pos = 0;
+  for (uint64_t k = 0; k < count; ++k) {
+    uint64_t gap = 0;
+    if (!r.varint(gap)) throw bad("truncated indices");
+    pos = k == 0 ? gap : pos + gap + 1;
+    if (pos >= d.dim) throw bad("index out of range");
+    d.index[k] = uint32_t(pos);
+  }
+  for (uint64_t k = 0; k < count; ++k) {
+    uint64_t z = 0;
+    if (!r.varint(z)) throw bad("truncated steps");
+    if (z == 0 || z > kMaxStepCode) throw bad("a step of zero or beyond the fp16 range");
+    d.step[k] = (z & 1) ? -int32_t((z + 1) >> 1) : int32_t(z >> 1);
+  }
+}
+
+// Format 3's entries: a byte naming each run's code (int_code.h), the bit section's length, then
+// every gap and every step code in those codes.
+void read_coded_entries(ByteReader& r, ModelDelta& d, uint64_t count, const std::function<std::runtime_error(const char*)>& bad) {
+  uint8_t gap_byte = 0, step_byte = 0;
+  uint64_t section = 0;
+  IntCode gaps, steps;
+  if (!r.get(gap_byte) || !r.get(step_byte) || !r.varint(section)) throw bad("truncated entries");
+  if (!IntCode::from_byte(gap_byte, gaps) || !IntCode::from_byte(step_byte, steps)) throw bad("unknown entry code");
+  ByteReader body(nullptr, 0);
+  if (section > r.remaining() || !r.sub(size_t(section), body)) throw bad("truncated entries");
+  BitReader bits(body.data(), body.remaining());
+  uint64_t pos = 0;
+  for (uint64_t k = 0; k < count; ++k) {
+    uint64_t gap = 0;
+    if (!gaps.read(bits, d.dim, gap)) throw bad("truncated or out-of-range indices");
+    pos = k == 0 ? gap : pos + gap + 1;
+    if (pos >= d.dim) throw bad("index out of range");
+    d.index[k] = uint32_t(pos);
+  }
+  for (uint64_t k = 0; k < count; ++k) {
+    uint64_t z = 0;
+    if (!steps.read(bits, kMaxStepCode - 1, z)) throw bad("truncated steps, or a step beyond the fp16 range");
+    d.step[k] = step_from_code(z);
+  }
+  if (bits.remaining() >= 8) throw bad("trailing bytes in the entries");
+}
+
+}  // namespace
+
 std::vector<uint8_t> encode_delta(const ModelDelta& d) {
   std::vector<uint8_t> buf;
   begin_frame(buf, kDeltaMagic, kDeltaVersion);
@@ -203,13 +259,19 @@ std::vector<uint8_t> encode_delta(const ModelDelta& d) {
   w.put<uint32_t>(d.dim);
   for (uint64_t v : {d.offset, d.keyframe_version, d.keyframe_offset, d.keyframe_bytes}) w.put<uint64_t>(v);
   w.varint(d.index.size());
-  uint32_t prev = 0;
-  for (size_t k = 0; k < d.index.size(); ++k) {  // ascending: gaps as varints
-    w.varint(k == 0 ? d.index[0] : d.index[k] - prev - 1);
-    prev = d.index[k];
+  std::vector<uint64_t> gap(d.index.size()), step(d.step.size());
+  for (size_t k = 0; k < d.index.size(); ++k) {  // ascending: the gaps between them
+    gap[k] = k == 0 ? d.index[0] : d.index[k] - d.index[k - 1] - 1;
+    step[k] = step_code(d.step[k]);
   }
-  for (int32_t step : d.step)  // zigzag: small moves either way in one byte
-    w.varint(step < 0 ? (uint64_t(-int64_t(step)) << 1) - 1 : uint64_t(step) << 1);
+  const IntCode gap_code = best_int_code(gap), step_code_ = best_int_code(step);
+  BitWriter bits;
+  for (uint64_t v : gap) gap_code.write(bits, v);
+  for (uint64_t v : step) step_code_.write(bits, v);
+  w.put<uint8_t>(gap_code.byte());
+  w.put<uint8_t>(step_code_.byte());
+  w.varint(bits.bytes().size());
+  buf.insert(buf.end(), bits.bytes().begin(), bits.bytes().end());
   w.varint(d.applied.size());
   for (const auto& [node, seq] : d.applied) {
     w.varint(node);
@@ -220,10 +282,12 @@ std::vector<uint8_t> encode_delta(const ModelDelta& d) {
 }
 
 ModelDelta decode_delta(const uint8_t* data, size_t size, const std::string& what) {
-  auto bad = [&](const char* why) { return std::runtime_error(what + ": " + why); };
-  const FrameCheck f = check_frame(data, size, kDeltaMagic, kDeltaVersion, 68);
+  const std::function<std::runtime_error(const char*)> bad = [&](const char* why) { return std::runtime_error(what + ": " + why); };
+  FrameCheck f = check_frame(data, size, kDeltaMagic, kDeltaVersion, 68);
+  if (f.error == FrameError::BadVersion && f.version == kDeltaVarintVersion)
+    f = check_frame(data, size, kDeltaMagic, kDeltaVarintVersion, 68);
   if (f.error == FrameError::BadVersion && f.version == 1)
-    throw bad("a model delta of format 1 (fp32, from a broker before 0.2): this node reads format 2");
+    throw bad("a model delta of format 1 (fp32, from a broker before 0.2): this node reads formats 2 and 3");
   ByteReader r = checked_body(f, what, "model delta");
   ModelDelta d;
   uint64_t count = 0;
@@ -232,23 +296,12 @@ ModelDelta decode_delta(const uint8_t* data, size_t size, const std::string& wha
       !r.varint(count))
     throw bad("truncated");
   if (d.version <= d.base_version) throw bad("version does not follow its base");
-  if (count > d.dim || count > r.remaining()) throw bad("more entries than parameters");
+  // Every entry takes at least two bits in either format: a bound on what the count can allocate.
+  if (count > d.dim || count > 4 * uint64_t(r.remaining())) throw bad("more entries than parameters");
   d.index.resize(count);
-  uint64_t pos = 0;
-  for (uint64_t k = 0; k < count; ++k) {
-    uint64_t gap = 0;
-    if (!r.varint(gap)) throw bad("truncated indices");
-    pos = k == 0 ? gap : pos + gap + 1;
-    if (pos >= d.dim) throw bad("index out of range");
-    d.index[k] = uint32_t(pos);
-  }
   d.step.resize(count);
-  for (uint64_t k = 0; k < count; ++k) {
-    uint64_t z = 0;
-    if (!r.varint(z)) throw bad("truncated steps");
-    if (z == 0 || z > 4 * uint64_t(kFp16MaxOrdinal)) throw bad("a step of zero or beyond the fp16 range");
-    d.step[k] = (z & 1) ? -int32_t((z + 1) >> 1) : int32_t(z >> 1);
-  }
+  if (f.version == kDeltaVarintVersion) read_varint_entries(r, d, count, bad);
+  else read_coded_entries(r, d, count, bad);
   uint64_t nodes = 0;
   if (!r.varint(nodes) || nodes > r.remaining()) throw bad("truncated applied-sequence section");
   for (uint64_t i = 0; i < nodes; ++i) {

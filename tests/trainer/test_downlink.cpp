@@ -2,9 +2,13 @@
 
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <random>
 
+#include "bytes.h"
 #include "downlink.h"
+#include "framing.h"
+#include "int_code.h"
 #include "snapshot.h"
 
 using namespace swarmlens;
@@ -158,4 +162,67 @@ TEST_CASE("a model delta is refused when it is not for the model it meets, or le
   CHECK_THROWS(make_delta(off_grid, next));  // only models on the grid make deltas
   Snapshot keyframe_off_grid = off_grid;
   CHECK_THROWS_WITH(encode_snapshot(keyframe_off_grid, true), Catch::Contains("fp16 grid"));
+}
+
+TEST_CASE("the adaptive integer codes read back what they wrote and pick the shorter code", "[downlink][intcode]") {
+  std::mt19937 rng(5);
+  std::geometric_distribution<uint64_t> geo(0.02);
+  std::vector<uint64_t> gaps(5000), tail(5000);
+  for (auto& v : gaps) v = geo(rng);
+  for (size_t i = 0; i < tail.size(); ++i) tail[i] = i % 50 == 0 ? 40000 + i : i % 3;  // mostly tiny, a few huge
+  for (const auto* values : {&gaps, &tail}) {
+    for (IntCode::Kind kind : {IntCode::Rice, IntCode::ExpGolomb}) {
+      for (uint8_t k : {0, 3, 7}) {
+        const IntCode c{kind, k};
+        if (kind == IntCode::Rice && k == 0 && values == &tail) continue;  // 40,000-bit codewords: legal, pointless
+        BitWriter w;
+        uint64_t bits = 0;
+        for (uint64_t v : *values) c.write(w, v), bits += c.bits(v);
+        CHECK(w.bytes().size() == (bits + 7) / 8);
+        BitReader r(w.bytes().data(), w.bytes().size());
+        uint64_t v = 0;
+        bool same = true;
+        for (uint64_t want : *values) same = same && c.read(r, 1 << 20, v) && v == want;
+        CHECK(same);
+        CHECK(r.remaining() < 8);
+      }
+    }
+  }
+  CHECK(best_int_code(gaps).kind == IntCode::Rice);       // geometric gaps: Rice
+  CHECK(best_int_code(tail).kind == IntCode::ExpGolomb);  // a heavy tail: exp-Golomb
+  // A value beyond the bound, or a stream that ends early, is refused.
+  BitWriter w;
+  IntCode{IntCode::ExpGolomb, 2}.write(w, 5000);
+  BitReader r(w.bytes().data(), w.bytes().size());
+  uint64_t v = 0;
+  CHECK_FALSE(IntCode{IntCode::ExpGolomb, 2}.read(r, 4999, v));
+  BitReader cut(w.bytes().data(), 1);
+  CHECK_FALSE(IntCode{IntCode::ExpGolomb, 2}.read(cut, 1 << 20, v));
+  IntCode c;
+  CHECK_FALSE(IntCode::from_byte(0x40, c));
+  CHECK(IntCode::from_byte(IntCode{IntCode::ExpGolomb, 9}.byte(), c));
+  CHECK((c.kind == IntCode::ExpGolomb && c.k == 9));
+}
+
+TEST_CASE("a model delta of format 2 (varints, kept from before) still reads", "[downlink][delta]") {
+  std::vector<uint8_t> buf;
+  begin_frame(buf, {'S', 'W', 'L', 'D'}, 2);
+  ByteWriter w(buf);
+  for (uint64_t v : {uint64_t(0x5), uint64_t(3), uint64_t(7), uint64_t(9)}) w.put<uint64_t>(v);  // layout, chain, base, version
+  w.put<uint32_t>(4);
+  for (uint64_t v : {uint64_t(100), uint64_t(1), uint64_t(0), uint64_t(50)}) w.put<uint64_t>(v);  // offsets
+  w.varint(2);
+  w.varint(1);  // index 1
+  w.varint(1);  // index 3
+  w.varint(2);  // step +1
+  w.varint(1);  // step -1
+  w.varint(1);
+  w.varint(4);
+  w.varint(2);  // node 4 at sequence 2
+  end_frame(buf);
+  const ModelDelta d = decode_delta(buf.data(), buf.size(), "format 2");
+  CHECK(d.index == std::vector<uint32_t>{1, 3});
+  CHECK(d.step == std::vector<int32_t>{1, -1});
+  CHECK(d.applied == std::map<uint32_t, uint64_t>{{4, 2}});
+  CHECK(d.offset == 100);
 }
