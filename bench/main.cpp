@@ -7,6 +7,7 @@
 #include "bench_compression.h"
 #include "bench_elements.h"
 #include "bench_field.h"
+#include "bench_fleet.h"
 #include "bench_gateway.h"
 #include "bench_input_size.h"
 #include "bench_node.h"
@@ -27,5 +28,6 @@ int main(int argc, char** argv) {
   add_node_bench_command(app, commands);
   add_field_node_command(app, commands);
   add_field_watch_command(app, commands);
+  add_fleet_bench_command(app, commands);
   return run_command_line(app, commands, argc, argv);
 }
