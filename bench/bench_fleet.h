@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "aggregator.h"
+#include "bench_compression.h"
 #include "downlink.h"
 #include "node_trainer.h"
 #include "sparsify.h"
@@ -25,9 +27,9 @@ class Commands;
 
 struct FleetOptions {
   std::vector<uint32_t> nodes = {4, 64};  // fleet sizes, run in turn with the same total samples
-  uint32_t epochs = 2;                    // passes over the training set, spread over the fleet
+  uint32_t epochs = BenchOptions{}.epochs;  // passes over the training set, spread over the fleet
   size_t train_limit = 0;                 // 0 = every training image
-  size_t test_limit = 2000;               // images for the curve; the final figure uses every test image
+  size_t test_limit = BenchOptions{}.test_limit;  // images for the curve; the final figure uses every test image
   uint32_t batch = NodeTrainerConfig::kDefaultBatch;
   double lr = NodeTrainerConfig::kDefaultLr;
   double density = SparsifierConfig::kDefaultDensity;
@@ -35,14 +37,14 @@ struct FleetOptions {
   // Device classes and link profiles, each "name:share,..." (docs/benchmarks.md, "Fleet").
   std::string devices = "pi4:0.5,jetson-nano:0.3,desktop:0.2";
   std::string links = "lte:0.5,congested-iot:0.3,datacenter:0.1,flaky:0.1";
-  // The aggregator: updates per model version (0: kDefaultBuffer, at most N) and the server rate
-  // applied to each buffer's mean (0: the nodes' lr), with the staleness weight of aggregator.h.
-  // Each update applied as it comes at the nodes' own rate, damped by its staleness: at 4 and 64
-  // nodes this beat buffers of 4 and 16 and the averaging rate lr / N (docs/benchmarks.md, "Fleet").
-  static constexpr uint32_t kDefaultBuffer = 1;
-  uint32_t buffer_size = 0;
-  double server_lr = 0.0;
-  int64_t staleness_grace = -1;  // versions of lag weighted 1 (-1: the buffer size)
+  // The aggregator, as the broker runs two-step (bench/field/run, bench compression): each update
+  // applied as it comes (a buffer of 1), at the rate that averages the nodes' progress
+  // (averaging_server_lr: lr / N), lags of up to N trigger periods weighted 1 and longer ones by
+  // 1/(1 + sqrt(lag - grace)). 0 / -1 choose these; other values are for studies
+  // (docs/benchmarks.md, "Fleet": what the alternatives measured).
+  uint32_t buffer_size = AggregatorConfig{}.buffer_size;
+  double server_lr = 0.0;        // 0: averaging_server_lr(lr, N, buffer_size)
+  int64_t staleness_grace = -1;  // -1: N x the nodes' trigger age
   double publish_interval_s = 0.5;  // the broker's model stream (swarmlens-broker --publish-interval-ms)
   double downlink_density = DownlinkConfig::kDefaultDownlinkDensity;
   double target = 0.8;              // time and bytes to this test accuracy
