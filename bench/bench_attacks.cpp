@@ -8,6 +8,7 @@
 #include <fstream>
 #include <random>
 
+#include "bench_report.h"
 #include "broker_service.h"
 #include "compressor.h"
 #include "dataset.h"
@@ -120,6 +121,7 @@ RunResult run(const Dataset& train, const Dataset& test, uint32_t nodes, uint32_
 }
 
 int run_attacks(const AttacksOptions& o) {
+  const JsonReport report(o.json_path);
   set_compute_threads(1);
   Dataset train = load_fashion_mnist(default_fashion_mnist_dir(), true);
   if (o.train_limit) train.truncate(o.train_limit);
@@ -148,10 +150,8 @@ int run_attacks(const AttacksOptions& o) {
       if (o.undefended && nodes == 5) record(a, nodes, bad, false, run(train, test, nodes, bad, a, false, o), clean.accuracy);
     }
   }
-  if (!o.json_path.empty())
-    std::ofstream(o.json_path) << nlohmann::json{{"rounds", o.rounds}, {"clip_factor", o.clip_factor}, {"train_limit", o.train_limit},
-                                                 {"test_limit", o.test_limit}, {"lr", o.lr}, {"runs", runs}}.dump(2)
-                               << "\n";
+  report.write({{"rounds", o.rounds}, {"clip_factor", o.clip_factor}, {"train_limit", o.train_limit},
+                {"test_limit", o.test_limit}, {"lr", o.lr}, {"runs", runs}});
   return 0;
 }
 

@@ -18,6 +18,7 @@
 #include <thread>
 #include <utility>
 
+#include "bench_report.h"
 #include "broker_service.h"
 #include "codec.h"
 #include "model.h"
@@ -177,6 +178,7 @@ std::vector<double> model_latencies(const NatsOptions& nats, const std::string& 
 }  // namespace
 
 int run_broker_bench(const BrokerBenchOptions& o) {
+  const JsonReport report(o.json_path);
   const auto model = Model::create({}, 1);
   const uint64_t hash = model->layout_hash();
   const uint32_t dim = uint32_t(model->num_params());
@@ -273,7 +275,7 @@ int run_broker_bench(const BrokerBenchOptions& o) {
   fmt::print("update to model latency (publish every {} ms): p50 {:.1f} ms, p95 {:.1f} ms, max {:.1f} ms over {} updates\n",
              o.publish_interval_ms, latency["p50_ms"].get<double>(), latency["p95_ms"].get<double>(),
              latency["max_ms"].get<double>(), latency["samples"].get<size_t>());
-  if (!o.json_path.empty()) std::ofstream(o.json_path) << j.dump(2) << "\n";
+  report.write(j);
   return 0;
 }
 

@@ -16,6 +16,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "bench_report.h"
 #include "aggregator.h"
 #include "downlink.h"
 #include "snapshot.h"
@@ -397,6 +398,7 @@ Data load_sites(const BenchOptions& o, const std::vector<std::string>& sites) {
 }  // namespace
 
 int run_compression_bench(const BenchOptions& o) {
+  const JsonReport report(o.json_path);
   set_compute_threads(o.threads);
   const std::string dir = o.data_dir.empty() ? default_fashion_mnist_dir() : o.data_dir;
   const std::vector<std::string> sites = site_folders(dir);
@@ -459,13 +461,7 @@ int run_compression_bench(const BenchOptions& o) {
                    {"dirichlet_alpha", o.dirichlet_alpha}, {"seed", o.seed},
                    {"threads", o.threads}, {"hardware_threads", std::thread::hardware_concurrency()}};
     for (const auto& name : o.methods) j["methods"][name] = to_json(results[name], dense, o.nodes);
-    std::ofstream f(o.json_path);
-    f << j.dump(2) << "\n";
-    if (!f) {
-      fmt::print(stderr, "error: cannot write {}\n", o.json_path);
-      return 1;
-    }
-    fmt::print(stderr, "wrote {}\n", o.json_path);
+    report.write(j);
   }
   return 0;
 }

@@ -16,6 +16,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "bench_report.h"
 #include "classifier.h"
 #include "compressor.h"
 #include "dataset.h"
@@ -209,6 +210,7 @@ nlohmann::json measure_idle_policy(const ElementsBenchOptions& o) {
 }  // namespace
 
 int run_elements_bench(const ElementsBenchOptions& o) {
+  const JsonReport report(o.json_path);
   const auto train = load_fashion_mnist(default_fashion_mnist_dir(), true);
   const auto order = shard_iid(train.size(), 1, 1)[0];  // swarmsrc's frame order
   nlohmann::json j;
@@ -217,7 +219,7 @@ int run_elements_bench(const ElementsBenchOptions& o) {
   j["node_pipeline"] = measure_node_pipeline();
   j["classify_backends"] = measure_classify_backends(o);
   j["idle_policy"] = measure_idle_policy(o);
-  if (!o.json_path.empty()) std::ofstream(o.json_path) << j.dump(2) << "\n";
+  report.write(j);
   return 0;
 }
 

@@ -17,6 +17,7 @@
 #include <random>
 #include <stdexcept>
 
+#include "bench_report.h"
 #include "aggregator.h"
 #include "codec.h"
 #include "command.h"
@@ -478,6 +479,8 @@ bool plot(const FleetOptions& o, const std::vector<FleetResult>& results) {
 }  // namespace
 
 int run_fleet_bench(const FleetOptions& o) {
+  const JsonReport report(o.json_path);
+  if (!o.plot_path.empty()) check_writable(o.plot_path, "--plot");
   set_compute_threads(o.threads);
   const std::string dir = default_fashion_mnist_dir();
   Dataset train = load_fashion_mnist(dir, true), test = load_fashion_mnist(dir, false);
@@ -517,13 +520,7 @@ int run_fleet_bench(const FleetOptions& o) {
                    {"dirichlet_alpha", o.dirichlet_alpha}, {"devices", o.devices}, {"links", o.links},
                    {"publish_interval_s", o.publish_interval_s}, {"target", o.target}, {"seed", o.seed}};
     for (const auto& r : results) j["fleets"].push_back(to_json(r));
-    std::ofstream f(o.json_path);
-    f << j.dump(2) << "\n";
-    if (!f) {
-      fmt::print(stderr, "error: cannot write {}\n", o.json_path);
-      return 1;
-    }
-    fmt::print(stderr, "wrote {}\n", o.json_path);
+    report.write(j);
   }
   if (!o.plot_path.empty()) {
     if (!plot(o, results)) {

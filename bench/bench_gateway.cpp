@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
+#include "bench_report.h"
 #include "aggregator.h"
 #include "dataset.h"
 #include "launch.h"
@@ -71,6 +72,7 @@ Outcome run(const GatewayBenchOptions& o, uint32_t interval_ms, const Dataset& t
 }  // namespace
 
 int run_gateway_bench(const GatewayBenchOptions& o) {
+  const JsonReport report(o.json_path);
   set_compute_threads(1);
   const Dataset test = load_fashion_mnist(default_fashion_mnist_dir(), false);
   nlohmann::json runs = nlohmann::json::array();
@@ -94,11 +96,8 @@ int run_gateway_bench(const GatewayBenchOptions& o) {
                     {"message_ratio", mr}, {"byte_ratio", br}, {"model_version", r.version},
                     {"test_accuracy", r.accuracy}, {"seconds", r.seconds}});
   }
-  if (!o.json_path.empty()) {
-    std::ofstream(o.json_path) << nlohmann::json{{"nodes", o.nodes}, {"frames", o.frames}, {"density", o.density},
-                                                 {"lr", o.lr}, {"momentum", o.momentum}, {"runs", runs}}.dump(2)
-                               << "\n";
-  }
+  report.write({{"nodes", o.nodes}, {"frames", o.frames}, {"density", o.density}, {"lr", o.lr},
+                {"momentum", o.momentum}, {"runs", runs}});
   return 0;
 }
 

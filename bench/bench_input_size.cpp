@@ -13,6 +13,7 @@
 #include <random>
 #include <stdexcept>
 
+#include "bench_report.h"
 #include "camera_model.h"
 #include "command.h"
 #include "dataset.h"
@@ -71,6 +72,7 @@ std::unique_ptr<Model> train_cnn(const Dataset& train, int epochs) {
 }  // namespace
 
 int run_input_size_bench(const InputSizeBenchOptions& o) {
+  const JsonReport report(o.json_path);
   const std::string dir = default_fashion_mnist_dir();
   const Dataset train = load_fashion_mnist(dir, true);
   const Dataset all = load_fashion_mnist(dir, false);
@@ -108,11 +110,7 @@ int run_input_size_bench(const InputSizeBenchOptions& o) {
     j[keys[i]] = {{"accuracy", acc}, {"frames", c.frames}, {"pipeline", cases[i]}};
   }
   std::remove(snap.c_str());
-  if (!o.json_path.empty()) {
-    std::ofstream f(o.json_path);
-    f << j.dump(2) << "\n";
-    if (!f) throw std::runtime_error("cannot write " + o.json_path);
-  }
+  report.write(j);
   return 0;
 }
 

@@ -15,6 +15,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "bench_report.h"
 #include "camera.h"
 #include "launch.h"
 #include "process.h"
@@ -112,6 +113,7 @@ json run_child(const Case& c, const NodeBenchOptions& o) {
 }  // namespace
 
 int run_node_bench(const NodeBenchOptions& o) {
+  const JsonReport report(o.json_path);
   if (!o.child.empty()) {
     const auto colon = o.child.find(':');
     const Case c{o.child.substr(0, colon), o.child.substr(colon + 1) == "train"};
@@ -135,7 +137,7 @@ int run_node_bench(const NodeBenchOptions& o) {
     all["cases"].push_back(plain);
     all[model + "_fps_ratio_train_to_classify_only"] = ratio;
   }
-  if (!o.json_path.empty()) std::ofstream(o.json_path) << all.dump(2) << "\n";
+  report.write(all);
   return 0;
 }
 

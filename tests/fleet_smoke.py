@@ -15,6 +15,9 @@ with tempfile.TemporaryDirectory() as tmp:
     assert os.path.getsize(png) > 10000, os.path.getsize(png)  # drawn, not an empty file
     bad_mix = subprocess.run([exe, "bench", "fleet", "--nodes", "2", "--devices", "pi4:0.5,toaster:0.5"],
                              capture_output=True, text=True)
+    # An unwritable report fails at the start, before minutes of simulation, not at the end.
+    unwritable = subprocess.run([exe, "bench", "fleet", "--nodes", "2", "--json", f"{tmp}/no/such/dir/fleet.json"],
+                                capture_output=True, text=True, timeout=30)
     too_many = subprocess.run([exe, "bench", "fleet", "--nodes", "64", "--train-limit", "1000"],
                               capture_output=True, text=True)
 
@@ -36,5 +39,8 @@ for f in fleets:
 # The small fleet learns something on 1,600 images; the larger one runs more staleness.
 assert fleets[0]["final_accuracy"] > 0.3, fleets[0]["final_accuracy"]
 assert bad_mix.returncode != 0 and "unknown device class 'toaster'" in bad_mix.stderr, bad_mix.stderr
+assert unwritable.returncode != 0 and "--json" in unwritable.stderr and "cannot write there" in unwritable.stderr, \
+    unwritable.stderr
+assert "nodes:" not in unwritable.stderr, unwritable.stderr  # refused before any simulation
 assert too_many.returncode != 0 and "less than one batch" in too_many.stderr, too_many.stderr
 print("fleet smoke: ok", [(f["nodes"], round(f["final_accuracy"], 3)) for f in fleets])
