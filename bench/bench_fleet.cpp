@@ -480,7 +480,7 @@ bool plot(const FleetOptions& o, const std::vector<FleetResult>& results) {
 
 int run_fleet_bench(const FleetOptions& o) {
   const JsonReport report(o.json_path);
-  if (!o.plot_path.empty()) check_writable(o.plot_path, "--plot");
+  if (!o.plot_path.empty()) check_writable(o.plot_path, "the --plot image");
   set_compute_threads(o.threads);
   const std::string dir = default_fashion_mnist_dir();
   Dataset train = load_fashion_mnist(dir, true), test = load_fashion_mnist(dir, false);

@@ -1,5 +1,6 @@
-// A benchmark's JSON report. The path is checked when the run starts, so a run of many minutes does
-// not end in "cannot write"; a write that fails at the end is an error too, never silent.
+// A benchmark's JSON report. The path is checked when the run starts (snapshot.h's check_writable),
+// so a run of many minutes does not end in "cannot write"; the report is written atomically at the
+// end, and a failed write is an error too, never silent.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -8,13 +9,9 @@
 
 namespace swarmlens {
 
-// Throws std::invalid_argument, naming `option`, if `path` cannot be written; leaves no file behind
-// that was not there.
-void check_writable(const std::string& path, const char* option);
-
 class JsonReport {
  public:
-  // "" asks for no report. Throws std::invalid_argument if the file cannot be created.
+  // "" asks for no report. Throws std::runtime_error if the file could not be written.
   explicit JsonReport(std::string path);
   // Writes the report (nothing if none was asked for) and says where on stderr. Throws
   // std::runtime_error if it cannot be written.
