@@ -382,6 +382,17 @@ uint64_t NatsLink::chunks_dropped() const {
   return n;
 }
 
+uint64_t NatsLink::bytes_received() const {
+  natsStatistics* stats = nullptr;
+  check(natsStatistics_Create(&stats), "statistics");
+  uint64_t in_bytes = 0;
+  const natsStatus s = natsConnection_GetStats(impl_->conn.get(), stats);
+  if (s == NATS_OK) natsStatistics_GetCounts(stats, nullptr, &in_bytes, nullptr, nullptr, nullptr);
+  natsStatistics_Destroy(stats);
+  check(s, "connection statistics");
+  return in_bytes;
+}
+
 int NatsLink::request_timeout_ms() const { return impl_->request_timeout_ms; }
 
 void NatsLink::flush(int timeout_ms) { check(natsConnection_FlushTimeout(impl_->conn.get(), timeout_ms), "flush"); }

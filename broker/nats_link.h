@@ -79,6 +79,8 @@ class NatsLink {
   static constexpr int kChunkTimeoutMs = 30000;
   // Unfinished chunked payloads dropped (memory bound, timeout, inconsistent) on all subscriptions.
   uint64_t chunks_dropped() const;
+  // Bytes of message payloads (and headers) this connection has received since it was made.
+  uint64_t bytes_received() const;
   // Waits until the server has processed everything published so far. Throws on timeout.
   void flush(int timeout_ms = 5000);
 

@@ -185,7 +185,10 @@ TEST_CASE("kept payloads are read as stored, also from a stream made before dire
     CHECK(allows_direct(server, "SWL_NEW"));
     writer->retain("swarmlens.new.retained.full", payload);
     auto reader = NatsLink::connect(options(server));
+    const uint64_t before = reader->bytes_received();
     CHECK(reader->fetch_retained("SWL_NEW", "swarmlens.new.retained.full") == payload);
+    // As stored: the payload and its headers, not a base64 copy a third larger.
+    CHECK(reader->bytes_received() - before < payload.size() + 4096);
     CHECK_FALSE(reader->fetch_retained("SWL_NEW", "swarmlens.new.retained.other"));  // nothing kept there
   }
   SECTION("an older stream is read through the stream API, then upgraded by the broker's ensure") {
@@ -193,7 +196,9 @@ TEST_CASE("kept payloads are read as stored, also from a stream made before dire
     REQUIRE_FALSE(allows_direct(server, "SWL_OLD"));
     writer->retain("swarmlens.old.retained.full", payload);
     auto old_reader = NatsLink::connect(options(server));
+    const uint64_t before = old_reader->bytes_received();
     CHECK(old_reader->fetch_retained("SWL_OLD", "swarmlens.old.retained.full") == payload);
+    CHECK(old_reader->bytes_received() - before > payload.size() * 4 / 3);  // base64 in JSON
     CHECK_FALSE(old_reader->fetch_retained("SWL_OLD", "swarmlens.old.retained.other"));
     writer->ensure_retention_stream("SWL_OLD", "swarmlens.old.retained.>");
     CHECK(allows_direct(server, "SWL_OLD"));
