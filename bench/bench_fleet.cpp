@@ -42,7 +42,7 @@ struct DeviceClass {
 constexpr DeviceClass kDevices[] = {{"desktop", 32.0 / 30.0}, {"jetson-nano", 32.0 / 30.0}, {"pi4", 32.0 / 5.5}};
 
 // The field testbed's link profiles (bench/field/run): bandwidth each way, round trip, and the
-// periods in which the link carries nothing (stalls of a congested link; outages of a flaky one,
+// periods in which no transfer starts (stalls of a congested link; outages of a flaky one,
 // from 45 s on), each node's with its own phase.
 struct LinkProfile {
   const char* name;
@@ -111,7 +111,8 @@ struct Link {
   double stall_phase, outage_phase;
   double up_free = 0.0, down_free = 0.0;  // when each direction has finished what it carries
   // When `bytes` sent at t have arrived: behind what the direction still carries, after any stall
-  // or outage, at the profile's rate, plus half the round trip.
+  // or outage, at the profile's rate, plus half the round trip. (A transfer under way is not cut
+  // by a window that opens during it: a simplification, as are no loss and no jitter.)
   double transfer(double t, uint64_t bytes, bool up) {
     double& free = up ? up_free : down_free;
     double start = std::max(t, free);
@@ -127,7 +128,6 @@ struct Link {
 };
 
 struct FleetNode {
-  const DeviceClass* device = nullptr;
   Link link{};
   double step_s = 0.0;
   std::vector<uint32_t> shard;
@@ -136,7 +136,7 @@ struct FleetNode {
   std::shared_ptr<const std::vector<float>> view;  // the model this node holds
   uint64_t version = 0;
   bool in_flight = false, done = false;
-  uint64_t bytes_up = 0, bytes_down = 0, updates = 0, held_back = 0;
+  uint64_t held_back = 0;  // releases merged into the pending update while one was on the wire
 };
 
 enum class Event { Step, UpdateArrives, AckArrives, ModelArrives, Publish, Sample };
@@ -207,7 +207,6 @@ class FleetSim {
     double longest = 0.0;
     for (uint32_t n = 0; n < nodes; ++n) {
       FleetNode& f = nodes_[n];
-      f.device = devices[n];
       f.step_s = devices[n]->step_s * pace(rng);
       f.link = Link{links[n], phase(rng), 45.0 + phase(rng) / 3.0};
       f.shard = shards[n];
@@ -299,7 +298,6 @@ class FleetSim {
     }
     f.in_flight = true;
     ++in_flight_;
-    f.bytes_up += msg.size();
     r_.up_bytes += msg.size();
     ++r_.updates;
     wire_[n] = std::move(msg);
@@ -334,7 +332,6 @@ class FleetSim {
     if (published_version_ == f.version || pulling_.count(n)) return;  // current, or a pull under way
     const uint64_t chain = chain_.back().second - chain_offset(f.version);
     const uint64_t bytes = std::min<uint64_t>(chain, keyframe_bytes_) + kMessageOverhead;
-    f.bytes_down += bytes;
     r_.down_bytes += bytes;
     pulling_[n] = {published_, published_version_};
     ++pulls_;
