@@ -9,7 +9,6 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <fstream>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -17,6 +16,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "bench_report.h"
 #include "codec.h"
 #include "compressor.h"
 #include "dataset.h"
@@ -295,6 +295,7 @@ int run_field_watch(const FieldWatchOptions& o) {
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
   try {
+    const JsonReport report(o.json_path);
     const std::string dir = o.data.empty() ? default_fashion_mnist_dir() : o.data;
     Dataset test = load_fashion_mnist(dir, false);
     std::mutex mu;
@@ -379,11 +380,7 @@ int run_field_watch(const FieldWatchOptions& o) {
                           {"curve", curve},
                           {"broker", broker_last},
                           {"nodes", node_list}};
-    if (!o.json_path.empty()) {
-      std::ofstream f(o.json_path);
-      f << out.dump(1) << "\n";
-      if (!f) throw std::runtime_error("cannot write " + o.json_path);
-    }
+    report.write(out);
     fmt::print("field-watch {}: target {:.2f} {}, final accuracy {:.4f} (version {}), {} nodes reported\n", o.label,
                o.target, reached < 0 ? std::string("not reached") : fmt::format("reached at {:.1f} s", reached),
                final_accuracy, final_model ? final_model->version : 0, node_list.size());
