@@ -90,8 +90,11 @@ std::vector<uint8_t> encode_snapshot(const Snapshot& s, bool fp16) {
 
 namespace {
 
+// Makes the decoders' error: what was being read, and why it was refused.
+using BadInput = std::function<std::runtime_error(const char*)>;
+
 // Format 2's model description, after the applied-sequence section.
-ModelDescription read_description(ByteReader& r, const std::function<std::runtime_error(const char*)>& bad) {
+ModelDescription read_description(ByteReader& r, const BadInput& bad) {
   ModelDescription d;
   uint16_t c = 0, h = 0, w = 0, win = 0;
   uint32_t classes = 0, names = 0;
@@ -204,27 +207,40 @@ uint64_t step_code(int32_t step) { return step < 0 ? (uint64_t(-int64_t(step)) <
 int32_t step_from_code(uint64_t z) { return (z & 1) ? int32_t((z + 1) >> 1) : -int32_t((z + 2) >> 1); }
 constexpr uint64_t kMaxStepCode = 4 * uint64_t(kFp16MaxOrdinal);  // |step| <= 2 x the largest ordinal
 
-// Format 2's entries: gaps and zigzag steps as varints.
-void read_varint_entries(ByteReader& r, ModelDelta& d, uint64_t count, const std::function<std::runtime_error(const char*)>& bad) {
+// The entries, in either format: n gaps (next_gap), each index checked and accumulated, then n
+// step codes (next_step).
+template <typename NextGap, typename NextStep>
+void read_entries(ModelDelta& d, uint64_t count, const BadInput& bad, NextGap next_gap, NextStep next_step) {
   uint64_t pos = 0;
   for (uint64_t k = 0; k < count; ++k) {
-    uint64_t gap = 0;
-    if (!r.varint(gap)) throw bad("truncated indices");
+    const uint64_t gap = next_gap();
     pos = k == 0 ? gap : pos + gap + 1;
     if (pos >= d.dim) throw bad("index out of range");
     d.index[k] = uint32_t(pos);
   }
-  for (uint64_t k = 0; k < count; ++k) {
-    uint64_t z = 0;
-    if (!r.varint(z)) throw bad("truncated steps");
-    if (z == 0 || z > kMaxStepCode) throw bad("a step of zero or beyond the fp16 range");
-    d.step[k] = (z & 1) ? -int32_t((z + 1) >> 1) : int32_t(z >> 1);
-  }
+  for (uint64_t k = 0; k < count; ++k) d.step[k] = step_from_code(next_step());
+}
+
+// Format 2's entries: gaps and zigzag steps (the step code + 1, never 0) as varints.
+void read_varint_entries(ByteReader& r, ModelDelta& d, uint64_t count, const BadInput& bad) {
+  read_entries(
+      d, count, bad,
+      [&] {
+        uint64_t gap = 0;
+        if (!r.varint(gap)) throw bad("truncated indices");
+        return gap;
+      },
+      [&] {
+        uint64_t z = 0;
+        if (!r.varint(z)) throw bad("truncated steps");
+        if (z == 0 || z > kMaxStepCode) throw bad("a step of zero or beyond the fp16 range");
+        return z - 1;
+      });
 }
 
 // Format 3's entries: a byte naming each run's code (int_code.h), the bit section's length, then
 // every gap and every step code in those codes.
-void read_coded_entries(ByteReader& r, ModelDelta& d, uint64_t count, const std::function<std::runtime_error(const char*)>& bad) {
+void read_coded_entries(ByteReader& r, ModelDelta& d, uint64_t count, const BadInput& bad) {
   uint8_t gap_byte = 0, step_byte = 0;
   uint64_t section = 0;
   IntCode gaps, steps;
@@ -233,19 +249,18 @@ void read_coded_entries(ByteReader& r, ModelDelta& d, uint64_t count, const std:
   ByteReader body(nullptr, 0);
   if (section > r.remaining() || !r.sub(size_t(section), body)) throw bad("truncated entries");
   BitReader bits(body.data(), body.remaining());
-  uint64_t pos = 0;
-  for (uint64_t k = 0; k < count; ++k) {
-    uint64_t gap = 0;
-    if (!gaps.read(bits, d.dim, gap)) throw bad("truncated or out-of-range indices");
-    pos = k == 0 ? gap : pos + gap + 1;
-    if (pos >= d.dim) throw bad("index out of range");
-    d.index[k] = uint32_t(pos);
-  }
-  for (uint64_t k = 0; k < count; ++k) {
-    uint64_t z = 0;
-    if (!steps.read(bits, kMaxStepCode - 1, z)) throw bad("truncated steps, or a step beyond the fp16 range");
-    d.step[k] = step_from_code(z);
-  }
+  read_entries(
+      d, count, bad,
+      [&] {
+        uint64_t gap = 0;
+        if (!gaps.read(bits, d.dim, gap)) throw bad("truncated or out-of-range indices");
+        return gap;
+      },
+      [&] {
+        uint64_t z = 0;
+        if (!steps.read(bits, kMaxStepCode - 1, z)) throw bad("truncated steps, or a step beyond the fp16 range");
+        return z;
+      });
   if (bits.remaining() >= 8) throw bad("trailing bytes in the entries");
 }
 
@@ -282,7 +297,7 @@ std::vector<uint8_t> encode_delta(const ModelDelta& d) {
 }
 
 ModelDelta decode_delta(const uint8_t* data, size_t size, const std::string& what) {
-  const std::function<std::runtime_error(const char*)> bad = [&](const char* why) { return std::runtime_error(what + ": " + why); };
+  const BadInput bad = [&](const char* why) { return std::runtime_error(what + ": " + why); };
   FrameCheck f = check_frame(data, size, kDeltaMagic, kDeltaVersion, 68);
   if (f.error == FrameError::BadVersion && f.version == kDeltaVarintVersion)
     f = check_frame(data, size, kDeltaMagic, kDeltaVarintVersion, 68);
