@@ -213,6 +213,7 @@ int run_broker_bench(const BrokerBenchOptions& o) {
     bc.aggregation = agg;
     bc.rate.updates_per_s = 0;  // a few publishers stand in for many nodes: no per-node rate limit
     bc.rate.bytes_per_s = 0;
+    bc.decode_threads = o.decode_threads;
     BrokerService broker(bc, NatsLink::connect(nats));
     std::atomic<bool> done{false};
     std::thread timer([&] {
@@ -257,7 +258,7 @@ int run_broker_bench(const BrokerBenchOptions& o) {
   }
 
   const nlohmann::json j = {
-      {"publishers", o.publishers}, {"updates", o.updates * o.publishers}, {"density", o.density},
+      {"publishers", o.publishers}, {"updates", o.updates * o.publishers}, {"decode_threads", o.decode_threads}, {"density", o.density},
       {"update_bytes", update_bytes}, {"buffer_size", o.buffer_size}, {"window", o.window},
       {"bare_updates_per_s", bare_per_s}, {"served_updates_per_s", served_per_s}, {"served_seconds", served_seconds},
       {"served_vs_bare", served_per_s / bare_per_s},
@@ -291,6 +292,7 @@ void add_broker_bench_command(CLI::App& parent, Commands& commands) {
   c->add_option("--window", o->window, "updates in flight at most")->check(CLI::Range(1, 10000000))->capture_default_str();
   c->add_option("--publish-interval-ms", o->publish_interval_ms, "the broker's model publish timer")->check(CLI::Range(1, 60000))->capture_default_str();
   c->add_option("--latency-samples", o->latency_samples, "updates timed for latency")->check(CLI::Range(1, 100000))->capture_default_str();
+  c->add_option("--decode-threads", o->decode_threads, "the broker's decode threads (swarmlens-broker --decode-threads; 0 = the NATS thread)")->check(CLI::Range(0, 64))->capture_default_str();
   c->add_option("--json", o->json_path, "write results as JSON to this file");
   commands.add(c, [o] { return run_broker_bench(*o); });
 }

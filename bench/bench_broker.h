@@ -7,6 +7,7 @@
 #include <string>
 
 #include "aggregator.h"
+#include "broker_service.h"
 #include "demo.h"
 
 namespace CLI {
@@ -25,6 +26,7 @@ struct BrokerBenchOptions {
   uint64_t window = 2000;        // updates in flight (sent, not yet taken by the broker)
   int publish_interval_ms = 100; // the broker's model publish timer
   uint64_t latency_samples = 200;
+  unsigned decode_threads = BrokerConfig::kDefaultDecodeThreads;
   std::string json_path;
 };
 

@@ -51,8 +51,11 @@ BrokerService::BrokerService(BrokerConfig cfg, std::unique_ptr<NatsLink> link)
     replay_journal();
   }
   if (!link_) return;
+  if (cfg_.decode_threads)
+    workers_ = std::make_unique<KeyedWorkers>(cfg_.decode_threads, size_t(cfg_.max_pending_bytes),
+                                              [this](uint64_t node, std::vector<uint8_t>& payload) { on_update(uint32_t(node), payload); });
   link_->subscribe(update_subjects(cfg_.model_id),
-                   [this](const std::string& subject, std::vector<uint8_t> payload) { on_update(subject, payload); },
+                   [this](const std::string& subject, std::vector<uint8_t> payload) { on_message(subject, std::move(payload)); },
                    [this](const std::string&) {
                      std::lock_guard<std::mutex> g(lock_);
                      ++stats_.rejected["bad_chunks"];
@@ -107,7 +110,7 @@ std::optional<Snapshot> BrokerService::resume_source(std::optional<Snapshot>& ke
   return resume;
 }
 
-void BrokerService::on_update(const std::string& subject, const std::vector<uint8_t>& payload) {
+void BrokerService::on_message(const std::string& subject, std::vector<uint8_t> payload) {
   // The node id is the subject's last token: swarmlens.<model>.update.<node>.
   std::optional<uint32_t> node;
   const std::string tail = subject.substr(subject.rfind('.') + 1);
@@ -121,6 +124,11 @@ void BrokerService::on_update(const std::string& subject, const std::vector<uint
     ++stats_.rejected["bad_subject"];
     return;
   }
+  if (!workers_) return on_update(*node, payload);
+  workers_->push(*node, std::move(payload));  // refused only while stopping: not answered, sent again
+}
+
+void BrokerService::on_update(uint32_t node, const std::vector<uint8_t>& payload) {
   auto ack = take(payload, nullptr, node);
   if (!ack) return;
   try {
@@ -142,7 +150,10 @@ std::optional<PublicKey> BrokerService::public_key() const {
   return key_->public_key;
 }
 
-BrokerService::~BrokerService() { link_.reset(); }  // no update callback after this
+BrokerService::~BrokerService() {
+  if (workers_) workers_->stop();  // what is queued is taken and answered; later messages are refused
+  link_.reset();                   // no update callback after this
+}
 
 void BrokerService::replay_journal() {
   DecodeOptions opts;

@@ -21,6 +21,7 @@
 
 #include "aggregator.h"
 #include "downlink.h"
+#include "keyed_workers.h"
 #include "model.h"
 #include "model_channel.h"
 #include "node_trainer.h"
@@ -47,6 +48,10 @@ struct BrokerConfig {
   // them reads the keyframe instead).
   int64_t chain_max_bytes = 64ll << 20;
   int64_t max_pending_bytes = 256ll << 20;  // updates waiting to be taken before NATS drops them
+  // Threads that decode and merge updates (keyed_workers.h: each node's updates on one of them, in
+  // order); 0 = on the NATS delivery thread. Their queues hold at most max_pending_bytes as well.
+  static constexpr unsigned kDefaultDecodeThreads = 2;
+  unsigned decode_threads = kDefaultDecodeThreads;
   // Updates larger than this are rejected ("oversized") before decoding; 0 = twice a dense fp32
   // update of the model plus 4 KiB (no honest encoding comes near).
   size_t max_update_bytes = 0;
@@ -118,7 +123,8 @@ class BrokerService {
   void replay_journal();                                // constructor: merges what the journal holds
   // Constructor: the newest valid model to resume; kept_model gets the model kept in JetStream.
   std::optional<Snapshot> resume_source(std::optional<Snapshot>& kept_model);
-  void on_update(const std::string& subject, const std::vector<uint8_t>& payload);  // NATS thread
+  void on_message(const std::string& subject, std::vector<uint8_t> payload);  // NATS thread
+  void on_update(uint32_t node, const std::vector<uint8_t>& payload);  // a decode thread (or the NATS one)
   std::vector<uint8_t> signed_bytes(std::vector<uint8_t> bytes, const char* kind) const;
   size_t max_update_bytes() const;
 
@@ -151,6 +157,7 @@ class BrokerService {
   DownlinkEncoder downlink_;
   Chain chain_;
   std::shared_ptr<const Snapshot> published_;  // under lock_
+  std::unique_ptr<KeyedWorkers> workers_;  // stopped (what they hold handled) before the link closes
   std::unique_ptr<NatsLink> link_;  // last member: destroyed (closed) first
 };
 

@@ -64,6 +64,8 @@ int main(int argc, char** argv) {
   app.add_option("--signing-key", cfg.signing_key_path, "Ed25519 secret key file: sign every model and ack (created with its .pub if missing; nodes verify with model-key = the .pub)");
   app.add_option("--max-staleness", cfg.aggregation.max_staleness, "reject updates this many versions behind")->capture_default_str();
   app.add_option("--staleness-grace", cfg.aggregation.staleness_grace, "versions behind still weighted 1")->capture_default_str();
+  app.add_option("--decode-threads", cfg.decode_threads, "threads that decode and merge updates, each node's on one of them in "
+                 "order (0 = on the NATS delivery thread)")->check(CLI::Range(0, 64))->capture_default_str();
   app.add_option("--publish-interval-ms", d.publish_interval_ms, "at most one model per interval")->check(CLI::Range(10, 3600000))->capture_default_str();
   app.add_option("--downlink-density", cfg.downlink.density, "share of the parameters one published model delta may move: "
                  "the largest differences from the model the nodes hold; the rest waits in the server residual")
