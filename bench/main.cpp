@@ -11,6 +11,7 @@
 #include "bench_gateway.h"
 #include "bench_input_size.h"
 #include "bench_node.h"
+#include "bench_swarm.h"
 #include "command.h"
 
 int main(int argc, char** argv) {
@@ -29,5 +30,6 @@ int main(int argc, char** argv) {
   add_field_node_command(app, commands);
   add_field_watch_command(app, commands);
   add_fleet_bench_command(app, commands);
+  add_swarm_bench_command(app, commands);
   return run_command_line(app, commands, argc, argv);
 }

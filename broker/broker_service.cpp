@@ -90,8 +90,10 @@ std::optional<Snapshot> BrokerService::resume_source(std::optional<Snapshot>& ke
     consider(std::move(s), "snapshot file", cfg_.snapshot_path);
   }
   if (!cfg_.retain) return resume;
-  link_->ensure_retention_stream(retention_stream(cfg_.model_id), "swarmlens." + cfg_.model_id + ".retained.>");
-  link_->ensure_retention_stream(chain_stream(cfg_.model_id), chain_subjects(cfg_.model_id), cfg_.chain_max_bytes);
+  link_->ensure_retention_stream(retention_stream(cfg_.model_id), "swarmlens." + cfg_.model_id + ".retained.>", -1,
+                                 cfg_.stream_replicas);
+  link_->ensure_retention_stream(chain_stream(cfg_.model_id), chain_subjects(cfg_.model_id), cfg_.chain_max_bytes,
+                                 cfg_.stream_replicas);
   ModelTrust trust;
   trust.max_norm = max_model_norm_;
   if (key_) trust.key = key_->public_key;

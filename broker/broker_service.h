@@ -43,6 +43,7 @@ struct BrokerConfig {
   std::string snapshot_path;      // resume from it at start; rewritten (atomically) on each publish
   bool journal = true;            // with snapshot_path: journal accepted updates in <snapshot>.journal
   bool retain = true;             // keep the published model in JetStream (the server needs -js)
+  int stream_replicas = 1;        // copies of those streams in a NATS cluster (3: a server may die)
   DownlinkConfig downlink;        // what one published delta may carry (density)
   // Bound on the chain of deltas kept in JetStream (the oldest go first; a node that needs one of
   // them reads the keyframe instead).

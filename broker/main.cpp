@@ -77,6 +77,8 @@ int main(int argc, char** argv) {
                                                   "--downlink-density, docs/wire-format.md)");
      })->group("");
   bool no_retain = false;
+  app.add_option("--stream-replicas", cfg.stream_replicas, "copies of the model's JetStream streams in a NATS cluster "
+                 "(3 survives a server's loss; at most the cluster's size)")->check(CLI::Range(1, 5))->capture_default_str();
   app.add_flag("--no-retain", no_retain, "do not keep the model in JetStream (for a server without -js)");
   app.add_option("--eval-interval-ms", d.eval_interval_ms, "at most one test evaluation per interval")->check(CLI::Range(10, 3600000))->capture_default_str();
   app.add_option("--stats-interval-ms", d.stats_interval_ms, "a stats line on stdout this often (0 = none)")->check(CLI::Range(0, 86400000))->capture_default_str();

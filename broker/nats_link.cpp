@@ -319,6 +319,7 @@ std::unique_ptr<NatsLink> NatsLink::connect(const NatsOptions& o, StateHandler o
   }
   if (!o.tls_cert.empty())
     check(natsOptions_LoadCertificatesChain(opts, o.tls_cert.c_str(), o.tls_key.c_str()), "TLS client certificate");
+  if (o.shared_delivery) check(natsOptions_UseGlobalMessageDelivery(opts, true), "shared delivery threads");
   check(natsOptions_SetMaxReconnect(opts, -1), "reconnect forever");
   check(natsOptions_SetReconnectWait(opts, o.reconnect_wait_ms), "reconnect wait");
   check(natsOptions_SetReconnectBufSize(opts, o.reconnect_buffer_bytes), "reconnect buffer");
@@ -397,7 +398,8 @@ int NatsLink::request_timeout_ms() const { return impl_->request_timeout_ms; }
 
 void NatsLink::flush(int timeout_ms) { check(natsConnection_FlushTimeout(impl_->conn.get(), timeout_ms), "flush"); }
 
-void NatsLink::ensure_retention_stream(const std::string& stream, const std::string& subjects, int64_t max_bytes) {
+void NatsLink::ensure_retention_stream(const std::string& stream, const std::string& subjects, int64_t max_bytes,
+                                       int replicas) {
   std::lock_guard<std::mutex> g(impl_->js_lock);
   jsCtx* js = impl_->jetstream();
   jsStreamInfo* info = nullptr;
@@ -429,6 +431,7 @@ void NatsLink::ensure_retention_stream(const std::string& stream, const std::str
   cfg.SubjectsLen = 1;
   cfg.MaxMsgsPerSubject = 1;  // the latest value per subject, as a KV bucket keeps it
   cfg.MaxBytes = max_bytes;
+  cfg.Replicas = int64_t(replicas);
   cfg.Storage = js_FileStorage;
   cfg.Discard = js_DiscardOld;
   cfg.AllowDirect = true;  // nodes read kept messages as stored, not base64 in a JSON reply

@@ -35,6 +35,9 @@ struct NatsOptions {
   // JetStream requests (the retained model) and the flush after subscribing wait this long: raise
   // it for links with seconds of latency or stalls.
   int request_timeout_ms = 5000;
+  // Subscription handlers run on nats.c's shared pool of delivery threads instead of a thread per
+  // subscription: for a process with many connections (a benchmark's simulated fleet).
+  bool shared_delivery = false;
 };
 
 class NatsError : public std::runtime_error {
@@ -87,8 +90,10 @@ class NatsLink {
   // JetStream retention (the server must run with JetStream). A stream keeping only the last
   // message of each subject matching `subjects` (e.g. "swarmlens.m.snapshot.*"), on file storage;
   // created if missing. Throws NatsError (no JetStream, a stream of that name with other subjects).
-  // max_bytes: the stream's bound (the oldest messages go first; -1 = none).
-  void ensure_retention_stream(const std::string& stream, const std::string& subjects, int64_t max_bytes = -1);
+  // max_bytes: the stream's bound (the oldest messages go first; -1 = none). replicas: copies kept
+  // on that many servers of a cluster (1 on a single server; an existing stream keeps its own).
+  void ensure_retention_stream(const std::string& stream, const std::string& subjects, int64_t max_bytes = -1,
+                               int replicas = 1);
   // Stores payload as chunks on <prefix>.0, <prefix>.1, ..., each with the chunk header and each
   // acknowledged by the server before the next. Throws NatsError.
   void retain(const std::string& prefix, const std::vector<uint8_t>& payload);

@@ -123,6 +123,33 @@ void LocalNatsServer::stop() {
   process_.reset();
 }
 
+void LocalNatsServer::kill() {
+  if (process_) process_->stop(SIGKILL, std::chrono::seconds(5));
+  process_.reset();
+}
+
+LocalNatsCluster::LocalNatsCluster(size_t servers, const std::string& log_prefix) {
+  if (servers == 0) throw std::invalid_argument("a NATS cluster of no servers");
+  std::vector<int> route_ports;
+  for (size_t i = 0; i < servers; ++i) route_ports.push_back(free_loopback_port());
+  for (size_t i = 0; i < servers; ++i) {
+    std::string routes;
+    for (size_t j = 0; j < servers; ++j)
+      if (j != i) routes += (routes.empty() ? "" : ",") + std::string("nats://127.0.0.1:") + std::to_string(route_ports[j]);
+    std::vector<std::string> args{"--server_name", "swarmlens-" + std::to_string(i), "--cluster_name", "swarmlens",
+                                  "--cluster", "nats://127.0.0.1:" + std::to_string(route_ports[i])};
+    if (!routes.empty()) args.insert(args.end(), {"--routes", routes});
+    servers_.push_back(std::make_unique<LocalNatsServer>(
+        log_prefix.empty() ? "/dev/null" : log_prefix + "-" + std::to_string(i) + ".log", args));
+  }
+}
+
+std::vector<std::string> LocalNatsCluster::urls() const {
+  std::vector<std::string> out;
+  for (const auto& s : servers_) out.push_back(s->url());
+  return out;
+}
+
 std::string self_dir() {
   char buf[4096];
   const ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);

@@ -23,6 +23,7 @@ class Process {
   int stop(int sig, std::chrono::milliseconds grace);
   bool running();  // reaps it if it has exited
   int exit_status() const { return status_; }
+  int pid() const { return pid_; }  // -1 once reaped
   const std::string& name() const { return name_; }
 
  private:
@@ -44,7 +45,9 @@ class LocalNatsServer {
 
   void start();  // on the same port and store as before
   void stop();   // SIGTERM, reaped
+  void kill();   // SIGKILL, reaped: a crash
   int port() const { return port_; }
+  int pid() const { return process_ ? process_->pid() : -1; }
   std::string url() const { return "nats://127.0.0.1:" + std::to_string(port_); }
 
  private:
@@ -52,6 +55,20 @@ class LocalNatsServer {
   std::string store_, log_path_;
   std::vector<std::string> extra_args_;
   std::unique_ptr<Process> process_;
+};
+
+// A cluster of nats-servers on loopback, each with JetStream and routes to all the others, so that
+// streams can be replicated (replicas up to the cluster's size). Logs to <log_prefix>-<i>.log, or
+// nowhere when log_prefix is empty. Throws std::runtime_error if a server does not start.
+class LocalNatsCluster {
+ public:
+  LocalNatsCluster(size_t servers, const std::string& log_prefix);
+  size_t size() const { return servers_.size(); }
+  LocalNatsServer& server(size_t i) { return *servers_.at(i); }
+  std::vector<std::string> urls() const;  // client URLs, in server order
+
+ private:
+  std::vector<std::unique_ptr<LocalNatsServer>> servers_;
 };
 
 // The directory of this executable, for finding its siblings (swarmlens-broker) in a build or install.
