@@ -60,6 +60,21 @@ void Aggregator::resume_sequences(const std::map<uint32_t, uint64_t>& applied) {
   last_sequence_ = applied;
 }
 
+Verdict Aggregator::precheck(const DecodedUpdate& u) const {
+  const UpdateHeader& h = u.header;
+  if (const Verdict v = check_update(u, model_id_, layout_hash_, w_.size()); v != Verdict::Accepted) return v;
+  if (h.base_version > version_) return Verdict::FromTheFuture;
+  if (version_ - h.base_version > cfg_.max_staleness) return Verdict::TooStale;
+  if (bound_.decide(u.update.l2_norm()).refused) return Verdict::AbsurdNorm;
+  if (cfg_.check_sequence) {
+    auto it = last_sequence_.find(h.node_id);
+    if (it != last_sequence_.end() && h.sequence <= it->second) return Verdict::Replayed;
+    if (sequence_jump(h.sequence, it == last_sequence_.end() ? 0 : it->second, cfg_.max_sequence_ahead_s))
+      return Verdict::SequenceJump;
+  }
+  return Verdict::Accepted;
+}
+
 Verdict Aggregator::submit(const DecodedUpdate& u) {
   auto verdict = [&](Verdict v) {
     ++counts_[size_t(v)];
@@ -67,22 +82,12 @@ Verdict Aggregator::submit(const DecodedUpdate& u) {
   };
   const UpdateHeader& h = u.header;
   const SparseVector& s = u.update;
-  if (const Verdict v = check_update(u, model_id_, layout_hash_, w_.size()); v != Verdict::Accepted)
-    return verdict(v);
-  if (h.base_version > version_) return verdict(Verdict::FromTheFuture);
+  if (const Verdict v = precheck(u); v != Verdict::Accepted) return verdict(v);
   const uint64_t tau = version_ - h.base_version;
-  if (tau > cfg_.max_staleness) return verdict(Verdict::TooStale);
   const double norm = s.l2_norm();
   last_norm_ = norm;
   const NormBound::Decision nd = bound_.decide(norm);
-  if (nd.refused) return verdict(Verdict::AbsurdNorm);
-  if (cfg_.check_sequence) {
-    auto it = last_sequence_.find(h.node_id);
-    if (it != last_sequence_.end() && h.sequence <= it->second) return verdict(Verdict::Replayed);
-    if (sequence_jump(h.sequence, it == last_sequence_.end() ? 0 : it->second, cfg_.max_sequence_ahead_s))
-      return verdict(Verdict::SequenceJump);
-    last_sequence_[h.node_id] = h.sequence;
-  }
+  if (cfg_.check_sequence) last_sequence_[h.node_id] = h.sequence;
   bound_.accepted(norm);
   if (nd.scale < 1.0) ++clipped_;
   last_weight_ = staleness_weight(tau) * nd.scale;

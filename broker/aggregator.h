@@ -69,6 +69,9 @@ class Aggregator {
   void resume_sequences(const std::map<uint32_t, uint64_t>& applied);
 
   Verdict submit(const DecodedUpdate& u);
+  // What submit would answer now, changing nothing (for a caller that journals an update remotely
+  // before it merges it; a verdict may still change in between only if the model moved on: too_stale).
+  Verdict precheck(const DecodedUpdate& u) const;
   // Applies what is buffered now (even below buffer_size). Returns true if the model changed.
   bool flush();
 

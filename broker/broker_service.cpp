@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "camera_model.h"
+#include "stream_journal.h"
 
 namespace swarmlens {
 
@@ -46,7 +47,11 @@ BrokerService::BrokerService(BrokerConfig cfg, std::unique_ptr<NatsLink> link)
     published_ = std::make_shared<const Snapshot>(std::move(*kept));
     published_version_ = version;
   }
-  if (cfg_.journal && !cfg_.snapshot_path.empty()) {
+  if (cfg_.replicated_journal) {
+    if (!link_) throw std::invalid_argument("a replicated journal needs a NATS link");
+    journal_ = std::make_unique<StreamJournal>(*link_, cfg_.model_id, cfg_.stream_replicas);
+    replay_journal();
+  } else if (cfg_.journal && !cfg_.snapshot_path.empty()) {
     journal_ = std::make_unique<UpdateJournal>(cfg_.snapshot_path + ".journal");
     replay_journal();
   }
@@ -97,6 +102,16 @@ std::optional<Snapshot> BrokerService::resume_source(std::optional<Snapshot>& ke
   ModelTrust trust;
   trust.max_norm = max_model_norm_;
   if (key_) trust.key = key_->public_key;
+  if (cfg_.replicated_journal) {  // the server model a broker of this model kept at its last publish
+    try {
+      if (auto server = fetch_server_checkpoint(*link_, cfg_.model_id, trust))
+        consider(std::move(*server), "JetStream checkpoint", retention_stream(cfg_.model_id));
+    } catch (const NatsError&) {
+      throw;
+    } catch (const std::runtime_error& e) {
+      stats_.resume_refused = e.what();
+    }
+  }
   try {
     if (auto kept = fetch_retained_model(*link_, cfg_.model_id, trust)) {
       if (kept->layout_hash != layout_hash_ || kept->params.size() != dim_)
@@ -131,6 +146,7 @@ void BrokerService::on_message(const std::string& subject, std::vector<uint8_t> 
 }
 
 void BrokerService::on_update(uint32_t node, const std::vector<uint8_t>& payload) {
+  if (abandoned_) return;  // not merged, not answered: the node sends it again
   auto ack = take(payload, nullptr, node);
   if (!ack) return;
   try {
@@ -179,6 +195,52 @@ std::string BrokerService::submit(const std::vector<uint8_t>& payload) {
 
 std::optional<UpdateAck> BrokerService::take(const std::vector<uint8_t>& payload, std::string* reason,
                                              std::optional<uint32_t> subject_node) {
+  if (!journal_ || !journal_->remote()) return take_locked(payload, reason, subject_node, nullptr);
+  // A stream journal's append is a round trip to JetStream: made outside the lock, after the checks
+  // and before the merge, so that nothing is merged (and answered "accepted") that a broker taking
+  // over would not find in the journal. Each node's updates come on one thread, in order, so the
+  // checks still hold at the merge (but for too_stale, if the model moved on meanwhile).
+  DecodedUpdate held;
+  std::optional<UpdateAck> ack = take_locked(payload, reason, subject_node, &held);
+  if (!ack || ack->verdict != "accepted") return ack;
+  try {
+    journal_->append({ack->node, ack->seq, payload});
+  } catch (const std::exception& e) {
+    std::lock_guard<std::mutex> g(lock_);
+    journal_error(e);
+    ++stats_.rejected["journal_unavailable"];
+    if (reason) *reason = std::string("journal_unavailable: ") + e.what();
+    ack->verdict = "journal_unavailable";  // not merged: the node sends it again
+    return ack;
+  }
+  std::lock_guard<std::mutex> g(lock_);
+  return merge_locked(held, ack->base_version, reason);
+}
+
+void BrokerService::journal_error(const std::exception& e) {
+  ++stats_.journal_errors;
+  stats_.journal_error = e.what();
+}
+
+UpdateAck BrokerService::merge_locked(const DecodedUpdate& u, uint64_t base_version, std::string* reason) {
+  const UpdateHeader& hd = u.header;
+  const Verdict v = aggregator_->submit(u);
+  stats_.norm_median = aggregator_->norm_bound().median();
+  stats_.clipped = aggregator_->clipped();
+  stats_.version = aggregator_->version();
+  UpdateAck ack{hd.node_id, hd.sequence, verdict_name(v), aggregator_->version(), base_version, 0.0};
+  if (reason) *reason = v == Verdict::Accepted ? "" : verdict_name(v);
+  if (v != Verdict::Accepted) {
+    ++stats_.rejected[verdict_name(v)];
+    return ack;
+  }
+  ++stats_.accepted;
+  ack.weight = aggregator_->last_weight();
+  return ack;
+}
+
+std::optional<UpdateAck> BrokerService::take_locked(const std::vector<uint8_t>& payload, std::string* reason,
+                                                    std::optional<uint32_t> subject_node, DecodedUpdate* held) {
   auto say = [&](std::string r) {
     if (reason) *reason = std::move(r);
   };
@@ -202,7 +264,7 @@ std::optional<UpdateAck> BrokerService::take(const std::vector<uint8_t>& payload
   DecodeOptions opts;
   opts.layout_hash = layout_hash_;
   opts.dim = dim_;
-  const DecodeResult d = decode_update(payload, opts);  // outside the lock: decoding is the heavy part
+  DecodeResult d = decode_update(payload, opts);  // outside the lock: decoding is the heavy part
   std::lock_guard<std::mutex> g(lock_);
   const Busy busy{this, start};  // destroyed before the lock is released
   ++received_;
@@ -231,27 +293,25 @@ std::optional<UpdateAck> BrokerService::take(const std::vector<uint8_t>& payload
     say("rate_limited");
     return UpdateAck{hd.node_id, hd.sequence, "rate_limited", aggregator_->version(), hd.base_version, 0.0};
   }
-  const Verdict v = aggregator_->submit(d.value);
-  stats_.norm_median = aggregator_->norm_bound().median();
-  stats_.clipped = aggregator_->clipped();
-  stats_.version = aggregator_->version();
-  UpdateAck ack{hd.node_id, hd.sequence, verdict_name(v), aggregator_->version(), hd.base_version, 0.0};
-  if (v == Verdict::Accepted) {
-    ++stats_.accepted;
-    ack.weight = aggregator_->last_weight();
-    if (journal_) {
-      try {
-        journal_->append({hd.node_id, hd.sequence, payload});
-      } catch (const std::exception& e) {
-        ++stats_.journal_errors;
-        stats_.journal_error = e.what();
-      }
+  if (held) {  // checked, not merged: the caller journals it first
+    const Verdict v = aggregator_->precheck(d.value);
+    if (v != Verdict::Accepted) {
+      ++stats_.rejected[verdict_name(v)];
+      say(verdict_name(v));
+      return UpdateAck{hd.node_id, hd.sequence, verdict_name(v), aggregator_->version(), hd.base_version, 0.0};
     }
-    say("");
-    return ack;
+    const uint64_t base = hd.base_version;
+    *held = std::move(d.value);
+    return UpdateAck{held->header.node_id, held->header.sequence, "accepted", aggregator_->version(), base, 0.0};
   }
-  ++stats_.rejected[verdict_name(v)];
-  say(verdict_name(v));
+  UpdateAck ack = merge_locked(d.value, hd.base_version, reason);
+  if (ack.verdict == "accepted" && journal_) {
+    try {
+      journal_->append({hd.node_id, hd.sequence, payload});
+    } catch (const std::exception& e) {
+      journal_error(e);
+    }
+  }
   return ack;
 }
 
@@ -279,13 +339,20 @@ bool BrokerService::publish_if_changed() {
     if (link_) stats_.downlink_residual = downlink_.residual_norm(s->params);
   }
   if (!cfg_.snapshot_path.empty()) save_snapshot(cfg_.snapshot_path, *s);  // the server model, fp32
-  if (journal_) {  // the snapshot holds these now: the journal keeps only what came after
+  if (cfg_.replicated_journal) {  // the server model where a standby finds it, then the journal trimmed to it
+    try {
+      link_->retain(retained_prefix(cfg_.model_id, "server"), signed_bytes(encode_snapshot(*s), kSignedModel));
+      journal_->compact(s->applied);
+    } catch (const std::exception& e) {
+      std::lock_guard<std::mutex> g(lock_);
+      journal_error(e);
+    }
+  } else if (journal_) {  // the snapshot holds these now: the journal keeps only what came after
     std::lock_guard<std::mutex> g(lock_);
     try {
       journal_->compact(s->applied);
     } catch (const std::exception& e) {
-      ++stats_.journal_errors;
-      stats_.journal_error = e.what();
+      journal_error(e);
     }
   }
   return true;

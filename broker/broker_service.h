@@ -42,6 +42,10 @@ struct BrokerConfig {
   AggregatorConfig aggregation;
   std::string snapshot_path;      // resume from it at start; rewritten (atomically) on each publish
   bool journal = true;            // with snapshot_path: journal accepted updates in <snapshot>.journal
+  // Journal accepted updates in a JetStream stream (stream_journal.h, stream_replicas copies) and keep
+  // the server model in JetStream at each publish, instead of the files: a broker on another machine
+  // (a standby, daemon.h) resumes with every accepted update. Needs the link and JetStream.
+  bool replicated_journal = false;
   bool retain = true;             // keep the published model in JetStream (the server needs -js)
   int stream_replicas = 1;        // copies of those streams in a NATS cluster (3: a server may die)
   DownlinkConfig downlink;        // what one published delta may carry (density)
@@ -75,10 +79,10 @@ struct BrokerStats {
   double downlink_residual = 0.0;  // L2 norm of the server model minus the published one
   uint64_t version = 0;
   double busy_seconds = 0;        // time spent taking updates (decode, validate, merge)
-  std::string resumed_from;       // "snapshot file", "JetStream" or "" (fresh weights)
+  std::string resumed_from;       // "snapshot file", "JetStream checkpoint" (the server model), "JetStream" (the published one) or "" (fresh)
   uint64_t journal_replayed = 0;  // journalled updates merged again at start (not in the snapshot)
   uint64_t journal_skipped = 0;   // journalled updates the snapshot already held
-  uint64_t journal_errors = 0;    // appends that failed (disk full): merged, but not crash-safe
+  uint64_t journal_errors = 0;    // appends that failed (disk full, JetStream down): merged, but not crash-safe
   std::string journal_error;      // the last failure's message
   uint64_t acks_out = 0;
   uint64_t models_refused = 0;     // failed the check before publish: rolled back to the last good one
@@ -113,6 +117,9 @@ class BrokerService {
   // claims another is refused ("identity_mismatch").
   std::optional<UpdateAck> take(const std::vector<uint8_t>& payload, std::string* reason = nullptr,
                                 std::optional<uint32_t> subject_node = std::nullopt);
+  // Takes no more updates from the link and answers none (those queued included): for a broker that
+  // lost its lease, whose nodes must send them again to the one that serves now. Thread: any.
+  void abandon() { abandoned_ = true; }
   // The broker's public key when it signs (for the nodes' model-key).
   std::optional<PublicKey> public_key() const;
   BrokerStats stats() const;
@@ -126,6 +133,12 @@ class BrokerService {
   std::optional<Snapshot> resume_source(std::optional<Snapshot>& kept_model);
   void on_message(const std::string& subject, std::vector<uint8_t> payload);  // NATS thread
   void on_update(uint32_t node, const std::vector<uint8_t>& payload);  // a decode thread (or the NATS one)
+  // take() but a stream journal's append. With `held`: an update that passes every check is not
+  // merged but moved there, and its answer says "accepted" provisionally.
+  std::optional<UpdateAck> take_locked(const std::vector<uint8_t>& payload, std::string* reason,
+                                       std::optional<uint32_t> subject_node, DecodedUpdate* held);
+  UpdateAck merge_locked(const DecodedUpdate& u, uint64_t base_version, std::string* reason);  // caller holds lock_
+  void journal_error(const std::exception& e);  // counted and kept for the stats; caller holds lock_
   std::vector<uint8_t> signed_bytes(std::vector<uint8_t> bytes, const char* kind) const;
   size_t max_update_bytes() const;
 
@@ -136,9 +149,10 @@ class BrokerService {
   std::optional<SigningKey> key_;
   RateLimit rate_;                        // under lock_
   std::atomic<uint64_t> received_{0};
+  std::atomic<bool> abandoned_{false};
   mutable std::mutex lock_;  // protects aggregator_ and stats_; taken by the NATS callback and the owner
   std::unique_ptr<Aggregator> aggregator_;
-  std::unique_ptr<UpdateJournal> journal_;  // under lock_
+  std::unique_ptr<Journal> journal_;  // a file's under lock_; a stream's outside it (its own lock)
   BrokerStats stats_;
   uint64_t published_version_ = UINT64_MAX;
   // Owner's thread only: the model stream (downlink.h). published_ is what the nodes hold (the

@@ -1,6 +1,7 @@
 #include "daemon.h"
 
 #include <fmt/core.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -106,21 +107,37 @@ std::shared_ptr<const Dataset> load_test_data(const DaemonConfig& cfg) {
 }  // namespace
 
 BrokerDaemon::BrokerDaemon(DaemonConfig cfg) : cfg_(std::move(cfg)) {
-  std::shared_ptr<const Dataset> test;
   if (!cfg_.test_data.empty()) {
-    test = load_test_data(cfg_);
-    if (cfg_.broker.class_names.empty()) cfg_.broker.class_names = test->class_names;  // the folders name them
+    test_ = load_test_data(cfg_);
+    if (cfg_.broker.class_names.empty()) cfg_.broker.class_names = test_->class_names;  // the folders name them
   }
-  service_ = std::make_unique<BrokerService>(cfg_.broker, NatsLink::connect(cfg_.nats, [](LinkState s) {
-    fmt::print(stderr, "swarmlens-broker: NATS link {}\n", link_state_name(s));
-  }));
-  if (test) evaluator_ = std::make_unique<Evaluator>(*service_, cfg_, test);
+  if (cfg_.lease_ms > 0) {
+    if (!cfg_.broker.replicated_journal)
+      throw std::invalid_argument("a broker with a lease needs the replicated journal (--replicated-journal): the "
+                                  "standby taking over would miss the updates this one accepted");
+    if (cfg_.instance.empty()) {
+      char host[256] = {};
+      gethostname(host, sizeof host - 1);
+      cfg_.instance = std::string(host) + ":" + std::to_string(getpid());
+    }
+    lease_link_ = NatsLink::connect(cfg_.nats);
+    lease_link_->ensure_lease_bucket(lease_bucket(cfg_.broker.model_id), cfg_.lease_ms, cfg_.broker.stream_replicas);
+  }
   metrics_link_ = NatsLink::connect(cfg_.nats);
-  if (!evaluator_)  // the nodes' reports of their held-out frames stand in for a test set
+  if (!test_)  // the nodes' reports of their held-out frames stand in for a test set
     metrics_link_->subscribe(metrics_subject(cfg_.broker.model_id), [this](const std::string&, std::vector<uint8_t> p) {
       node_accuracy_.take(p.data(), p.size());
     });
+  if (cfg_.lease_ms <= 0) start_serving();
+}
+
+void BrokerDaemon::start_serving() {
+  service_ = std::make_unique<BrokerService>(cfg_.broker, NatsLink::connect(cfg_.nats, [](LinkState s) {
+    fmt::print(stderr, "swarmlens-broker: NATS link {}\n", link_state_name(s));
+  }));
+  if (test_) evaluator_ = std::make_unique<Evaluator>(*service_, cfg_, test_);
   last_stats_ = service_->stats();
+  journal_errors_seen_ = last_stats_.journal_errors;
   std::string urls;
   for (const auto& u : cfg_.nats.urls) urls += (urls.empty() ? "" : ",") + u;
   fmt::print(stderr, "swarmlens-broker: serving model '{}' ({}) on {} (version {}{})\n", cfg_.broker.model_id,
@@ -144,12 +161,104 @@ BrokerDaemon::BrokerDaemon(DaemonConfig cfg) : cfg_(std::move(cfg)) {
                        "can only trust them blindly\n");
 }
 
-BrokerDaemon::~BrokerDaemon() = default;
+void BrokerDaemon::stop_serving() {
+  service_->abandon();
+  evaluator_.reset();
+  service_.reset();
+}
+
+BrokerDaemon::~BrokerDaemon() { evaluator_.reset(); }
 
 void BrokerDaemon::run(const std::atomic<bool>& stop) {
+  if (!lease_link_) {
+    serve(stop);
+    final_publish();
+    return;
+  }
+  while (acquire(stop)) {
+    start_serving();
+    if (serve(stop)) {  // stopped while holding the lease: the last version out, then the lease freed
+      final_publish();
+      try {
+        lease_link_->lease_release(lease_bucket(cfg_.broker.model_id), "leader");
+      } catch (const NatsError& e) {
+        fmt::print(stderr, "swarmlens-broker: cannot release the lease ({}); a standby takes over when it expires\n",
+                   e.what());
+      }
+      return;
+    }
+    fmt::print(stderr, "swarmlens-broker: lost the lease at model version {}: another broker serves; standing by\n",
+               service_->stats().version);
+    stop_serving();
+  }
+}
+
+void BrokerDaemon::final_publish() {
+  // A NATS cluster that just lost a server answers JetStream again once its streams have elected
+  // new leaders (seconds): the last version is tried for a while before giving up.
+  const auto deadline = Clock::now() + std::chrono::seconds(15);
+  for (;;) {
+    try {
+      service_->publish_if_changed();
+      break;
+    } catch (const NatsError& e) {
+      if (Clock::now() >= deadline) throw;
+      fmt::print(stderr, "swarmlens-broker: cannot publish the last model yet: {}; trying again\n", e.what());
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+  }
+  fmt::print(stderr, "swarmlens-broker: stopped at model version {}\n", service_->stats().version);
+}
+
+bool BrokerDaemon::acquire(const std::atomic<bool>& stop) {
+  const std::string bucket = lease_bucket(cfg_.broker.model_id);
+  const auto poll = std::chrono::milliseconds(std::max(20, cfg_.lease_ms / 10));
+  std::string said;
+  while (!stop) {
+    try {
+      if (auto rev = lease_link_->lease_acquire(bucket, "leader", cfg_.instance)) {
+        lease_revision_ = *rev;
+        lease_renewed_ = Clock::now();
+        fmt::print(stderr, "swarmlens-broker: {} holds the lease ({} ms): serving\n", cfg_.instance, cfg_.lease_ms);
+        return true;
+      }
+      const std::string holder = lease_link_->lease_holder(bucket, "leader");
+      if (holder != said && !holder.empty()) {
+        fmt::print(stderr, "swarmlens-broker: standing by: {} serves model '{}'\n", holder, cfg_.broker.model_id);
+        said = holder;
+      }
+    } catch (const NatsError& e) {
+      if (said != "?") fmt::print(stderr, "swarmlens-broker: standing by, cannot read the lease: {}\n", e.what());
+      said = "?";
+    }
+    for (auto until = Clock::now() + poll; !stop && Clock::now() < until;)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
+bool BrokerDaemon::renew() {
+  const auto now = Clock::now();
+  if (now - lease_renewed_ < std::chrono::milliseconds(cfg_.lease_ms / 3)) return true;
+  try {
+    const auto rev = lease_link_->lease_renew(lease_bucket(cfg_.broker.model_id), "leader", cfg_.instance, lease_revision_);
+    if (!rev) return false;  // it lapsed and another took it
+    lease_revision_ = *rev;
+    lease_renewed_ = now;
+    return true;
+  } catch (const NatsError& e) {
+    // Cut off from JetStream: serve on while the lease surely holds, then step down, before a
+    // standby may take over.
+    fmt::print(stderr, "swarmlens-broker: cannot renew the lease: {}\n", e.what());
+    return now - lease_renewed_ < std::chrono::milliseconds(cfg_.lease_ms * 2 / 3);
+  }
+}
+
+bool BrokerDaemon::serve(const std::atomic<bool>& stop) {
   auto last_stats = Clock::now(), last_eval = last_stats - std::chrono::hours(1);
   auto next_publish = Clock::now();  // the first model goes out at once: a node joining now gets it
   while (!stop) {
+    if (lease_link_ && !renew()) return false;
     if (Clock::now() < next_publish) {
       std::this_thread::sleep_for(std::min<Clock::duration>(next_publish - Clock::now(), std::chrono::milliseconds(50)));
       continue;
@@ -168,8 +277,7 @@ void BrokerDaemon::run(const std::atomic<bool>& stop) {
       last_stats = now;
     }
   }
-  service_->publish_if_changed();  // the last version goes out (and into the snapshot) before exit
-  fmt::print(stderr, "swarmlens-broker: stopped at model version {}\n", service_->stats().version);
+  return true;
 }
 
 void BrokerDaemon::publish() {

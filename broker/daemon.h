@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -16,6 +17,8 @@
 
 namespace swarmlens {
 
+struct Dataset;
+
 struct DaemonConfig {
   BrokerConfig broker;
   NatsOptions nats;
@@ -26,23 +29,39 @@ struct DaemonConfig {
   // the nodes' own held-out accuracy does, if they hold frames out)
   std::string test_data;
   size_t test_limit = 2000;       // test images evaluated
+  // > 0: this is one of several brokers of the model (on other machines); the one holding the lease
+  // (a key in a NATS key-value bucket that expires lease_ms after its last renewal, renewed every
+  // lease_ms / 3) serves, the others stand by and take over when it lapses. Needs the replicated
+  // journal (broker.replicated_journal), so that the one taking over has every accepted update.
+  int lease_ms = 0;
+  std::string instance;  // this broker's name in the lease ("" = <hostname>:<pid>)
 };
 
 class BrokerDaemon {
  public:
-  // Connects, builds or resumes the model (BrokerService) and starts the evaluator. Throws.
+  // Connects, builds or resumes the model (BrokerService) and starts the evaluator; with a lease,
+  // only connects (run() builds them once the lease is this broker's). Throws.
   explicit BrokerDaemon(DaemonConfig cfg);
   ~BrokerDaemon();  // stops the evaluator
   BrokerDaemon(const BrokerDaemon&) = delete;
   BrokerDaemon& operator=(const BrokerDaemon&) = delete;
 
   // Serves until `stop` is set (checked every 50 ms, however long the publish interval), then
-  // publishes the last version (and writes the snapshot). The first model goes out at once.
+  // publishes the last version (and writes the snapshot). The first model goes out at once. With a
+  // lease: stands by until it holds the lease, serves while it keeps it, stands by again if it
+  // loses it (without publishing: another serves), and releases it when stopped.
   void run(const std::atomic<bool>& stop);
-  BrokerService& service() { return *service_; }
+  BrokerService& service() { return *service_; }  // null with a lease until this broker serves
 
  private:
   class Evaluator;
+  void start_serving();    // the service (resumed) and the evaluator, and what they say at start
+  void stop_serving();     // the evaluator and the service, without publishing
+  void final_publish();    // the last version, retried for a while when JetStream does not answer; throws
+  // The publish/metrics/stats loop until stop, or until the lease is lost (then false).
+  bool serve(const std::atomic<bool>& stop);
+  bool acquire(const std::atomic<bool>& stop);  // stands by until the lease is ours (true) or stop
+  bool renew();            // keeps the lease; false once it is lost or cannot be renewed in time
   void publish();          // the model, if it changed; a failure is reported and retried next time
   // Each reads the round's one copy of the service's counters.
   void report_journal(const BrokerStats& st);  // new journal write failures, on stderr
@@ -56,6 +75,10 @@ class BrokerDaemon {
   NodeAccuracy node_accuracy_;
   std::unique_ptr<NatsLink> metrics_link_;
   std::unique_ptr<Evaluator> evaluator_;  // null without test data
+  std::shared_ptr<const Dataset> test_;
+  std::unique_ptr<NatsLink> lease_link_;  // with a lease
+  uint64_t lease_revision_ = 0;
+  std::chrono::steady_clock::time_point lease_renewed_;
   BrokerStats last_stats_;
   uint64_t journal_errors_seen_ = 0;
 };

@@ -49,6 +49,13 @@ int main(int argc, char** argv) {
   app.add_option("--snapshot", cfg.snapshot_path, "resume from and keep writing this snapshot file (and journal accepted updates in <file>.journal)");
   bool no_journal = false;
   app.add_flag("--no-journal", no_journal, "do not journal accepted updates (a crash then loses those since the last publish)");
+  app.add_flag("--replicated-journal", cfg.replicated_journal, "journal accepted updates in a JetStream stream (--stream-replicas "
+               "copies) and keep the server model there at each publish, instead of files: another broker resumes with "
+               "every accepted update");
+  app.add_option("--lease-ms", d.lease_ms, "run as one of several brokers of the model: the one holding a NATS key-value lease "
+                 "(expiring this long after its last renewal) serves, the others stand by and take over when it lapses "
+                 "(0 = serve at once, alone; needs --replicated-journal)")->check(CLI::Range(0, 600000))->capture_default_str();
+  app.add_option("--instance", d.instance, "this broker's name in the lease (default: <hostname>:<pid>)");
   app.add_option("--server-lr", cfg.aggregation.server_lr, "server learning rate: the mean of buffer-size updates (gradients) is applied at this rate; buffer-size x the nodes' lr / nodes averages them")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--server-momentum", cfg.aggregation.server_momentum, "server momentum (dense synchronous SGD; 0 = off)")->check(CLI::Range(0.0, 0.999))->capture_default_str();
   app.add_option("--buffer-size", cfg.aggregation.buffer_size, "updates per model version (FedBuff K)")->check(CLI::Range(1, 100000))->capture_default_str();

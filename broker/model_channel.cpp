@@ -119,6 +119,16 @@ std::optional<Snapshot> fetch_retained_model(NatsLink& link, const std::string& 
   return catch_up(link, model_id, trust, nullptr).model;
 }
 
+std::optional<Snapshot> fetch_server_checkpoint(NatsLink& link, const std::string& model_id, const ModelTrust& trust) {
+  auto bytes = link.fetch_retained(retention_stream(model_id), retained_prefix(model_id, "server"));
+  if (!bytes) return std::nullopt;
+  const std::string what = retention_stream(model_id) + " (server checkpoint)";
+  const std::vector<uint8_t> v = verified_model_bytes(bytes->data(), bytes->size(), trust, model_id, what);
+  Snapshot s = decode_snapshot(v.data(), v.size(), what);
+  check_adoptable(s, trust, what);
+  return s;
+}
+
 std::shared_ptr<const Snapshot> ModelReceiver::receive(const uint8_t* signed_data, size_t signed_size,
                                                        const std::string& subject) {
   const std::vector<uint8_t> bytes = verified_model_bytes(signed_data, signed_size, trust_, model_id_, subject);

@@ -45,6 +45,10 @@ inline std::string retained_prefix(const std::string& model_id, const std::strin
 std::string retention_stream(const std::string& model_id);
 // The chain of deltas: its stream, and the subject prefix of the delta that applies to base_version.
 inline std::string chain_stream(const std::string& model_id) { return retention_stream(model_id) + "_CHAIN"; }
+// The replicated update journal (stream_journal.h) and the brokers' lease bucket (daemon.h).
+inline std::string journal_stream(const std::string& model_id) { return retention_stream(model_id) + "_JOURNAL"; }
+inline std::string journal_subject(const std::string& model_id) { return "swarmlens." + model_id + ".journal"; }
+inline std::string lease_bucket(const std::string& model_id) { return retention_stream(model_id) + "_LEASE"; }
 inline std::string chain_subjects(const std::string& model_id) { return "swarmlens." + model_id + ".chain.>"; }
 std::string chain_prefix(const std::string& model_id, uint64_t chain_id, uint64_t base_version);
 
@@ -67,6 +71,9 @@ CatchUp catch_up(NatsLink& link, const std::string& model_id, const ModelTrust& 
                  const ModelDelta* head = nullptr);
 // The latest model kept in JetStream (catch_up from nothing), or nullopt if none was kept.
 std::optional<Snapshot> fetch_retained_model(NatsLink& link, const std::string& model_id, const ModelTrust& trust = {});
+// The server model (fp32, with the server residual) a broker with a replicated journal keeps at each
+// publish, for a standby to resume from; nullopt when none is kept. Throws as fetch_retained_model.
+std::optional<Snapshot> fetch_server_checkpoint(NatsLink& link, const std::string& model_id, const ModelTrust& trust = {});
 
 // The payload of a model message once its signature is checked against trust.key (a trailer is
 // stripped either way). Throws std::runtime_error starting with `what` when it is refused.

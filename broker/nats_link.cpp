@@ -10,6 +10,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <list>
+#include <map>
 #include <mutex>
 #include <set>
 #include <random>
@@ -41,6 +42,10 @@ struct JsDeleter {
   void operator()(jsCtx* j) const { jsCtx_Destroy(j); }
 };
 using JsPtr = std::unique_ptr<jsCtx, JsDeleter>;
+struct KvDeleter {
+  void operator()(kvStore* k) const { kvStore_Destroy(k); }
+};
+using KvPtr = std::unique_ptr<kvStore, KvDeleter>;
 
 void check_js(natsStatus s, jsErrCode jerr, const std::string& what) {
   if (s != NATS_OK) {
@@ -110,6 +115,15 @@ struct NatsLink::Impl {
   // then on that stream is read with the stream API, whose JSON reply carries the payload in base64
   // (a third more bytes on the wire).
   std::set<std::string> no_direct_get;  // under js_lock
+  std::map<std::string, KvPtr> buckets;  // lease buckets, under js_lock
+
+  kvStore* bucket(const std::string& name) {  // caller holds js_lock
+    auto it = buckets.find(name);
+    if (it != buckets.end()) return it->second.get();
+    kvStore* kv = nullptr;
+    check(js_KeyValue(&kv, jetstream(), name.c_str()), "JetStream key-value bucket " + name);
+    return buckets.emplace(name, KvPtr(kv)).first->second.get();
+  }
 
   jsCtx* jetstream() {  // caller holds js_lock
     if (!js) {
@@ -512,6 +526,163 @@ std::optional<std::vector<uint8_t>> NatsLink::fetch_retained(const std::string& 
     }
   }
   throw std::runtime_error("cannot read the payload retained under " + prefix + ": " + last_error);
+}
+
+namespace {
+// A key-value write refused because the key moved on (JetStream's "wrong last sequence").
+bool wrong_last_sequence(natsStatus s) {
+  if (s != NATS_ERR) return false;
+  const char* text = nats_GetLastError(nullptr);
+  if (!text || !std::strstr(text, "wrong last sequence")) return false;
+  return true;
+}
+}  // namespace
+
+void NatsLink::ensure_lease_bucket(const std::string& bucket, int ttl_ms, int replicas) {
+  std::lock_guard<std::mutex> g(impl_->js_lock);
+  if (impl_->buckets.count(bucket)) return;
+  kvStore* kv = nullptr;
+  if (js_KeyValue(&kv, impl_->jetstream(), bucket.c_str()) == NATS_OK) {
+    impl_->buckets.emplace(bucket, KvPtr(kv));
+    return;
+  }
+  kvConfig cfg;
+  check(kvConfig_Init(&cfg), "key-value options");
+  cfg.Bucket = bucket.c_str();
+  cfg.History = 1;
+  cfg.TTL = int64_t(ttl_ms) * 1000000;  // nats.c passes it on as the stream's MaxAge, in nanoseconds
+  cfg.StorageType = js_FileStorage;
+  cfg.Replicas = replicas;
+  check(js_CreateKeyValue(&kv, impl_->jetstream(), &cfg), "create JetStream key-value bucket " + bucket);
+  impl_->buckets.emplace(bucket, KvPtr(kv));
+}
+
+std::optional<uint64_t> NatsLink::lease_acquire(const std::string& bucket, const std::string& key, const std::string& holder) {
+  std::lock_guard<std::mutex> g(impl_->js_lock);
+  uint64_t rev = 0;
+  const natsStatus s = kvStore_Create(&rev, impl_->bucket(bucket), key.c_str(), holder.data(), int(holder.size()));
+  if (s == NATS_OK) return rev;
+  if (wrong_last_sequence(s)) return std::nullopt;  // the key is there: another holds it
+  check(s, "lease " + bucket + "/" + key);
+  return std::nullopt;
+}
+
+std::optional<uint64_t> NatsLink::lease_renew(const std::string& bucket, const std::string& key, const std::string& holder,
+                                              uint64_t revision) {
+  std::lock_guard<std::mutex> g(impl_->js_lock);
+  uint64_t rev = 0;
+  const natsStatus s = kvStore_Update(&rev, impl_->bucket(bucket), key.c_str(), holder.data(), int(holder.size()), revision);
+  if (s == NATS_OK) return rev;
+  if (wrong_last_sequence(s)) return std::nullopt;  // the lease expired and was taken
+  check(s, "renew lease " + bucket + "/" + key);
+  return std::nullopt;
+}
+
+std::string NatsLink::lease_holder(const std::string& bucket, const std::string& key) {
+  std::lock_guard<std::mutex> g(impl_->js_lock);
+  kvEntry* e = nullptr;
+  const natsStatus s = kvStore_Get(&e, impl_->bucket(bucket), key.c_str());
+  if (s == NATS_NOT_FOUND) return "";
+  check(s, "lease " + bucket + "/" + key);
+  std::string holder(static_cast<const char*>(kvEntry_Value(e)), size_t(kvEntry_ValueLen(e)));
+  kvEntry_Destroy(e);
+  return holder;
+}
+
+void NatsLink::lease_release(const std::string& bucket, const std::string& key) {
+  std::lock_guard<std::mutex> g(impl_->js_lock);
+  check(kvStore_Delete(impl_->bucket(bucket), key.c_str()), "release lease " + bucket + "/" + key);
+}
+
+void NatsLink::ensure_log_stream(const std::string& stream, const std::string& subject, int replicas) {
+  std::lock_guard<std::mutex> g(impl_->js_lock);
+  jsCtx* js = impl_->jetstream();
+  jsStreamInfo* info = nullptr;
+  jsErrCode jerr = jsErrCode(0);
+  natsStatus s = js_GetStreamInfo(&info, js, stream.c_str(), nullptr, &jerr);
+  if (s == NATS_OK) {
+    const bool same = info->Config->SubjectsLen == 1 && subject == info->Config->Subjects[0];
+    jsStreamInfo_Destroy(info);
+    if (!same) throw NatsError("JetStream stream " + stream + " exists for other subjects than " + subject);
+    return;
+  }
+  if (s != NATS_NOT_FOUND) check_js(s, jerr, "JetStream stream " + stream);
+  jsStreamConfig cfg;
+  jsStreamConfig_Init(&cfg);
+  const char* subj = subject.c_str();
+  cfg.Name = stream.c_str();
+  cfg.Subjects = &subj;
+  cfg.SubjectsLen = 1;
+  cfg.Storage = js_FileStorage;
+  cfg.Replicas = int64_t(replicas);
+  jerr = jsErrCode(0);
+  s = js_AddStream(&info, js, &cfg, nullptr, &jerr);
+  if (s == NATS_OK) jsStreamInfo_Destroy(info);
+  else if (jerr != JSStreamNameExistErr) check_js(s, jerr, "create JetStream stream " + stream);
+}
+
+uint64_t NatsLink::log_append(const std::string& subject, const std::vector<uint8_t>& payload) {
+  jsCtx* js = nullptr;
+  {
+    std::lock_guard<std::mutex> g(impl_->js_lock);
+    js = impl_->jetstream();
+  }
+  if (int64_t(payload.size()) > max_payload())
+    throw NatsError("JetStream log " + subject + ": " + std::to_string(payload.size()) + " bytes, more than the server's "
+                    "max_payload " + std::to_string(max_payload()));
+  jsPubAck* ack = nullptr;
+  jsErrCode jerr = jsErrCode(0);
+  const natsStatus s = js_Publish(&ack, js, subject.c_str(), payload.data(), int(payload.size()), nullptr, &jerr);
+  const uint64_t seq = s == NATS_OK && ack ? ack->Sequence : 0;
+  jsPubAck_Destroy(ack);
+  check_js(s, jerr, "JetStream log " + subject);
+  return seq;
+}
+
+void NatsLink::log_read(const std::string& stream, const std::string& subject,
+                        const std::function<void(uint64_t, std::vector<uint8_t>)>& each) {
+  std::lock_guard<std::mutex> g(impl_->js_lock);
+  jsCtx* js = impl_->jetstream();
+  jsStreamInfo* info = nullptr;
+  jsErrCode jerr = jsErrCode(0);
+  natsStatus s = js_GetStreamInfo(&info, js, stream.c_str(), nullptr, &jerr);
+  if (s == NATS_NOT_FOUND) return;
+  check_js(s, jerr, "JetStream stream " + stream);
+  const uint64_t last = info->State.LastSeq, count = info->State.Msgs;
+  jsStreamInfo_Destroy(info);
+  if (count == 0) return;
+  jsSubOptions so;
+  jsSubOptions_Init(&so);
+  so.Stream = stream.c_str();
+  so.Ordered = true;
+  so.Config.DeliverPolicy = js_DeliverAll;
+  natsSubscription* raw = nullptr;
+  jerr = jsErrCode(0);
+  s = js_SubscribeSync(&raw, js, subject.c_str(), nullptr, &so, &jerr);
+  check_js(s, jerr, "read JetStream stream " + stream);
+  SubscriptionPtr sub(raw);
+  for (;;) {
+    natsMsg* m = nullptr;
+    check(natsSubscription_NextMsg(&m, sub.get(), impl_->request_timeout_ms), "read JetStream stream " + stream);
+    MsgPtr msg(m);
+    jsMsgMetaData* meta = nullptr;
+    check(natsMsg_GetMetaData(&meta, msg.get()), "JetStream message metadata");
+    const uint64_t seq = meta->Sequence.Stream;
+    jsMsgMetaData_Destroy(meta);
+    const auto* data = reinterpret_cast<const uint8_t*>(natsMsg_GetData(msg.get()));
+    each(seq, std::vector<uint8_t>(data, data + natsMsg_GetDataLength(msg.get())));
+    if (seq >= last) break;
+  }
+}
+
+void NatsLink::log_trim(const std::string& stream, uint64_t sequence) {
+  std::lock_guard<std::mutex> g(impl_->js_lock);
+  jsOptions o;
+  check(jsOptions_Init(&o), "JetStream options");
+  o.Stream.Purge.Sequence = sequence;  // up to, not including
+  jsErrCode jerr = jsErrCode(0);
+  const natsStatus s = js_PurgeStream(impl_->jetstream(), stream.c_str(), &o, &jerr);
+  check_js(s, jerr, "trim JetStream stream " + stream);
 }
 
 bool NatsLink::connected() const { return natsConnection_Status(impl_->conn.get()) == NATS_CONN_STATUS_CONNECTED; }

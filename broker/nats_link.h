@@ -103,6 +103,32 @@ class NatsLink {
   // read) after a few tries.
   std::optional<std::vector<uint8_t>> fetch_retained(const std::string& stream, const std::string& prefix);
 
+  // A lease (leadership among brokers of a model): a key in a JetStream key-value bucket whose
+  // entries expire ttl_ms after they were last written. ensure_lease_bucket makes the bucket (an
+  // existing one keeps its own TTL). lease_acquire writes `holder` if the key is absent (expired,
+  // released): the revision when this link now holds it, nullopt when another does. lease_renew
+  // writes it again if `revision` is still the latest: the new revision, or nullopt when the lease
+  // was lost (it expired and another took it). lease_holder: the value there now ("" if none).
+  // lease_release deletes the key so that a standby takes over at once. Throw NatsError when
+  // JetStream does not answer.
+  void ensure_lease_bucket(const std::string& bucket, int ttl_ms, int replicas);
+  std::optional<uint64_t> lease_acquire(const std::string& bucket, const std::string& key, const std::string& holder);
+  std::optional<uint64_t> lease_renew(const std::string& bucket, const std::string& key, const std::string& holder,
+                                      uint64_t revision);
+  std::string lease_holder(const std::string& bucket, const std::string& key);
+  void lease_release(const std::string& bucket, const std::string& key);
+
+  // A JetStream log (the brokers' replicated journal). ensure_log_stream makes a stream keeping
+  // every message on `subject` (file storage, `replicas` copies); log_append stores one message
+  // (at most max_payload bytes) and returns its stream sequence once the stream has it; log_read
+  // hands every message in the stream to `each` in order (an ordered consumer); log_trim removes
+  // those with a sequence below `sequence`. Throw NatsError.
+  void ensure_log_stream(const std::string& stream, const std::string& subject, int replicas);
+  uint64_t log_append(const std::string& subject, const std::vector<uint8_t>& payload);
+  void log_read(const std::string& stream, const std::string& subject,
+                const std::function<void(uint64_t sequence, std::vector<uint8_t> payload)>& each);
+  void log_trim(const std::string& stream, uint64_t sequence);
+
   bool connected() const;
   int64_t max_payload() const;
   int request_timeout_ms() const;  // NatsOptions::request_timeout_ms

@@ -107,8 +107,8 @@ void ReliableUplink::run() {
     }
     g.lock();
     if (!stats_.in_flight) continue;
-    if (answered_ && stats_.last_ack.verdict == "rate_limited") {  // not refused: sent again a second later
-      ++stats_.rate_limited;
+    if (answered_ && stats_.last_ack.retry_later()) {  // not refused: sent again a second later
+      ++(stats_.last_ack.verdict == "rate_limited" ? stats_.rate_limited : stats_.unavailable);
       answered_ = false;
       flushed = true;
       sent_at = Clock::now() - std::chrono::milliseconds(opts_.ack_timeout_ms) + std::chrono::seconds(1);

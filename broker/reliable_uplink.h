@@ -33,7 +33,7 @@ struct UplinkOptions {
   // model subject, so a slow downlink carries one model per exchange).
   bool pull_after_ack = false;
   // Called on the uplink's thread (no lock held) with the broker's final answer to each update
-  // (delivered or refused; not rate_limited, which is sent again): the owner says a refusal at once
+  // (delivered or refused; not rate_limited or journal_unavailable, which are sent again): the owner says a refusal at once
   // (a bus warning, a log line, the overlay). May be empty.
   std::function<void(const UpdateAck&)> on_answer;
 };
@@ -47,6 +47,7 @@ struct UplinkStats {
   uint64_t duplicates = 0;    // of those, "replayed": an earlier copy had got through
   uint64_t refused = 0;       // answered with a rejection
   uint64_t rate_limited = 0;  // answered "rate_limited": sent again a second later, not refused
+  uint64_t unavailable = 0;   // answered "journal_unavailable": likewise
   std::map<std::string, uint64_t> refused_by;
   uint64_t catchups = 0;      // models pulled because the link came back
   uint64_t catchup_model_version = 0;  // the node's model version after the last catch-up

@@ -5,7 +5,8 @@
 // sequence was taken before: a resend whose first copy got through), or the reason it was refused
 // (too_stale, non_finite, absurd_norm, layout_mismatch, from_the_future, sequence_jump), or
 // "rate_limited": the node sent faster than the broker takes from one node, and should send it again
-// later (ReliableUplink does, a second later). weight is the staleness
+// later (ReliableUplink does, a second later), or "journal_unavailable": the broker could not journal
+// it in JetStream (replicated journal) and did not merge it; sent again likewise. weight is the staleness
 // weight it was merged with. Updates that cannot be read (bad magic, checksum, truncated) get no
 // answer: their sender is not known.
 #pragma once
@@ -26,6 +27,8 @@ struct UpdateAck {
 
   // Delivered: merged now or before. Anything else will never be merged.
   bool delivered() const { return verdict == "accepted" || verdict == "replayed"; }
+  // Not merged, not refused: to be sent again a little later.
+  bool retry_later() const { return verdict == "rate_limited" || verdict == "journal_unavailable"; }
 };
 
 inline std::string ack_subject(const std::string& model_id, uint32_t node) {

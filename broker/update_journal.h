@@ -24,25 +24,40 @@ struct JournalEntry {
   std::vector<uint8_t> payload;  // the encoded update, as it came
 };
 
-class UpdateJournal {
+// What BrokerService journals accepted updates in: this file, or a replicated JetStream stream
+// (stream_journal.h).
+class Journal {
+ public:
+  virtual ~Journal() = default;
+  // The records found at open, in order (the caller merges them again).
+  virtual const std::vector<JournalEntry>& recovered() const = 0;
+  // Appends one accepted update; returns once it is stored. Throws.
+  virtual void append(JournalEntry e) = 0;
+  // Drops the records that `applied` (node id -> last applied sequence) covers. Throws.
+  virtual void compact(const std::map<uint32_t, uint64_t>& applied) = 0;
+  // Appends are slow enough (a network round trip) to be made outside the broker's lock.
+  virtual bool remote() const { return false; }
+};
+
+class UpdateJournal : public Journal {
  public:
   // Opens (creating) the journal at path and reads what it holds. Throws std::runtime_error naming
   // the path.
   explicit UpdateJournal(std::string path);
-  ~UpdateJournal();
+  ~UpdateJournal() override;
   UpdateJournal(const UpdateJournal&) = delete;
   UpdateJournal& operator=(const UpdateJournal&) = delete;
 
   // The records found at open, in order (the caller merges them again), and whether a torn or
   // corrupt tail was dropped.
-  const std::vector<JournalEntry>& recovered() const { return recovered_; }
+  const std::vector<JournalEntry>& recovered() const override { return recovered_; }
   bool dropped_tail() const { return dropped_tail_; }
 
   // Appends one accepted update; returns once it is written. Throws.
-  void append(JournalEntry e);
+  void append(JournalEntry e) override;
   // Keeps only the records not in `applied` (node id -> last applied sequence): rewritten
   // atomically. Throws.
-  void compact(const std::map<uint32_t, uint64_t>& applied);
+  void compact(const std::map<uint32_t, uint64_t>& applied) override;
   size_t size() const { return entries_.size(); }  // records in the file
   const std::string& path() const { return path_; }
 

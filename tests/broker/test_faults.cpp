@@ -37,6 +37,7 @@
 #include "reliable_uplink.h"
 #include "served_broker.h"
 #include "update_journal.h"
+#include "model_channel.h"
 
 using namespace swarmlens;
 using swarmlens::testing::TempDir;
@@ -170,7 +171,7 @@ void wait_until(const std::function<bool()>& done, std::chrono::seconds timeout)
 
 // After every node finished: the broker (stopped with SIGTERM, so it publishes and writes its
 // snapshot) holds each node's updates 1..count exactly once.
-void check_nothing_lost(const std::vector<std::unique_ptr<CountingNode>>& nodes, const std::string& snapshot) {
+void check_nothing_lost(const std::vector<std::unique_ptr<CountingNode>>& nodes, const Snapshot& final_model) {
   const uint64_t count = nodes.front()->count();
   for (auto& n : nodes) {
     const UplinkStats s = n->stats();
@@ -180,10 +181,12 @@ void check_nothing_lost(const std::vector<std::unique_ptr<CountingNode>>& nodes,
     CHECK(s.refused == 0);
     CHECK_FALSE(s.in_flight);
   }
-  const Snapshot final_model = load_snapshot(snapshot);
   for (auto& n : nodes) CHECK(final_model.applied.at(n->id()) == count);
   CHECK(final_model.version == nodes.size() * count);  // one version per update: none twice
   CHECK(max_abs_diff(final_model.params, expected_model(nodes.front()->initial(), uint32_t(nodes.size()), count)) < 1e-4);
+}
+void check_nothing_lost(const std::vector<std::unique_ptr<CountingNode>>& nodes, const std::string& snapshot) {
+  check_nothing_lost(nodes, load_snapshot(snapshot));
 }
 
 }  // namespace
@@ -447,4 +450,125 @@ TEST_CASE("a training node cut off for 60 s keeps training and delivers after re
   CHECK(trainer.error().empty());
   const Snapshot final_model = broker.snapshot();
   CHECK(std::all_of(final_model.params.begin(), final_model.params.end(), [](float w) { return std::isfinite(w); }));
+}
+
+namespace {
+
+// Brokers standing in for each other (--lease-ms, --replicated-journal): weight 1 as broker_argv,
+// a publish (and server checkpoint, and journal compaction) every 300 ms.
+std::vector<std::string> standby_argv(const std::vector<std::string>& urls, const std::string& model_id,
+                                      const std::string& instance, int replicas) {
+  const char* exe = std::getenv("SWARMLENS_BROKER_EXE");
+  REQUIRE(exe);
+  std::string url_list;
+  for (const auto& u : urls) url_list += (url_list.empty() ? "" : ",") + u;
+  return {exe, "--nats", url_list, "--model-id", model_id, "--replicated-journal", "--lease-ms", "1500",
+          "--stream-replicas", std::to_string(replicas), "--instance", instance, "--server-lr", "1", "--buffer-size", "1",
+          "--staleness-grace", "1000000", "--max-staleness", "1000000", "--clip-factor", "0", "--publish-interval-ms",
+          "300", "--stats", "0"};
+}
+
+size_t count_in(const std::string& path, const std::string& what) {
+  const std::string text = read_text(path);
+  size_t n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+// The server model the serving broker kept at its last publish (its exit's, after SIGTERM).
+Snapshot kept_server_model(const std::vector<std::string>& urls, const std::string& model_id) {
+  NatsOptions opts;
+  opts.urls = urls;
+  auto link = NatsLink::connect(opts);
+  auto s = fetch_server_checkpoint(*link, model_id);
+  REQUIRE(s);
+  return std::move(*s);
+}
+
+}  // namespace
+
+TEST_CASE("a standby broker takes over from a killed one with every accepted update", "[faults][failover]") {
+  NatsServer server;
+  TempDir dir;
+  const std::string log_a = dir.path + "/a.log", log_b = dir.path + "/b.log";
+  Process a(standby_argv({server.url()}, "ha", "broker-a", 1), log_a);
+  wait_until([&] { return count_in(log_a, "serving model") == 1; }, 30s);
+  REQUIRE(count_in(log_a, "serving model") == 1);
+  Process b(standby_argv({server.url()}, "ha", "broker-b", 1), log_b);
+  wait_until([&] { return count_in(log_b, "standing by: broker-a serves") == 1; }, 30s);
+  REQUIRE(count_in(log_b, "standing by: broker-a serves") == 1);
+  CHECK(count_in(log_b, "serving model") == 0);
+
+  NatsOptions opts;
+  opts.urls = {server.url()};
+  std::vector<std::unique_ptr<CountingNode>> nodes;
+  for (uint32_t n = 0; n < 3; ++n) nodes.push_back(std::make_unique<CountingNode>(opts, "ha", n, CountingFleet::kCount));
+  wait_until([&] { return total(nodes, &UplinkStats::delivered) >= 30; }, 60s);
+  REQUIRE(a.stop(SIGKILL, 0ms) == 128 + SIGKILL);
+  const auto killed = std::chrono::steady_clock::now();
+  const uint64_t delivered_at_kill = total(nodes, &UplinkStats::delivered);
+  REQUIRE(delivered_at_kill < nodes.size() * CountingFleet::kCount);
+  wait_until([&] { return count_in(log_b, "serving model") == 1; }, 30s);
+  REQUIRE(count_in(log_b, "serving model") == 1);
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed).count();
+  CHECK(read_text(log_b).find("resumed from the JetStream checkpoint") != std::string::npos);
+  for (auto& n : nodes) REQUIRE(n->finish(120s));
+  REQUIRE(b.stop(SIGTERM, 10000ms) == 0);
+  std::printf("standby: serving %.1f s after the kill -9 of the active broker (lease 1.5 s); %llu updates answered "
+              "before the kill, %llu resent\n", took, (unsigned long long)delivered_at_kill,
+              (unsigned long long)total(nodes, &UplinkStats::resent));
+  check_nothing_lost(nodes, kept_server_model({server.url()}, "ha"));
+}
+
+TEST_CASE("a broker stopped with SIGTERM hands the lease over at once", "[faults][failover]") {
+  NatsServer server;
+  TempDir dir;
+  const std::string log_a = dir.path + "/a.log", log_b = dir.path + "/b.log";
+  Process a(standby_argv({server.url()}, "handover", "broker-a", 1), log_a);
+  wait_until([&] { return count_in(log_a, "serving model") == 1; }, 30s);
+  Process b(standby_argv({server.url()}, "handover", "broker-b", 1), log_b);
+  wait_until([&] { return count_in(log_b, "standing by") == 1; }, 30s);
+  REQUIRE(count_in(log_b, "standing by: broker-a serves") == 1);
+  REQUIRE(a.stop(SIGTERM, 10000ms) == 0);
+  CHECK(read_text(log_a).find("cannot release") == std::string::npos);
+  wait_until([&] { return count_in(log_b, "serving model") == 1; }, 30s);
+  CHECK(count_in(log_b, "serving model") == 1);
+  REQUIRE(b.stop(SIGTERM, 10000ms) == 0);
+}
+
+TEST_CASE("one of three nats-servers killed: the broker and the nodes go on by themselves, nothing lost",
+          "[faults][cluster]") {
+  LocalNatsCluster cluster(3, "");
+  TempDir dir;
+  const std::string log = dir.path + "/broker.log";
+  // JetStream elects its meta leader a few seconds after the routes form; the broker retries its start.
+  std::unique_ptr<Process> broker;
+  for (int attempt = 0; attempt < 30 && count_in(log, "serving model") == 0; ++attempt) {
+    broker = std::make_unique<Process>(standby_argv(cluster.urls(), "cluster", "broker-a", 3), log);
+    wait_until([&] { return count_in(log, "serving model") == 1 || !broker->running(); }, 30s);
+    if (!broker->running()) std::this_thread::sleep_for(1s);
+  }
+  REQUIRE(count_in(log, "serving model") == 1);
+  NatsOptions opts;
+  opts.urls = cluster.urls();
+  std::vector<std::unique_ptr<CountingNode>> nodes;
+  for (uint32_t n = 0; n < 3; ++n) nodes.push_back(std::make_unique<CountingNode>(opts, "cluster", n, CountingFleet::kCount));
+  wait_until([&] { return total(nodes, &UplinkStats::delivered) >= 30; }, 60s);
+  cluster.server(0).kill();
+  const uint64_t delivered_at_kill = total(nodes, &UplinkStats::delivered);
+  REQUIRE(delivered_at_kill < nodes.size() * CountingFleet::kCount);
+  for (auto& n : nodes)
+    if (!n->finish(180s)) FAIL("node " << n->id() << " did not finish: " << n->stats().delivered << " delivered, "
+                               << n->stats().unavailable << " journal_unavailable; broker log:\n" << read_text(log));
+  INFO("broker log:\n" << read_text(log));
+  REQUIRE(broker->running());
+  REQUIRE(broker->stop(SIGTERM, 10000ms) == 0);
+  std::printf("nats-server killed (1 of 3): %llu updates answered before, %llu resent, %llu node reconnects\n",
+              (unsigned long long)delivered_at_kill, (unsigned long long)total(nodes, &UplinkStats::resent),
+              [&] {
+                unsigned long long r = 0;
+                for (auto& n : nodes) r += n->link_stats().reconnects;
+                return r;
+              }());
+  check_nothing_lost(nodes, kept_server_model({cluster.server(1).url(), cluster.server(2).url()}, "cluster"));
 }
