@@ -12,6 +12,10 @@
 #include "bench_input_size.h"
 #include "bench_node.h"
 #include "bench_swarm.h"
+
+namespace swarmlens {
+void add_failover_bench_command(CLI::App& parent, Commands& commands);  // bench_failover.cpp
+}
 #include "command.h"
 
 int main(int argc, char** argv) {
@@ -31,5 +35,6 @@ int main(int argc, char** argv) {
   add_field_watch_command(app, commands);
   add_fleet_bench_command(app, commands);
   add_swarm_bench_command(app, commands);
+  add_failover_bench_command(app, commands);
   return run_command_line(app, commands, argc, argv);
 }

@@ -34,6 +34,7 @@ struct DaemonConfig {
   // lease_ms / 3) serves, the others stand by and take over when it lapses. Needs the replicated
   // journal (broker.replicated_journal), so that the one taking over has every accepted update.
   int lease_ms = 0;
+  static constexpr int kStandbyLeaseMs = 2000;  // the lease docs/deploy.md suggests (bench failover's)
   std::string instance;  // this broker's name in the lease ("" = <hostname>:<pid>)
 };
 

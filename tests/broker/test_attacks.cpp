@@ -122,6 +122,10 @@ TEST_CASE("an update with an L2 norm of 1e31 under a made-up node id is refused;
   uint64_t seq = 1;
   for (uint32_t node = 1; node <= 8; ++node)  // honest traffic sets the median
     peer->publish(update_subject("atk", node), update("atk", f.hash, f.dim, node, seq, 0.1f));
+  // Taken before the attack: the broker's decode threads keep each node's order, not the order
+  // between nodes.
+  peer->flush();
+  REQUIRE(wait_until([&] { return f.broker->stats().updates_in >= 8; }));
   peer->publish(update_subject("atk", 666), update("atk", f.hash, f.dim, 666, 1, 1e30f));  // L2 ~ 1e31
   peer->publish(update_subject("atk", 667), update("atk", f.hash, f.dim, 667, 1, 1000.0f));
   peer->flush();
