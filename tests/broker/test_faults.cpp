@@ -37,6 +37,7 @@
 #include "reliable_uplink.h"
 #include "served_broker.h"
 #include "update_journal.h"
+#include "stream_journal.h"
 #include "model_channel.h"
 
 using namespace swarmlens;
@@ -255,6 +256,39 @@ TEST_CASE("a broker that stops without publishing merges its journal again at st
   CHECK(b.snapshot().params == expected);
   CHECK(b.snapshot().applied.at(1) == 9);
   CHECK(b.submit(encode_synthetic("jr", hash, dim, 1, 7, 0)) == "replayed");
+}
+
+TEST_CASE("the replicated journal is read back by another broker and trimmed to what a checkpoint holds", "[journal]") {
+  NatsServer server;
+  NatsOptions opts;
+  opts.urls = {server.url()};
+  auto link = NatsLink::connect(opts);
+  const std::vector<std::pair<uint32_t, uint64_t>> order = {{1, 1}, {2, 1}, {1, 2}, {1, 3}, {2, 2}, {1, 4}};
+  {
+    StreamJournal j(*link, "sj", 1);
+    CHECK(j.recovered().empty());
+    for (const auto& [node, seq] : order) j.append({node, seq, encode_synthetic("sj", 7, 1024, node, seq, 0)});
+    CHECK(j.size() == order.size());
+  }
+  auto reader = NatsLink::connect(opts);  // another broker's link
+  StreamJournal j(*reader, "sj", 1);
+  REQUIRE(j.recovered().size() == order.size());
+  for (size_t i = 0; i < order.size(); ++i) {
+    CHECK(j.recovered()[i].node_id == order[i].first);
+    CHECK(j.recovered()[i].sequence == order[i].second);
+    CHECK(j.recovered()[i].payload == encode_synthetic("sj", 7, 1024, order[i].first, order[i].second, 0));
+  }
+  // A checkpoint holding node 1 up to 3 and node 2 up to 1: the first four records go, (2, 2) and
+  // (1, 4) stay.
+  j.compact({{1, 3}, {2, 1}});
+  CHECK(j.size() == 2);
+  StreamJournal after(*link, "sj", 1);
+  REQUIRE(after.recovered().size() == 2);
+  CHECK(after.recovered()[0].node_id == 2);
+  CHECK(after.recovered()[0].sequence == 2);
+  CHECK(after.recovered()[1].sequence == 4);
+  j.compact({{1, 4}, {2, 2}});
+  CHECK(StreamJournal(*link, "sj", 1).recovered().empty());
 }
 
 TEST_CASE("a journal that cannot be written is counted with its reason, and the update is still merged", "[journal]") {
