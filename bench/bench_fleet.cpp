@@ -158,6 +158,7 @@ struct FleetResult {
   uint32_t buffer_size = 0;
   double server_lr = 0.0;
   uint64_t staleness_grace = 0;
+  double server_momentum = 0.0;
   double final_accuracy = 0.0, sim_seconds = 0.0, wall_seconds = 0.0;
   double time_to_target = -1.0;
   uint64_t bytes_to_target = 0;
@@ -177,16 +178,18 @@ class FleetSim {
     model_ = Model::create(spec, o.seed);
     dim_ = uint32_t(model_->num_params());
     r_.nodes = nodes;
-    r_.buffer_size = std::min(nodes, o.buffer_size);
-    r_.server_lr = o.server_lr > 0 ? o.server_lr : averaging_server_lr(o.lr, nodes, r_.buffer_size);
     const CompressorConfig node_defaults = node_compression_defaults();
+    const FleetAggregation rule = fleet_aggregation(o.lr, nodes, node_defaults.trigger.max_age_steps);
+    r_.buffer_size = std::min(nodes, o.buffer_size ? o.buffer_size : rule.buffer_size);
+    r_.server_lr = o.server_lr > 0 ? o.server_lr : o.buffer_size ? averaging_server_lr(o.lr, nodes, r_.buffer_size) : rule.server_lr;
     AggregatorConfig ac;
     ac.server_lr = r_.server_lr;
+    ac.server_momentum = o.server_momentum;
     ac.buffer_size = r_.buffer_size;
     ac.max_staleness = 1u << 20;  // weighted, never refused: the histogram shows what arrived
-    ac.staleness_grace = o.staleness_grace >= 0 ? uint64_t(o.staleness_grace)
-                                                : uint64_t(nodes) * std::max<uint64_t>(1, node_defaults.trigger.max_age_steps);
+    ac.staleness_grace = o.staleness_grace >= 0 ? uint64_t(o.staleness_grace) : rule.staleness_grace;
     r_.staleness_grace = ac.staleness_grace;
+    r_.server_momentum = ac.server_momentum;
     ac.check_sequence = true;
     agg_ = std::make_unique<Aggregator>("fleet", model_->layout_hash(), model_->params_copy(), ac);
     down_.emplace(DownlinkConfig{o.downlink_density});
@@ -419,7 +422,7 @@ nlohmann::json to_json(const FleetResult& r) {
     hist.push_back({{"from", b == 0 ? 0 : uint64_t(1) << (b - 1)}, {"to", b == 0 ? 0 : (uint64_t(1) << b) - 1},
                     {"updates", r.staleness[b]}});
   return {{"nodes", r.nodes}, {"idle_nodes", r.idle_nodes}, {"buffer_size", r.buffer_size}, {"server_lr", r.server_lr},
-          {"staleness_grace", r.staleness_grace},
+          {"staleness_grace", r.staleness_grace}, {"server_momentum", r.server_momentum},
           {"final_accuracy", r.final_accuracy}, {"sim_seconds", r.sim_seconds}, {"wall_seconds", r.wall_seconds},
           {"time_to_target", r.time_to_target >= 0 ? nlohmann::json(r.time_to_target) : nlohmann::json(nullptr)},
           {"bytes_to_target", r.time_to_target >= 0 ? nlohmann::json(r.bytes_to_target) : nlohmann::json(nullptr)},
@@ -546,12 +549,16 @@ void add_fleet_bench_command(CLI::App& parent, Commands& commands) {
   c->add_option("--alpha", o->dirichlet_alpha, "non-IID shards with Dirichlet(alpha); 0 = IID")->check(CLI::NonNegativeNumber)->capture_default_str();
   c->add_option("--devices", o->devices, "device classes and their shares: pi4, jetson-nano, desktop")->capture_default_str();
   c->add_option("--links", o->links, "link profiles and their shares: datacenter, lte, congested-iot, flaky")->capture_default_str();
-  c->add_option("--buffer-size", o->buffer_size, "updates per model version (at most the fleet)")
-      ->check(CLI::Range(1, 1 << 20))->capture_default_str();
-  c->add_option("--server-lr", o->server_lr, "rate applied to each buffer's mean (0: lr x buffer / nodes, the nodes' "
-                 "progress averaged)")->check(CLI::NonNegativeNumber)->capture_default_str();
+  c->add_option("--buffer-size", o->buffer_size, "updates per model version, at most the fleet (0: the fleet rule, "
+                 "fleet_aggregation: 1 below 64 nodes, nodes / 64 from 64 on)")
+      ->check(CLI::Range(0, 1 << 20))->capture_default_str();
+  c->add_option("--server-lr", o->server_lr, "rate applied to each buffer's mean (0: with the fleet rule's buffer, its "
+                 "rate: lr x buffer / nodes below 64 nodes, lr from 64 on; with --buffer-size, lr x buffer / nodes)")
+                 ->check(CLI::NonNegativeNumber)->capture_default_str();
+  c->add_option("--server-momentum", o->server_momentum, "server momentum over the buffers' means (swarmlens-broker "
+                 "--server-momentum; 0 = off)")->check(CLI::Range(0.0, 0.999))->capture_default_str();
   c->add_option("--staleness-grace", o->staleness_grace, "versions of lag weighted 1, beyond which 1/(1+sqrt(lag - grace)) "
-                 "(-1: nodes x the nodes' trigger age)")->check(CLI::Range(int64_t(-1), int64_t(1) << 40))->capture_default_str();
+                 "(-1: the fleet rule's, nodes x the nodes' trigger age below 64 nodes, 1 from 64 on)")->check(CLI::Range(int64_t(-1), int64_t(1) << 40))->capture_default_str();
   c->add_option("--publish-interval", o->publish_interval_s, "seconds between the broker's publishes")
       ->check(CLI::Range(0.01, 3600.0))->capture_default_str();
   c->add_option("--target", o->target, "test accuracy to time")->check(CLI::Range(0.0, 1.0))->capture_default_str();

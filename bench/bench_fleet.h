@@ -37,14 +37,14 @@ struct FleetOptions {
   // Device classes and link profiles, each "name:share,..." (docs/benchmarks.md, "Fleet").
   std::string devices = "pi4:0.5,jetson-nano:0.3,desktop:0.2";
   std::string links = "lte:0.5,congested-iot:0.3,datacenter:0.1,flaky:0.1";
-  // The aggregator, as the broker runs two-step (bench/field/run, bench compression): each update
-  // applied as it comes (a buffer of 1), at the rate that averages the nodes' progress
-  // (averaging_server_lr: lr / N), lags of up to N trigger periods weighted 1 and longer ones by
-  // 1/(1 + sqrt(lag - grace)). 0 / -1 choose these; other values are for studies
-  // (docs/benchmarks.md, "Fleet": what the alternatives measured).
-  uint32_t buffer_size = AggregatorConfig{}.buffer_size;
-  double server_lr = 0.0;        // 0: averaging_server_lr(lr, N, buffer_size)
-  int64_t staleness_grace = -1;  // -1: N x the nodes' trigger age
+  // The aggregator: 0 / -1 take the fleet rule (aggregator.h, fleet_aggregation: below 64 nodes each
+  // update applied as it comes at the averaging rate lr / N, lags of up to N trigger periods weighted
+  // 1; from 64 nodes on buffers of N / 64 at the nodes' rate lr, every lag discounted by
+  // 1/(1 + sqrt(lag - 1))); other values are for studies (docs/benchmarks.md, "Fleet").
+  uint32_t buffer_size = 0;
+  double server_lr = 0.0;
+  int64_t staleness_grace = -1;
+  double server_momentum = AggregatorConfig{}.server_momentum;
   double publish_interval_s = 0.5;  // the broker's model stream (swarmlens-broker --publish-interval-ms)
   double downlink_density = DownlinkConfig::kDefaultDownlinkDensity;
   double target = 0.8;              // time and bytes to this test accuracy

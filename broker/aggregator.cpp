@@ -1,5 +1,6 @@
 #include "aggregator.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <stdexcept>
@@ -9,6 +10,21 @@ namespace swarmlens {
 double averaging_server_lr(double node_lr, uint32_t nodes, uint32_t buffer_size) {
   if (nodes == 0) throw std::invalid_argument("averaging_server_lr: no nodes");
   return double(buffer_size) * node_lr / double(nodes);
+}
+
+FleetAggregation fleet_aggregation(double node_lr, uint32_t nodes, uint64_t trigger_age) {
+  if (nodes == 0) throw std::invalid_argument("fleet_aggregation: no nodes");
+  constexpr uint32_t kLargeFleet = 64;
+  FleetAggregation f;
+  if (nodes < kLargeFleet) {
+    f.server_lr = averaging_server_lr(node_lr, nodes, 1);
+    f.staleness_grace = uint64_t(nodes) * std::max<uint64_t>(1, trigger_age);
+  } else {
+    f.buffer_size = nodes / kLargeFleet;
+    f.server_lr = node_lr;
+    f.staleness_grace = 1;
+  }
+  return f;
 }
 
 const char* verdict_name(Verdict v) {

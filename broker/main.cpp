@@ -69,6 +69,10 @@ int main(int argc, char** argv) {
   app.add_option("--rate-bytes", cfg.rate.bytes_per_s, "update bytes per second per node id (0 = no limit)")->check(CLI::NonNegativeNumber)->capture_default_str();
   app.add_option("--max-sequence-ahead", cfg.aggregation.max_sequence_ahead_s, "refuse update sequences more than this many seconds ahead of the clock (nodes number updates in microseconds; 0 = no check)")->capture_default_str();
   app.add_option("--signing-key", cfg.signing_key_path, "Ed25519 secret key file: sign every model and ack (created with its .pub if missing; nodes verify with model-key = the .pub)");
+  uint32_t fleet_size = 0;
+  app.add_option("--fleet-size", fleet_size, "the fleet's size: sets --buffer-size, --server-lr and --staleness-grace as "
+                 "bench fleet measured best for it with the nodes' default learning rate and trigger (those options given "
+                 "explicitly win; 0 = off)")->check(CLI::Range(0u, 10000000u))->capture_default_str();
   app.add_option("--max-staleness", cfg.aggregation.max_staleness, "reject updates this many versions behind")->capture_default_str();
   app.add_option("--staleness-grace", cfg.aggregation.staleness_grace, "versions behind still weighted 1")->capture_default_str();
   app.add_option("--decode-threads", cfg.decode_threads, "threads that decode and merge updates, each node's on one of them in "
@@ -110,6 +114,13 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     fmt::print(stderr, "swarmlens-broker: error: {}\n", e.what());
     return 2;
+  }
+  if (fleet_size > 0) {
+    const FleetAggregation f = fleet_aggregation(NodeTrainerConfig::kDefaultLr, fleet_size,
+                                                 node_compression_defaults().trigger.max_age_steps);
+    if (!app.count("--buffer-size")) cfg.aggregation.buffer_size = f.buffer_size;
+    if (!app.count("--server-lr")) cfg.aggregation.server_lr = f.server_lr;
+    if (!app.count("--staleness-grace")) cfg.aggregation.staleness_grace = f.staleness_grace;
   }
   cfg.journal = !no_journal;
   cfg.retain = !no_retain;

@@ -114,3 +114,19 @@ TEST_CASE("aggregator_rejects_wrong_layout_nan_stale_future_and_replayed", "[agg
   CHECK(a.count(Verdict::Accepted) == 3);
   for (float v : a.params()) CHECK(std::isfinite(v));
 }
+
+TEST_CASE("the fleet rule averages small fleets and buffers large ones at the nodes' rate", "[aggregator][fleet]") {
+  const FleetAggregation small = fleet_aggregation(0.05, 4, 2);
+  CHECK(small.buffer_size == 1);
+  CHECK(small.server_lr == Approx(0.0125));
+  CHECK(small.staleness_grace == 8);
+  const FleetAggregation at64 = fleet_aggregation(0.05, 64, 2);
+  CHECK(at64.buffer_size == 1);
+  CHECK(at64.server_lr == Approx(0.05));
+  CHECK(at64.staleness_grace == 1);
+  const FleetAggregation large = fleet_aggregation(0.05, 1024, 2);
+  CHECK(large.buffer_size == 16);
+  CHECK(large.server_lr == Approx(0.05));
+  CHECK(large.staleness_grace == 1);
+  CHECK_THROWS_AS(fleet_aggregation(0.05, 0, 2), std::invalid_argument);
+}
