@@ -157,6 +157,9 @@ std::vector<double> model_latencies(const NatsOptions& nats, const std::string& 
     cv.notify_all();
   });
   node->flush();
+  // The model the nodes hold now, as a node joining late reads it (keyframe and chain): the deltas
+  // that follow apply to it.
+  if (auto kept = fetch_retained_model(*node, id)) receiver.seed(std::make_shared<const Snapshot>(std::move(*kept)));
   const auto probes = make_updates(id, hash, dim, o.density, probe, o.latency_samples, 1);
   for (size_t i = 0; i < probes.size(); ++i) {
     {
