@@ -102,10 +102,16 @@ std::optional<Snapshot> BrokerService::resume_source(std::optional<Snapshot>& ke
   ModelTrust trust;
   trust.max_norm = max_model_norm_;
   if (key_) trust.key = key_->public_key;
-  if (cfg_.replicated_journal) {  // the server model a broker of this model kept at its last publish
+  // With the replicated journal, the server model kept at the last publish and the journal since
+  // hold everything; a published model kept after it (a broker that died between keeping the two)
+  // lacks its server residual, so it only decides whether the chain goes on.
+  bool checkpoint = false;
+  if (cfg_.replicated_journal) {
     try {
-      if (auto server = fetch_server_checkpoint(*link_, cfg_.model_id, trust))
+      if (auto server = fetch_server_checkpoint(*link_, cfg_.model_id, trust)) {
         consider(std::move(*server), "JetStream checkpoint", retention_stream(cfg_.model_id));
+        checkpoint = true;
+      }
     } catch (const NatsError&) {
       throw;
     } catch (const std::runtime_error& e) {
@@ -117,7 +123,7 @@ std::optional<Snapshot> BrokerService::resume_source(std::optional<Snapshot>& ke
       if (kept->layout_hash != layout_hash_ || kept->params.size() != dim_)
         throw std::runtime_error(retention_stream(cfg_.model_id) + ": retained model is for another model layout");
       kept_model = *kept;
-      consider(std::move(*kept), "JetStream", retention_stream(cfg_.model_id));
+      if (!checkpoint) consider(std::move(*kept), "JetStream", retention_stream(cfg_.model_id));
     }
   } catch (const NatsError&) {
     throw;  // JetStream unreachable: not a bad message, the operator must see it

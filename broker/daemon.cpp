@@ -167,7 +167,10 @@ void BrokerDaemon::stop_serving() {
   service_.reset();
 }
 
-BrokerDaemon::~BrokerDaemon() { evaluator_.reset(); }
+BrokerDaemon::~BrokerDaemon() {
+  stop_keeper();
+  evaluator_.reset();
+}
 
 void BrokerDaemon::run(const std::atomic<bool>& stop) {
   if (!lease_link_) {
@@ -176,9 +179,11 @@ void BrokerDaemon::run(const std::atomic<bool>& stop) {
     return;
   }
   while (acquire(stop)) {
+    start_keeper();
     start_serving();
     if (serve(stop)) {  // stopped while holding the lease: the last version out, then the lease freed
       final_publish();
+      stop_keeper();
       try {
         lease_link_->lease_release(lease_bucket(cfg_.broker.model_id), "leader");
       } catch (const NatsError& e) {
@@ -190,6 +195,7 @@ void BrokerDaemon::run(const std::atomic<bool>& stop) {
     fmt::print(stderr, "swarmlens-broker: lost the lease at model version {}: another broker serves; standing by\n",
                service_->stats().version);
     stop_serving();
+    stop_keeper();
   }
 }
 
@@ -218,7 +224,6 @@ bool BrokerDaemon::acquire(const std::atomic<bool>& stop) {
     try {
       if (auto rev = lease_link_->lease_acquire(bucket, "leader", cfg_.instance)) {
         lease_revision_ = *rev;
-        lease_renewed_ = Clock::now();
         fmt::print(stderr, "swarmlens-broker: {} holds the lease ({} ms): serving\n", cfg_.instance, cfg_.lease_ms);
         return true;
       }
@@ -237,28 +242,54 @@ bool BrokerDaemon::acquire(const std::atomic<bool>& stop) {
   return false;
 }
 
-bool BrokerDaemon::renew() {
-  const auto now = Clock::now();
-  if (now - lease_renewed_ < std::chrono::milliseconds(cfg_.lease_ms / 3)) return true;
-  try {
-    const auto rev = lease_link_->lease_renew(lease_bucket(cfg_.broker.model_id), "leader", cfg_.instance, lease_revision_);
-    if (!rev) return false;  // it lapsed and another took it
-    lease_revision_ = *rev;
-    lease_renewed_ = now;
-    return true;
-  } catch (const NatsError& e) {
-    // Cut off from JetStream: serve on while the lease surely holds, then step down, before a
-    // standby may take over.
-    fmt::print(stderr, "swarmlens-broker: cannot renew the lease: {}\n", e.what());
-    return now - lease_renewed_ < std::chrono::milliseconds(cfg_.lease_ms * 2 / 3);
+void BrokerDaemon::keep_lease() {
+  // On a thread of its own, so that a publish blocked on JetStream does not let the lease lapse
+  // under a broker that is alive.
+  const std::string bucket = lease_bucket(cfg_.broker.model_id);
+  const auto third = std::chrono::milliseconds(cfg_.lease_ms / 3);
+  const auto retry = std::chrono::milliseconds(std::max(10, cfg_.lease_ms / 20));
+  auto renewed = Clock::now(), due = renewed + third;
+  while (!keeper_quit_) {
+    while (!keeper_quit_ && Clock::now() < due) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (keeper_quit_) return;
+    try {
+      const auto rev = lease_link_->lease_renew(bucket, "leader", cfg_.instance, lease_revision_);
+      if (!rev) {  // it lapsed and another took it
+        lease_held_ = false;
+        return;
+      }
+      lease_revision_ = *rev;
+      renewed = Clock::now();
+      due = renewed + third;
+    } catch (const NatsError& e) {
+      // Cut off from JetStream: serve on while the lease surely holds, then step down, before a
+      // standby may take over.
+      fmt::print(stderr, "swarmlens-broker: cannot renew the lease: {}\n", e.what());
+      if (Clock::now() - renewed >= 2 * third) {
+        lease_held_ = false;
+        return;
+      }
+      due = Clock::now() + retry;
+    }
   }
+}
+
+void BrokerDaemon::start_keeper() {
+  lease_held_ = true;
+  keeper_quit_ = false;
+  lease_keeper_ = std::thread([this] { keep_lease(); });
+}
+
+void BrokerDaemon::stop_keeper() {
+  keeper_quit_ = true;
+  if (lease_keeper_.joinable()) lease_keeper_.join();
 }
 
 bool BrokerDaemon::serve(const std::atomic<bool>& stop) {
   auto last_stats = Clock::now(), last_eval = last_stats - std::chrono::hours(1);
   auto next_publish = Clock::now();  // the first model goes out at once: a node joining now gets it
   while (!stop) {
-    if (lease_link_ && !renew()) return false;
+    if (lease_link_ && !lease_held_) return false;
     if (Clock::now() < next_publish) {
       std::this_thread::sleep_for(std::min<Clock::duration>(next_publish - Clock::now(), std::chrono::milliseconds(50)));
       continue;

@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "broker_service.h"
 #include "nats_link.h"
@@ -62,7 +63,9 @@ class BrokerDaemon {
   // The publish/metrics/stats loop until stop, or until the lease is lost (then false).
   bool serve(const std::atomic<bool>& stop);
   bool acquire(const std::atomic<bool>& stop);  // stands by until the lease is ours (true) or stop
-  bool renew();            // keeps the lease; false once it is lost or cannot be renewed in time
+  void keep_lease();       // the keeper thread: renews every lease / 3; lease_held_ = false once lost
+  void start_keeper();
+  void stop_keeper();
   void publish();          // the model, if it changed; a failure is reported and retried next time
   // Each reads the round's one copy of the service's counters.
   void report_journal(const BrokerStats& st);  // new journal write failures, on stderr
@@ -78,8 +81,9 @@ class BrokerDaemon {
   std::unique_ptr<Evaluator> evaluator_;  // null without test data
   std::shared_ptr<const Dataset> test_;
   std::unique_ptr<NatsLink> lease_link_;  // with a lease
-  uint64_t lease_revision_ = 0;
-  std::chrono::steady_clock::time_point lease_renewed_;
+  uint64_t lease_revision_ = 0;         // the keeper's while it runs
+  std::atomic<bool> lease_held_{false}, keeper_quit_{false};
+  std::thread lease_keeper_;
   BrokerStats last_stats_;
   uint64_t journal_errors_seen_ = 0;
 };
