@@ -71,6 +71,23 @@ std::vector<uint8_t> make_update(const std::string& id, uint64_t hash, uint32_t 
   return encode_update({id, hash, 0, node, seq, 32}, v, {});
 }
 
+// Bytes the cluster's servers have sent and received (all their connections: clients, routes, leaf
+// nodes), from their monitoring endpoints.
+std::pair<uint64_t, uint64_t> cluster_bytes(LocalNatsCluster& c) {
+  uint64_t out = 0, in = 0;
+  for (size_t i = 0; i < c.size(); ++i) {
+    const auto v = nlohmann::json::parse(http_get_loopback(c.monitor_port(i), "/varz"));
+    out += v.value("out_bytes", uint64_t(0));
+    in += v.value("in_bytes", uint64_t(0));
+  }
+  return {out, in};
+}
+uint64_t cluster_leafnodes(LocalNatsCluster& c) {
+  uint64_t n = 0;
+  for (size_t i = 0; i < c.size(); ++i) n += nlohmann::json::parse(http_get_loopback(c.monitor_port(i), "/varz")).value("leafnodes", uint64_t(0));
+  return n;
+}
+
 // What the fleet's nodes heard: answers to their updates and bytes of the model stream.
 struct Heard {
   std::atomic<uint64_t> answered{0}, accepted{0}, model_bytes{0}, model_messages{0};
@@ -147,8 +164,22 @@ int run_swarm_bench(const SwarmBenchOptions& o) {
   });
   watcher->flush();
 
-  // The fleet: a connection each, spread over the cluster's servers, following the model subject
-  // and its own answers.
+  // Sites: a nats-server each, a leaf node of the cluster; the site's cameras connect to it.
+  std::vector<std::unique_ptr<LocalNatsServer>> sites;
+  for (uint32_t i = 0; i < o.sites; ++i)
+    sites.push_back(std::make_unique<LocalNatsServer>(
+        logs + "/site-" + std::to_string(i) + ".log",
+        std::vector<std::string>{"-c", cluster.leaf_remotes_config(), "--server_name", "site-" + std::to_string(i)}, false));
+  if (o.sites) {
+    const auto t0 = Clock::now();
+    while (cluster_leafnodes(cluster) < o.sites && secs(Clock::now() - t0) < 30)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (cluster_leafnodes(cluster) < o.sites) throw std::runtime_error("the site servers did not join the cluster as leaf nodes");
+    fmt::print("{} site servers joined as leaf nodes\n", o.sites);
+  }
+
+  // The fleet: a connection each, spread over the cluster's servers (or to their site's), following
+  // the model subject and its own answers.
   fmt::print("connecting {} nodes...\n", o.nodes);
   Heard heard;
   std::vector<std::unique_ptr<NatsLink>> links(o.nodes);
@@ -156,6 +187,7 @@ int run_swarm_bench(const SwarmBenchOptions& o) {
   for (uint32_t n = 0; n < o.nodes; ++n) {
     NatsOptions mine = nats;
     std::rotate(mine.urls.begin(), mine.urls.begin() + (n % mine.urls.size()), mine.urls.end());
+    if (o.sites) mine.urls = {sites[n % o.sites]->url()};
     mine.name = "swarm-node-" + std::to_string(n);
     mine.shared_delivery = true;
     links[n] = NatsLink::connect(mine);
@@ -247,7 +279,10 @@ int run_swarm_bench(const SwarmBenchOptions& o) {
   const double broker_cpu0 = cpu_seconds(broker.pid());
   std::vector<double> server_cpu0;
   for (size_t i = 0; i < cluster.size(); ++i) server_cpu0.push_back(cpu_seconds(cluster.server(i).pid()));
+  double sites_cpu0 = 0;
+  for (auto& site : sites) sites_cpu0 += cpu_seconds(site->pid());
   const uint64_t model_bytes0 = heard.model_bytes;
+  const auto hub0 = cluster_bytes(cluster);
   std::atomic<uint64_t> sent{0};
   const auto t0 = Clock::now() + std::chrono::milliseconds(100);
   {
@@ -300,7 +335,12 @@ int run_swarm_bench(const SwarmBenchOptions& o) {
   const double broker_cpu = cpu_seconds(broker.pid()) - broker_cpu0;
   double servers_cpu = 0;
   for (size_t i = 0; i < cluster.size(); ++i) servers_cpu += cpu_seconds(cluster.server(i).pid()) - server_cpu0[i];
+  double sites_cpu = -sites_cpu0;
+  for (auto& site : sites) sites_cpu += cpu_seconds(site->pid());
   const double broker_rss = peak_rss_mib(broker.pid());
+  const auto hub1 = cluster_bytes(cluster);
+  const double hub_out_per_s = double(hub1.first - hub0.first) / answered_seconds;
+  const double hub_in_per_s = double(hub1.second - hub0.second) / answered_seconds;
   std::this_thread::sleep_for(std::chrono::milliseconds(2 * o.publish_interval_ms + 100));  // the last probe models
   const uint64_t model_bytes = heard.model_bytes - model_bytes0;
   std::vector<double> lat;
@@ -332,9 +372,10 @@ int run_swarm_bench(const SwarmBenchOptions& o) {
       {"accepted_per_s", double(accepted) / answered_seconds}, {"answered_seconds", answered_seconds},
       {"latency", {{"samples", lat.size()}, {"p50_ms", pct(0.5)}, {"p99_ms", pct(0.99)}, {"max_ms", pct(1.0)},
                    {"publish_interval_ms", o.publish_interval_ms}}},
-      {"downlink_bytes_per_s", double(model_bytes) / answered_seconds},
+      {"downlink_bytes_per_s", double(model_bytes) / answered_seconds}, {"sites", o.sites},
+      {"hub_out_bytes_per_s", hub_out_per_s}, {"hub_in_bytes_per_s", hub_in_per_s},
       {"broker_cpu_seconds", broker_cpu}, {"broker_cpu_share", broker_cpu / answered_seconds},
-      {"nats_servers_cpu_seconds", servers_cpu}, {"broker_peak_rss_mib", broker_rss},
+      {"nats_servers_cpu_seconds", servers_cpu}, {"site_servers_cpu_seconds", sites_cpu}, {"broker_peak_rss_mib", broker_rss},
       {"decode_threads", o.decode_threads}, {"downlink_density", o.downlink_density},
       {"broker_metrics", broker_metrics}, {"cores", std::thread::hardware_concurrency()}};
   fmt::print("{} nodes on {} nats-servers (streams x{}), {} B updates ({}% dense)\n", o.nodes, o.servers, o.replicas,
@@ -344,9 +385,13 @@ int run_swarm_bench(const SwarmBenchOptions& o) {
   fmt::print("accepted {:.0f} updates/s (all answered after {:.1f} s)\n", j["accepted_per_s"].get<double>(), answered_seconds);
   fmt::print("update to model latency (publish every {} ms): p50 {:.0f} ms, p99 {:.0f} ms over {} updates\n",
              o.publish_interval_ms, pct(0.5), pct(0.99), lat.size());
-  fmt::print("downlink out of the cluster: {:.2f} MB/s to {} nodes\n", double(model_bytes) / answered_seconds / 1e6, o.nodes);
-  fmt::print("broker: {:.2f} CPU s ({:.2f} cores), peak RSS {:.0f} MiB; nats-servers: {:.2f} CPU s\n", broker_cpu,
-             broker_cpu / answered_seconds, broker_rss, servers_cpu);
+  fmt::print("model stream received by the nodes: {:.2f} MB/s ({} nodes{})\n", double(model_bytes) / answered_seconds / 1e6,
+             o.nodes, o.sites ? fmt::format(" behind {} site leaf nodes", o.sites) : std::string());
+  fmt::print("the cluster's servers sent {:.2f} MB/s and received {:.2f} MB/s (clients, routes, leaf nodes)\n",
+             hub_out_per_s / 1e6, hub_in_per_s / 1e6);
+  fmt::print("broker: {:.2f} CPU s ({:.2f} cores), peak RSS {:.0f} MiB; the cluster's nats-servers: {:.2f} CPU s{}\n",
+             broker_cpu, broker_cpu / answered_seconds, broker_rss, servers_cpu,
+             o.sites ? fmt::format(", the site servers: {:.2f} CPU s", sites_cpu) : std::string());
   report.write(j);
   std::error_code ec;
   std::filesystem::remove_all(logs, ec);
@@ -367,6 +412,8 @@ void add_swarm_bench_command(CLI::App& parent, Commands& commands) {
   c->add_option("--decode-threads", o->decode_threads, "the broker's decode threads (0 = the NATS thread)")->check(CLI::Range(0, 64))->capture_default_str();
   c->add_option("--downlink-density", o->downlink_density, "the broker's --downlink-density")->check(CLI::Range(1e-6, 1.0))->capture_default_str();
   c->add_option("--drivers", o->drivers, "threads publishing the nodes' updates")->check(CLI::Range(1, 64))->capture_default_str();
+  c->add_option("--sites", o->sites, "site nats-servers, leaf nodes of the cluster, the nodes spread over them (0 = "
+                 "the nodes connect to the cluster)")->check(CLI::Range(0, 100))->capture_default_str();
   c->add_option("--json", o->json_path, "write results as JSON to this file");
   commands.add(c, [o] { return run_swarm_bench(*o); });
 }

@@ -32,6 +32,7 @@ struct SwarmBenchOptions {
   unsigned decode_threads = BrokerConfig::kDefaultDecodeThreads;
   double downlink_density = DownlinkConfig::kDefaultDownlinkDensity;
   uint32_t drivers = 4;     // threads that publish the nodes' updates
+  uint32_t sites = 0;       // > 0: the nodes connect to this many site servers, leaf nodes of the cluster
   std::string json_path;
 };
 

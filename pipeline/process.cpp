@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <stdexcept>
 #include <thread>
 
@@ -87,8 +88,8 @@ int Process::stop(int sig, std::chrono::milliseconds grace) {
   return status_;
 }
 
-LocalNatsServer::LocalNatsServer(std::string log_path, std::vector<std::string> extra_args)
-    : port_(free_loopback_port()), log_path_(std::move(log_path)), extra_args_(std::move(extra_args)) {
+LocalNatsServer::LocalNatsServer(std::string log_path, std::vector<std::string> extra_args, bool jetstream)
+    : port_(free_loopback_port()), log_path_(std::move(log_path)), extra_args_(std::move(extra_args)), jetstream_(jetstream) {
   std::string dir = (std::filesystem::temp_directory_path() / "swarmlens-nats-XXXXXX").string();
   if (!mkdtemp(dir.data())) throw std::runtime_error("cannot create a JetStream store folder: " + std::string(std::strerror(errno)));
   store_ = dir;
@@ -108,7 +109,8 @@ LocalNatsServer::~LocalNatsServer() {
 }
 
 void LocalNatsServer::start() {
-  std::vector<std::string> argv{"nats-server", "-a", "127.0.0.1", "-p", std::to_string(port_), "-js", "-sd", store_};
+  std::vector<std::string> argv{"nats-server", "-a", "127.0.0.1", "-p", std::to_string(port_)};
+  if (jetstream_) argv.insert(argv.end(), {"-js", "-sd", store_});
   argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
   process_ = std::make_unique<Process>(argv, log_path_);
   if (!wait_for_port(port_, std::chrono::seconds(10))) {
@@ -130,18 +132,75 @@ void LocalNatsServer::kill() {
 
 LocalNatsCluster::LocalNatsCluster(size_t servers, const std::string& log_prefix) {
   if (servers == 0) throw std::invalid_argument("a NATS cluster of no servers");
+  std::string dir = (std::filesystem::temp_directory_path() / "swarmlens-cluster-XXXXXX").string();
+  if (!mkdtemp(dir.data())) throw std::runtime_error("cannot create a folder for cluster configs: " + std::string(std::strerror(errno)));
+  conf_dir_ = dir;
   std::vector<int> route_ports;
-  for (size_t i = 0; i < servers; ++i) route_ports.push_back(free_loopback_port());
   for (size_t i = 0; i < servers; ++i) {
-    std::string routes;
-    for (size_t j = 0; j < servers; ++j)
-      if (j != i) routes += (routes.empty() ? "" : ",") + std::string("nats://127.0.0.1:") + std::to_string(route_ports[j]);
-    std::vector<std::string> args{"--server_name", "swarmlens-" + std::to_string(i), "--cluster_name", "swarmlens",
-                                  "--cluster", "nats://127.0.0.1:" + std::to_string(route_ports[i])};
-    if (!routes.empty()) args.insert(args.end(), {"--routes", routes});
-    servers_.push_back(std::make_unique<LocalNatsServer>(
-        log_prefix.empty() ? "/dev/null" : log_prefix + "-" + std::to_string(i) + ".log", args));
+    route_ports.push_back(free_loopback_port());
+    monitor_ports_.push_back(free_loopback_port());
+    leaf_ports_.push_back(free_loopback_port());
   }
+  try {
+    for (size_t i = 0; i < servers; ++i) {
+      std::string routes;
+      for (size_t j = 0; j < servers; ++j)
+        if (j != i) routes += (routes.empty() ? "" : ",") + std::string("nats://127.0.0.1:") + std::to_string(route_ports[j]);
+      const std::string conf = conf_dir_ + "/hub-" + std::to_string(i) + ".conf";
+      std::ofstream(conf) << "leafnodes { listen: \"127.0.0.1:" << leaf_ports_[i] << "\" }\n";
+      std::vector<std::string> args{"-c", conf, "-m", std::to_string(monitor_ports_[i]), "--server_name",
+                                    "swarmlens-" + std::to_string(i), "--cluster_name", "swarmlens", "--cluster",
+                                    "nats://127.0.0.1:" + std::to_string(route_ports[i])};
+      if (!routes.empty()) args.insert(args.end(), {"--routes", routes});
+      servers_.push_back(std::make_unique<LocalNatsServer>(
+          log_prefix.empty() ? "/dev/null" : log_prefix + "-" + std::to_string(i) + ".log", args));
+    }
+  } catch (...) {
+    servers_.clear();
+    std::error_code ec;
+    std::filesystem::remove_all(conf_dir_, ec);
+    throw;
+  }
+}
+
+LocalNatsCluster::~LocalNatsCluster() {
+  servers_.clear();
+  std::error_code ec;
+  std::filesystem::remove_all(conf_dir_, ec);
+}
+
+std::string LocalNatsCluster::leaf_remotes_config() {
+  const std::string conf = conf_dir_ + "/leaf.conf";
+  std::ofstream f(conf);
+  f << "leafnodes { remotes = [ { urls: [";
+  for (size_t i = 0; i < leaf_ports_.size(); ++i) f << (i ? ", " : "") << "\"nats-leaf://127.0.0.1:" << leaf_ports_[i] << "\"";
+  f << "] } ] }\n";
+  return conf;
+}
+
+std::string http_get_loopback(int port, const std::string& path) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) throw std::runtime_error("socket: " + std::string(std::strerror(errno)));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(uint16_t(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    close(fd);
+    throw std::runtime_error("cannot connect to 127.0.0.1:" + std::to_string(port));
+  }
+  const std::string req = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+  if (write(fd, req.data(), req.size()) != ssize_t(req.size())) {
+    close(fd);
+    throw std::runtime_error("cannot send to 127.0.0.1:" + std::to_string(port));
+  }
+  std::string out;
+  char buf[65536];
+  for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) out.append(buf, size_t(n));
+  close(fd);
+  const size_t body = out.find("\r\n\r\n");
+  if (body == std::string::npos) throw std::runtime_error("no HTTP answer from 127.0.0.1:" + std::to_string(port) + path);
+  return out.substr(body + 4);
 }
 
 std::vector<std::string> LocalNatsCluster::urls() const {

@@ -38,7 +38,8 @@ class LocalNatsServer {
  public:
   // log_path as Process's ("/dev/null" to discard). Throws std::runtime_error if it does not start.
   // extra_args go to nats-server after the defaults (e.g. --user/--pass, or -c with a config file).
-  explicit LocalNatsServer(std::string log_path, std::vector<std::string> extra_args = {});
+  // jetstream = false: a server without it (a site's leaf node, which uses the hub's).
+  explicit LocalNatsServer(std::string log_path, std::vector<std::string> extra_args = {}, bool jetstream = true);
   ~LocalNatsServer();
   LocalNatsServer(const LocalNatsServer&) = delete;
   LocalNatsServer& operator=(const LocalNatsServer&) = delete;
@@ -54,22 +55,36 @@ class LocalNatsServer {
   int port_;
   std::string store_, log_path_;
   std::vector<std::string> extra_args_;
+  bool jetstream_ = true;
   std::unique_ptr<Process> process_;
 };
 
 // A cluster of nats-servers on loopback, each with JetStream and routes to all the others, so that
-// streams can be replicated (replicas up to the cluster's size). Logs to <log_prefix>-<i>.log, or
-// nowhere when log_prefix is empty. Throws std::runtime_error if a server does not start.
+// streams can be replicated (replicas up to the cluster's size), each with its HTTP monitoring port
+// and a port for leaf nodes (a site's server joins with leaf_remotes_config()). Logs to
+// <log_prefix>-<i>.log, or nowhere when log_prefix is empty. Throws std::runtime_error if a server
+// does not start.
 class LocalNatsCluster {
  public:
   LocalNatsCluster(size_t servers, const std::string& log_prefix);
+  ~LocalNatsCluster();
   size_t size() const { return servers_.size(); }
   LocalNatsServer& server(size_t i) { return *servers_.at(i); }
   std::vector<std::string> urls() const;  // client URLs, in server order
+  int monitor_port(size_t i) const { return monitor_ports_.at(i); }
+  // A config file (written once, removed with the cluster) for a leaf node of this cluster: pass it
+  // with -c to a LocalNatsServer without JetStream.
+  std::string leaf_remotes_config();
 
  private:
+  std::string conf_dir_;
+  std::vector<int> monitor_ports_, leaf_ports_;
   std::vector<std::unique_ptr<LocalNatsServer>> servers_;
 };
+
+// GET http://127.0.0.1:port/path: the body of the answer (for nats-server's monitoring JSON).
+// Throws std::runtime_error.
+std::string http_get_loopback(int port, const std::string& path);
 
 // The directory of this executable, for finding its siblings (swarmlens-broker) in a build or install.
 std::string self_dir();
