@@ -253,12 +253,7 @@ void BrokerDaemon::keep_lease() {
     while (!keeper_quit_ && Clock::now() < due) std::this_thread::sleep_for(std::chrono::milliseconds(10));
     if (keeper_quit_) return;
     try {
-      const auto rev = lease_link_->lease_renew(bucket, "leader", cfg_.instance, lease_revision_);
-      if (!rev) {  // it lapsed and another took it
-        lease_held_ = false;
-        return;
-      }
-      lease_revision_ = *rev;
+      if (!renew_lease()) return;  // it lapsed and another took it
       renewed = Clock::now();
       due = renewed + third;
     } catch (const NatsError& e) {
@@ -272,6 +267,18 @@ void BrokerDaemon::keep_lease() {
       due = Clock::now() + retry;
     }
   }
+}
+
+bool BrokerDaemon::renew_lease() {
+  std::lock_guard<std::mutex> g(lease_lock_);
+  if (!lease_held_) return false;
+  const auto rev = lease_link_->lease_renew(lease_bucket(cfg_.broker.model_id), "leader", cfg_.instance, lease_revision_);
+  if (!rev) {
+    lease_held_ = false;
+    return false;
+  }
+  lease_revision_ = *rev;
+  return true;
 }
 
 void BrokerDaemon::start_keeper() {
@@ -295,6 +302,16 @@ bool BrokerDaemon::serve(const std::atomic<bool>& stop) {
       continue;
     }
     next_publish = Clock::now() + std::chrono::milliseconds(cfg_.publish_interval_ms);
+    // With a lease, each publish (which keeps the server model where a standby resumes from) is
+    // made only right after the lease was renewed: a broker that was frozen or cut off while
+    // another took over finds out here, before it overwrites anything.
+    if (lease_link_) {
+      try {
+        if (!renew_lease()) return false;
+      } catch (const NatsError&) {
+        continue;  // JetStream unreachable: the keeper decides when to step down; no publish meanwhile
+      }
+    }
     publish();
     const BrokerStats st = service_->stats();  // one copy a round, for what reports it
     report_journal(st);

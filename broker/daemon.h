@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -64,6 +65,7 @@ class BrokerDaemon {
   bool serve(const std::atomic<bool>& stop);
   bool acquire(const std::atomic<bool>& stop);  // stands by until the lease is ours (true) or stop
   void keep_lease();       // the keeper thread: renews every lease / 3; lease_held_ = false once lost
+  bool renew_lease();      // one conditional renewal: false (and lease_held_ = false) when lost; throws NatsError
   void start_keeper();
   void stop_keeper();
   void publish();          // the model, if it changed; a failure is reported and retried next time
@@ -81,7 +83,8 @@ class BrokerDaemon {
   std::unique_ptr<Evaluator> evaluator_;  // null without test data
   std::shared_ptr<const Dataset> test_;
   std::unique_ptr<NatsLink> lease_link_;  // with a lease
-  uint64_t lease_revision_ = 0;         // the keeper's while it runs
+  std::mutex lease_lock_;               // one renewal at a time: lease_revision_
+  uint64_t lease_revision_ = 0;
   std::atomic<bool> lease_held_{false}, keeper_quit_{false};
   std::thread lease_keeper_;
   BrokerStats last_stats_;

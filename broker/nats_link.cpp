@@ -621,7 +621,7 @@ void NatsLink::ensure_log_stream(const std::string& stream, const std::string& s
   else if (jerr != JSStreamNameExistErr) check_js(s, jerr, "create JetStream stream " + stream);
 }
 
-uint64_t NatsLink::log_append(const std::string& subject, const std::vector<uint8_t>& payload) {
+uint64_t NatsLink::log_append(const std::string& subject, const std::vector<uint8_t>& payload, uint64_t expect_last) {
   jsCtx* js = nullptr;
   {
     std::lock_guard<std::mutex> g(impl_->js_lock);
@@ -630,27 +630,34 @@ uint64_t NatsLink::log_append(const std::string& subject, const std::vector<uint
   if (int64_t(payload.size()) > max_payload())
     throw NatsError("JetStream log " + subject + ": " + std::to_string(payload.size()) + " bytes, more than the server's "
                     "max_payload " + std::to_string(max_payload()));
+  jsPubOptions po;
+  check(jsPubOptions_Init(&po), "JetStream publish options");
+  // 0 means "no expectation" to nats.c: an empty stream is expected with ExpectLastSeq unset, which
+  // only the first append of a fresh stream relies on.
+  po.ExpectLastSeq = expect_last;
   jsPubAck* ack = nullptr;
   jsErrCode jerr = jsErrCode(0);
-  const natsStatus s = js_Publish(&ack, js, subject.c_str(), payload.data(), int(payload.size()), nullptr, &jerr);
+  const natsStatus s = js_Publish(&ack, js, subject.c_str(), payload.data(), int(payload.size()), &po, &jerr);
   const uint64_t seq = s == NATS_OK && ack ? ack->Sequence : 0;
   jsPubAck_Destroy(ack);
+  if (jerr == JSStreamWrongLastSequenceErr)
+    throw NatsError("JetStream log " + subject + ": another writer appended since sequence " + std::to_string(expect_last));
   check_js(s, jerr, "JetStream log " + subject);
   return seq;
 }
 
-void NatsLink::log_read(const std::string& stream, const std::string& subject,
-                        const std::function<void(uint64_t, std::vector<uint8_t>)>& each) {
+uint64_t NatsLink::log_read(const std::string& stream, const std::string& subject,
+                            const std::function<void(uint64_t, std::vector<uint8_t>)>& each) {
   std::lock_guard<std::mutex> g(impl_->js_lock);
   jsCtx* js = impl_->jetstream();
   jsStreamInfo* info = nullptr;
   jsErrCode jerr = jsErrCode(0);
   natsStatus s = js_GetStreamInfo(&info, js, stream.c_str(), nullptr, &jerr);
-  if (s == NATS_NOT_FOUND) return;
+  if (s == NATS_NOT_FOUND) return 0;
   check_js(s, jerr, "JetStream stream " + stream);
   const uint64_t last = info->State.LastSeq, count = info->State.Msgs;
   jsStreamInfo_Destroy(info);
-  if (count == 0) return;
+  if (count == 0) return last;
   jsSubOptions so;
   jsSubOptions_Init(&so);
   so.Stream = stream.c_str();
@@ -673,6 +680,7 @@ void NatsLink::log_read(const std::string& stream, const std::string& subject,
     each(seq, std::vector<uint8_t>(data, data + natsMsg_GetDataLength(msg.get())));
     if (seq >= last) break;
   }
+  return last;
 }
 
 void NatsLink::log_trim(const std::string& stream, uint64_t sequence) {

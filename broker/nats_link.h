@@ -120,13 +120,15 @@ class NatsLink {
 
   // A JetStream log (the brokers' replicated journal). ensure_log_stream makes a stream keeping
   // every message on `subject` (file storage, `replicas` copies); log_append stores one message
-  // (at most max_payload bytes) and returns its stream sequence once the stream has it; log_read
-  // hands every message in the stream to `each` in order (an ordered consumer); log_trim removes
-  // those with a sequence below `sequence`. Throw NatsError.
+  // (at most max_payload bytes) and returns its stream sequence once the stream has it, only if the
+  // stream's last sequence is still `expect_last` (else NatsError; a fencing token: another writer
+  // appended since); log_read hands every message in the stream to `each` in order (an ordered
+  // consumer) and returns the stream's last sequence (0: empty since made); log_trim removes those
+  // with a sequence below `sequence`. Throw NatsError.
   void ensure_log_stream(const std::string& stream, const std::string& subject, int replicas);
-  uint64_t log_append(const std::string& subject, const std::vector<uint8_t>& payload);
-  void log_read(const std::string& stream, const std::string& subject,
-                const std::function<void(uint64_t sequence, std::vector<uint8_t> payload)>& each);
+  uint64_t log_append(const std::string& subject, const std::vector<uint8_t>& payload, uint64_t expect_last);
+  uint64_t log_read(const std::string& stream, const std::string& subject,
+                    const std::function<void(uint64_t sequence, std::vector<uint8_t> payload)>& each);
   void log_trim(const std::string& stream, uint64_t sequence);
 
   bool connected() const;

@@ -10,17 +10,22 @@ StreamJournal::StreamJournal(NatsLink& link, const std::string& model_id, int re
   link_.ensure_log_stream(stream_, subject_, replicas);
   DecodeOptions header;
   header.header_only = true;
-  link_.log_read(stream_, subject_, [&](uint64_t stream_sequence, std::vector<uint8_t> payload) {
+  last_ = link_.log_read(stream_, subject_, [&](uint64_t stream_sequence, std::vector<uint8_t> payload) {
     const DecodeResult h = decode_update(payload, header);
     if (!h.ok()) return;  // not an update: the merge would refuse it anyway
     records_.push_back({stream_sequence, h.value.header.node_id, h.value.header.sequence});
     recovered_.push_back({h.value.header.node_id, h.value.header.sequence, std::move(payload)});
   });
+  // The fence: from here on, a former writer's appends find another last sequence than theirs. (Not
+  // an update: skipped when read; purged with the records before it.)
+  static const std::vector<uint8_t> kFence = {'S', 'W', 'F', 'E', 'N', 'C', 'E'};
+  last_ = link_.log_append(subject_, kFence, last_);
 }
 
 void StreamJournal::append(JournalEntry e) {
   std::lock_guard<std::mutex> g(lock_);
-  const uint64_t seq = link_.log_append(subject_, e.payload);
+  const uint64_t seq = link_.log_append(subject_, e.payload, last_);
+  last_ = seq;
   records_.push_back({seq, e.node_id, e.sequence});
 }
 

@@ -5,8 +5,15 @@
 // update as it came (its header names the node and sequence); appends are one at a time (the stream
 // sequences stay in order, which compaction relies on) and return once the stream has the record.
 // Compaction purges the stream below the first record the checkpoint does not cover.
+//
+// Fencing: a journal opened by the broker that took the lease appends a fence record at once, and
+// every append expects the stream's last sequence to be the one this journal wrote last. A broker
+// that lost its lease while it was frozen or cut off, and wakes with updates still queued, finds
+// its appends refused (NatsError): it merges and answers none of them, so their nodes send them
+// again to the broker that serves now.
 #pragma once
 
+#include <cstdint>
 #include <deque>
 #include <mutex>
 #include <string>
@@ -18,7 +25,7 @@ namespace swarmlens {
 
 class StreamJournal : public Journal {
  public:
-  // Makes the stream if it is missing and reads what it holds. Throws NatsError.
+  // Makes the stream if it is missing, reads what it holds and appends the fence. Throws NatsError.
   StreamJournal(NatsLink& link, const std::string& model_id, int replicas);
 
   const std::vector<JournalEntry>& recovered() const override { return recovered_; }
@@ -38,6 +45,7 @@ class StreamJournal : public Journal {
   std::vector<JournalEntry> recovered_;
   mutable std::mutex lock_;
   std::deque<Record> records_;  // in stream order: what the stream holds
+  uint64_t last_ = 0;           // the stream's last sequence, as this journal wrote it
 };
 
 }  // namespace swarmlens

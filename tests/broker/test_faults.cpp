@@ -554,6 +554,38 @@ TEST_CASE("a standby broker takes over from a killed one with every accepted upd
   check_nothing_lost(nodes, kept_server_model({server.url()}, "ha"));
 }
 
+TEST_CASE("a serving broker frozen past its lease wakes to find another serving, steps down, and loses nothing",
+          "[faults][failover]") {
+  NatsServer server;
+  TempDir dir;
+  const std::string log_a = dir.path + "/a.log", log_b = dir.path + "/b.log";
+  Process a(standby_argv({server.url()}, "frozen", "broker-a", 1), log_a);
+  wait_until([&] { return count_in(log_a, "serving model") == 1; }, 30s);
+  Process b(standby_argv({server.url()}, "frozen", "broker-b", 1), log_b);
+  wait_until([&] { return count_in(log_b, "standing by: broker-a serves") == 1; }, 30s);
+  REQUIRE(count_in(log_b, "standing by: broker-a serves") == 1);
+  NatsOptions opts;
+  opts.urls = {server.url()};
+  std::vector<std::unique_ptr<CountingNode>> nodes;
+  for (uint32_t n = 0; n < 3; ++n) nodes.push_back(std::make_unique<CountingNode>(opts, "frozen", n, CountingFleet::kCount));
+  wait_until([&] { return total(nodes, &UplinkStats::delivered) >= 30; }, 60s);
+  // Frozen (a partition, a VM paused): updates keep arriving in its socket while the standby takes
+  // the lapsed lease over.
+  REQUIRE(kill(a.pid(), SIGSTOP) == 0);
+  wait_until([&] { return count_in(log_b, "serving model") == 1; }, 30s);
+  REQUIRE(count_in(log_b, "serving model") == 1);
+  std::this_thread::sleep_for(1s);
+  REQUIRE(kill(a.pid(), SIGCONT) == 0);
+  wait_until([&] { return count_in(log_a, "lost the lease") == 1; }, 30s);
+  CHECK(count_in(log_a, "lost the lease") == 1);
+  for (auto& n : nodes) REQUIRE(n->finish(120s));
+  REQUIRE(b.stop(SIGTERM, 10000ms) == 0);
+  a.stop(SIGTERM, 10000ms);
+  std::printf("frozen broker: woke and stepped down; %llu resent, %llu answered journal_unavailable\n",
+              (unsigned long long)total(nodes, &UplinkStats::resent), (unsigned long long)total(nodes, &UplinkStats::unavailable));
+  check_nothing_lost(nodes, kept_server_model({server.url()}, "frozen"));
+}
+
 TEST_CASE("a broker stopped with SIGTERM hands the lease over at once", "[faults][failover]") {
   NatsServer server;
   TempDir dir;
