@@ -24,6 +24,7 @@
 #include <thread>
 
 #include "bench_report.h"
+#include "bench_swarm.h"
 #include "codec.h"
 #include "command.h"
 #include "daemon.h"
@@ -37,7 +38,7 @@ namespace swarmlens {
 void add_failover_bench_command(CLI::App& parent, Commands& commands);
 
 struct FailoverBenchOptions {
-  uint32_t servers = 3;
+  uint32_t servers = SwarmBenchOptions{}.servers;
   uint32_t nodes = 8;
   int lease_ms = DaemonConfig::kStandbyLeaseMs;
   int ack_timeout_ms = 1000;  // the nodes' (UplinkOptions): a resend after this long unanswered
@@ -151,6 +152,50 @@ class CountingNode {
   std::thread thread_;
 };
 
+// A swarmlens-broker of the model standing in for others, merging at weight 1 (every update exact).
+std::vector<std::string> standby_broker_argv(const std::string& urls, const std::string& id, int lease_ms, int replicas,
+                                             const std::string& name) {
+  return {find_sibling("swarmlens-broker", "broker"), "--nats", urls, "--model-id", id, "--replicated-journal",
+          "--lease-ms", std::to_string(lease_ms), "--stream-replicas", std::to_string(replicas), "--instance", name,
+          "--server-lr", "1", "--buffer-size", "1", "--staleness-grace", "1000000", "--max-staleness", "1000000",
+          "--clip-factor", "0", "--stats", "0"};
+}
+
+bool wait_for(const std::function<bool()>& done, double seconds) {
+  const auto end = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  while (!done() && Clock::now() < end) std::this_thread::sleep_for(10ms);
+  return done();
+}
+
+// Whether the final model holds every node's updates 1..sent exactly once: each node's last sequence
+// applied, one version per merge, and the weights the initial ones minus the exact sum.
+struct Exactness {
+  double max_weight_error = 0;
+  bool applied_all = true, exact = false;
+  uint64_t in_model = 0;
+  uint64_t resent = 0, unavailable = 0;  // by the nodes; answered journal_unavailable
+};
+Exactness exactness(const Snapshot& final_model, const std::vector<std::unique_ptr<CountingNode>>& nodes, uint64_t total) {
+  Exactness x;
+  std::vector<double> w(nodes.front()->initial().params.begin(), nodes.front()->initial().params.end());
+  for (uint32_t n = 0; n < nodes.size(); ++n) {
+    for (uint64_t k = 1; k <= nodes[n]->sent(); ++k) {
+      const SparseVector u = synthetic(uint32_t(w.size()), n, k);
+      for (size_t j = 0; j < u.nnz(); ++j) w[u.index[j]] -= u.value[j];
+    }
+    const auto it = final_model.applied.find(n);
+    x.applied_all = x.applied_all && it != final_model.applied.end() && it->second == nodes[n]->sent();
+    if (it != final_model.applied.end()) x.in_model += it->second;
+  }
+  for (size_t i = 0; i < w.size(); ++i) x.max_weight_error = std::max(x.max_weight_error, std::abs(double(final_model.params[i]) - w[i]));
+  x.exact = x.max_weight_error < 1e-4 && final_model.version == total;
+  for (auto& n : nodes) {
+    x.resent += n->stats().resent;
+    x.unavailable += n->stats().unavailable;
+  }
+  return x;
+}
+
 }  // namespace
 
 int run_failover_bench(const FailoverBenchOptions& o) {
@@ -164,21 +209,10 @@ int run_failover_bench(const FailoverBenchOptions& o) {
   const int replicas = int(std::min<uint32_t>(3, o.servers));
   std::string urls;
   for (const auto& u : cluster.urls()) urls += (urls.empty() ? "" : ",") + u;
-  auto broker_argv = [&](const std::string& name) {
-    return std::vector<std::string>{find_sibling("swarmlens-broker", "broker"), "--nats", urls, "--model-id", id,
-                                    "--replicated-journal", "--lease-ms", std::to_string(o.lease_ms), "--stream-replicas",
-                                    std::to_string(replicas), "--instance", name, "--server-lr", "1", "--buffer-size", "1",
-                                    "--staleness-grace", "1000000", "--max-staleness", "1000000", "--clip-factor", "0",
-                                    "--stats", "0"};
-  };
+  auto broker_argv = [&](const std::string& name) { return standby_broker_argv(urls, id, o.lease_ms, replicas, name); };
   const std::string log_a = logs + "/broker-a.log", log_b = logs + "/broker-b.log";
   std::unique_ptr<Process> a, b;
   auto serving = [&] { return count_in(log_a, "serving model") + count_in(log_b, "serving model"); };
-  auto wait_for = [](const std::function<bool()>& done, double seconds) {
-    const auto end = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
-    while (!done() && Clock::now() < end) std::this_thread::sleep_for(10ms);
-    return done();
-  };
   // JetStream elects its meta leader a few seconds after the routes form: a broker that started too
   // early exits, and is started again.
   for (int attempt = 0; attempt < 30 && serving() == 0; ++attempt) {
@@ -190,7 +224,6 @@ int run_failover_bench(const FailoverBenchOptions& o) {
   b = std::make_unique<Process>(broker_argv("broker-b"), log_b);
   if (!wait_for([&] { return count_in(log_b, "standing by") > 0; }, 30))
     throw std::runtime_error("broker-b did not stand by; its log: " + log_b);
-
   NatsOptions nats;
   nats.urls = cluster.urls();
   Answers answers;
@@ -265,27 +298,11 @@ int run_failover_bench(const FailoverBenchOptions& o) {
   auto link = NatsLink::connect(nats);
   const auto final_model = fetch_server_checkpoint(*link, id);
   if (!final_model) throw std::runtime_error("no server checkpoint kept");
-  // The model every node's updates 1..sent lead to, at weight 1.
-  std::vector<double> w(nodes.front()->initial().params.begin(), nodes.front()->initial().params.end());
-  uint64_t in_model = 0;
-  bool applied_all = true;
-  for (uint32_t n = 0; n < o.nodes; ++n) {
-    for (uint64_t k = 1; k <= nodes[n]->sent(); ++k) {
-      const SparseVector u = synthetic(uint32_t(w.size()), n, k);
-      for (size_t j = 0; j < u.nnz(); ++j) w[u.index[j]] -= u.value[j];
-    }
-    const auto it = final_model->applied.find(n);
-    applied_all = applied_all && it != final_model->applied.end() && it->second == nodes[n]->sent();
-    if (it != final_model->applied.end()) in_model += it->second;
-  }
-  double diff = 0;
-  for (size_t i = 0; i < w.size(); ++i) diff = std::max(diff, std::abs(double(final_model->params[i]) - w[i]));
-  const bool exact = diff < 1e-4 && final_model->version == total;
-  uint64_t resent = 0, unavailable = 0;
-  for (auto& n : nodes) {
-    resent += n->stats().resent;
-    unavailable += n->stats().unavailable;
-  }
+  const Exactness x = exactness(*final_model, nodes, total);
+  const double diff = x.max_weight_error;
+  const bool applied_all = x.applied_all, exact = x.exact;
+  const uint64_t in_model = x.in_model;
+  const uint64_t resent = x.resent, unavailable = x.unavailable;
   const nlohmann::json j = {{"servers", o.servers}, {"replicas", replicas}, {"nodes", o.nodes}, {"lease_ms", o.lease_ms},
                             {"ack_timeout_ms", o.ack_timeout_ms}, {"faults", faults}, {"updates_sent", total},
                             {"model_version", final_model->version}, {"every_node_answered", all_answered},

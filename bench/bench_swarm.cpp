@@ -97,52 +97,69 @@ struct Heard {
 
 }  // namespace
 
-int run_swarm_bench(const SwarmBenchOptions& o) {
-  if (o.replicas > int(o.servers))
-    throw std::invalid_argument(fmt::format("--replicas {} on a cluster of {} servers", o.replicas, o.servers));
-  const JsonReport report(o.json_path);
-  const auto model = Model::create({}, 1);
-  const uint64_t hash = model->layout_hash();
-  const uint32_t dim = uint32_t(model->num_params());
-  const std::string id = "bench";
-  const size_t k = std::max<size_t>(1, size_t(std::lround(dim * o.density)));
-  const uint64_t per_node = std::max<uint64_t>(1, uint64_t(std::ceil(o.rate * o.seconds / o.nodes)));
-  const uint64_t total = per_node * o.nodes;
+namespace {
 
+// One run of the bench, step by step: the updates, the cluster (and sites), the fleet, the probe,
+// the broker, the load, and what was measured.
+class SwarmRun {
+ public:
+  explicit SwarmRun(const SwarmBenchOptions& o) : o_(o) {
+    const auto model = Model::create({}, 1);
+    hash_ = model->layout_hash();
+    dim_ = uint32_t(model->num_params());
+    k_ = std::max<size_t>(1, size_t(std::lround(dim_ * o.density)));
+    per_node_ = std::max<uint64_t>(1, uint64_t(std::ceil(o.rate * o.seconds / o.nodes)));
+    logs_ = (std::filesystem::temp_directory_path() / fmt::format("swarmlens-swarm-{}", getpid())).string();
+    std::filesystem::create_directories(logs_);
+  }
+  ~SwarmRun() {
+    probe_.reset();
+    links_.clear();
+    watcher_.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(logs_, ec);
+  }
+
+  nlohmann::json run() {
+    encode();
+    start_cluster();
+    connect_fleet();
+    start_probe();
+    start_broker();
+    offer_load();
+    return measured();
+  }
+
+ private:
   // Updates, encoded before the clock starts.
-  fmt::print("encoding {} updates ({} per node x {} nodes, {} of {} entries each)...\n", total, per_node, o.nodes, k, dim);
-  std::vector<std::vector<std::vector<uint8_t>>> updates(o.nodes);
-  {
+  void encode() {
+    fmt::print("encoding {} updates ({} per node x {} nodes, {} of {} entries each)...\n", per_node_ * o_.nodes, per_node_,
+               o_.nodes, k_, dim_);
+    updates_.resize(o_.nodes);
     std::vector<std::thread> enc;
     const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
     for (unsigned t = 0; t < threads; ++t)
       enc.emplace_back([&, t] {
-        for (uint32_t n = t; n < o.nodes; n += threads) {
+        for (uint32_t n = t; n < o_.nodes; n += threads) {
           std::mt19937 rng(n * 7919 + 1);
-          for (uint64_t s = 1; s <= per_node; ++s) updates[n].push_back(make_update(id, hash, dim, k, n, s, rng));
+          for (uint64_t s = 1; s <= per_node_; ++s) updates_[n].push_back(make_update(kId, hash_, dim_, k_, n, s, rng));
         }
       });
     for (auto& t : enc) t.join();
   }
-  const size_t update_bytes = updates[0][0].size();
 
-  const std::string logs = (std::filesystem::temp_directory_path() / fmt::format("swarmlens-swarm-{}", getpid())).string();
-  std::filesystem::create_directories(logs);
-  fmt::print("starting a cluster of {} nats-servers (logs in {})...\n", o.servers, logs);
-  LocalNatsCluster cluster(o.servers, logs + "/nats");
-  NatsOptions nats;
-  nats.urls = cluster.urls();
-  std::string url_list;
-  for (const auto& u : nats.urls) url_list += (url_list.empty() ? "" : ",") + u;
-
-  // JetStream's meta group elects a leader a few seconds after the routes form: wait until a
-  // replicated stream can be made.
-  {
+  // The cluster, JetStream ready, the broker's metrics watched, and the sites joined as leaf nodes.
+  void start_cluster() {
+    fmt::print("starting a cluster of {} nats-servers (logs in {})...\n", o_.servers, logs_);
+    cluster_ = std::make_unique<LocalNatsCluster>(o_.servers, logs_ + "/nats");
+    nats_.urls = cluster_->urls();
+    // JetStream's meta group elects a leader a few seconds after the routes form: wait until a
+    // replicated stream can be made.
     const auto t0 = Clock::now();
     for (;;) {
       try {
-        auto probe = NatsLink::connect(nats);
-        probe->ensure_retention_stream("SWARMLENS_BENCH_READY", "swarmlens.bench-ready.>", 1 << 20, o.replicas);
+        auto probe = NatsLink::connect(nats_);
+        probe->ensure_retention_stream("SWARMLENS_BENCH_READY", "swarmlens.bench-ready.>", 1 << 20, o_.replicas);
         break;
       } catch (const NatsError& e) {
         if (secs(Clock::now() - t0) > 60) throw std::runtime_error(std::string("JetStream cluster not ready: ") + e.what());
@@ -150,251 +167,288 @@ int run_swarm_bench(const SwarmBenchOptions& o) {
       }
     }
     fmt::print("JetStream ready after {:.1f} s\n", secs(Clock::now() - t0));
-  }
-
-  // The broker's own counters, from its metrics subject.
-  auto watcher = NatsLink::connect(nats);
-  std::mutex metrics_m;
-  nlohmann::json last_metrics;
-  watcher->subscribe(metrics_subject(id), [&](const std::string&, std::vector<uint8_t> p) {
-    auto j = nlohmann::json::parse(p.begin(), p.end(), nullptr, false);
-    if (j.is_discarded()) return;
-    std::lock_guard<std::mutex> g(metrics_m);
-    last_metrics = std::move(j);
-  });
-  watcher->flush();
-
-  // Sites: a nats-server each, a leaf node of the cluster; the site's cameras connect to it.
-  std::vector<std::unique_ptr<LocalNatsServer>> sites;
-  for (uint32_t i = 0; i < o.sites; ++i)
-    sites.push_back(std::make_unique<LocalNatsServer>(
-        logs + "/site-" + std::to_string(i) + ".log",
-        std::vector<std::string>{"-c", cluster.leaf_remotes_config(), "--server_name", "site-" + std::to_string(i)}, false));
-  if (o.sites) {
-    const auto t0 = Clock::now();
-    while (cluster_leafnodes(cluster) < o.sites && secs(Clock::now() - t0) < 30)
+    watcher_ = NatsLink::connect(nats_);  // the broker's own counters, from its metrics subject
+    watcher_->subscribe(metrics_subject(kId), [this](const std::string&, std::vector<uint8_t> p) {
+      auto j = nlohmann::json::parse(p.begin(), p.end(), nullptr, false);
+      if (j.is_discarded()) return;
+      std::lock_guard<std::mutex> g(metrics_m_);
+      last_metrics_ = std::move(j);
+    });
+    watcher_->flush();
+    // Sites: a nats-server each, a leaf node of the cluster; the site's cameras connect to it.
+    for (uint32_t i = 0; i < o_.sites; ++i)
+      sites_.push_back(std::make_unique<LocalNatsServer>(
+          logs_ + "/site-" + std::to_string(i) + ".log",
+          std::vector<std::string>{"-c", cluster_->leaf_remotes_config(), "--server_name", "site-" + std::to_string(i)},
+          false));
+    if (!o_.sites) return;
+    const auto t1 = Clock::now();
+    while (cluster_leafnodes(*cluster_) < o_.sites && secs(Clock::now() - t1) < 30)
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    if (cluster_leafnodes(cluster) < o.sites) throw std::runtime_error("the site servers did not join the cluster as leaf nodes");
-    fmt::print("{} site servers joined as leaf nodes\n", o.sites);
+    if (cluster_leafnodes(*cluster_) < o_.sites) throw std::runtime_error("the site servers did not join the cluster as leaf nodes");
+    fmt::print("{} site servers joined as leaf nodes\n", o_.sites);
   }
 
   // The fleet: a connection each, spread over the cluster's servers (or to their site's), following
   // the model subject and its own answers.
-  fmt::print("connecting {} nodes...\n", o.nodes);
-  Heard heard;
-  std::vector<std::unique_ptr<NatsLink>> links(o.nodes);
-  const auto connect_start = Clock::now();
-  for (uint32_t n = 0; n < o.nodes; ++n) {
-    NatsOptions mine = nats;
-    std::rotate(mine.urls.begin(), mine.urls.begin() + (n % mine.urls.size()), mine.urls.end());
-    if (o.sites) mine.urls = {sites[n % o.sites]->url()};
-    mine.name = "swarm-node-" + std::to_string(n);
-    mine.shared_delivery = true;
-    links[n] = NatsLink::connect(mine);
-    links[n]->subscribe(model_subject(id), [&](const std::string&, std::vector<uint8_t> p) {
-      heard.model_bytes += p.size();
-      ++heard.model_messages;
-    });
-    links[n]->subscribe(ack_subject(id, n), [&](const std::string&, std::vector<uint8_t> p) {
-      const auto ack = parse_ack(std::string(p.begin(), p.end()));
-      if (!ack) return;
-      ++heard.answered;
-      if (ack->verdict == "accepted") {
-        ++heard.accepted;
-      } else {
-        std::lock_guard<std::mutex> g(heard.m);
-        ++heard.refused[ack->verdict];
-      }
-    });
+  void connect_fleet() {
+    fmt::print("connecting {} nodes...\n", o_.nodes);
+    links_.resize(o_.nodes);
+    const auto t0 = Clock::now();
+    for (uint32_t n = 0; n < o_.nodes; ++n) {
+      NatsOptions mine = nats_;
+      std::rotate(mine.urls.begin(), mine.urls.begin() + (n % mine.urls.size()), mine.urls.end());
+      if (o_.sites) mine.urls = {sites_[n % o_.sites]->url()};
+      mine.name = "swarm-node-" + std::to_string(n);
+      mine.shared_delivery = true;
+      links_[n] = NatsLink::connect(mine);
+      links_[n]->subscribe(model_subject(kId), [this](const std::string&, std::vector<uint8_t> p) {
+        heard_.model_bytes += p.size();
+        ++heard_.model_messages;
+      });
+      links_[n]->subscribe(ack_subject(kId, n), [this](const std::string&, std::vector<uint8_t> p) {
+        const auto ack = parse_ack(std::string(p.begin(), p.end()));
+        if (!ack) return;
+        ++heard_.answered;
+        if (ack->verdict == "accepted") {
+          ++heard_.accepted;
+        } else {
+          std::lock_guard<std::mutex> g(heard_.m);
+          ++heard_.refused[ack->verdict];
+        }
+      });
+    }
+    for (auto& l : links_) l->flush(30000);
+    fmt::print("{} nodes connected in {:.1f} s\n", o_.nodes, secs(Clock::now() - t0));
   }
-  for (auto& l : links) l->flush(30000);
-  fmt::print("{} nodes connected in {:.1f} s\n", o.nodes, secs(Clock::now() - connect_start));
 
   // The latency probe: one more node that decodes the model stream and times its own updates from
   // publish to the first model that holds them.
-  const uint32_t probe_id = o.nodes;
-  auto probe = NatsLink::connect(nats);
-  ModelReceiver receiver;
-  std::mutex lat_m;
-  std::map<uint64_t, Clock::time_point> sent_at;
-  std::vector<double> lat_ms;
-  std::atomic<uint64_t> probe_models{0};
-  std::string probe_error;
-  probe->subscribe(model_subject(id), [&](const std::string& s, std::vector<uint8_t> payload) {
-    ++probe_models;
-    std::shared_ptr<const Snapshot> m;
-    try {
-      m = receiver.receive(payload.data(), payload.size(), s);
-    } catch (const std::exception& e) {
-      std::lock_guard<std::mutex> g(lat_m);
-      probe_error = e.what();
-      return;
-    }
-    if (!m) return;
-    const auto it = m->applied.find(probe_id);
-    if (it == m->applied.end()) return;
-    const auto now = Clock::now();
-    std::lock_guard<std::mutex> g(lat_m);
-    for (auto i = sent_at.begin(); i != sent_at.end() && i->first <= it->second;) {
-      lat_ms.push_back(secs(now - i->second) * 1000);
-      i = sent_at.erase(i);
-    }
-  });
-  probe->flush();
-  // The broker last, so that the whole fleet hears its first model (a keyframe) as a fleet switched on
-  // together does.
-  const std::string broker_log = logs + "/broker.log";
-  Process broker({find_sibling("swarmlens-broker", "broker"), "--nats", url_list, "--model-id", id, "--stream-replicas",
-                  std::to_string(o.replicas), "--decode-threads", std::to_string(o.decode_threads),
-                  "--publish-interval-ms", std::to_string(o.publish_interval_ms), "--downlink-density",
-                  fmt::format("{}", o.downlink_density), "--rate-updates", "0", "--rate-bytes", "0",
-                  "--max-staleness", "1000000000", "--staleness-grace", "1000000000", "--stats-interval-ms", "0"},
-                 broker_log);
-
-  // Wait for the broker to subscribe (its first metrics message) and for the probe's first model.
-  {
-    const auto t0 = Clock::now();
-    std::mt19937 rng(3);
-    const auto first = make_update(id, hash, dim, k, probe_id, 1, rng);
-    while (secs(Clock::now() - t0) < 60) {
-      {
-        std::lock_guard<std::mutex> g(metrics_m);
-        if (!last_metrics.is_null()) break;
+  void start_probe() {
+    probe_ = NatsLink::connect(nats_);
+    probe_->subscribe(model_subject(kId), [this](const std::string& s, std::vector<uint8_t> payload) {
+      ++probe_models_;
+      std::shared_ptr<const Snapshot> m;
+      try {
+        m = receiver_.receive(payload.data(), payload.size(), s);
+      } catch (const std::exception& e) {
+        std::lock_guard<std::mutex> g(lat_m_);
+        probe_error_ = e.what();
+        return;
       }
-      if (!broker.running()) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    if (!broker.running()) throw std::runtime_error("swarmlens-broker exited at start; its log: " + broker_log);
-    probe->publish(update_subject(id, probe_id), first);  // starts the model stream (a keyframe) before the load
-    // Every node has its first model (a keyframe, about 0.8 MB each) before the clock starts: the
-    // downlink measured is the stream's, not the start's.
-    while ((!receiver.latest() || heard.model_messages < o.nodes) && secs(Clock::now() - t0) < 60)
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    if (!receiver.latest())
-      throw std::runtime_error(fmt::format("no model from the broker in 60 s ({} model messages reached the fleet, {} the "
-                                           "probe{}); its log: {}", heard.model_messages.load(), probe_models.load(),
-                                           probe_error.empty() ? "" : ": " + probe_error, broker_log));
+      if (!m) return;
+      const auto it = m->applied.find(probe_id());
+      if (it == m->applied.end()) return;
+      const auto now = Clock::now();
+      std::lock_guard<std::mutex> g(lat_m_);
+      for (auto i = sent_at_.begin(); i != sent_at_.end() && i->first <= it->second;) {
+        lat_ms_.push_back(secs(now - i->second) * 1000);
+        i = sent_at_.erase(i);
+      }
+    });
+    probe_->flush();
   }
 
-  const double broker_cpu0 = cpu_seconds(broker.pid());
-  std::vector<double> server_cpu0;
-  for (size_t i = 0; i < cluster.size(); ++i) server_cpu0.push_back(cpu_seconds(cluster.server(i).pid()));
-  double sites_cpu0 = 0;
-  for (auto& site : sites) sites_cpu0 += cpu_seconds(site->pid());
-  const uint64_t model_bytes0 = heard.model_bytes;
-  const auto hub0 = cluster_bytes(cluster);
-  std::atomic<uint64_t> sent{0};
-  const auto t0 = Clock::now() + std::chrono::milliseconds(100);
-  {
-    // Driver d publishes for nodes d, d + D, ...; node n's j-th update is due at (j N + n) / rate.
+  // The broker last, so that the whole fleet hears its first model (a keyframe) as a fleet switched
+  // on together does; then the probe's first update, and every node's first model.
+  void start_broker() {
+    std::string url_list;
+    for (const auto& u : nats_.urls) url_list += (url_list.empty() ? "" : ",") + u;
+    broker_log_ = logs_ + "/broker.log";
+    broker_ = std::make_unique<Process>(
+        std::vector<std::string>{find_sibling("swarmlens-broker", "broker"), "--nats", url_list, "--model-id", kId,
+                                 "--stream-replicas", std::to_string(o_.replicas), "--decode-threads",
+                                 std::to_string(o_.decode_threads), "--publish-interval-ms",
+                                 std::to_string(o_.publish_interval_ms), "--downlink-density",
+                                 fmt::format("{}", o_.downlink_density), "--rate-updates", "0", "--rate-bytes", "0",
+                                 "--fleet-size", std::to_string(o_.nodes), "--max-staleness", "1000000000",
+                                 "--staleness-grace", "1000000000", "--stats-interval-ms", "0"},
+        broker_log_);
+    const auto t0 = Clock::now();
+    std::mt19937 rng(3);
+    const auto first = make_update(kId, hash_, dim_, k_, probe_id(), 1, rng);
+    while (secs(Clock::now() - t0) < 60 && broker_->running()) {  // subscribed: its first metrics message
+      {
+        std::lock_guard<std::mutex> g(metrics_m_);
+        if (!last_metrics_.is_null()) break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    if (!broker_->running()) throw std::runtime_error("swarmlens-broker exited at start; its log: " + broker_log_);
+    probe_->publish(update_subject(kId, probe_id()), first);  // starts the model stream before the load
+    // Every node has its first model (a keyframe, about 0.8 MB each) before the clock starts: the
+    // downlink measured is the stream's, not the start's.
+    while ((!receiver_.latest() || heard_.model_messages < o_.nodes) && secs(Clock::now() - t0) < 60)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (!receiver_.latest())
+      throw std::runtime_error(fmt::format("no model from the broker in 60 s ({} model messages reached the fleet, {} the "
+                                           "probe{}); its log: {}", heard_.model_messages.load(), probe_models_.load(),
+                                           probe_error_.empty() ? "" : ": " + probe_error_, broker_log_));
+  }
+
+  double cluster_cpu() {
+    double c = 0;
+    for (size_t i = 0; i < cluster_->size(); ++i) c += cpu_seconds(cluster_->server(i).pid());
+    return c;
+  }
+  double sites_cpu() {
+    double c = 0;
+    for (auto& site : sites_) c += cpu_seconds(site->pid());
+    return c;
+  }
+
+  // The fleet's load (driver d publishes for nodes d, d + D, ...; node n's j-th update is due at
+  // (j N + n) / rate) and the probe's updates, until every update is answered.
+  void offer_load() {
+    broker_cpu_ = -cpu_seconds(broker_->pid());
+    servers_cpu_ = -cluster_cpu();
+    sites_cpu_ = -sites_cpu();
+    model_bytes_ = -double(heard_.model_bytes);
+    model_messages_ = -double(heard_.model_messages);
+    const auto hub0 = cluster_bytes(*cluster_);
+    const auto t0 = Clock::now() + std::chrono::milliseconds(100);
     std::vector<std::thread> drivers;
-    for (uint32_t d = 0; d < o.drivers; ++d)
+    for (uint32_t d = 0; d < o_.drivers; ++d)
       drivers.emplace_back([&, d] {
-        for (uint64_t j = 0; j < per_node; ++j)
-          for (uint32_t n = d; n < o.nodes; n += o.drivers) {
+        for (uint64_t j = 0; j < per_node_; ++j)
+          for (uint32_t n = d; n < o_.nodes; n += o_.drivers) {
             const auto due = t0 + std::chrono::duration_cast<Clock::duration>(
-                                      std::chrono::duration<double>(double(j * o.nodes + n) / o.rate));
+                                      std::chrono::duration<double>(double(j * o_.nodes + n) / o_.rate));
             if (Clock::now() < due) std::this_thread::sleep_until(due);
             try {
-              links[n]->publish(update_subject(id, n), updates[n][j]);
-              ++sent;
+              links_[n]->publish(update_subject(kId, n), updates_[n][j]);
+              ++sent_;
             } catch (const NatsError&) {
             }
           }
       });
-    // The probe: an update every 50 ms while the fleet offers its load.
-    std::thread prober([&] {
+    std::thread prober([&] {  // an update every 50 ms while the fleet offers its load
       std::mt19937 rng(5);
-      for (uint64_t s = 2; secs(Clock::now() - t0) < o.seconds; ++s) {
-        auto u = make_update(id, hash, dim, k, probe_id, s, rng);
+      for (uint64_t s = 2; secs(Clock::now() - t0) < o_.seconds; ++s) {
+        auto u = make_update(kId, hash_, dim_, k_, probe_id(), s, rng);
         {
-          std::lock_guard<std::mutex> g(lat_m);
-          sent_at[s] = Clock::now();
+          std::lock_guard<std::mutex> g(lat_m_);
+          sent_at_[s] = Clock::now();
         }
-        probe->publish(update_subject(id, probe_id), u);
+        probe_->publish(update_subject(kId, probe_id()), u);
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
       }
     });
     for (auto& t : drivers) t.join();
     prober.join();
-  }
-  const double offered_seconds = secs(Clock::now() - t0);
-  // Everything answered, or 60 s without progress.
-  {
-    uint64_t last = 0;
-    auto progress = Clock::now();
-    while (heard.answered < sent && secs(Clock::now() - progress) < 60) {
-      if (heard.answered != last) {
-        last = heard.answered;
+    offered_seconds_ = secs(Clock::now() - t0);
+    uint64_t last = 0;  // everything answered, or 60 s without progress
+    for (auto progress = Clock::now(); heard_.answered < sent_ && secs(Clock::now() - progress) < 60;) {
+      if (heard_.answered != last) {
+        last = heard_.answered;
         progress = Clock::now();
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
+    answered_seconds_ = secs(Clock::now() - t0);
+    broker_cpu_ += cpu_seconds(broker_->pid());
+    servers_cpu_ += cluster_cpu();
+    sites_cpu_ += sites_cpu();
+    broker_rss_ = peak_rss_mib(broker_->pid());
+    const auto hub1 = cluster_bytes(*cluster_);
+    hub_out_ = double(hub1.first - hub0.first) / answered_seconds_;
+    hub_in_ = double(hub1.second - hub0.second) / answered_seconds_;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2 * o_.publish_interval_ms + 100));  // the last probe models
+    model_bytes_ += double(heard_.model_bytes);
+    model_messages_ += double(heard_.model_messages);
   }
-  const double answered_seconds = secs(Clock::now() - t0);
-  const double broker_cpu = cpu_seconds(broker.pid()) - broker_cpu0;
-  double servers_cpu = 0;
-  for (size_t i = 0; i < cluster.size(); ++i) servers_cpu += cpu_seconds(cluster.server(i).pid()) - server_cpu0[i];
-  double sites_cpu = -sites_cpu0;
-  for (auto& site : sites) sites_cpu += cpu_seconds(site->pid());
-  const double broker_rss = peak_rss_mib(broker.pid());
-  const auto hub1 = cluster_bytes(cluster);
-  const double hub_out_per_s = double(hub1.first - hub0.first) / answered_seconds;
-  const double hub_in_per_s = double(hub1.second - hub0.second) / answered_seconds;
-  std::this_thread::sleep_for(std::chrono::milliseconds(2 * o.publish_interval_ms + 100));  // the last probe models
-  const uint64_t model_bytes = heard.model_bytes - model_bytes0;
+
+  nlohmann::json measured();
+
+  uint32_t probe_id() const { return o_.nodes; }
+  static constexpr char kId[] = "bench";
+
+  const SwarmBenchOptions& o_;
+  uint64_t hash_ = 0;
+  uint32_t dim_ = 0;
+  size_t k_ = 0;
+  uint64_t per_node_ = 0;
+  std::string logs_, broker_log_;
+  std::vector<std::vector<std::vector<uint8_t>>> updates_;
+  std::unique_ptr<LocalNatsCluster> cluster_;
+  std::vector<std::unique_ptr<LocalNatsServer>> sites_;
+  NatsOptions nats_;
+  std::mutex metrics_m_;
+  nlohmann::json last_metrics_;
+  Heard heard_;
+  ModelReceiver receiver_;
+  std::mutex lat_m_;
+  std::map<uint64_t, Clock::time_point> sent_at_;
+  std::vector<double> lat_ms_;
+  std::atomic<uint64_t> probe_models_{0}, sent_{0};
+  std::string probe_error_;
+  double offered_seconds_ = 0, answered_seconds_ = 0, broker_cpu_ = 0, servers_cpu_ = 0, sites_cpu_ = 0, broker_rss_ = 0;
+  double hub_out_ = 0, hub_in_ = 0, model_bytes_ = 0, model_messages_ = 0;
+  // Links last: closed first, before anything their callbacks use.
+  std::unique_ptr<Process> broker_;
+  std::unique_ptr<NatsLink> watcher_, probe_;
+  std::vector<std::unique_ptr<NatsLink>> links_;
+};
+
+nlohmann::json SwarmRun::measured() {
   std::vector<double> lat;
   {
-    std::lock_guard<std::mutex> g(lat_m);
-    lat = lat_ms;
+    std::lock_guard<std::mutex> g(lat_m_);
+    lat = lat_ms_;
   }
   std::sort(lat.begin(), lat.end());
   auto pct = [&](double q) { return lat.empty() ? -1.0 : lat[size_t(q * double(lat.size() - 1))]; };
-
-  probe.reset();
-  links.clear();
-  broker.stop(SIGTERM, std::chrono::seconds(10));
+  probe_.reset();
+  links_.clear();
+  broker_->stop(SIGTERM, std::chrono::seconds(10));
   nlohmann::json broker_metrics;
   {
-    std::lock_guard<std::mutex> g(metrics_m);
-    broker_metrics = last_metrics;
+    std::lock_guard<std::mutex> g(metrics_m_);
+    broker_metrics = last_metrics_;
   }
-  watcher.reset();
-
-  const uint64_t answered = heard.answered, accepted = heard.accepted;
+  const uint64_t sent = sent_, answered = heard_.answered, accepted = heard_.accepted;
   nlohmann::json refused = nlohmann::json::object();
-  for (const auto& [why, n] : heard.refused) refused[why] = n;
+  for (const auto& [why, n] : heard_.refused) refused[why] = n;
+  const size_t update_bytes = updates_[0][0].size();
   const nlohmann::json j = {
-      {"servers", o.servers}, {"replicas", o.replicas}, {"nodes", o.nodes}, {"density", o.density},
-      {"update_bytes", update_bytes}, {"offered_per_s", o.rate}, {"offered_seconds", offered_seconds},
-      {"sent", uint64_t(sent)}, {"answered", answered}, {"accepted", accepted}, {"refused", refused},
-      {"lost", uint64_t(sent) - std::min<uint64_t>(sent, answered)},
-      {"accepted_per_s", double(accepted) / answered_seconds}, {"answered_seconds", answered_seconds},
+      {"servers", o_.servers}, {"replicas", o_.replicas}, {"nodes", o_.nodes}, {"density", o_.density},
+      {"update_bytes", update_bytes}, {"offered_per_s", o_.rate}, {"offered_seconds", offered_seconds_},
+      {"sent", sent}, {"answered", answered}, {"accepted", accepted}, {"refused", refused},
+      {"lost", sent - std::min(sent, answered)},
+      {"accepted_per_s", double(accepted) / answered_seconds_}, {"answered_seconds", answered_seconds_},
       {"latency", {{"samples", lat.size()}, {"p50_ms", pct(0.5)}, {"p99_ms", pct(0.99)}, {"max_ms", pct(1.0)},
-                   {"publish_interval_ms", o.publish_interval_ms}}},
-      {"downlink_bytes_per_s", double(model_bytes) / answered_seconds}, {"sites", o.sites},
-      {"hub_out_bytes_per_s", hub_out_per_s}, {"hub_in_bytes_per_s", hub_in_per_s},
-      {"broker_cpu_seconds", broker_cpu}, {"broker_cpu_share", broker_cpu / answered_seconds},
-      {"nats_servers_cpu_seconds", servers_cpu}, {"site_servers_cpu_seconds", sites_cpu}, {"broker_peak_rss_mib", broker_rss},
-      {"decode_threads", o.decode_threads}, {"downlink_density", o.downlink_density},
+                   {"publish_interval_ms", o_.publish_interval_ms}}},
+      {"downlink_bytes_per_s", model_bytes_ / answered_seconds_}, {"model_messages", model_messages_}, {"sites", o_.sites},
+      {"hub_out_bytes_per_s", hub_out_}, {"hub_in_bytes_per_s", hub_in_},
+      {"broker_cpu_seconds", broker_cpu_}, {"broker_cpu_share", broker_cpu_ / answered_seconds_},
+      {"nats_servers_cpu_seconds", servers_cpu_}, {"site_servers_cpu_seconds", sites_cpu_}, {"broker_peak_rss_mib", broker_rss_},
+      {"decode_threads", o_.decode_threads}, {"downlink_density", o_.downlink_density},
       {"broker_metrics", broker_metrics}, {"cores", std::thread::hardware_concurrency()}};
-  fmt::print("{} nodes on {} nats-servers (streams x{}), {} B updates ({}% dense)\n", o.nodes, o.servers, o.replicas,
-             update_bytes, o.density * 100);
-  fmt::print("offered {:.0f} updates/s for {:.1f} s: {} sent, {} answered ({} accepted), {} lost\n", o.rate,
-             offered_seconds, uint64_t(sent), answered, accepted, j["lost"].get<uint64_t>());
-  fmt::print("accepted {:.0f} updates/s (all answered after {:.1f} s)\n", j["accepted_per_s"].get<double>(), answered_seconds);
+  fmt::print("{} nodes on {} nats-servers (streams x{}), {} B updates ({}% dense)\n", o_.nodes, o_.servers, o_.replicas,
+             update_bytes, o_.density * 100);
+  fmt::print("offered {:.0f} updates/s for {:.1f} s: {} sent, {} answered ({} accepted), {} lost\n", o_.rate,
+             offered_seconds_, sent, answered, accepted, j["lost"].get<uint64_t>());
+  fmt::print("accepted {:.0f} updates/s (all answered after {:.1f} s)\n", j["accepted_per_s"].get<double>(), answered_seconds_);
   fmt::print("update to model latency (publish every {} ms): p50 {:.0f} ms, p99 {:.0f} ms over {} updates\n",
-             o.publish_interval_ms, pct(0.5), pct(0.99), lat.size());
-  fmt::print("model stream received by the nodes: {:.2f} MB/s ({} nodes{})\n", double(model_bytes) / answered_seconds / 1e6,
-             o.nodes, o.sites ? fmt::format(" behind {} site leaf nodes", o.sites) : std::string());
+             o_.publish_interval_ms, pct(0.5), pct(0.99), lat.size());
+  fmt::print("model stream received by the nodes: {:.2f} MB/s ({} nodes{})\n", model_bytes_ / answered_seconds_ / 1e6,
+             o_.nodes, o_.sites ? fmt::format(" behind {} site leaf nodes", o_.sites) : std::string());
   fmt::print("the cluster's servers sent {:.2f} MB/s and received {:.2f} MB/s (clients, routes, leaf nodes)\n",
-             hub_out_per_s / 1e6, hub_in_per_s / 1e6);
+             hub_out_ / 1e6, hub_in_ / 1e6);
   fmt::print("broker: {:.2f} CPU s ({:.2f} cores), peak RSS {:.0f} MiB; the cluster's nats-servers: {:.2f} CPU s{}\n",
-             broker_cpu, broker_cpu / answered_seconds, broker_rss, servers_cpu,
-             o.sites ? fmt::format(", the site servers: {:.2f} CPU s", sites_cpu) : std::string());
-  report.write(j);
-  std::error_code ec;
-  std::filesystem::remove_all(logs, ec);
+             broker_cpu_, broker_cpu_ / answered_seconds_, broker_rss_, servers_cpu_,
+             o_.sites ? fmt::format(", the site servers: {:.2f} CPU s", sites_cpu_) : std::string());
+  return j;
+}
+
+}  // namespace
+
+int run_swarm_bench(const SwarmBenchOptions& o) {
+  if (o.replicas > int(o.servers))
+    throw std::invalid_argument(fmt::format("--replicas {} on a cluster of {} servers", o.replicas, o.servers));
+  const JsonReport report(o.json_path);
+  SwarmRun run(o);
+  report.write(run.run());
   return 0;
 }
 

@@ -4,7 +4,8 @@
 // publishes sparse updates on its own subject at the fleet's rate, hears its answers, and follows
 // the model stream as a node does. Reports updates/s offered and answered, update-to-model latency
 // (p50/p99), downlink bytes/s out of the cluster, the broker's CPU and peak RSS, and what was lost
-// (updates never answered).
+// (updates never answered). The broker aggregates as for a fleet of that size (--fleet-size), with
+// no staleness discount (the synthetic updates all claim version 0).
 #pragma once
 
 #include <cstdint>
