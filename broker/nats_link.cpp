@@ -412,6 +412,28 @@ int NatsLink::request_timeout_ms() const { return impl_->request_timeout_ms; }
 
 void NatsLink::flush(int timeout_ms) { check(natsConnection_FlushTimeout(impl_->conn.get(), timeout_ms), "flush"); }
 
+namespace {
+// Creates a stream over one subject (file storage, `replicas` copies); `tune` sets the rest. A peer
+// that created it first is no error.
+void add_stream(jsCtx* js, const std::string& stream, const std::string& subject, int replicas,
+                const std::function<void(jsStreamConfig&)>& tune) {
+  jsStreamConfig cfg;
+  jsStreamConfig_Init(&cfg);
+  const char* subj = subject.c_str();
+  cfg.Name = stream.c_str();
+  cfg.Subjects = &subj;
+  cfg.SubjectsLen = 1;
+  cfg.Storage = js_FileStorage;
+  cfg.Replicas = int64_t(replicas);
+  tune(cfg);
+  jsStreamInfo* info = nullptr;
+  jsErrCode jerr = jsErrCode(0);
+  const natsStatus s = js_AddStream(&info, js, &cfg, nullptr, &jerr);
+  if (s == NATS_OK) jsStreamInfo_Destroy(info);
+  else if (jerr != JSStreamNameExistErr) check_js(s, jerr, "create JetStream stream " + stream);
+}
+}  // namespace
+
 void NatsLink::ensure_retention_stream(const std::string& stream, const std::string& subjects, int64_t max_bytes,
                                        int replicas) {
   std::lock_guard<std::mutex> g(impl_->js_lock);
@@ -437,22 +459,12 @@ void NatsLink::ensure_retention_stream(const std::string& stream, const std::str
     return;
   }
   if (s != NATS_NOT_FOUND) check_js(s, jerr, "JetStream stream " + stream);
-  jsStreamConfig cfg;
-  jsStreamConfig_Init(&cfg);
-  const char* subj = subjects.c_str();
-  cfg.Name = stream.c_str();
-  cfg.Subjects = &subj;
-  cfg.SubjectsLen = 1;
-  cfg.MaxMsgsPerSubject = 1;  // the latest value per subject, as a KV bucket keeps it
-  cfg.MaxBytes = max_bytes;
-  cfg.Replicas = int64_t(replicas);
-  cfg.Storage = js_FileStorage;
-  cfg.Discard = js_DiscardOld;
-  cfg.AllowDirect = true;  // nodes read kept messages as stored, not base64 in a JSON reply
-  jerr = jsErrCode(0);
-  s = js_AddStream(&info, js, &cfg, nullptr, &jerr);
-  if (s == NATS_OK) jsStreamInfo_Destroy(info);
-  else if (jerr != JSStreamNameExistErr) check_js(s, jerr, "create JetStream stream " + stream);  // else: a peer won the race
+  add_stream(js, stream, subjects, replicas, [&](jsStreamConfig& cfg) {
+    cfg.MaxMsgsPerSubject = 1;  // the latest value per subject, as a KV bucket keeps it
+    cfg.MaxBytes = max_bytes;
+    cfg.Discard = js_DiscardOld;
+    cfg.AllowDirect = true;  // nodes read kept messages as stored, not base64 in a JSON reply
+  });
 }
 
 void NatsLink::retain(const std::string& prefix, const std::vector<uint8_t>& payload) {
@@ -607,18 +619,7 @@ void NatsLink::ensure_log_stream(const std::string& stream, const std::string& s
     return;
   }
   if (s != NATS_NOT_FOUND) check_js(s, jerr, "JetStream stream " + stream);
-  jsStreamConfig cfg;
-  jsStreamConfig_Init(&cfg);
-  const char* subj = subject.c_str();
-  cfg.Name = stream.c_str();
-  cfg.Subjects = &subj;
-  cfg.SubjectsLen = 1;
-  cfg.Storage = js_FileStorage;
-  cfg.Replicas = int64_t(replicas);
-  jerr = jsErrCode(0);
-  s = js_AddStream(&info, js, &cfg, nullptr, &jerr);
-  if (s == NATS_OK) jsStreamInfo_Destroy(info);
-  else if (jerr != JSStreamNameExistErr) check_js(s, jerr, "create JetStream stream " + stream);
+  add_stream(js, stream, subject, replicas, [](jsStreamConfig&) {});  // every message kept
 }
 
 uint64_t NatsLink::log_append(const std::string& subject, const std::vector<uint8_t>& payload, uint64_t expect_last) {
