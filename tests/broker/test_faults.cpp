@@ -586,6 +586,43 @@ TEST_CASE("a serving broker frozen past its lease wakes to find another serving,
   check_nothing_lost(nodes, kept_server_model({server.url()}, "frozen"));
 }
 
+TEST_CASE("a serving broker cut off from NATS steps down, the standby serves, nothing is lost", "[faults][failover]") {
+  const char* impair = std::getenv("SWARMLENS_IMPAIR");
+  REQUIRE(impair);
+  NatsServer server;
+  TempDir dir;
+  // Broker a reaches the server only through the proxy: one 8 s outage from 6 s on (a partition).
+  const int port = free_loopback_port();
+  Process proxy({"python3", impair, "--listen", "127.0.0.1:" + std::to_string(port), "--upstream",
+                 "127.0.0.1:" + std::to_string(server.port()), "--outage-start", "6", "--outage-every", "100000",
+                 "--outage-for", "8", "--seed", "5"},
+                dir.path + "/proxy.log");
+  REQUIRE(wait_for_port(port, 10000ms));
+  const std::string log_a = dir.path + "/a.log", log_b = dir.path + "/b.log";
+  Process a(standby_argv({"nats://127.0.0.1:" + std::to_string(port)}, "cutoff", "broker-a", 1), log_a);
+  wait_until([&] { return count_in(log_a, "serving model") == 1; }, 30s);
+  REQUIRE(count_in(log_a, "serving model") == 1);
+  Process b(standby_argv({server.url()}, "cutoff", "broker-b", 1), log_b);
+  NatsOptions opts;
+  opts.urls = {server.url()};
+  std::vector<std::unique_ptr<CountingNode>> nodes;
+  // Enough updates (about 10 s of sending) to be under way through the outage.
+  for (uint32_t n = 0; n < 3; ++n) nodes.push_back(std::make_unique<CountingNode>(opts, "cutoff", n, 800));
+  wait_until([&] { return count_in(log_b, "serving model") == 1; }, 60s);
+  const uint64_t delivered_at_takeover = total(nodes, &UplinkStats::delivered);
+  CHECK(delivered_at_takeover < 3 * 800);
+  REQUIRE(count_in(log_b, "serving model") == 1);  // the standby took over during the outage
+  wait_until([&] { return count_in(log_a, "lost the lease") == 1; }, 30s);
+  CHECK(count_in(log_a, "lost the lease") == 1);  // and a stepped down by itself
+  for (auto& n : nodes) REQUIRE(n->finish(120s));
+  REQUIRE(b.stop(SIGTERM, 10000ms) == 0);
+  a.stop(SIGTERM, 10000ms);
+  std::printf("cut off broker: stepped down; %llu updates answered when the standby took over, %llu resent, %llu "
+              "answered journal_unavailable\n", (unsigned long long)delivered_at_takeover,
+              (unsigned long long)total(nodes, &UplinkStats::resent), (unsigned long long)total(nodes, &UplinkStats::unavailable));
+  check_nothing_lost(nodes, kept_server_model({server.url()}, "cutoff"));
+}
+
 TEST_CASE("a broker stopped with SIGTERM hands the lease over at once", "[faults][failover]") {
   NatsServer server;
   TempDir dir;
