@@ -54,7 +54,7 @@ int main(int argc, char** argv) {
                "every accepted update");
   app.add_option("--lease-ms", d.lease_ms, "run as one of several brokers of the model: the one holding a NATS key-value lease "
                  "(expiring this long after its last renewal) serves, the others stand by and take over when it lapses "
-                 "(0 = serve at once, alone; needs --replicated-journal)")->check(CLI::Range(0, 600000))->capture_default_str();
+                 "(0 = serve at once, alone; else at least 300; needs --replicated-journal)")->check(CLI::Range(0, 600000))->capture_default_str();
   app.add_option("--instance", d.instance, "this broker's name in the lease (default: <hostname>:<pid>)");
   app.add_option("--server-lr", cfg.aggregation.server_lr, "server learning rate: the mean of buffer-size updates (gradients) is applied at this rate; buffer-size x the nodes' lr / nodes averages them")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--server-momentum", cfg.aggregation.server_momentum, "server momentum (dense synchronous SGD; 0 = off)")->check(CLI::Range(0.0, 0.999))->capture_default_str();
@@ -121,6 +121,11 @@ int main(int argc, char** argv) {
     if (!app.count("--buffer-size")) cfg.aggregation.buffer_size = f.buffer_size;
     if (!app.count("--server-lr")) cfg.aggregation.server_lr = f.server_lr;
     if (!app.count("--staleness-grace")) cfg.aggregation.staleness_grace = f.staleness_grace;
+  }
+  if (d.lease_ms > 0 && d.lease_ms < 300) {
+    fmt::print(stderr, "swarmlens-broker: error: --lease-ms {}: at least 300 (renewed every third of it over the network)\n",
+               d.lease_ms);
+    return 2;
   }
   cfg.journal = !no_journal;
   cfg.retain = !no_retain;
