@@ -51,6 +51,7 @@ BrokerService::BrokerService(BrokerConfig cfg, std::unique_ptr<NatsLink> link)
     if (!link_) throw std::invalid_argument("a replicated journal needs a NATS link");
     if (!cfg_.retain)
       throw std::invalid_argument("a replicated journal keeps the server model in JetStream: it cannot go with --no-retain");
+    link_->fence_retained_writes();
     journal_ = std::make_unique<StreamJournal>(*link_, cfg_.model_id, cfg_.stream_replicas);
     replay_journal();
   } else if (cfg_.journal && !cfg_.snapshot_path.empty()) {

@@ -181,7 +181,19 @@ void BrokerDaemon::run(const std::atomic<bool>& stop) {
   while (acquire(stop)) {
     start_keeper();
     start_serving();
-    if (serve(stop)) {  // stopped while holding the lease: the last version out, then the lease freed
+    if (serve(stop)) {  // stopped: the last version out while the lease is surely ours, then the lease freed
+      bool held = false;
+      try {
+        held = renew_lease();
+      } catch (const NatsError&) {
+      }
+      if (!held) {
+        fmt::print(stderr, "swarmlens-broker: stopped without the lease confirmed: the last version is left to the "
+                           "broker that serves next (the journal holds every accepted update)\n");
+        stop_serving();
+        stop_keeper();
+        return;
+      }
       final_publish();
       stop_keeper();
       try {

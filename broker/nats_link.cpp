@@ -116,6 +116,9 @@ struct NatsLink::Impl {
   // (a third more bytes on the wire).
   std::set<std::string> no_direct_get;  // under js_lock
   std::map<std::string, KvPtr> buckets;  // lease buckets, under js_lock
+  // fence_retained_writes: each subject's sequence as this link last stored it (under js_lock).
+  bool fenced_writes = false;
+  std::map<std::string, uint64_t> written;
 
   kvStore* bucket(const std::string& name) {  // caller holds js_lock
     auto it = buckets.find(name);
@@ -478,12 +481,25 @@ void NatsLink::retain(const std::string& prefix, const std::vector<uint8_t>& pay
   for (info.index = 0; info.index < info.count; ++info.index) {
     const std::string subject = prefix + "." + std::to_string(info.index);
     const MsgPtr msg = chunk_message(subject, payload, chunk, info);
+    jsPubOptions po;
+    check(jsPubOptions_Init(&po), "JetStream publish options");
+    const auto written = impl_->written.find(subject);
+    if (impl_->fenced_writes && written != impl_->written.end()) po.ExpectLastSubjectSeq = written->second;
     jsPubAck* ack = nullptr;
     jsErrCode jerr = jsErrCode(0);
-    const natsStatus s = js_PublishMsg(&ack, js, msg.get(), nullptr, &jerr);
+    const natsStatus s = js_PublishMsg(&ack, js, msg.get(), &po, &jerr);
+    const uint64_t seq = s == NATS_OK && ack ? ack->Sequence : 0;
     jsPubAck_Destroy(ack);
+    if (jerr == JSStreamWrongLastSequenceErr)
+      throw NatsError("JetStream publish on " + subject + ": another writer stored it since this link did (fenced)");
     check_js(s, jerr, "JetStream publish on " + subject);
+    if (impl_->fenced_writes) impl_->written[subject] = seq;
   }
+}
+
+void NatsLink::fence_retained_writes() {
+  std::lock_guard<std::mutex> g(impl_->js_lock);
+  impl_->fenced_writes = true;
 }
 
 std::optional<std::vector<uint8_t>> NatsLink::fetch_retained(const std::string& stream, const std::string& prefix) {

@@ -97,6 +97,11 @@ class NatsLink {
   // Stores payload as chunks on <prefix>.0, <prefix>.1, ..., each with the chunk header and each
   // acknowledged by the server before the next. Throws NatsError.
   void retain(const std::string& prefix, const std::vector<uint8_t>& payload);
+  // From now on, retain() stores a subject only if nothing else stored it since this link last did
+  // (JetStream's expected last subject sequence; the first store of a subject by this link is
+  // unconditional): a broker that lost its lease while a publish was under way cannot overwrite
+  // what the broker serving now kept. The refused store throws NatsError.
+  void fence_retained_writes();
   // The payload last retained under prefix in stream, or nullopt if there is none (no stream, no
   // message). Throws NatsError if JetStream does not answer; std::runtime_error for content that is
   // not a Swarmlens payload (no chunk header) or chunks that stay inconsistent (a writer racing this

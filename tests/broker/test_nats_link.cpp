@@ -206,3 +206,22 @@ TEST_CASE("kept payloads are read as stored, also from a stream made before dire
     CHECK(reader->fetch_retained("SWL_OLD", "swarmlens.old.retained.full") == payload);
   }
 }
+
+TEST_CASE("fenced retained writes are refused once another writer stored the subject", "[nats][jetstream]") {
+  NatsServer server;
+  NatsOptions opts;
+  opts.urls = {server.url()};
+  auto old_writer = NatsLink::connect(opts);
+  auto new_writer = NatsLink::connect(opts);
+  old_writer->ensure_retention_stream("SWARMLENS_FENCE", "swarmlens.fence.retained.>");
+  old_writer->fence_retained_writes();
+  new_writer->fence_retained_writes();
+  old_writer->retain("swarmlens.fence.retained.server", {1, 2, 3});
+  old_writer->retain("swarmlens.fence.retained.server", {1, 2, 4});  // its own last store: taken
+  new_writer->retain("swarmlens.fence.retained.server", {9, 9, 9});  // its first store: unconditional
+  CHECK_THROWS_AS(old_writer->retain("swarmlens.fence.retained.server", {1, 2, 5}), NatsError);
+  const auto kept = new_writer->fetch_retained("SWARMLENS_FENCE", "swarmlens.fence.retained.server");
+  REQUIRE(kept);
+  CHECK(*kept == std::vector<uint8_t>{9, 9, 9});
+  new_writer->retain("swarmlens.fence.retained.server", {9, 9, 8});  // the writer now goes on
+}
