@@ -38,7 +38,7 @@ namespace swarmlens {
 void add_failover_bench_command(CLI::App& parent, Commands& commands);
 
 struct FailoverBenchOptions {
-  uint32_t servers = SwarmBenchOptions{}.servers;
+  uint32_t servers = SwarmBenchOptions::kDefaultServers;
   uint32_t nodes = 8;
   int lease_ms = DaemonConfig::kStandbyLeaseMs;
   int ack_timeout_ms = 1000;  // the nodes' (UplinkOptions): a resend after this long unanswered

@@ -23,13 +23,14 @@ namespace swarmlens {
 class Commands;
 
 struct SwarmBenchOptions {
-  uint32_t servers = 3;     // nats-servers in the cluster
+  static constexpr uint32_t kDefaultServers = 3;
+  uint32_t servers = kDefaultServers;  // nats-servers in the cluster
   int replicas = 3;         // the model streams' copies (swarmlens-broker --stream-replicas)
   uint32_t nodes = 1000;    // simulated nodes, a connection each
   double rate = 10000;      // updates per second offered by the whole fleet
   double seconds = 10;      // how long the fleet offers them
   double density = 0.001;   // share of the small CNN's entries in an update
-  int publish_interval_ms = DaemonConfig{}.publish_interval_ms;
+  int publish_interval_ms = DaemonConfig::kDefaultPublishIntervalMs;
   unsigned decode_threads = BrokerConfig::kDefaultDecodeThreads;
   double downlink_density = DownlinkConfig::kDefaultDownlinkDensity;
   uint32_t drivers = 4;     // threads that publish the nodes' updates

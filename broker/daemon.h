@@ -24,7 +24,8 @@ struct Dataset;
 struct DaemonConfig {
   BrokerConfig broker;
   NatsOptions nats;
-  int publish_interval_ms = 500;  // at most one model per interval
+  static constexpr int kDefaultPublishIntervalMs = 500;
+  int publish_interval_ms = kDefaultPublishIntervalMs;  // at most one model per interval
   int eval_interval_ms = 2000;    // at most one test evaluation (and metrics message) per interval
   int stats_interval_ms = 10000;  // between stats lines on stdout (0 = none)
   // Fashion-MNIST or an image folder: the model's accuracy on it goes into the metrics ("" = none:
