@@ -700,6 +700,26 @@ uint64_t NatsLink::log_read(const std::string& stream, const std::string& subjec
   return last;
 }
 
+std::pair<uint64_t, std::vector<uint8_t>> NatsLink::log_last(const std::string& stream) {
+  std::lock_guard<std::mutex> g(impl_->js_lock);
+  jsCtx* js = impl_->jetstream();
+  jsStreamInfo* info = nullptr;
+  jsErrCode jerr = jsErrCode(0);
+  natsStatus s = js_GetStreamInfo(&info, js, stream.c_str(), nullptr, &jerr);
+  check_js(s, jerr, "JetStream stream " + stream);
+  const uint64_t last = info->State.LastSeq, count = info->State.Msgs;
+  jsStreamInfo_Destroy(info);
+  if (last == 0 || count == 0) return {last, {}};
+  natsMsg* raw = nullptr;
+  jerr = jsErrCode(0);
+  s = js_GetMsg(&raw, js, stream.c_str(), last, nullptr, &jerr);
+  MsgPtr msg(raw);
+  if (s == NATS_NOT_FOUND) return {last, {}};  // trimmed meanwhile
+  check_js(s, jerr, "JetStream read of " + stream);
+  const auto* data = reinterpret_cast<const uint8_t*>(natsMsg_GetData(msg.get()));
+  return {last, std::vector<uint8_t>(data, data + natsMsg_GetDataLength(msg.get()))};
+}
+
 void NatsLink::log_trim(const std::string& stream, uint64_t sequence) {
   std::lock_guard<std::mutex> g(impl_->js_lock);
   jsOptions o;

@@ -13,6 +13,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace swarmlens {
@@ -135,6 +136,8 @@ class NatsLink {
   uint64_t log_read(const std::string& stream, const std::string& subject,
                     const std::function<void(uint64_t sequence, std::vector<uint8_t> payload)>& each);
   void log_trim(const std::string& stream, uint64_t sequence);
+  // The stream's last message: its sequence (0 when none was ever stored) and payload. Throws NatsError.
+  std::pair<uint64_t, std::vector<uint8_t>> log_last(const std::string& stream);
 
   bool connected() const;
   int64_t max_payload() const;

@@ -24,9 +24,22 @@ StreamJournal::StreamJournal(NatsLink& link, const std::string& model_id, int re
 
 void StreamJournal::append(JournalEntry e) {
   std::lock_guard<std::mutex> g(lock_);
-  const uint64_t seq = link_.log_append(subject_, e.payload, last_);
-  last_ = seq;
-  records_.push_back({seq, e.node_id, e.sequence});
+  if (unsure_) {
+    const auto [seq, payload] = link_.log_last(stream_);
+    if (seq == last_ + 1 && payload == unsure_->payload) {  // the next one, and it: ours, stored
+      last_ = seq;
+      records_.push_back({seq, unsure_->node_id, unsure_->sequence});
+    }
+    unsure_.reset();
+  }
+  try {
+    const uint64_t seq = link_.log_append(subject_, e.payload, last_);
+    last_ = seq;
+    records_.push_back({seq, e.node_id, e.sequence});
+  } catch (const NatsError&) {
+    unsure_ = std::move(e);
+    throw;
+  }
 }
 
 void StreamJournal::compact(const std::map<uint32_t, uint64_t>& applied) {

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "nats_link.h"
@@ -46,6 +47,10 @@ class StreamJournal : public Journal {
   mutable std::mutex lock_;
   std::deque<Record> records_;  // in stream order: what the stream holds
   uint64_t last_ = 0;           // the stream's last sequence, as this journal wrote it
+  // An append that failed may still have been stored (its acknowledgement lost when a server went
+  // away): before the next one the stream's last message is read, and if it is that append, it
+  // counts as this journal's. Anything else there is another writer's: appends stay refused.
+  std::optional<JournalEntry> unsure_;
 };
 
 }  // namespace swarmlens
