@@ -16,6 +16,16 @@
 
 namespace {
 std::atomic<bool> g_stop{false};
+
+// --fleet-size: the fleet rule's buffer, rate and grace, where the command line did not set them.
+void apply_fleet_size(uint32_t nodes, const CLI::App& app, swarmlens::AggregatorConfig& a) {
+  using namespace swarmlens;
+  const FleetAggregation f = fleet_aggregation(NodeTrainerConfig::kDefaultLr, nodes,
+                                               node_compression_defaults().trigger.max_age_steps);
+  if (!app.count("--buffer-size")) a.buffer_size = f.buffer_size;
+  if (!app.count("--server-lr")) a.server_lr = f.server_lr;
+  if (!app.count("--staleness-grace")) a.staleness_grace = f.staleness_grace;
+}
 void on_signal(int) { g_stop = true; }
 }  // namespace
 
@@ -115,13 +125,7 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "swarmlens-broker: error: {}\n", e.what());
     return 2;
   }
-  if (fleet_size > 0) {
-    const FleetAggregation f = fleet_aggregation(NodeTrainerConfig::kDefaultLr, fleet_size,
-                                                 node_compression_defaults().trigger.max_age_steps);
-    if (!app.count("--buffer-size")) cfg.aggregation.buffer_size = f.buffer_size;
-    if (!app.count("--server-lr")) cfg.aggregation.server_lr = f.server_lr;
-    if (!app.count("--staleness-grace")) cfg.aggregation.staleness_grace = f.staleness_grace;
-  }
+  if (fleet_size > 0) apply_fleet_size(fleet_size, app, cfg.aggregation);
   if (d.lease_ms > 0 && d.lease_ms < 300) {
     fmt::print(stderr, "swarmlens-broker: error: --lease-ms {}: at least 300 (renewed every third of it over the network)\n",
                d.lease_ms);
