@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <cmath>
 #include <stdexcept>
 
@@ -77,11 +78,17 @@ void Aggregator::resume_sequences(const std::map<uint32_t, uint64_t>& applied) {
 }
 
 Verdict Aggregator::precheck(const DecodedUpdate& u) const {
+  std::optional<double> norm;
+  return check(u, norm);
+}
+
+Verdict Aggregator::check(const DecodedUpdate& u, std::optional<double>& norm) const {
   const UpdateHeader& h = u.header;
   if (const Verdict v = check_update(u, model_id_, layout_hash_, w_.size()); v != Verdict::Accepted) return v;
   if (h.base_version > version_) return Verdict::FromTheFuture;
   if (version_ - h.base_version > cfg_.max_staleness) return Verdict::TooStale;
-  if (bound_.decide(u.update.l2_norm()).refused) return Verdict::AbsurdNorm;
+  norm = u.update.l2_norm();
+  if (bound_.decide(*norm).refused) return Verdict::AbsurdNorm;
   if (cfg_.check_sequence) {
     auto it = last_sequence_.find(h.node_id);
     if (it != last_sequence_.end() && h.sequence <= it->second) return Verdict::Replayed;
@@ -98,10 +105,12 @@ Verdict Aggregator::submit(const DecodedUpdate& u) {
   };
   const UpdateHeader& h = u.header;
   const SparseVector& s = u.update;
-  if (const Verdict v = precheck(u); v != Verdict::Accepted) return verdict(v);
+  std::optional<double> checked_norm;
+  const Verdict v = check(u, checked_norm);
+  if (checked_norm) last_norm_ = *checked_norm;  // every update that reached the norm bound
+  if (v != Verdict::Accepted) return verdict(v);
   const uint64_t tau = version_ - h.base_version;
-  const double norm = s.l2_norm();
-  last_norm_ = norm;
+  const double norm = *checked_norm;
   const NormBound::Decision nd = bound_.decide(norm);
   if (cfg_.check_sequence) last_sequence_[h.node_id] = h.sequence;
   bound_.accepted(norm);

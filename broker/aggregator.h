@@ -11,6 +11,7 @@
 #include <array>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -117,6 +118,9 @@ class Aggregator {
   std::map<uint32_t, uint64_t> buffered_sequence_, applied_;  // node id -> sequence in the buffer / in w_
   std::array<uint64_t, size_t(Verdict::kCount)> counts_{};
   double last_weight_ = 0.0;
+  // submit's checks, in its order; norm gets the update's L2 norm once the checks before the norm
+  // bound pass (so submit computes it once).
+  Verdict check(const DecodedUpdate& u, std::optional<double>& norm) const;
   double last_norm_ = 0.0;
   NormBound bound_;
   uint64_t clipped_ = 0;
