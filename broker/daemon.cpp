@@ -180,7 +180,11 @@ void BrokerDaemon::run(const std::atomic<bool>& stop) {
   }
   while (acquire(stop)) {
     start_keeper();
-    start_serving();
+    if (!resume_leased(stop)) {
+      stop_keeper();
+      if (stop) return;
+      continue;
+    }
     if (serve(stop)) {  // stopped: the last version out while the lease is surely ours, then the lease freed
       bool held = false;
       try {
@@ -204,11 +208,27 @@ void BrokerDaemon::run(const std::atomic<bool>& stop) {
       }
       return;
     }
-    fmt::print(stderr, "swarmlens-broker: lost the lease at model version {}: another broker serves; standing by\n",
+    fmt::print(stderr, "swarmlens-broker: lost the lease at model version {}: standing by\n",
                service_->stats().version);
     stop_serving();
     stop_keeper();
   }
+}
+
+bool BrokerDaemon::resume_leased(const std::atomic<bool>& stop) {
+  while (!stop && lease_held_) {
+    try {
+      start_serving();
+      return true;
+    } catch (const NatsError& e) {
+      evaluator_.reset();
+      service_.reset();
+      fmt::print(stderr, "swarmlens-broker: cannot resume yet: {}; trying again while the lease holds\n", e.what());
+      for (auto until = Clock::now() + std::chrono::milliseconds(500); !stop && Clock::now() < until;)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+  return false;
 }
 
 void BrokerDaemon::final_publish() {

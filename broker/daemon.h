@@ -60,6 +60,9 @@ class BrokerDaemon {
  private:
   class Evaluator;
   void start_serving();    // the service (resumed) and the evaluator, and what they say at start
+  // start_serving() with the lease held, tried again while JetStream does not answer (a cluster
+  // electing new stream leaders); false when the lease or stop came first.
+  bool resume_leased(const std::atomic<bool>& stop);
   void stop_serving();     // the evaluator and the service, without publishing
   void final_publish();    // the last version, retried for a while when JetStream does not answer; throws
   // The publish/metrics/stats loop until stop, or until the lease is lost (then false).
