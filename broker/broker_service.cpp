@@ -204,6 +204,42 @@ std::string BrokerService::submit(const std::vector<uint8_t>& payload) {
 
 std::optional<UpdateAck> BrokerService::take(const std::vector<uint8_t>& payload, std::string* reason,
                                              std::optional<uint32_t> subject_node) {
+  const auto start = std::chrono::steady_clock::now();
+  std::string why;
+  std::optional<UpdateAck> ack = take_checked(payload, &why, subject_node);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const std::optional<uint32_t> node = ack ? std::optional<uint32_t>(ack->node) : subject_node;
+  const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  std::lock_guard<std::mutex> g(lock_);
+  stats_.merge_seconds.observe(seconds);
+  if (node) {
+    auto it = nodes_.find(*node);
+    if (it == nodes_.end() && nodes_.size() < kMaxTrackedNodes) it = nodes_.emplace(*node, NodeTraffic{}).first;
+    if (it == nodes_.end()) {
+      ++stats_.nodes_untracked;
+    } else {
+      NodeTraffic& t = it->second;
+      t.bytes_in += payload.size();
+      t.last_update = now;
+      if (ack && ack->verdict == "accepted") {
+        ++t.accepted;
+      } else {
+        ++t.refused;
+        t.last_refusal = ack ? ack->verdict : why.substr(0, why.find(':'));
+      }
+    }
+  }
+  if (reason) *reason = std::move(why);
+  return ack;
+}
+
+std::map<uint32_t, NodeTraffic> BrokerService::node_traffic() const {
+  std::lock_guard<std::mutex> g(lock_);
+  return nodes_;
+}
+
+std::optional<UpdateAck> BrokerService::take_checked(const std::vector<uint8_t>& payload, std::string* reason,
+                                                     std::optional<uint32_t> subject_node) {
   if (!journal_ || !journal_->remote()) return take_locked(payload, reason, subject_node, nullptr);
   // A stream journal's append is a round trip to JetStream: made outside the lock, after the checks
   // and before the merge, so that nothing is merged (and answered "accepted") that a broker taking
@@ -233,6 +269,7 @@ void BrokerService::journal_error(const std::exception& e) {
 
 UpdateAck BrokerService::merge_locked(const DecodedUpdate& u, uint64_t base_version, std::string* reason) {
   const UpdateHeader& hd = u.header;
+  const uint64_t at = aggregator_->version();
   const Verdict v = aggregator_->submit(u);
   stats_.norm_median = aggregator_->norm_bound().median();
   stats_.clipped = aggregator_->clipped();
@@ -244,6 +281,7 @@ UpdateAck BrokerService::merge_locked(const DecodedUpdate& u, uint64_t base_vers
     return ack;
   }
   ++stats_.accepted;
+  stats_.staleness.observe(double(at > base_version ? at - base_version : 0));
   ack.weight = aggregator_->last_weight();
   return ack;
 }

@@ -21,6 +21,7 @@
 
 #include "aggregator.h"
 #include "downlink.h"
+#include "histogram.h"
 #include "keyed_workers.h"
 #include "model.h"
 #include "model_channel.h"
@@ -92,6 +93,18 @@ struct BrokerStats {
   uint64_t clipped = 0;            // accepted updates scaled down to the norm bound
   bool signing = false;            // models and acks go out signed
   std::string public_key;          // hex, when signing
+  // Accepted updates: how many versions the model had moved on since the one each was computed on.
+  Histogram staleness{{0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}};
+  // Every update taken: seconds from its arrival to its verdict (decode, checks, journal, merge).
+  Histogram merge_seconds{{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5}};
+  uint64_t nodes_untracked = 0;    // updates from nodes beyond kMaxTrackedNodes: counted above, not per node
+};
+
+// What the broker saw of one node's updates (the dashboard's node table, per-node metrics).
+struct NodeTraffic {
+  uint64_t accepted = 0, refused = 0, bytes_in = 0;
+  std::string last_refusal;  // the verdict or decode error of the last refused one
+  double last_update = 0;    // unix seconds of the last update taken
 };
 
 class BrokerService {
@@ -123,6 +136,9 @@ class BrokerService {
   // The broker's public key when it signs (for the nodes' model-key).
   std::optional<PublicKey> public_key() const;
   BrokerStats stats() const;
+  // Per node, for the nodes heard from (at most kMaxTrackedNodes). Thread: any.
+  static constexpr size_t kMaxTrackedNodes = 65536;
+  std::map<uint32_t, NodeTraffic> node_traffic() const;
   uint64_t updates_received() const { return received_.load(); }  // lock-free, for pacing
   Snapshot snapshot() const;
 
@@ -135,6 +151,9 @@ class BrokerService {
   void on_update(uint32_t node, const std::vector<uint8_t>& payload);  // a decode thread (or the NATS one)
   // take() but a stream journal's append. With `held`: an update that passes every check is not
   // merged but moved there, and its answer says "accepted" provisionally.
+  // take() but the per-node and latency accounting.
+  std::optional<UpdateAck> take_checked(const std::vector<uint8_t>& payload, std::string* reason,
+                                        std::optional<uint32_t> subject_node);
   std::optional<UpdateAck> take_locked(const std::vector<uint8_t>& payload, std::string* reason,
                                        std::optional<uint32_t> subject_node, DecodedUpdate* held);
   UpdateAck merge_locked(const DecodedUpdate& u, uint64_t base_version, std::string* reason);  // caller holds lock_
@@ -154,6 +173,7 @@ class BrokerService {
   std::unique_ptr<Aggregator> aggregator_;
   std::unique_ptr<Journal> journal_;  // a file's under lock_; a stream's outside it (its own lock)
   BrokerStats stats_;
+  std::map<uint32_t, NodeTraffic> nodes_;  // under lock_
   uint64_t published_version_ = UINT64_MAX;
   // Owner's thread only: the model stream (downlink.h). published_ is what the nodes hold (the
   // server model without link).

@@ -10,6 +10,8 @@
 #include <thread>
 
 #include "camera_model.h"
+#include "dashboard_html.h"
+#include "prom_text.h"
 #include "dataset.h"
 #include "image_folder.h"
 #include "metrics.h"
@@ -81,6 +83,10 @@ class BrokerDaemon::Evaluator {
 
 namespace {
 
+double unix_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
 // The held-out images the model is evaluated on: an image folder (one sub-folder per class, read at
 // the model's input size) or Fashion-MNIST's test set (a grey 28x28 model of 10 classes). Throws
 // std::runtime_error when they cannot serve this model, naming both.
@@ -123,12 +129,63 @@ BrokerDaemon::BrokerDaemon(DaemonConfig cfg) : cfg_(std::move(cfg)) {
     lease_link_ = NatsLink::connect(cfg_.nats);
     lease_link_->ensure_lease_bucket(lease_bucket(cfg_.broker.model_id), cfg_.lease_ms, cfg_.broker.stream_replicas);
   }
+  start_http();
   metrics_link_ = NatsLink::connect(cfg_.nats);
-  if (!test_)  // the nodes' reports of their held-out frames stand in for a test set
-    metrics_link_->subscribe(metrics_subject(cfg_.broker.model_id), [this](const std::string&, std::vector<uint8_t> p) {
-      node_accuracy_.take(p.data(), p.size());
-    });
+  metrics_link_->subscribe(metrics_subject(cfg_.broker.model_id), [this](const std::string&, std::vector<uint8_t> p) {
+    node_board_.take(p.data(), p.size(), unix_now());
+    if (!test_) node_accuracy_.take(p.data(), p.size());  // the nodes' held-out frames stand in for a test set
+  });
   if (cfg_.lease_ms <= 0) start_serving();
+}
+
+void BrokerDaemon::start_http() {
+  view_ = std::make_unique<OperatorView>(cfg_.broker.model_id, cfg_.ops, node_board_);
+  view_->set_serving(lease_link_ == nullptr);
+  const auto listen = [this](const std::string& text, const std::string& option) -> HttpServer& {
+    const ListenAddress at = ListenAddress::parse(text, option);
+    for (auto& h : http_)
+      if (h->url() == "http://" + at.str() + "/") return *h;
+    http_.push_back(std::make_unique<HttpServer>(at));
+    if (!at.loopback())
+      fmt::print(stderr, "swarmlens-broker: warning: {} {} is open beyond this machine, with no login: put it "
+                         "behind a firewall or a reverse proxy with TLS and authentication\n", option, text);
+    return *http_.back();
+  };
+  if (!cfg_.ops.metrics_listen.empty()) {
+    HttpServer& h = listen(cfg_.ops.metrics_listen, "--metrics-listen");
+    h.route("/metrics", [this](const std::string&) { return HttpResponse{200, kPromContentType, view_->metrics()}; });
+    metrics_url_ = h.url() + "metrics";
+    fmt::print(stderr, "swarmlens-broker: Prometheus metrics on {}\n", metrics_url_);
+  }
+  if (!cfg_.ops.dashboard_listen.empty()) {
+    HttpServer& h = listen(cfg_.ops.dashboard_listen, "--dashboard-listen");
+    h.route("/", [](const std::string&) {
+      return HttpResponse{200, "text/html; charset=utf-8", std::string(kDashboardHtml)};
+    });
+    h.route("/api/state", [this](const std::string&) {
+      uint64_t cursor = 0;
+      return HttpResponse{200, "application/json", view_->state(cursor)};
+    });
+    h.events("/events", [this](uint64_t& cursor) { return view_->state(cursor); }, std::chrono::milliseconds(1000));
+    dashboard_url_ = h.url();
+    fmt::print(stderr, "swarmlens-broker: dashboard on {}\n", dashboard_url_);
+  }
+}
+
+void BrokerDaemon::update_view(BrokerStats st) {
+  OperatorRound r;
+  r.traffic = service_->node_traffic();
+  if (evaluator_) {
+    if (const Evaluator::Result e = evaluator_->result(); e.accuracy >= 0) {
+      r.accuracy = e.accuracy;
+      r.accuracy_source = "test_set";
+    }
+  } else if (const NodeAccuracy::Summary n = node_accuracy_.summary(); n.nodes) {
+    r.accuracy = n.accuracy;
+    r.accuracy_source = "node_holdout";
+  }
+  r.stats = std::move(st);
+  view_->update(std::move(r), unix_now());
 }
 
 void BrokerDaemon::start_serving() {
@@ -210,6 +267,7 @@ void BrokerDaemon::run(const std::atomic<bool>& stop) {
     }
     fmt::print(stderr, "swarmlens-broker: lost the lease at model version {}: standing by\n",
                service_->stats().version);
+    view_->set_serving(false);
     stop_serving();
     stop_keeper();
   }
@@ -347,6 +405,7 @@ bool BrokerDaemon::serve(const std::atomic<bool>& stop) {
     publish();
     const BrokerStats st = service_->stats();  // one copy a round, for what reports it
     report_journal(st);
+    update_view(st);
     const auto now = Clock::now();
     if (now - last_eval >= std::chrono::milliseconds(cfg_.eval_interval_ms)) {
       last_eval = now;

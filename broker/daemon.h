@@ -12,10 +12,14 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "broker_service.h"
+#include "http_server.h"
 #include "nats_link.h"
 #include "node_accuracy.h"
+#include "node_board.h"
+#include "operator_view.h"
 
 namespace swarmlens {
 
@@ -39,6 +43,7 @@ struct DaemonConfig {
   int lease_ms = 0;
   static constexpr int kStandbyLeaseMs = 2000;  // the lease docs/deploy.md suggests (bench failover's)
   std::string instance;  // this broker's name in the lease ("" = <hostname>:<pid>)
+  OperatorConfig ops;    // /metrics and the dashboard (off unless listen addresses are given)
 };
 
 class BrokerDaemon {
@@ -56,6 +61,9 @@ class BrokerDaemon {
   // loses it (without publishing: another serves), and releases it when stopped.
   void run(const std::atomic<bool>& stop);
   BrokerService& service() { return *service_; }  // null with a lease until this broker serves
+  // The operator's endpoints as listening (after the constructor): "" when off.
+  std::string metrics_url() const { return metrics_url_; }
+  std::string dashboard_url() const { return dashboard_url_; }
 
  private:
   class Evaluator;
@@ -77,12 +85,18 @@ class BrokerDaemon {
   void report_journal(const BrokerStats& st);  // new journal write failures, on stderr
   void publish_metrics(const BrokerStats& st);
   void print_stats(const BrokerStats& st, double seconds);
+  void start_http();                           // the constructor: listens where cfg_.ops says; throws
+  void update_view(BrokerStats st);            // the round's copy, to the operator view
 
   DaemonConfig cfg_;
   std::unique_ptr<BrokerService> service_;
   // Without test data: the nodes' own held-out figures. Before metrics_link_, whose subscription
   // feeds it: the link (and its callbacks) goes first.
   NodeAccuracy node_accuracy_;
+  NodeBoard node_board_;  // every node's own report, for the operator view
+  std::unique_ptr<OperatorView> view_;
+  std::vector<std::unique_ptr<HttpServer>> http_;  // after what they read: they stop first
+  std::string metrics_url_, dashboard_url_;
   std::unique_ptr<NatsLink> metrics_link_;
   std::unique_ptr<Evaluator> evaluator_;  // null without test data
   std::shared_ptr<const Dataset> test_;

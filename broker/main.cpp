@@ -29,6 +29,27 @@ void apply_fleet_size(uint32_t nodes, const CLI::App& app, swarmlens::Aggregator
 void on_signal(int) { g_stop = true; }
 }  // namespace
 
+// --metrics-listen, --dashboard-listen, --metrics-max-nodes: the operator's endpoints.
+void add_operator_options(CLI::App& app, swarmlens::OperatorConfig& ops) {
+  const auto listen = [](const std::string& option) {
+    return CLI::Validator([option](std::string& v) {
+      try {
+        swarmlens::ListenAddress::parse(v, option);
+        return std::string();
+      } catch (const std::exception& e) {
+        return std::string(e.what());
+      }
+    }, "HOST:PORT");
+  };
+  app.add_option("--metrics-listen", ops.metrics_listen, "serve Prometheus metrics at http://HOST:PORT/metrics (empty: "
+                 "off; 127.0.0.1:9464 keeps them on this machine)")->check(listen("--metrics-listen"));
+  app.add_option("--dashboard-listen", ops.dashboard_listen, "serve the live fleet dashboard at http://HOST:PORT/ (empty: "
+                 "off; the address of --metrics-listen shares its port)")->check(listen("--dashboard-listen"));
+  app.add_option("--metrics-max-nodes", ops.max_nodes, "nodes with series of their own in /metrics and rows on the "
+                 "dashboard, the most recently heard first (bounds Prometheus' cardinality)")
+      ->check(CLI::Range(0, 100000))->capture_default_str();
+}
+
 int main(int argc, char** argv) {
   using namespace swarmlens;
   CLI::App app{"swarmlens-broker: merges compressed updates from camera nodes into the shared model"};
@@ -109,6 +130,7 @@ int main(int argc, char** argv) {
                  "model on it and publish its accuracy (without: the nodes' own held-out accuracy, from nodes with "
                  "swarmtrain holdout-every)");
   app.add_option("--test-limit", d.test_limit, "test images evaluated")->capture_default_str();
+  add_operator_options(app, d.ops);
   app.set_config("--config", "", "INI file of these options by their long names (command-line options win)");
   app.set_version_flag("--version", version());
   app.allow_config_extras(CLI::config_extras_mode::error);  // an unknown key in --config is an error
