@@ -27,6 +27,7 @@
 #include "nats_cli.h"
 #include "model_channel.h"
 #include "nats_link.h"
+#include "browser.h"
 #include "process.h"
 #include "properties.h"
 #include "signing.h"
@@ -163,6 +164,7 @@ struct RunResult {
   json broker = json::object();
   std::map<uint32_t, json> nodes;
   bool interrupted = false;
+  bool dashboard_png = false;  // this run took report/dashboard.png
   uint64_t sum(const char* field) const {
     uint64_t s = 0;
     for (const auto& [id, n] : nodes) s += n.value(field, uint64_t(0));
@@ -202,12 +204,18 @@ RunResult run_federation(const DemoOptions& o, FederationSettings fed, const std
   const SigningKey key = generate_signing_key();
   save_signing_key(key_path, key);
   const std::string model_key = public_key_hex(key.public_key);
-  Process broker({find_sibling("swarmlens-broker", "broker"), "--nats", url, "--model-id", fed.model_id,
-                  "--signing-key", key_path, "--server-lr", fmt::format("{}", averaging_server_lr(fed.lr, o.nodes)),
-                  "--buffer-size", "1", "--staleness-grace", std::to_string(4 * o.nodes), "--max-staleness", "1000",
-                  "--publish-interval-ms", "200", "--eval-interval-ms", "1000", "--test-data", data, "--test-limit",
-                  "1000", "--stats", "5"},
-                 broker_log);
+  std::vector<std::string> broker_argv{
+      find_sibling("swarmlens-broker", "broker"), "--nats", url, "--model-id", fed.model_id, "--signing-key", key_path,
+      "--server-lr", fmt::format("{}", averaging_server_lr(fed.lr, o.nodes)), "--buffer-size", "1", "--staleness-grace",
+      std::to_string(4 * o.nodes), "--max-staleness", "1000", "--publish-interval-ms", "200", "--eval-interval-ms", "1000",
+      "--test-data", data, "--test-limit", "1000", "--stats", "5"};
+  std::string dashboard;  // its URL, when on
+  if (o.dashboard) {
+    const std::string at = "127.0.0.1:" + std::to_string(free_loopback_port());
+    broker_argv.insert(broker_argv.end(), {"--dashboard-listen", at, "--metrics-listen", at});
+    dashboard = "http://" + at + "/";
+  }
+  Process broker(broker_argv, broker_log);
   // The broker's first metrics message says it is up; one that exits is noticed within 100 ms.
   while (watch.broker_messages() == 0) {
     if (!broker.running())
@@ -237,6 +245,9 @@ RunResult run_federation(const DemoOptions& o, FederationSettings fed, const std
   }
 
   if (!o.quiet) fmt::print("{}: {} nodes on {}, for {:.0f} s\n", method, o.nodes, url, o.duration);
+  if (!dashboard.empty())
+    fmt::print("{}: live dashboard on {} (Prometheus metrics on {}metrics)\n", method, dashboard, dashboard);
+  std::fflush(stdout);
   auto last_line = Clock::now();
   while (seconds_since(t0) < o.duration && !stop_requested()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -262,6 +273,13 @@ RunResult run_federation(const DemoOptions& o, FederationSettings fed, const std
     }
   }
   r.interrupted = stop_requested();
+  if (!dashboard.empty() && !r.interrupted && !fs::exists(o.report + "/dashboard.png")) {
+    std::string why;  // the dashboard at the end of the run, the nodes still training
+    if (screenshot(dashboard, o.report + "/dashboard.png", &why))
+      r.dashboard_png = true;
+    else
+      fmt::print(stderr, "swarmlens demo: no dashboard.png: {}\n", why);
+  }
   // Stop the nodes first (each sends what it still holds), let the broker merge and evaluate the
   // last updates, then stop it.
   for (auto& n : nodes) n->stop(SIGTERM, std::chrono::seconds(20));
@@ -351,6 +369,8 @@ void write_report(const DemoOptions& o, const std::vector<RunResult>& runs) {
   std::string files = "accuracy.csv";
   files += plotted ? ", accuracy.png (gnuplot accuracy.gp)" : ", accuracy.gp (no plot: nothing evaluated)";
   if (fs::exists(o.report + "/overlay.png")) files += ", overlay.png (node 0)";
+  for (const auto& r : runs)
+    if (r.dashboard_png) files += ", dashboard.png (the live dashboard at the end of the " + r.method + " run)";
   text += "\nFiles: " + files + ", summary.txt, summary.json, logs/\n";
   std::ofstream(o.report + "/summary.json") << summary.dump(2) << "\n";
   std::ofstream(o.report + "/summary.txt") << text;
@@ -373,6 +393,7 @@ int run_demo(const DemoOptions& o) {
     return 1;
   }
   fs::remove(o.report + "/overlay.png", ec);  // an older run's is not this one's
+  fs::remove(o.report + "/dashboard.png", ec);
   std::unique_ptr<LocalNatsServer> server;  // embedded unless --nats: our own, its store removed after
   std::string url = o.nats;
   if (url.empty()) {
@@ -431,6 +452,9 @@ void add_demo_command(CLI::App& parent, Commands& commands) {
   c->add_flag("--baseline", o->baseline, "then run dense (no compression) for as long, and compare");
   c->add_flag("--view", o->view, "show node 0's overlay in a window (needs a display)");
   c->add_flag("--quiet", o->quiet, "no live progress lines");
+  c->add_flag("--dashboard,!--no-dashboard", o->dashboard, fmt::format("the broker's live dashboard on a free loopback "
+              "port (its URL printed), and a screenshot of it in the report (dashboard.png, headless Chromium); {} by "
+              "default", o->dashboard ? "on" : "off"));
   add_federation_options(c, o->fed);
 
   commands.add(c, [o] {

@@ -63,6 +63,9 @@ struct DemoOptions {
   bool baseline = false;     // also run dense, for the same time, and compare
   bool view = false;
   bool quiet = false;        // no live progress lines
+  // The broker's live dashboard (and /metrics) on a free loopback port, its URL printed; at the end
+  // of the first run a screenshot of it goes into the report (dashboard.png, headless Chromium).
+  bool dashboard = true;
   FederationSettings fed;
 };
 int run_demo(const DemoOptions& o);
