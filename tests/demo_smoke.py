@@ -43,9 +43,11 @@ with tempfile.TemporaryDirectory() as tmp:
                     "--model-id", model_id, "--quiet"], check=True, timeout=300)
     assert not processes_with(model_id), processes_with(model_id)  # nodes and brokers are gone
 
-    for name in ("accuracy.csv", "accuracy.png", "overlay.png", "summary.json", "summary.txt"):
+    for name in ("accuracy.csv", "accuracy.png", "overlay.png", "dashboard.png", "summary.json", "summary.txt"):
         assert os.path.getsize(f"{report}/{name}") > 0, name
     assert png_size(f"{report}/accuracy.png") == (1200, 480)
+    assert png_size(f"{report}/dashboard.png") == (1280, 1000)  # the live dashboard, by headless Chromium
+    assert "dashboard.png" in open(f"{report}/summary.txt").read()
     assert png_size(f"{report}/overlay.png") == (280, 280)
 
     rows = list(csv.DictReader(open(f"{report}/accuracy.csv")))
