@@ -26,6 +26,15 @@ ListenAddress ListenAddress::parse(const std::string& text, const std::string& o
   return a;
 }
 
+std::string listen_address_error(const std::string& text, const std::string& option) {
+  try {
+    ListenAddress::parse(text, option);
+    return "";
+  } catch (const std::invalid_argument& e) {
+    return e.what();
+  }
+}
+
 HttpServer::HttpServer(const ListenAddress& at, int max_streams) : at_(at), max_streams_(max_streams) {
   mg_init_library(0);
   const std::string ports = (at.host == "localhost" ? std::string("127.0.0.1") : at.host) + ":" + std::to_string(at.port);

@@ -32,6 +32,9 @@ struct ListenAddress {
   bool loopback() const { return host == "127.0.0.1" || host == "localhost"; }
 };
 
+// The reason `text` is not a listen address ("" when it is): for command-line validators.
+std::string listen_address_error(const std::string& text, const std::string& option);
+
 struct HttpResponse {
   int status = 200;
   std::string content_type = "text/plain; charset=utf-8";

@@ -32,14 +32,7 @@ void on_signal(int) { g_stop = true; }
 // --metrics-listen, --dashboard-listen, --metrics-max-nodes: the operator's endpoints.
 void add_operator_options(CLI::App& app, swarmlens::OperatorConfig& ops) {
   const auto listen = [](const std::string& option) {
-    return CLI::Validator([option](std::string& v) {
-      try {
-        swarmlens::ListenAddress::parse(v, option);
-        return std::string();
-      } catch (const std::exception& e) {
-        return std::string(e.what());
-      }
-    }, "HOST:PORT");
+    return CLI::Validator([option](std::string& v) { return swarmlens::listen_address_error(v, option); }, "HOST:PORT");
   };
   app.add_option("--metrics-listen", ops.metrics_listen, "serve Prometheus metrics at http://HOST:PORT/metrics (empty: "
                  "off; 127.0.0.1:9464 keeps them on this machine)")->check(listen("--metrics-listen"));

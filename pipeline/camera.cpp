@@ -6,10 +6,13 @@
 #include <memory>
 #include <stdexcept>
 
+#include "camera_metrics.h"
 #include "command.h"
+#include "http_server.h"
 #include "launch.h"
 #include "launch_desc.h"
 #include "nats_cli.h"
+#include "prom_text.h"
 #include "properties.h"
 
 namespace swarmlens {
@@ -82,7 +85,18 @@ int run_camera(const CameraOptions& o, bool print_only) {
     return 0;
   }
   fmt::print(stderr, "swarmlens camera: {}\n", desc);
-  return run_launch(desc, "swarmlens camera", o.duration);
+  if (o.metrics_listen.empty()) return run_launch(desc, "swarmlens camera", o.duration);
+  CameraMetrics metrics(o.model_id);
+  std::unique_ptr<HttpServer> http;
+  try {
+    http = std::make_unique<HttpServer>(ListenAddress::parse(o.metrics_listen, "--metrics-listen"));
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "swarmlens camera: {}\n", e.what());
+    return 2;
+  }
+  http->route("/metrics", [&metrics](const std::string&) { return HttpResponse{200, kPromContentType, metrics.text()}; });
+  fmt::print(stderr, "swarmlens camera: Prometheus metrics on {}metrics (as fresh as the last stats line)\n", http->url());
+  return run_launch(desc, "swarmlens camera", o.duration, [&metrics](const StatsFields& f) { metrics.take(f); });
 }
 
 void add_camera_command(CLI::App& parent, Commands& commands) {
@@ -123,6 +137,9 @@ void add_camera_command(CLI::App& parent, Commands& commands) {
   c->add_option("--duration", o->duration, "seconds (0: until SIGTERM / Ctrl-C)")->capture_default_str();
   c->add_option("--stats-interval-ms", o->stats_interval_ms, "a stats line (frames, steps, updates sent and refused, "
                 "bytes up and down, model version, connection) this often (0 = none)")->check(CLI::Range(0, 3600000))->capture_default_str();
+  c->add_option("--metrics-listen", o->metrics_listen, "serve Prometheus metrics at http://HOST:PORT/metrics, updated "
+                 "with each stats line (empty: off; 127.0.0.1:9465 keeps them on this camera)")
+      ->check([](const std::string& v) { return listen_address_error(v, "--metrics-listen"); });
   c->add_flag("--train,!--no-train", o->train, "train on this camera (--no-train: classify with the shared model only)");
   c->add_flag("--print-pipeline", o->print_only, "print the pipeline description and exit");
   commands.add(c, [o] { return run_camera(*o, o->print_only); });

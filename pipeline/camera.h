@@ -50,6 +50,7 @@ struct CameraOptions {
   static constexpr unsigned kDefaultStatsIntervalMs = 10000;
   unsigned stats_interval_ms = kDefaultStatsIntervalMs;  // a stats line on stderr (the journal) this often
   bool train = true;                   // false: classify with the shared model only (no swarmtrain)
+  std::string metrics_listen;          // HOST:PORT of Prometheus' /metrics ("" = off)
 };
 
 // The full gst-launch description; throws std::invalid_argument for an empty source or an output

@@ -45,6 +45,21 @@ void keep_stats(GstMessage* m, std::map<std::string, std::map<std::string, uint6
   }, &fields);
 }
 
+StatsFields stats_fields(const GstStructure* s) {
+  StatsFields f;
+  gst_structure_foreach(s, +[](GQuark field, const GValue* v, gpointer data) -> gboolean {
+    auto* out = static_cast<StatsFields*>(data);
+    const char* name = g_quark_to_string(field);
+    if (G_VALUE_HOLDS_UINT64(v)) out->numbers[name] = double(g_value_get_uint64(v));
+    else if (G_VALUE_HOLDS_UINT(v)) out->numbers[name] = g_value_get_uint(v);
+    else if (G_VALUE_HOLDS_DOUBLE(v)) out->numbers[name] = g_value_get_double(v);
+    else if (G_VALUE_HOLDS_BOOLEAN(v)) out->numbers[name] = g_value_get_boolean(v) ? 1 : 0;
+    else if (G_VALUE_HOLDS_STRING(v) && g_value_get_string(v)) out->strings[name] = g_value_get_string(v);
+    return TRUE;
+  }, &f);
+  return f;
+}
+
 // A swarmtrain-stats message as one log line: what the person running the node looks for.
 std::string stats_line(const GstStructure* s) {
   const auto u64 = [s](const char* f) {
@@ -87,6 +102,11 @@ void catch_stop_signals() {
 bool stop_requested() { return g_stop; }
 
 int run_launch(const std::string& desc, const std::string& who, double duration) {
+  return run_launch(desc, who, duration, nullptr);
+}
+
+int run_launch(const std::string& desc, const std::string& who, double duration,
+               const std::function<void(const StatsFields&)>& on_train_stats) {
   catch_stop_signals();
   gst_init(nullptr, nullptr);
   GstElement* pipeline = nullptr;
@@ -111,10 +131,11 @@ int run_launch(const std::string& desc, const std::string& who, double duration)
     g_free(dbg);
     return error;
   };
-  const auto print_stats = [&who](GstMessage* m) {
+  const auto print_stats = [&who, &on_train_stats](GstMessage* m) {
     const GstStructure* s = gst_message_get_structure(m);
-    if (s && gst_structure_has_name(s, "swarmtrain-stats"))
-      fmt::print(stderr, "{}: {}: {}\n", who, GST_OBJECT_NAME(GST_MESSAGE_SRC(m)), stats_line(s));
+    if (!s || !gst_structure_has_name(s, "swarmtrain-stats")) return;
+    fmt::print(stderr, "{}: {}: {}\n", who, GST_OBJECT_NAME(GST_MESSAGE_SRC(m)), stats_line(s));
+    if (on_train_stats) on_train_stats(stats_fields(s));
   };
   if (gst_element_set_state(pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
     rc = 1;  // an element refused to start: say why (its error is already on the bus)

@@ -18,6 +18,16 @@ namespace swarmlens {
 // checkpoint. Errors and warnings go to stderr prefixed with `who`. 2 = the description is bad.
 int run_launch(const std::string& desc, const std::string& who, double duration);
 
+// An element's stats message (swarmtrain-stats) as plain values: numbers (integers, doubles and
+// booleans as 0/1) and strings, by field name.
+struct StatsFields {
+  std::map<std::string, double> numbers;
+  std::map<std::string, std::string> strings;
+};
+// run_launch, calling `on_train_stats` (on the loop's thread) with every swarmtrain-stats message.
+int run_launch(const std::string& desc, const std::string& who, double duration,
+               const std::function<void(const StatsFields&)>& on_train_stats);
+
 // SIGINT and SIGTERM set a flag instead of ending the process (run_launch installs this itself).
 void catch_stop_signals();
 bool stop_requested();

@@ -8,8 +8,10 @@ import re
 import signal
 import subprocess
 import sys
+import socket
 import tempfile
 import time
+import urllib.request
 
 from local_nats import start_nats
 
@@ -20,6 +22,12 @@ def secret(path, text):
     with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
         f.write(text)
     return path
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def config(path, **kv):
@@ -40,12 +48,26 @@ with tempfile.TemporaryDirectory() as tmp:
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         time.sleep(1.5)
         ckpt = f"{tmp}/node.swm"
+        metrics_port = free_port()
         source = "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1"
         conf = config(f"{tmp}/node.conf", source=source, nats=url, nats_credentials=good, model_id="cam",
                       node_id=7, label=3, idle_policy="always", trigger_age=1, checkpoint=ckpt, output="none",
-                      stats_interval_ms=2000, holdout_every=5)
+                      stats_interval_ms=2000, holdout_every=5, metrics_listen=f"127.0.0.1:{metrics_port}")
         node = subprocess.Popen([exe, "--config", conf, "camera"], stderr=subprocess.PIPE, text=True)
-        time.sleep(12)
+        time.sleep(9)
+        # Its Prometheus metrics, as Prometheus would scrape them: promtool passes them, and they say
+        # what the stats lines say.
+        text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
+        check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+        assert check.returncode == 0, (check.stdout, check.stderr, text)
+        sample = dict(l.rsplit(" ", 1) for l in text.splitlines() if l and not l.startswith("#"))
+        labels = '{model_id="cam",node="7"}'
+        for name in ("frames_total", "training_steps_total", "updates_delivered_total", "uplink_bytes_total",
+                     "downlink_bytes_total", "frames_per_second"):
+            assert float(sample["swarmlens_camera_" + name + labels]) > 0, (name, text)
+        assert sample['swarmlens_camera_training_state{model_id="cam",node="7",state="training"}'] == "1", text
+        assert float(sample["process_resident_memory_bytes"]) > 0, text
+        time.sleep(3)
         node.send_signal(signal.SIGTERM)  # as systemctl stop does
         _, err = node.communicate(timeout=30)
         assert node.returncode == 0, (node.returncode, err)
@@ -95,6 +117,10 @@ with tempfile.TemporaryDirectory() as tmp:
         conf = config(f"{tmp}/typo.conf", source=source, outptu="none")
         r = subprocess.run([exe, "--config", conf, "camera", "--print-pipeline"], capture_output=True, text=True, timeout=30)
         assert r.returncode != 0 and "outptu" in r.stderr + r.stdout, r
+
+        r = subprocess.run([exe, "camera", "--source", "videotestsrc", "--metrics-listen", "9465"], capture_output=True,
+                           text=True, timeout=30)
+        assert r.returncode != 0 and "--metrics-listen 9465: no host" in r.stderr + r.stdout, r
 
         conf = config(f"{tmp}/nosource.conf", output="none")
         r = subprocess.run([exe, "--config", conf, "camera"], capture_output=True, text=True, timeout=60)
