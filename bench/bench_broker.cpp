@@ -1,6 +1,10 @@
 #include "bench_broker.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
@@ -22,7 +26,11 @@
 #include "broker_service.h"
 #include "codec.h"
 #include "model.h"
+#include "http_server.h"
+#include "node_board.h"
+#include "operator_view.h"
 #include "process.h"
+#include "prom_text.h"
 #include "command.h"
 
 namespace swarmlens {
@@ -178,6 +186,173 @@ std::vector<double> model_latencies(const NatsOptions& nats, const std::string& 
   return lat_ms;
 }
 
+// The operator's view as the daemon runs it: per-node stats in the service, the view updated each
+// round, /metrics scraped every second and one dashboard reading the live events.
+struct OperatorLoad {
+  NodeBoard board;
+  OperatorView view;
+  HttpServer http;
+  std::atomic<bool> quit{false};
+  std::atomic<uint64_t> scrapes{0}, failed_scrapes{0}, events_bytes{0};
+  std::thread scraper, reader;
+  explicit OperatorLoad(const std::string& id)
+      : view(id, OperatorConfig{}, board), http(ListenAddress::parse("127.0.0.1:" + std::to_string(free_loopback_port()), "bench")) {
+    http.route("/metrics", [this](const std::string&) { return HttpResponse{200, kPromContentType, view.metrics()}; });
+    http.events("/events", [this](uint64_t& cursor) { return view.state(cursor); }, std::chrono::milliseconds(1000));
+    scraper = std::thread([this] {
+      while (!quit) {
+        try {
+          if (!http_get_loopback(http.port(), "/metrics").empty()) ++scrapes;
+          else ++failed_scrapes;
+        } catch (const std::exception&) {
+          ++failed_scrapes;
+        }
+        for (int i = 0; i < 100 && !quit; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+    });
+    reader = std::thread([this] { events_bytes = read_events(http.port(), quit); });
+  }
+  ~OperatorLoad() { stop(); }
+  void stop() {
+    quit = true;
+    if (scraper.joinable()) scraper.join();
+    if (reader.joinable()) reader.join();
+  }
+  // An event stream read until quit: the bytes it brought.
+  static uint64_t read_events(int port, const std::atomic<bool>& quit) {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(uint16_t(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    timeval tv{0, 100000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    uint64_t got = 0;
+    const std::string req = "GET /events HTTP/1.1\r\nHost: bench\r\n\r\n";
+    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 && write(fd, req.data(), req.size()) > 0) {
+      char buf[8192];
+      while (!quit) {
+        const ssize_t n = read(fd, buf, sizeof buf);
+        if (n > 0) got += uint64_t(n);
+        else if (n == 0) break;
+      }
+    }
+    close(fd);
+    return got;
+  }
+};
+
+struct ServedRun {
+  double per_s = 0, seconds = 0;
+  BrokerStats stats;
+  nlohmann::json latency;
+  uint64_t scrapes = 0, events_bytes = 0;
+};
+
+// One served run: a real nats-server with JetStream, BrokerService publishing the model on its
+// timer, and P publishers each on its own connection. Publishers keep at most `window` updates in
+// flight (sent, not yet merged), so the figure is what the broker sustains, not what the server
+// drops. With the operator view: what the daemon runs when /metrics and the dashboard are on. The
+// latency is measured on runs without it only.
+ServedRun served_run(const std::vector<std::vector<std::vector<uint8_t>>>& streams, const BrokerBenchOptions& o,
+                     const AggregatorConfig& agg, bool operator_view) {
+  const std::string id = "bench";
+  const auto model = Model::create({}, 1);
+  ServedRun r;
+  LocalNatsServer server("/dev/null");
+  NatsOptions nats;
+  nats.urls = {server.url()};
+  BrokerConfig bc;
+  bc.model_id = id;
+  bc.aggregation = agg;
+  bc.rate.updates_per_s = 0;  // a few publishers stand in for many nodes: no per-node rate limit
+  bc.rate.bytes_per_s = 0;
+  bc.decode_threads = o.decode_threads;
+  bc.operator_stats = operator_view;
+  BrokerService broker(bc, NatsLink::connect(nats));
+  std::unique_ptr<OperatorLoad> ops;
+  if (operator_view) ops = std::make_unique<OperatorLoad>(id);
+  std::atomic<bool> done{false};
+  std::thread timer([&] {
+    while (!done) {
+      broker.publish_if_changed();
+      if (ops) {
+        OperatorRound round;
+        round.stats = broker.stats();
+        round.traffic = broker.node_traffic();
+        ops->view.update(std::move(round), std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count());
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(o.publish_interval_ms));
+    }
+  });
+  const uint64_t total = o.updates * o.publishers;
+  const auto t0 = Clock::now();
+  {
+    InFlightWindow window(broker, o.window, o.publishers);
+    std::vector<std::thread> pubs;
+    for (uint32_t p = 0; p < o.publishers; ++p)
+      pubs.emplace_back([&, p] {
+        auto link = NatsLink::connect(nats);
+        for (const auto& u : streams[p]) {
+          window.take();
+          link->publish(update_subject(id, p), u);
+        }
+        link->flush();
+      });
+    for (auto& t : pubs) t.join();
+  }
+  const double published_at = secs(Clock::now() - t0);
+  while (broker.updates_received() < total && secs(Clock::now() - t0) < 120)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  r.seconds = secs(Clock::now() - t0);
+  fmt::print("{}publishers done after {:.2f} s, the broker had taken them all after {:.2f} s\n",
+             operator_view ? "[operator view on] " : "", published_at, r.seconds);
+  r.stats = broker.stats();
+  r.per_s = double(r.stats.accepted) / r.seconds;
+  if (!operator_view) {
+    // Latency: one node sends an update every 20 ms; the time until a model containing it arrives.
+    std::vector<double> lat_ms = model_latencies(nats, id, model->layout_hash(), uint32_t(model->num_params()), o);
+    std::sort(lat_ms.begin(), lat_ms.end());
+    auto pct = [&](double q) { return lat_ms.empty() ? -1.0 : lat_ms[size_t(q * double(lat_ms.size() - 1))]; };
+    r.latency = {{"samples", lat_ms.size()}, {"p50_ms", pct(0.5)}, {"p95_ms", pct(0.95)}, {"max_ms", pct(1.0)},
+                 {"publish_interval_ms", o.publish_interval_ms}};
+  }
+  done = true;
+  timer.join();
+  if (ops) {
+    ops->stop();
+    r.scrapes = ops->scrapes;
+    r.events_bytes = ops->events_bytes;
+    if (ops->failed_scrapes) throw std::runtime_error(std::to_string(ops->failed_scrapes.load()) + " scrapes of /metrics failed");
+  }
+  return r;
+}
+
+// Served runs with the operator view off and on, alternated `operator_repeats` times: the median of
+// each and their ratio.
+nlohmann::json compare_operator_view(const std::vector<std::vector<std::vector<uint8_t>>>& streams,
+                                     const BrokerBenchOptions& o, const AggregatorConfig& agg) {
+  std::vector<double> off, on;
+  uint64_t scrapes = 0, events_bytes = 0;
+  for (int i = 0; i < o.operator_repeats; ++i) {
+    off.push_back(served_run(streams, o, agg, false).per_s);
+    const ServedRun with = served_run(streams, o, agg, true);
+    on.push_back(with.per_s);
+    scrapes += with.scrapes;
+    events_bytes += with.events_bytes;
+  }
+  const auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+  };
+  const double m_off = median(off), m_on = median(on);
+  fmt::print("operator view (per-node stats, /metrics scraped every second, one live dashboard): off {:.0f}, on {:.0f} "
+             "updates/s (medians of {}): on/off {:.3f}\n", m_off, m_on, o.operator_repeats, m_on / m_off);
+  return {{"off_updates_per_s", off}, {"on_updates_per_s", on}, {"median_off", m_off}, {"median_on", m_on},
+          {"on_vs_off", m_on / m_off}, {"scrape_interval_s", 1}, {"dashboards", 1}, {"scrapes", scrapes},
+          {"event_bytes", events_bytes}};
+}
+
 }  // namespace
 
 int run_broker_bench(const BrokerBenchOptions& o) {
@@ -202,63 +377,14 @@ int run_broker_bench(const BrokerBenchOptions& o) {
   const double bare_per_s = bare_rate(streams, id, hash, model->params_copy(), agg);
 
   // Served: a real nats-server with JetStream, BrokerService publishing the model on its timer, and
-  // P publishers each on its own connection. Publishers keep at most `window` updates in flight
-  // (sent, not yet merged), so the figure is what the broker sustains, not what the server drops.
-  double served_per_s = 0, served_seconds = 0, capacity_per_s = 0;
-  nlohmann::json latency;
-  BrokerStats final_stats;
-  {
-    LocalNatsServer server("/dev/null");
-    NatsOptions nats;
-    nats.urls = {server.url()};
-    BrokerConfig bc;
-    bc.model_id = id;
-    bc.aggregation = agg;
-    bc.rate.updates_per_s = 0;  // a few publishers stand in for many nodes: no per-node rate limit
-    bc.rate.bytes_per_s = 0;
-    bc.decode_threads = o.decode_threads;
-    BrokerService broker(bc, NatsLink::connect(nats));
-    std::atomic<bool> done{false};
-    std::thread timer([&] {
-      while (!done) {
-        broker.publish_if_changed();
-        std::this_thread::sleep_for(std::chrono::milliseconds(o.publish_interval_ms));
-      }
-    });
-    const uint64_t total = o.updates * o.publishers;
-    const auto t0 = Clock::now();
-    {
-      InFlightWindow window(broker, o.window, o.publishers);
-      std::vector<std::thread> pubs;
-      for (uint32_t p = 0; p < o.publishers; ++p)
-        pubs.emplace_back([&, p] {
-          auto link = NatsLink::connect(nats);
-          for (const auto& u : streams[p]) {
-            window.take();
-            link->publish(update_subject(id, p), u);
-          }
-          link->flush();
-        });
-      for (auto& t : pubs) t.join();
-    }
-    const double published_at = secs(Clock::now() - t0);
-    while (broker.updates_received() < total && secs(Clock::now() - t0) < 120)
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    served_seconds = secs(Clock::now() - t0);
-    fmt::print("publishers done after {:.2f} s, the broker had taken them all after {:.2f} s\n", published_at, served_seconds);
-    final_stats = broker.stats();
-    served_per_s = double(final_stats.accepted) / served_seconds;
-    capacity_per_s = double(final_stats.updates_in) / final_stats.busy_seconds;
-
-    // Latency: one node sends an update every 20 ms; the time until a model containing it arrives.
-    std::vector<double> lat_ms = model_latencies(nats, id, hash, dim, o);
-    done = true;
-    timer.join();
-    std::sort(lat_ms.begin(), lat_ms.end());
-    auto pct = [&](double q) { return lat_ms.empty() ? -1.0 : lat_ms[size_t(q * double(lat_ms.size() - 1))]; };
-    latency = {{"samples", lat_ms.size()}, {"p50_ms", pct(0.5)}, {"p95_ms", pct(0.95)}, {"max_ms", pct(1.0)},
-               {"publish_interval_ms", o.publish_interval_ms}};
-  }
+  // P publishers each on its own connection (served_run).
+  ServedRun served = served_run(streams, o, agg, false);
+  const double served_per_s = served.per_s, served_seconds = served.seconds;
+  const BrokerStats& final_stats = served.stats;
+  const double capacity_per_s = double(final_stats.updates_in) / final_stats.busy_seconds;
+  const nlohmann::json latency = served.latency;
+  nlohmann::json operator_view;
+  if (o.operator_repeats > 0) operator_view = compare_operator_view(streams, o, agg);
 
   const nlohmann::json j = {
       {"publishers", o.publishers}, {"updates", o.updates * o.publishers}, {"decode_threads", o.decode_threads}, {"density", o.density},
@@ -268,7 +394,7 @@ int run_broker_bench(const BrokerBenchOptions& o) {
       {"broker_thread_updates_per_busy_s", capacity_per_s}, {"broker_busy_seconds", final_stats.busy_seconds}, {"accepted", final_stats.accepted},
       {"rejected", final_stats.rejected}, {"model_versions", final_stats.version},
       {"models_out", final_stats.models_out}, {"snapshots_out", final_stats.snapshots_out},
-      {"deltas_out", final_stats.deltas_out}, {"latency", latency},
+      {"deltas_out", final_stats.deltas_out}, {"latency", latency}, {"operator_view", operator_view},
       {"peak_rss_mib", peak_rss_mib()}, {"threads", std::thread::hardware_concurrency()}};
   fmt::print("update: {} B ({}% dense small CNN, fp16 values)\n", update_bytes, o.density * 100);
   fmt::print("bare aggregator (decode + merge, one thread): {:>10.0f} updates/s\n", bare_per_s);
@@ -296,6 +422,9 @@ void add_broker_bench_command(CLI::App& parent, Commands& commands) {
   c->add_option("--publish-interval-ms", o->publish_interval_ms, "the broker's model publish timer")->check(CLI::Range(1, 60000))->capture_default_str();
   c->add_option("--latency-samples", o->latency_samples, "updates timed for latency")->check(CLI::Range(1, 100000))->capture_default_str();
   c->add_option("--decode-threads", o->decode_threads, "the broker's decode threads (swarmlens-broker --decode-threads; 0 = the NATS thread)")->check(CLI::Range(0, 64))->capture_default_str();
+  c->add_option("--operator-repeats", o->operator_repeats, "then served runs with the operator view (per-node stats, "
+                 "/metrics scraped every second, a live dashboard) off and on, alternated this many times (0 = none)")
+      ->check(CLI::Range(0, 20))->capture_default_str();
   c->add_option("--json", o->json_path, "write results as JSON to this file");
   commands.add(c, [o] { return run_broker_bench(*o); });
 }

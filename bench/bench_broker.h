@@ -27,6 +27,7 @@ struct BrokerBenchOptions {
   int publish_interval_ms = 100; // the broker's model publish timer
   uint64_t latency_samples = 200;
   unsigned decode_threads = BrokerConfig::kDefaultDecodeThreads;
+  int operator_repeats = 0;      // served runs with the operator view off and on, alternated (0 = none)
   std::string json_path;
 };
 

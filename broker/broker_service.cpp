@@ -204,6 +204,7 @@ std::string BrokerService::submit(const std::vector<uint8_t>& payload) {
 
 std::optional<UpdateAck> BrokerService::take(const std::vector<uint8_t>& payload, std::string* reason,
                                              std::optional<uint32_t> subject_node) {
+  if (!cfg_.operator_stats) return take_checked(payload, reason, subject_node);
   const auto start = std::chrono::steady_clock::now();
   std::string why;
   std::optional<UpdateAck> ack = take_checked(payload, &why, subject_node);
@@ -281,7 +282,7 @@ UpdateAck BrokerService::merge_locked(const DecodedUpdate& u, uint64_t base_vers
     return ack;
   }
   ++stats_.accepted;
-  stats_.staleness.observe(double(at > base_version ? at - base_version : 0));
+  if (cfg_.operator_stats) stats_.staleness.observe(double(at > base_version ? at - base_version : 0));
   ack.weight = aggregator_->last_weight();
   return ack;
 }

@@ -58,6 +58,9 @@ struct BrokerConfig {
   // order); 0 = on the NATS delivery thread. Their queues hold at most max_pending_bytes as well.
   static constexpr unsigned kDefaultDecodeThreads = 2;
   unsigned decode_threads = kDefaultDecodeThreads;
+  // Keep what the operator's view shows: each node's traffic (node_traffic()) and the staleness and
+  // merge-time histograms. The daemon sets it when /metrics or the dashboard is on.
+  bool operator_stats = false;
   // Updates larger than this are rejected ("oversized") before decoding; 0 = twice a dense fp32
   // update of the model plus 4 KiB (no honest encoding comes near).
   size_t max_update_bytes = 0;

@@ -113,6 +113,7 @@ std::shared_ptr<const Dataset> load_test_data(const DaemonConfig& cfg) {
 }  // namespace
 
 BrokerDaemon::BrokerDaemon(DaemonConfig cfg) : cfg_(std::move(cfg)) {
+  cfg_.broker.operator_stats = !cfg_.ops.metrics_listen.empty() || !cfg_.ops.dashboard_listen.empty();
   if (!cfg_.test_data.empty()) {
     test_ = load_test_data(cfg_);
     if (cfg_.broker.class_names.empty()) cfg_.broker.class_names = test_->class_names;  // the folders name them
