@@ -20,9 +20,12 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <regex>
+#include <set>
+#include <cstring>
 #include <thread>
 
 #include "browser.h"
+#include "camera_metrics.h"
 #include "daemon.h"
 #include "http_server.h"
 #include "model.h"
@@ -125,6 +128,43 @@ std::map<std::string, double> samples(const std::string& text) {
     out[line.substr(0, space)] = std::stod(line.substr(space + 1));
   }
   return out;
+}
+
+// Every swarmlens_ metric the Grafana dashboard and the alert rules in deploy/ query is one the
+// broker (`broker_text`) or a camera (CameraMetrics) exports: a renamed metric fails here, not on
+// the operator's wall.
+void check_deploy_files_name(const std::string& broker_text) {
+  StatsFields f;
+  for (const char* k : {"samples", "dropped", "steps", "node-id", "connected", "holdout-accuracy", "bytes-sent"})
+    f.numbers[k] = 1;
+  f.strings["state"] = "training";
+  CameraMetrics camera("ops");
+  camera.take(f);
+  const std::string exported = broker_text + camera.text();
+  std::set<std::string> families;
+  const std::regex type_line(R"(# TYPE (\w+) )");
+  for (auto it = std::sregex_iterator(exported.begin(), exported.end(), type_line); it != std::sregex_iterator(); ++it)
+    families.insert((*it)[1]);
+  const char* root = std::getenv("SWARMLENS_SOURCE_ROOT");
+  REQUIRE(root);
+  size_t queried = 0;
+  for (const char* file : {"/deploy/grafana/swarmlens-fleet.json", "/deploy/prometheus/swarmlens-rules.yml"}) {
+    std::ifstream in(std::string(root) + file);
+    REQUIRE(in);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::regex name(R"(\b(swarmlens_\w+|process_\w+))");
+    for (auto it = std::sregex_iterator(text.begin(), text.end(), name); it != std::sregex_iterator(); ++it) {
+      std::string n = (*it)[1];
+      for (const char* suffix : {"_bucket", "_count", "_sum"})
+        if (n.size() > std::strlen(suffix) && n.compare(n.size() - std::strlen(suffix), std::string::npos, suffix) == 0 &&
+            families.count(n.substr(0, n.size() - std::strlen(suffix))))
+          n = n.substr(0, n.size() - std::strlen(suffix));
+      if (n == "swarmlens_broker_updates_rejected_total") ++queried;
+      INFO(file << " queries " << n);
+      CHECK(families.count(n) == 1);
+    }
+  }
+  CHECK(queried >= 2);  // both files were read
 }
 
 double unix_now() {
@@ -290,7 +330,7 @@ TEST_CASE("swarmlens-broker's /metrics after real traffic: promtool passes, coun
   node->publish(update_subject("ops", 8), std::vector<uint8_t>{1, 2, 3});  // malformed
   node->publish(update_subject("ops", 8), encode_update({"ops", model->layout_hash(), 0, 9, ++seq, 32}, s, {}));  // as another
   node->publish(update_subject("ops", 8), encode_update({"ops", model->layout_hash() + 1, 0, 8, ++seq, 32}, s, {}));  // layout
-  const std::string report = R"({"source":"node","node":9,"state":"paused-load","steps":77,"samples":300,"bytes_sent":123,"bytes_in":4567,"model_version":3})";
+  const std::string report = R"({"source":"node","node":9,"state":"paused-load","steps":77,"samples":300,"bytes_sent":123,"bytes_in":4567,"model_version":3,"holdout_accuracy":0.625,"holdout_samples":40})";
   node->publish(metrics_subject("ops"), std::vector<uint8_t>(report.begin(), report.end()));
   const std::string forged = R"({"source":"node","node":9,"state":"owned"})";
   node->publish(metrics_subject("ops"), std::vector<uint8_t>(forged.begin(), forged.end()));
@@ -338,6 +378,8 @@ TEST_CASE("swarmlens-broker's /metrics after real traffic: promtool passes, coun
   CHECK(m.at("swarmlens_node_state{" + id + ",node=\"9\",state=\"paused-load\"}") == 1);
   CHECK(m.at("swarmlens_node_last_seen_timestamp_seconds{" + id + ",node=\"9\"}") > unix_now() - 60);
   CHECK(m.at("process_cpu_seconds_total") > 0);
+  CHECK(m.at("swarmlens_model_accuracy_ratio{" + id + ",source=\"node_holdout\"}") == 0.625);
+  check_deploy_files_name(body);
 
   // The dashboard's state says the same.
   const auto j = nlohmann::json::parse(state.substr(state.find("\r\n\r\n") + 4));
