@@ -242,8 +242,15 @@ struct OperatorLoad {
   }
 };
 
+double cpu_seconds() {  // this process' user + system time: the broker, its links and the publishers
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
 struct ServedRun {
   double per_s = 0, seconds = 0;
+  double cpu_us_per_update = 0;  // this process' CPU time from the first publish to the last update taken
   BrokerStats stats;
   nlohmann::json latency;
   uint64_t scrapes = 0, events_bytes = 0;
@@ -287,6 +294,7 @@ ServedRun served_run(const std::vector<std::vector<std::vector<uint8_t>>>& strea
   });
   const uint64_t total = o.updates * o.publishers;
   const auto t0 = Clock::now();
+  const double cpu0 = cpu_seconds();
   {
     InFlightWindow window(broker, o.window, o.publishers);
     std::vector<std::thread> pubs;
@@ -305,6 +313,7 @@ ServedRun served_run(const std::vector<std::vector<std::vector<uint8_t>>>& strea
   while (broker.updates_received() < total && secs(Clock::now() - t0) < 120)
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   r.seconds = secs(Clock::now() - t0);
+  r.cpu_us_per_update = (cpu_seconds() - cpu0) * 1e6 / double(total);
   fmt::print("{}publishers done after {:.2f} s, the broker had taken them all after {:.2f} s\n",
              operator_view ? "[operator view on] " : "", published_at, r.seconds);
   r.stats = broker.stats();
@@ -332,12 +341,16 @@ ServedRun served_run(const std::vector<std::vector<std::vector<uint8_t>>>& strea
 // each and their ratio.
 nlohmann::json compare_operator_view(const std::vector<std::vector<std::vector<uint8_t>>>& streams,
                                      const BrokerBenchOptions& o, const AggregatorConfig& agg) {
-  std::vector<double> off, on;
+  std::vector<double> off, on, cpu_off, cpu_on, pair;
   uint64_t scrapes = 0, events_bytes = 0;
   for (int i = 0; i < o.operator_repeats; ++i) {
-    off.push_back(served_run(streams, o, agg, false).per_s);
+    const ServedRun without = served_run(streams, o, agg, false);
     const ServedRun with = served_run(streams, o, agg, true);
+    off.push_back(without.per_s);
     on.push_back(with.per_s);
+    pair.push_back(with.per_s / without.per_s);
+    cpu_off.push_back(without.cpu_us_per_update);
+    cpu_on.push_back(with.cpu_us_per_update);
     scrapes += with.scrapes;
     events_bytes += with.events_bytes;
   }
@@ -345,12 +358,15 @@ nlohmann::json compare_operator_view(const std::vector<std::vector<std::vector<u
     std::sort(v.begin(), v.end());
     return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
   };
-  const double m_off = median(off), m_on = median(on);
-  fmt::print("operator view (per-node stats, /metrics scraped every second, one live dashboard): off {:.0f}, on {:.0f} "
-             "updates/s (medians of {}): on/off {:.3f}\n", m_off, m_on, o.operator_repeats, m_on / m_off);
+  const double m_off = median(off), m_on = median(on), c_off = median(cpu_off), c_on = median(cpu_on);
+  fmt::print("operator view (per-node stats, /metrics scraped every second, one live dashboard), medians of {} "
+             "alternated runs:\n  updates/s off {:.0f}, on {:.0f}: on/off {:.3f} (median of the pairs' ratios {:.3f})\n"
+             "  CPU per update (this process: broker, links, publishers) off {:.1f} us, on {:.1f} us: on/off {:.3f}\n",
+             o.operator_repeats, m_off, m_on, m_on / m_off, median(pair), c_off, c_on, c_on / c_off);
   return {{"off_updates_per_s", off}, {"on_updates_per_s", on}, {"median_off", m_off}, {"median_on", m_on},
-          {"on_vs_off", m_on / m_off}, {"scrape_interval_s", 1}, {"dashboards", 1}, {"scrapes", scrapes},
-          {"event_bytes", events_bytes}};
+          {"on_vs_off", m_on / m_off}, {"pair_ratios", pair}, {"median_pair_ratio", median(pair)},
+          {"cpu_us_per_update_off", cpu_off}, {"cpu_us_per_update_on", cpu_on}, {"cpu_on_vs_off", c_on / c_off},
+          {"scrape_interval_s", 1}, {"dashboards", 1}, {"scrapes", scrapes}, {"event_bytes", events_bytes}};
 }
 
 }  // namespace

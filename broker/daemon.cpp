@@ -136,11 +136,15 @@ BrokerDaemon::BrokerDaemon(DaemonConfig cfg) : cfg_(std::move(cfg)) {
     node_board_.take(p.data(), p.size(), unix_now());
     if (!test_) node_accuracy_.take(p.data(), p.size());  // the nodes' held-out frames stand in for a test set
   });
+  if (!cfg_.ops.dashboard_listen.empty())
+    metrics_link_->subscribe(snapshot_subjects(cfg_.broker.model_id), [this](const std::string& subject, std::vector<uint8_t> p) {
+      if (const auto node = OverlaySnapshots::node_of(subject)) snapshots_.take(*node, std::move(p), unix_now());
+    }, {}, 8ll << 20, OverlaySnapshots::kMaxBytes);
   if (cfg_.lease_ms <= 0) start_serving();
 }
 
 void BrokerDaemon::start_http() {
-  view_ = std::make_unique<OperatorView>(cfg_.broker.model_id, cfg_.ops, node_board_);
+  view_ = std::make_unique<OperatorView>(cfg_.broker.model_id, cfg_.ops, node_board_, &snapshots_);
   view_->set_serving(lease_link_ == nullptr);
   const auto listen = [this](const std::string& text, const std::string& option) -> HttpServer& {
     const ListenAddress at = ListenAddress::parse(text, option);
@@ -168,6 +172,13 @@ void BrokerDaemon::start_http() {
       return HttpResponse{200, "application/json", view_->state(cursor)};
     });
     h.events("/events", [this](uint64_t& cursor) { return view_->state(cursor); }, std::chrono::milliseconds(1000));
+    h.route("/snapshot/", [this](const std::string& path) {  // /snapshot/<node>.jpg
+      const auto node = OverlaySnapshots::node_of("x.snapshot." + path.substr(10, path.size() > 14 ? path.size() - 14 : 0));
+      const auto jpeg = node && path.size() > 14 && path.compare(path.size() - 4, 4, ".jpg") == 0 ? snapshots_.get(*node)
+                                                                                                  : nullptr;
+      if (!jpeg) return HttpResponse{404, "text/plain; charset=utf-8", "no snapshot\n"};
+      return HttpResponse{200, "image/jpeg", std::string(jpeg->begin(), jpeg->end())};
+    });
     dashboard_url_ = h.url();
     fmt::print(stderr, "swarmlens-broker: dashboard on {}\n", dashboard_url_);
   }

@@ -94,6 +94,7 @@ class BrokerDaemon {
   // feeds it: the link (and its callbacks) goes first.
   NodeAccuracy node_accuracy_;
   NodeBoard node_board_;  // every node's own report, for the operator view
+  OverlaySnapshots snapshots_;  // the nodes' overlay snapshots, with the dashboard on
   std::unique_ptr<OperatorView> view_;
   std::vector<std::unique_ptr<HttpServer>> http_;  // after what they read: they stop first
   std::string metrics_url_, dashboard_url_;

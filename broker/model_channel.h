@@ -38,6 +38,11 @@ inline std::string update_subject(const std::string& model_id, uint32_t node) {
 inline std::string update_subjects(const std::string& model_id) { return "swarmlens." + model_id + ".update.*"; }
 inline std::string model_subject(const std::string& model_id) { return "swarmlens." + model_id + ".model"; }
 inline std::string metrics_subject(const std::string& model_id) { return "swarmlens." + model_id + ".metrics"; }
+// A node's overlay snapshot (a small JPEG, opt-in: swarmlens camera --snapshot-interval), for the dashboard.
+inline std::string snapshot_subject(const std::string& model_id, uint32_t node) {
+  return "swarmlens." + model_id + ".snapshot." + std::to_string(node);
+}
+inline std::string snapshot_subjects(const std::string& model_id) { return "swarmlens." + model_id + ".snapshot.*"; }
 inline std::string retained_prefix(const std::string& model_id, const std::string& kind) {
   return "swarmlens." + model_id + ".retained." + kind;
 }

@@ -7,8 +7,9 @@
 
 namespace swarmlens {
 
-OperatorView::OperatorView(std::string model_id, OperatorConfig cfg, const NodeBoard& board)
-    : model_id_(std::move(model_id)), cfg_(std::move(cfg)), board_(board) {}
+OperatorView::OperatorView(std::string model_id, OperatorConfig cfg, const NodeBoard& board,
+                           const OverlaySnapshots* snapshots)
+    : model_id_(std::move(model_id)), cfg_(std::move(cfg)), board_(board), snapshots_(snapshots) {}
 
 void OperatorView::update(OperatorRound r, double now) {
   std::lock_guard<std::mutex> g(lock_);
@@ -123,12 +124,14 @@ std::string OperatorView::metrics() const {
 
 std::string OperatorView::state(uint64_t& cursor) const {
   const auto reports = board_.nodes();
+  const auto snapshot_times = snapshots_ ? snapshots_->times() : std::map<uint32_t, double>{};
   std::lock_guard<std::mutex> g(lock_);
   const BrokerStats& s = round_.stats;
   nlohmann::json j = {{"model_id", model_id_}, {"serving", round_.serving}, {"version", s.version},
                       {"updates_in", s.updates_in}, {"accepted", s.accepted}, {"rejected", s.rejected},
                       {"bytes_up", s.bytes_in}, {"bytes_down", s.bytes_out}, {"models_out", s.models_out},
-                      {"started", started_}, {"node_reports_refused", board_.refused()}};
+                      {"started", started_}, {"node_reports_refused", board_.refused()},
+                      {"snapshots_refused", snapshots_ ? snapshots_->refused() : 0}};
   if (round_.accuracy >= 0) {
     j["accuracy"] = round_.accuracy;
     j["accuracy_source"] = round_.accuracy_source;
@@ -162,6 +165,7 @@ std::string OperatorView::state(uint64_t& cursor) const {
       n["reported"] = r->second.seen;
       if (r->second.holdout_accuracy) n["holdout_accuracy"] = *r->second.holdout_accuracy;
     }
+    if (const auto t = snapshot_times.find(id); t != snapshot_times.end()) n["snapshot"] = t->second;
     nodes.push_back(std::move(n));
   }
   j["nodes_total"] = [&] {

@@ -12,6 +12,7 @@
 
 #include "broker_service.h"
 #include "node_board.h"
+#include "overlay_snapshots.h"
 
 namespace swarmlens {
 
@@ -35,7 +36,9 @@ struct OperatorRound {
 
 class OperatorView {
  public:
-  OperatorView(std::string model_id, OperatorConfig cfg, const NodeBoard& board);
+  // snapshots: the nodes' overlay snapshots, when the dashboard takes them (else null).
+  OperatorView(std::string model_id, OperatorConfig cfg, const NodeBoard& board,
+               const OverlaySnapshots* snapshots = nullptr);
   void update(OperatorRound r, double now);  // now: unix seconds
   void set_serving(bool serving);
   std::string metrics() const;
@@ -55,6 +58,7 @@ class OperatorView {
   const std::string model_id_;
   const OperatorConfig cfg_;
   const NodeBoard& board_;
+  const OverlaySnapshots* snapshots_;
   mutable std::mutex lock_;
   OperatorRound round_;
   bool have_round_ = false;

@@ -14,6 +14,8 @@
 #include "nats_cli.h"
 #include "prom_text.h"
 #include "properties.h"
+#include "overlay_snapshots.h"
+#include "snapshot_sender.h"
 
 namespace swarmlens {
 
@@ -67,9 +69,14 @@ std::string camera_pipeline(const CameraOptions& o) {
       .set_if(props::kCheckpoint, o.checkpoint);
   if (o.node_id >= 0) train.set(props::kNodeId, o.node_id);
   // The classifier takes the shared model from NATS when there is one, else this trainer's.
+  std::string tail = output_tail(o);
+  if (o.snapshot_interval > 0) {
+    if (o.nats.empty()) throw std::invalid_argument("--snapshot-interval sends the overlay to the broker: it needs --nats");
+    tail = "tee name=snap ! queue ! " + tail + " snap. ! " + SnapshotSender::branch();
+  }
   return fmt::format("{} ! videoconvert ! video/x-raw,format=BGRx ! {}{} ! {} ! {}", o.source,
                      o.train ? train.str() + " ! " : "", model_and_nats(LaunchElement("swarmclassify")).str(),
-                     LaunchElement("swarmoverlay").set(props::kModelId, o.model_id).str(), output_tail(o));
+                     LaunchElement("swarmoverlay").set(props::kModelId, o.model_id).str(), tail);
 }
 
 int run_camera(const CameraOptions& o, bool print_only) {
@@ -85,18 +92,41 @@ int run_camera(const CameraOptions& o, bool print_only) {
     return 0;
   }
   fmt::print(stderr, "swarmlens camera: {}\n", desc);
-  if (o.metrics_listen.empty()) return run_launch(desc, "swarmlens camera", o.duration);
   CameraMetrics metrics(o.model_id);
   std::unique_ptr<HttpServer> http;
+  std::unique_ptr<SnapshotSender> snapshots;
   try {
-    http = std::make_unique<HttpServer>(ListenAddress::parse(o.metrics_listen, "--metrics-listen"));
+    if (!o.metrics_listen.empty()) {
+      http = std::make_unique<HttpServer>(ListenAddress::parse(o.metrics_listen, "--metrics-listen"));
+      http->route("/metrics", [&metrics](const std::string&) { return HttpResponse{200, kPromContentType, metrics.text()}; });
+      fmt::print(stderr, "swarmlens camera: Prometheus metrics on {}metrics (as fresh as the last stats line)\n", http->url());
+    }
+    if (o.snapshot_interval > 0) {
+      NatsOptions nats;
+      nats.urls = CLI::detail::split(o.nats, ',');
+      nats.credentials_file = o.nats_credentials;
+      nats.tls_ca = o.nats_tls_ca;
+      nats.name = "swarmlens-camera-snapshots";
+      snapshots = std::make_unique<SnapshotSender>(nats, o.model_id, o.snapshot_interval);
+      if (o.node_id >= 0) snapshots->set_node(uint32_t(o.node_id));
+    }
   } catch (const std::exception& e) {
     fmt::print(stderr, "swarmlens camera: {}\n", e.what());
     return 2;
   }
-  http->route("/metrics", [&metrics](const std::string&) { return HttpResponse{200, kPromContentType, metrics.text()}; });
-  fmt::print(stderr, "swarmlens camera: Prometheus metrics on {}metrics (as fresh as the last stats line)\n", http->url());
-  return run_launch(desc, "swarmlens camera", o.duration, [&metrics](const StatsFields& f) { metrics.take(f); });
+  LaunchHooks hooks;
+  hooks.on_train_stats = [&](const StatsFields& f) {
+    metrics.take(f);
+    if (snapshots && f.numbers.count("node-id")) snapshots->set_node(uint32_t(f.numbers.at("node-id")));
+  };
+  if (snapshots) hooks.on_pipeline = [&](void* pipeline) { snapshots->attach(pipeline); };
+  const int rc = run_launch(desc, "swarmlens camera", o.duration, hooks);
+  if (snapshots)
+    fmt::print(stderr, "swarmlens camera: {} overlay snapshots sent{}\n", snapshots->sent(),
+               snapshots->skipped_large() ? fmt::format(", {} not sent (larger than {} bytes)", snapshots->skipped_large(),
+                                                        OverlaySnapshots::kMaxBytes)
+                                          : "");
+  return rc;
 }
 
 void add_camera_command(CLI::App& parent, Commands& commands) {
@@ -140,6 +170,13 @@ void add_camera_command(CLI::App& parent, Commands& commands) {
   c->add_option("--metrics-listen", o->metrics_listen, "serve Prometheus metrics at http://HOST:PORT/metrics, updated "
                  "with each stats line (empty: off; 127.0.0.1:9465 keeps them on this camera)")
       ->check([](const std::string& v) { return listen_address_error(v, "--metrics-listen"); });
+  c->add_option("--snapshot-interval", o->snapshot_interval, "send the overlay as a small JPEG (320 pixels wide, at most "
+                 "64 KiB) to the broker's dashboard every this many seconds (0: off, else at least 1; needs --nats)")
+      ->check([](const std::string& v) {
+        const double s = std::atof(v.c_str());
+        return s == 0 || (s >= 1 && s <= 86400) ? std::string() : std::string("0 (off) or 1 to 86400 seconds");
+      })
+      ->capture_default_str();
   c->add_flag("--train,!--no-train", o->train, "train on this camera (--no-train: classify with the shared model only)");
   c->add_flag("--print-pipeline", o->print_only, "print the pipeline description and exit");
   commands.add(c, [o] { return run_camera(*o, o->print_only); });

@@ -51,6 +51,7 @@ struct CameraOptions {
   unsigned stats_interval_ms = kDefaultStatsIntervalMs;  // a stats line on stderr (the journal) this often
   bool train = true;                   // false: classify with the shared model only (no swarmtrain)
   std::string metrics_listen;          // HOST:PORT of Prometheus' /metrics ("" = off)
+  double snapshot_interval = 0;        // seconds between overlay snapshots for the dashboard (0 = off)
 };
 
 // The full gst-launch description; throws std::invalid_argument for an empty source or an output

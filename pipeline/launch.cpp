@@ -102,11 +102,10 @@ void catch_stop_signals() {
 bool stop_requested() { return g_stop; }
 
 int run_launch(const std::string& desc, const std::string& who, double duration) {
-  return run_launch(desc, who, duration, nullptr);
+  return run_launch(desc, who, duration, LaunchHooks{});
 }
 
-int run_launch(const std::string& desc, const std::string& who, double duration,
-               const std::function<void(const StatsFields&)>& on_train_stats) {
+int run_launch(const std::string& desc, const std::string& who, double duration, const LaunchHooks& hooks) {
   catch_stop_signals();
   gst_init(nullptr, nullptr);
   GstElement* pipeline = nullptr;
@@ -116,6 +115,7 @@ int run_launch(const std::string& desc, const std::string& who, double duration,
     fmt::print(stderr, "{}: bad pipeline: {}\n  {}\n", who, e.what(), desc);
     return 2;
   }
+  if (hooks.on_pipeline) hooks.on_pipeline(pipeline);
   GstBus* bus = gst_element_get_bus(pipeline);
   int rc = 0;
   // Prints an error or warning; true for an error.
@@ -131,6 +131,7 @@ int run_launch(const std::string& desc, const std::string& who, double duration,
     g_free(dbg);
     return error;
   };
+  const auto& on_train_stats = hooks.on_train_stats;
   const auto print_stats = [&who, &on_train_stats](GstMessage* m) {
     const GstStructure* s = gst_message_get_structure(m);
     if (!s || !gst_structure_has_name(s, "swarmtrain-stats")) return;

@@ -24,9 +24,13 @@ struct StatsFields {
   std::map<std::string, double> numbers;
   std::map<std::string, std::string> strings;
 };
-// run_launch, calling `on_train_stats` (on the loop's thread) with every swarmtrain-stats message.
-int run_launch(const std::string& desc, const std::string& who, double duration,
-               const std::function<void(const StatsFields&)>& on_train_stats);
+struct LaunchHooks {
+  // Every swarmtrain-stats message, on the loop's thread.
+  std::function<void(const StatsFields&)> on_train_stats;
+  // The pipeline (a GstElement*) once parsed, before it plays: to find elements and connect signals.
+  std::function<void(void* pipeline)> on_pipeline;
+};
+int run_launch(const std::string& desc, const std::string& who, double duration, const LaunchHooks& hooks);
 
 // SIGINT and SIGTERM set a flag instead of ending the process (run_launch installs this itself).
 void catch_stop_signals();

@@ -3,6 +3,7 @@
 0600 credentials file, a real nats-server that demands a password and a real swarmlens-broker. The
 camera's updates reach the broker (its model version moves); SIGTERM stops the node cleanly (exit 0,
 checkpoint written); a wrong password and a config without a source fail with clear messages."""
+import json
 import os
 import re
 import signal
@@ -43,8 +44,10 @@ with tempfile.TemporaryDirectory() as tmp:
     broker = None
     try:
         good = secret(f"{tmp}/node.cred", "swarm:pw-7f3a\n")
+        dashboard_port = free_port()
         broker = subprocess.Popen([broker_exe, "--nats", url, "--credentials", good, "--model-id", "cam",
-                                   "--stats", "1", "--publish-interval-ms", "200"],
+                                   "--stats", "1", "--publish-interval-ms", "200",
+                                   "--dashboard-listen", f"127.0.0.1:{dashboard_port}"],
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         time.sleep(1.5)
         ckpt = f"{tmp}/node.swm"
@@ -52,7 +55,8 @@ with tempfile.TemporaryDirectory() as tmp:
         source = "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1"
         conf = config(f"{tmp}/node.conf", source=source, nats=url, nats_credentials=good, model_id="cam",
                       node_id=7, label=3, idle_policy="always", trigger_age=1, checkpoint=ckpt, output="none",
-                      stats_interval_ms=2000, holdout_every=5, metrics_listen=f"127.0.0.1:{metrics_port}")
+                      stats_interval_ms=2000, holdout_every=5, metrics_listen=f"127.0.0.1:{metrics_port}",
+                      snapshot_interval=2)
         node = subprocess.Popen([exe, "--config", conf, "camera"], stderr=subprocess.PIPE, text=True)
         time.sleep(9)
         # Its Prometheus metrics, as Prometheus would scrape them: promtool passes them, and they say
@@ -67,10 +71,18 @@ with tempfile.TemporaryDirectory() as tmp:
             assert float(sample["swarmlens_camera_" + name + labels]) > 0, (name, text)
         assert sample['swarmlens_camera_training_state{model_id="cam",node="7",state="training"}'] == "1", text
         assert float(sample["process_resident_memory_bytes"]) > 0, text
+        # The overlay it offers (snapshot-interval) is on the broker's dashboard: a JPEG, and the
+        # node's row says when it came.
+        state = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{dashboard_port}/api/state", timeout=10).read())
+        row = [n for n in state["nodes"] if n["node"] == 7]
+        assert row and row[0].get("snapshot", 0) > time.time() - 10, state
+        jpeg = urllib.request.urlopen(f"http://127.0.0.1:{dashboard_port}/snapshot/7.jpg", timeout=10).read()
+        assert jpeg[:3] == b"\xff\xd8\xff" and len(jpeg) <= 64 * 1024, len(jpeg)
         time.sleep(3)
         node.send_signal(signal.SIGTERM)  # as systemctl stop does
         _, err = node.communicate(timeout=30)
         assert node.returncode == 0, (node.returncode, err)
+        assert re.search(r"swarmlens camera: [1-9]\d* overlay snapshots sent", err), err
         assert os.path.getsize(ckpt) > 1_000_000, "no checkpoint written at stop"
         # A stats line per interval: frames, steps, model version, connection, updates, bytes.
         lines = re.findall(r"swarmlens camera: train: frames (\d+) steps (\d+) model v\d+ \| connected \| "

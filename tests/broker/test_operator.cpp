@@ -31,6 +31,7 @@
 #include "model.h"
 #include "nats_server.h"
 #include "node_board.h"
+#include "overlay_snapshots.h"
 #include "prom_text.h"
 
 using namespace swarmlens;
@@ -270,6 +271,30 @@ TEST_CASE("node reports are hostile: malformed, out of range or unknown states a
   CHECK(r.model_version == 7);
   CHECK(r.holdout_accuracy == Approx(0.5));
   CHECK(r.seen == 1000.0);
+}
+
+TEST_CASE("overlay snapshots are hostile: only JPEGs, bounded in size, rate and count", "[operator]") {
+  OverlaySnapshots snaps;
+  CHECK(OverlaySnapshots::node_of("swarmlens.m.snapshot.12") == 12u);
+  CHECK_FALSE(OverlaySnapshots::node_of("swarmlens.m.snapshot.x1"));
+  CHECK_FALSE(OverlaySnapshots::node_of("swarmlens.m.snapshot.4294967296"));
+  CHECK_FALSE(OverlaySnapshots::node_of("swarmlens.m.update.12"));
+  const std::vector<uint8_t> jpeg{0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3};
+  CHECK(snaps.take(1, jpeg, 100.0));
+  CHECK_FALSE(snaps.take(1, jpeg, 100.5));                          // within a second of the last
+  CHECK_FALSE(snaps.take(2, {'G', 'I', 'F', '8'}, 100.0));           // not a JPEG
+  std::vector<uint8_t> big(OverlaySnapshots::kMaxBytes + 1, 0);
+  big[0] = 0xFF, big[1] = 0xD8, big[2] = 0xFF;
+  CHECK_FALSE(snaps.take(3, big, 100.0));                            // too large
+  CHECK(snaps.refused() == 3);
+  REQUIRE(snaps.get(1));
+  CHECK(*snaps.get(1) == jpeg);
+  CHECK_FALSE(snaps.get(2));
+  // Beyond kMaxNodes, the one heard from longest ago makes room.
+  for (uint32_t n = 10; n < 10 + OverlaySnapshots::kMaxNodes; ++n) CHECK(snaps.take(n, jpeg, 200.0 + n));
+  CHECK(snaps.times().size() == OverlaySnapshots::kMaxNodes);
+  CHECK_FALSE(snaps.get(1));
+  CHECK(snaps.get(10));
 }
 
 TEST_CASE("the exposition text passes promtool: counters, gauges, histograms with +Inf, escaped labels",
