@@ -172,11 +172,7 @@ void add_camera_command(CLI::App& parent, Commands& commands) {
       ->check([](const std::string& v) { return listen_address_error(v, "--metrics-listen"); });
   c->add_option("--snapshot-interval", o->snapshot_interval, "send the overlay as a small JPEG (320 pixels wide, at most "
                  "64 KiB) to the broker's dashboard every this many seconds (0: off, else at least 1; needs --nats)")
-      ->check([](const std::string& v) {
-        const double s = std::atof(v.c_str());
-        return s == 0 || (s >= 1 && s <= 86400) ? std::string() : std::string("0 (off) or 1 to 86400 seconds");
-      })
-      ->capture_default_str();
+      ->check(SnapshotSender::interval_error)->capture_default_str();
   c->add_flag("--train,!--no-train", o->train, "train on this camera (--no-train: classify with the shared model only)");
   c->add_flag("--print-pipeline", o->print_only, "print the pipeline description and exit");
   commands.add(c, [o] { return run_camera(*o, o->print_only); });

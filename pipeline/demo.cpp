@@ -29,6 +29,7 @@
 #include "nats_link.h"
 #include "browser.h"
 #include "process.h"
+#include "snapshot_sender.h"
 #include "properties.h"
 #include "signing.h"
 #include "snapshot.h"
@@ -54,7 +55,7 @@ std::string human_bytes(double b) {
 // them when it is busy, as it would a camera.
 std::string node_pipeline(const NodeOptions& o, const std::string& data) {
   const FederationSettings& f = o.fed;
-  const bool overlay = !o.overlay_png.empty() || o.view;
+  const bool overlay = !o.overlay_png.empty() || o.view || o.snapshot_interval > 0;
   const LaunchElement train = LaunchElement("swarmtrain name=train")
                                   .set(props::kModelId, f.model_id)
                                   .set(props::kNodeId, o.node_id)
@@ -82,6 +83,7 @@ std::string node_pipeline(const NodeOptions& o, const std::string& data) {
       LaunchElement("swarmoverlay").set(props::kModelId, f.model_id).str());
   if (!o.overlay_png.empty()) d += fmt::format(" o. ! queue ! pngenc ! multifilesink location=\"{}\"", o.overlay_png);
   if (o.view) d += " o. ! queue ! videoconvert ! autovideosink sync=false";
+  if (o.snapshot_interval > 0) d += " o. ! " + SnapshotSender::branch();
   return d;
 }
 
@@ -89,7 +91,16 @@ std::string node_pipeline(const NodeOptions& o, const std::string& data) {
 
 int run_node(const NodeOptions& o) {
   const std::string data = o.data.empty() ? default_fashion_mnist_dir() : o.data;
-  return run_launch(node_pipeline(o, data), fmt::format("swarmlens node {}", o.node_id), o.duration);
+  if (o.snapshot_interval <= 0)
+    return run_launch(node_pipeline(o, data), fmt::format("swarmlens node {}", o.node_id), o.duration);
+  NatsOptions nats;
+  nats.urls = CLI::detail::split(o.nats, ',');
+  nats.name = "swarmlens-node-snapshots";
+  SnapshotSender snapshots(nats, o.fed.model_id, o.snapshot_interval);
+  snapshots.set_node(o.node_id);
+  LaunchHooks hooks;
+  hooks.on_pipeline = [&](void* pipeline) { snapshots.attach(pipeline); };
+  return run_launch(node_pipeline(o, data), fmt::format("swarmlens node {}", o.node_id), o.duration, hooks);
 }
 
 namespace {
@@ -239,6 +250,7 @@ RunResult run_federation(const DemoOptions& o, FederationSettings fed, const std
     if (fed.dense) argv.push_back("--dense");
     if (i == 0 && method == "twostep") {
       argv.insert(argv.end(), {"--overlay-png", o.report + "/overlay.png"});
+      if (o.dashboard) argv.insert(argv.end(), {"--snapshot-interval", "2"});  // its overlay on the dashboard
       if (o.view) argv.push_back("--view");
     }
     nodes.push_back(std::make_unique<Process>(argv, logs + "/node-" + std::to_string(i) + "-" + method + ".log"));
@@ -479,6 +491,8 @@ void add_node_command(CLI::App& parent, Commands& commands) {
   c->add_option("--stats-interval-ms", o->stats_interval_ms, "a stats line and the metrics JSON this often")->check(CLI::Range(100, 3600000))->capture_default_str();
   c->add_option("--overlay-png", o->overlay_png, "also classify and draw the overlay; a PNG of it here each second");
   c->add_flag("--view", o->view, "also show the overlay in a window");
+  c->add_option("--snapshot-interval", o->snapshot_interval, "also send the overlay to the broker's dashboard as a small "
+                "JPEG every this many seconds (0: off, else at least 1)")->check(SnapshotSender::interval_error)->capture_default_str();
   add_federation_options(c, o->fed);
 
   commands.add(c, [o] {

@@ -48,6 +48,7 @@ struct NodeOptions {
   unsigned stats_interval_ms = kDefaultStatsIntervalMs;    // stats line and metrics JSON
   std::string overlay_png;   // also classify + overlay, a PNG of it each second to this path
   bool view = false;         // also show the overlay in a window
+  double snapshot_interval = 0;  // also send the overlay to the dashboard this often, seconds (0 = off)
   FederationSettings fed;
 };
 int run_node(const NodeOptions& o);

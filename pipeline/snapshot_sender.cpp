@@ -3,6 +3,7 @@
 #include <fmt/core.h>
 #include <gst/gst.h>
 
+#include <cstdlib>
 #include <stdexcept>
 
 #include "model_channel.h"
@@ -16,6 +17,13 @@ std::string SnapshotSender::branch() {
                      "video/x-raw,width={} ! videoconvert ! jpegenc quality=70 ! appsink name=snapshots "
                      "emit-signals=true max-buffers=1 drop=true sync=false",
                      kWidth);
+}
+
+std::string SnapshotSender::interval_error(const std::string& text) {
+  char* end = nullptr;
+  const double s = std::strtod(text.c_str(), &end);
+  if (end == text.c_str() || *end || !(s == 0 || (s >= 1 && s <= 86400))) return "0 (off) or 1 to 86400 seconds";
+  return "";
 }
 
 SnapshotSender::SnapshotSender(const NatsOptions& nats, std::string model_id, double interval_s)

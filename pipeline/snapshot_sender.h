@@ -17,6 +17,8 @@ namespace swarmlens {
 class SnapshotSender {
  public:
   static constexpr int kWidth = 320;
+  // "" when `text` is a valid --snapshot-interval: 0 (off) or 1 to 86400 seconds.
+  static std::string interval_error(const std::string& text);
   // The pipeline branch after the overlay's tee, ending in the appsink this sender reads.
   static std::string branch();
 
