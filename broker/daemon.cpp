@@ -11,11 +11,11 @@
 
 #include "camera_model.h"
 #include "dashboard_html.h"
-#include "prom_text.h"
 #include "dataset.h"
 #include "image_folder.h"
 #include "metrics.h"
 #include "priority.h"
+#include "prom_text.h"
 
 namespace swarmlens {
 
@@ -133,7 +133,7 @@ BrokerDaemon::BrokerDaemon(DaemonConfig cfg) : cfg_(std::move(cfg)) {
   start_http();
   metrics_link_ = NatsLink::connect(cfg_.nats);
   metrics_link_->subscribe(metrics_subject(cfg_.broker.model_id), [this](const std::string&, std::vector<uint8_t> p) {
-    node_board_.take(p.data(), p.size(), unix_now());
+    if (cfg_.broker.operator_stats) node_board_.take(p.data(), p.size(), unix_now());
     if (!test_) node_accuracy_.take(p.data(), p.size());  // the nodes' held-out frames stand in for a test set
   });
   if (!cfg_.ops.dashboard_listen.empty())
@@ -173,9 +173,8 @@ void BrokerDaemon::start_http() {
     });
     h.events("/events", [this](uint64_t& cursor) { return view_->state(cursor); }, std::chrono::milliseconds(1000));
     h.route("/snapshot/", [this](const std::string& path) {  // /snapshot/<node>.jpg
-      const auto node = OverlaySnapshots::node_of("x.snapshot." + path.substr(10, path.size() > 14 ? path.size() - 14 : 0));
-      const auto jpeg = node && path.size() > 14 && path.compare(path.size() - 4, 4, ".jpg") == 0 ? snapshots_.get(*node)
-                                                                                                  : nullptr;
+      const auto node = OverlaySnapshots::node_of_file(path.substr(std::string("/snapshot/").size()));
+      const auto jpeg = node ? snapshots_.get(*node) : nullptr;
       if (!jpeg) return HttpResponse{404, "text/plain; charset=utf-8", "no snapshot\n"};
       return HttpResponse{200, "image/jpeg", std::string(jpeg->begin(), jpeg->end())};
     });

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "node_report.h"
 #include "node_trainer.h"
 
 namespace swarmlens {
@@ -13,11 +14,10 @@ NodeAccuracy::Take NodeAccuracy::take(const uint8_t* data, size_t size, Clock::t
     ++refused_;
     return Take::Refused;
   };
-  if (size > kMaxReportBytes) return refuse();
-  const auto j = nlohmann::json::parse(data, data + size, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) return refuse();
-  const auto source = j.find("source");
-  if (source == j.end() || *source != "node") return Take::NotHoldout;
+  nlohmann::json j;
+  const ReportKind kind = parse_node_report(data, size, kMaxReportBytes, j);
+  if (kind == ReportKind::Malformed) return refuse();
+  if (kind == ReportKind::NotNode) return Take::NotHoldout;
   const auto acc = j.find("holdout_accuracy");
   if (acc == j.end()) return Take::NotHoldout;
   const auto node = j.find("node"), samples = j.find("holdout_samples");

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "node_report.h"
+
 namespace swarmlens {
 
 namespace {
@@ -24,11 +26,10 @@ NodeBoard::Take NodeBoard::take(const uint8_t* data, size_t size, double now) {
     ++refused_;
     return Take::Refused;
   };
-  if (size > kMaxReportBytes) return refuse();
-  const auto j = nlohmann::json::parse(data, data + size, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) return refuse();
-  const auto source = j.find("source");
-  if (source == j.end() || *source != "node") return Take::NotNode;
+  nlohmann::json j;
+  const ReportKind kind = parse_node_report(data, size, kMaxReportBytes, j);
+  if (kind == ReportKind::Malformed) return refuse();
+  if (kind == ReportKind::NotNode) return Take::NotNode;
   const auto node = j.find("node"), state = j.find("state");
   if (node == j.end() || !node->is_number_unsigned() || node->get<uint64_t>() > UINT32_MAX) return refuse();
   NodeReport r;

@@ -4,14 +4,27 @@
 
 namespace swarmlens {
 
+namespace {
+
+std::optional<uint32_t> node_id(const std::string& digits) {
+  if (digits.empty() || digits.size() > 10 || digits.find_first_not_of("0123456789") != std::string::npos)
+    return std::nullopt;
+  const uint64_t n = std::stoull(digits);
+  if (n > UINT32_MAX) return std::nullopt;
+  return uint32_t(n);
+}
+
+}  // namespace
+
 std::optional<uint32_t> OverlaySnapshots::node_of(const std::string& subject) {
   const auto dot = subject.rfind('.');
   if (dot == std::string::npos || dot < 9 || subject.compare(dot - 9, 9, ".snapshot") != 0) return std::nullopt;
-  const std::string id = subject.substr(dot + 1);
-  if (id.empty() || id.size() > 10 || id.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
-  const uint64_t n = std::stoull(id);
-  if (n > UINT32_MAX) return std::nullopt;
-  return uint32_t(n);
+  return node_id(subject.substr(dot + 1));
+}
+
+std::optional<uint32_t> OverlaySnapshots::node_of_file(const std::string& name) {
+  if (name.size() < 5 || name.compare(name.size() - 4, 4, ".jpg") != 0) return std::nullopt;
+  return node_id(name.substr(0, name.size() - 4));
 }
 
 bool OverlaySnapshots::take(uint32_t node, std::vector<uint8_t> jpeg, double now) {

@@ -26,6 +26,8 @@ class OverlaySnapshots {
 
   // The node id of a snapshot subject ("swarmlens.<model>.snapshot.<node>"), or nullopt.
   static std::optional<uint32_t> node_of(const std::string& subject);
+  // The node id of the dashboard's path "<node>.jpg", or nullopt.
+  static std::optional<uint32_t> node_of_file(const std::string& name);
 
   // now: unix seconds. True when kept. Thread-safe.
   bool take(uint32_t node, std::vector<uint8_t> jpeg, double now);

@@ -279,6 +279,8 @@ TEST_CASE("overlay snapshots are hostile: only JPEGs, bounded in size, rate and 
   CHECK_FALSE(OverlaySnapshots::node_of("swarmlens.m.snapshot.x1"));
   CHECK_FALSE(OverlaySnapshots::node_of("swarmlens.m.snapshot.4294967296"));
   CHECK_FALSE(OverlaySnapshots::node_of("swarmlens.m.update.12"));
+  CHECK(OverlaySnapshots::node_of_file("12.jpg") == 12u);
+  for (const char* bad : {".jpg", "12.png", "12", "a.jpg", "../1.jpg", "99999999999.jpg"}) CHECK_FALSE(OverlaySnapshots::node_of_file(bad));
   const std::vector<uint8_t> jpeg{0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3};
   CHECK(snaps.take(1, jpeg, 100.0));
   CHECK_FALSE(snaps.take(1, jpeg, 100.5));                          // within a second of the last
