@@ -1,7 +1,5 @@
 #include "bench_broker.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -220,16 +218,13 @@ struct OperatorLoad {
   }
   // An event stream read until quit: the bytes it brought.
   static uint64_t read_events(int port, const std::atomic<bool>& quit) {
-    const int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(uint16_t(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const int fd = connect_loopback(port);
+    if (fd < 0) return 0;
     timeval tv{0, 100000};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     uint64_t got = 0;
     const std::string req = "GET /events HTTP/1.1\r\nHost: bench\r\n\r\n";
-    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 && write(fd, req.data(), req.size()) > 0) {
+    if (write(fd, req.data(), req.size()) > 0) {
       char buf[8192];
       while (!quit) {
         const ssize_t n = read(fd, buf, sizeof buf);

@@ -96,6 +96,10 @@ std::string find_sibling(const std::string& name, const std::string& build_folde
 int exec_sibling(const std::string& name, const std::string& build_folder, const std::vector<std::string>& args);
 // A free TCP port on 127.0.0.1 (bound and released; the caller binds it right away).
 int free_loopback_port();
+// A TCP connection to 127.0.0.1:port (a socket, close-on-exec): its descriptor, or -1 when nothing
+// accepts there.
+int connect_loopback(int port);
+
 // Waits until something accepts TCP connections on 127.0.0.1:port; false on timeout.
 bool wait_for_port(int port, std::chrono::milliseconds timeout);
 

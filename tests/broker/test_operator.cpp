@@ -3,8 +3,6 @@
 // and the dashboard in a real browser (headless Chromium) over a real federation.
 #include <catch2/catch.hpp>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -42,13 +40,8 @@ namespace {
 
 // One raw HTTP exchange on 127.0.0.1:port: the answer up to `max_bytes`, or until the server closes.
 std::string http_raw(int port, const std::string& request, size_t max_bytes = 1 << 20) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  const int fd = connect_loopback(port);
   REQUIRE(fd >= 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(uint16_t(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
   REQUIRE(write(fd, request.data(), request.size()) == ssize_t(request.size()));
   std::string out;
   char buf[4096];
@@ -74,12 +67,8 @@ struct Stream {
   int fd = -1;
   std::string text;
   explicit Stream(int port) {
-    fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(uint16_t(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    fd = connect_loopback(port);
+    REQUIRE(fd >= 0);
     const std::string req = "GET /events HTTP/1.1\r\nHost: x\r\n\r\n";
     REQUIRE(write(fd, req.data(), req.size()) == ssize_t(req.size()));
   }
