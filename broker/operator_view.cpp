@@ -29,7 +29,7 @@ void OperatorView::set_serving(bool serving) {
   round_.serving = serving;
 }
 
-std::vector<uint32_t> OperatorView::shown_nodes(const std::map<uint32_t, NodeReport>& reports) const {
+OperatorView::Shown OperatorView::shown_nodes(const std::map<uint32_t, NodeReport>& reports) const {
   std::map<uint32_t, double> last;
   for (const auto& [id, t] : round_.traffic) last[id] = t.last_update;
   for (const auto& [id, r] : reports) last[id] = std::max(last[id], r.seen);
@@ -37,10 +37,11 @@ std::vector<uint32_t> OperatorView::shown_nodes(const std::map<uint32_t, NodeRep
   for (const auto& [id, t] : last) order.push_back({-t, id});
   const size_t n = std::min(order.size(), cfg_.max_nodes);
   std::partial_sort(order.begin(), order.begin() + std::ptrdiff_t(n), order.end());
-  std::vector<uint32_t> ids;
-  for (size_t i = 0; i < n; ++i) ids.push_back(order[i].second);
-  std::sort(ids.begin(), ids.end());
-  return ids;
+  Shown shown;
+  shown.heard = last.size();
+  for (size_t i = 0; i < n; ++i) shown.ids.push_back(order[i].second);
+  std::sort(shown.ids.begin(), shown.ids.end());
+  return shown;
 }
 
 std::string OperatorView::metrics() const {
@@ -83,15 +84,13 @@ std::string OperatorView::metrics() const {
   if (round_.accuracy >= 0)
     p.gauge("swarmlens_model_accuracy_ratio", "Accuracy of the shared model: on the broker's test set, or the "
             "nodes' own held-out frames.", round_.accuracy, with("source", round_.accuracy_source));
-  size_t heard = round_.traffic.size();
-  for (const auto& [id, r] : reports) heard += round_.traffic.count(id) ? 0 : 1;
-  p.gauge("swarmlens_broker_nodes", "Nodes heard from (updates or reports).", double(heard), m);
+  const Shown shown = shown_nodes(reports);
+  p.gauge("swarmlens_broker_nodes", "Nodes heard from (updates or reports).", double(shown.heard), m);
   p.counter("swarmlens_broker_node_reports_refused_total", "Node reports refused (malformed, out of range).",
             double(board_.refused()), m);
-  const std::vector<uint32_t> shown = shown_nodes(reports);
   p.gauge("swarmlens_broker_nodes_unlabelled", "Nodes heard from but beyond --metrics-max-nodes (no series of "
-          "their own).", double(heard - shown.size()), m);
-  for (uint32_t id : shown) {
+          "their own).", double(shown.heard - shown.ids.size()), m);
+  for (uint32_t id : shown.ids) {
     const PromLabels n = with("node", std::to_string(id));
     const auto t = round_.traffic.find(id);
     const auto r = reports.find(id);
@@ -146,8 +145,8 @@ std::string OperatorView::state(uint64_t& cursor) const {
   }
   cursor = points_;
   auto& nodes = j["nodes"] = nlohmann::json::array();
-  const std::vector<uint32_t> shown = shown_nodes(reports);
-  for (uint32_t id : shown) {
+  const Shown shown = shown_nodes(reports);
+  for (uint32_t id : shown.ids) {
     nlohmann::json n = {{"node", id}};
     if (const auto t = round_.traffic.find(id); t != round_.traffic.end()) {
       n["accepted"] = t->second.accepted;
@@ -168,11 +167,7 @@ std::string OperatorView::state(uint64_t& cursor) const {
     if (const auto t = snapshot_times.find(id); t != snapshot_times.end()) n["snapshot"] = t->second;
     nodes.push_back(std::move(n));
   }
-  j["nodes_total"] = [&] {
-    size_t heard = round_.traffic.size();
-    for (const auto& [id, r] : reports) heard += round_.traffic.count(id) ? 0 : 1;
-    return heard;
-  }();
+  j["nodes_total"] = shown.heard;
   return j.dump();
 }
 

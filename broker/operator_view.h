@@ -52,8 +52,13 @@ class OperatorView {
     double accuracy;
     uint64_t bytes;  // up and down so far
   };
-  // The max_nodes nodes heard from last (by broker traffic or report).
-  std::vector<uint32_t> shown_nodes(const std::map<uint32_t, NodeReport>& reports) const;
+  // The max_nodes nodes heard from last (by broker traffic or report), in id order, and how many
+  // were heard from in all. Caller holds lock_.
+  struct Shown {
+    std::vector<uint32_t> ids;
+    size_t heard = 0;
+  };
+  Shown shown_nodes(const std::map<uint32_t, NodeReport>& reports) const;
 
   const std::string model_id_;
   const OperatorConfig cfg_;
